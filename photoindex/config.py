@@ -61,7 +61,6 @@ class ScanConfig:
     include_hidden: bool = False
     follow_symlinks: bool = True
     max_image_pixels: int = 178_956_970  # Pillow's hard limit (2x its warning level); raise for panoramas
-    min_file_size: int = 1
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,125 @@
+"""Filesystem facts: walk the roots, filter photo files, stat them, hash their content.
+
+The scan is the truth (DESIGN.md invariant 5): it never trusts watcher events, it only reads the
+disk. Nothing here touches the catalog.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from photoindex.config import ScanConfig
+
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileFact:
+    """A candidate photo as the disk shows it now."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class ScanProblem:
+    """A path the walk could not read (reported once, the walk goes on)."""
+
+    path: str
+    reason: str
+    message: str
+
+
+OnProblem = Callable[[ScanProblem], None]
+
+
+def is_candidate(name: str, scan: ScanConfig) -> bool:
+    """Whether a file name looks like a photo by the configured extensions (hidden names excluded)."""
+    if not scan.include_hidden and name.startswith("."):
+        return False
+    lower = name.lower()
+    return any(lower.endswith(ext.lower()) for ext in scan.extensions)
+
+
+def is_excluded(path: str, root: str, scan: ScanConfig) -> bool:
+    """Whether a path matches one of the `[scan] exclude` globs (matched against the path relative to the root and the name)."""
+    if not scan.exclude:
+        return False
+    rel = os.path.relpath(path, root)
+    name = os.path.basename(path)
+    return any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(name, pat) for pat in scan.exclude)
+
+
+def walk(root: Path, scan: ScanConfig, on_problem: OnProblem | None = None) -> Iterator[FileFact]:
+    """Yield every candidate photo under `root` with its size and mtime.
+
+    Hidden files and folders are skipped unless configured; symlinked folders are followed
+    once (a loop is detected by device and inode); unreadable folders and broken links are
+    reported through `on_problem` and skipped.
+    """
+    report = on_problem or (lambda p: None)
+    root_s = os.path.abspath(str(root))
+    try:
+        st = os.stat(root_s)
+    except OSError as exc:
+        report(ScanProblem(root_s, "unreadable", f"cannot read the folder: {exc.strerror or exc}"))
+        return
+    seen_dirs: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
+    stack = [root_s]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            report(ScanProblem(folder, "unreadable", f"cannot list the folder: {exc.strerror or exc}"))
+            continue
+        subdirs: list[str] = []
+        for entry in entries:
+            name = entry.name
+            if not scan.include_hidden and name.startswith("."):
+                continue
+            path = entry.path
+            try:
+                is_link = entry.is_symlink()
+                if is_link and not scan.follow_symlinks:
+                    continue
+                est = entry.stat(follow_symlinks=True)
+            except OSError as exc:
+                if is_candidate(name, scan):
+                    report(ScanProblem(path, "broken-link" if entry.is_symlink() else "unreadable",
+                                       f"cannot stat: {exc.strerror or exc}"))
+                continue
+            if stat.S_ISDIR(est.st_mode):
+                key = (est.st_dev, est.st_ino)
+                if key in seen_dirs:
+                    continue  # a symlink loop or a folder linked twice: walk it once
+                seen_dirs.add(key)
+                if not is_excluded(path, root_s, scan):
+                    subdirs.append(path)
+            elif stat.S_ISREG(est.st_mode) and is_candidate(name, scan):
+                if is_excluded(path, root_s, scan):
+                    continue
+                yield FileFact(path, est.st_size, est.st_mtime_ns)
+        stack.extend(reversed(subdirs))
+
+
+def content_hash(path: str | Path) -> str:
+    """A hex digest of the file's bytes (BLAKE2b-128): equal content means the same photo, wherever it lives."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hash_bytes(data: bytes) -> str:
+    """The same digest as `content_hash`, for bytes already in memory."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
