@@ -29,3 +29,9 @@ def migrations_dir() -> Path:
 def data_file(name: str) -> Path:
     """A data file shipped as package data (tokenizer vocabularies)."""
     return _PACKAGE / "data" / name
+
+
+def config_example() -> Path:
+    """The documented example configuration (`config.example.toml`)."""
+    inside = _PACKAGE / "_config.example.toml"
+    return inside if inside.is_file() else _PACKAGE.parent / "config.example.toml"

@@ -123,3 +123,19 @@ def content_hash(path: str | Path) -> str:
 def hash_bytes(data: bytes) -> str:
     """The same digest as `content_hash`, for bytes already in memory."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def stat_fact(path: str, scan: ScanConfig) -> FileFact | None:
+    """The fact for one file if it is a candidate photo (a watcher hint names single files)."""
+    name = os.path.basename(path)
+    if not is_candidate(name, scan):
+        return None
+    if not scan.include_hidden and any(part.startswith(".") for part in Path(path).parts[1:]):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return FileFact(os.path.abspath(path), st.st_size, st.st_mtime_ns)

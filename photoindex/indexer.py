@@ -1,0 +1,464 @@
+"""Indexing: scan -> diff -> hash/decode (worker processes) -> encode in batches -> commit -> index.
+
+A run reconciles roots with the disk: new and changed photos are encoded, moved, renamed and
+copied ones reuse their stored vector (found by content hash), vanished ones are marked missing,
+and failed ones are retried only when they change. Each batch is one transaction, so a crash at
+any point leaves a catalog the next run simply continues from (DESIGN.md invariants 2, 6, 7).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photoindex import catalog
+from photoindex.config import Config
+from photoindex.decodepool import DecodeJob, DecodePool, DecodeResult
+from photoindex.errors import PhotoindexError
+from photoindex.library import Library, open_library
+from photoindex.scanner import FileFact, ScanProblem, stat_fact, walk
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A photo that could not be indexed, with what to do about it."""
+
+    path: str
+    reason: str
+    message: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One line of `--dry-run`: what a run would do to a path."""
+
+    action: str  # add | update | missing | check
+    path: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress event: `stage` is scanning, hashing or encoding; `total` None when unknown."""
+
+    stage: str
+    done: int
+    total: int | None
+    rate: float = 0.0
+
+
+@dataclass
+class IndexReport:
+    """What a run did; `failures` lists only photos that failed for the first time in this run."""
+
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    missing: int = 0
+    failed: int = 0
+    unchanged: int = 0
+    encoded: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    index_written: bool = False
+    roots: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    planned: list[PlannedChange] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed_new(self) -> int:
+        """How many photos failed for the first time in this run."""
+        return len(self.failures)
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary printed by `--json`."""
+        data = asdict(self)
+        data["failures"] = [asdict(f) for f in self.failures]
+        data["planned"] = [asdict(p) for p in self.planned]
+        return data
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass
+class _Pending:
+    """A path that needs work, with what the catalog knew about it."""
+
+    fact: FileFact
+    root_id: int
+    known: catalog.PhotoState | None
+
+
+class _Batch:
+    """Photos decoded and waiting to be encoded and committed together."""
+
+    def __init__(self) -> None:
+        self.pixels: list[np.ndarray] = []
+        self.new: list[tuple[_Pending, DecodeResult]] = []  # to encode
+        self.linked: list[tuple[_Pending, DecodeResult | None, str, int]] = []  # (item, result, hash, vector id)
+        self.failed: list[tuple[_Pending, DecodeResult]] = []
+
+    def __len__(self) -> int:
+        return len(self.new)
+
+    def empty(self) -> bool:
+        return not (self.new or self.linked or self.failed)
+
+
+class Indexer:
+    """Reconciles roots with the disk for one open library; the caller holds the writer lock."""
+
+    def __init__(self, lib: Library, progress: ProgressFn | None = None, stop: threading.Event | None = None) -> None:
+        self.lib = lib
+        self.config = lib.config
+        self.progress = progress or (lambda p: None)
+        self.stop = stop or threading.Event()
+        self.report = IndexReport()
+        self._index: Any = None  # indexcache.IndexHandle, opened on first commit
+
+    # ------------------------------------------------------------ scanning and diffing
+
+    def _scan(self, scopes: Sequence[tuple[catalog.RootRecord, str]]) -> tuple[dict[str, _Pending], list[catalog.PhotoState]]:
+        """Look at each (root, path) scope on disk and split its photos into work to do and vanished rows.
+
+        A scope is a whole root (reconciliation) or a path inside one (a watcher hint): a folder is
+        walked, a file is stat'ed, a path that is gone makes everything the catalog had there vanish.
+        """
+        todo: dict[str, _Pending] = {}
+        vanished: dict[int, catalog.PhotoState] = {}
+        seen = 0
+        for root, scope in scopes:
+            problems: list[ScanProblem] = []
+            facts: dict[str, FileFact] = {}
+            if os.path.isdir(scope):
+                facts = {f.path: f for f in walk(Path(scope), self.config.scan, problems.append)}
+            elif os.path.isfile(scope):
+                fact = stat_fact(scope, self.config.scan)
+                if fact is not None:
+                    facts[scope] = fact
+            elif scope == root.path:
+                self.report.warnings.append(
+                    f"{root.path}: the folder is not there (unplugged drive or deleted folder); "
+                    "its photos are marked missing and come back without re-encoding when it returns"
+                )
+            for prob in problems:
+                self.report.warnings.append(f"{prob.path}: {prob.message}")
+            with self.lib.db.read() as s:
+                known = catalog.photos_under(s, scope)
+            for path, fact in facts.items():
+                seen += 1
+                k = known.get(path)
+                if k is not None and k.size == fact.size and k.mtime_ns == fact.mtime_ns and k.status in (
+                    "indexed", "failed"
+                ):
+                    self.report.unchanged += 1
+                    continue
+                todo[path] = _Pending(fact, root.id, k)
+                if seen % 1000 == 0:
+                    self.progress(Progress("scanning", seen, None))
+            for path, k in known.items():
+                if path not in facts and k.status != "missing":
+                    vanished[k.id] = k
+        return todo, list(vanished.values())
+
+    # ------------------------------------------------------------ the run
+
+    def run(self, roots: Sequence[catalog.RootRecord], *, dry_run: bool = False) -> IndexReport:
+        """Reconcile the given roots; returns the report (also on interruption)."""
+        self.report.roots = [r.path for r in roots]
+        report = self.run_scopes([(r, r.path) for r in roots], dry_run=dry_run)
+        if not dry_run and not report.interrupted:
+            with self.lib.db.write() as s:
+                catalog.set_roots_scanned(s, [r.id for r in roots], {r.id: os.path.exists(r.path) for r in roots})
+        return report
+
+    def run_paths(self, paths: Iterable[str]) -> IndexReport:
+        """Bring specific paths (files or folders, existing or gone) up to date: the daemon's unit of work."""
+        with self.lib.db.read() as s:
+            roots = catalog.list_roots(s)
+        scopes = []
+        for path in sorted({os.path.abspath(p) for p in paths}):
+            root = _root_of(roots, path)
+            if root is not None:
+                scopes.append((root, path))
+        # A folder and a path inside it: the folder's walk covers the inner one.
+        scopes = [sc for sc in scopes if not any(o is not sc and _inside(sc[1], o[1]) for o in scopes)]
+        return self.run_scopes(scopes)
+
+    def run_scopes(self, scopes: Sequence[tuple[catalog.RootRecord, str]], *, dry_run: bool = False) -> IndexReport:
+        """Diff the scopes against the catalog and do the work: the common path of every run."""
+        started = time.monotonic()
+        todo, vanished = self._scan(scopes)
+        if dry_run:
+            self._plan(todo, vanished)
+            self.report.seconds = time.monotonic() - started
+            return self.report
+        if vanished:
+            with self.lib.db.write() as s:
+                catalog.mark_missing(s, [v.id for v in vanished])
+            self.report.missing += len(vanished)
+        missing_keys = self._missing_keys(vanished)
+        hash_first = [p for p in todo.values() if (p.fact.size, p.fact.mtime_ns) in missing_keys
+                      or (p.known is not None and p.known.status == "missing")]
+        decode_rest = [p for p in todo.values() if p not in hash_first]
+        decode_more = self._relink_by_hash(hash_first) if hash_first else []
+        if not self.report.interrupted:
+            self._encode_all(decode_more + decode_rest)
+        self.report.index_written = self._finish_index()
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _plan(self, todo: dict[str, _Pending], vanished: list[catalog.PhotoState]) -> None:
+        for path, p in sorted(todo.items()):
+            action = "add" if p.known is None else ("check" if p.known.status == "missing" else "update")
+            self.report.planned.append(PlannedChange(action, path))
+        for v in vanished:
+            self.report.planned.append(PlannedChange("missing", v.path))
+        self.report.added = sum(1 for c in self.report.planned if c.action == "add")
+        self.report.updated = sum(1 for c in self.report.planned if c.action in ("update", "check"))
+        self.report.missing = len(vanished)
+
+    def _missing_keys(self, vanished: list[catalog.PhotoState]) -> set[tuple[int, int]]:
+        with self.lib.db.read() as s:
+            keys = catalog.missing_stat_keys(s)
+        keys.update((v.size, v.mtime_ns) for v in vanished)
+        return keys
+
+    def _pool(self) -> DecodePool:
+        workers = self.config.index.workers or (os.cpu_count() or 1)
+        return DecodePool(self.lib.bundle.manifest.image, workers=workers,
+                          max_pixels=self.config.scan.max_image_pixels, timeout=self.config.index.decode_timeout)
+
+    def _relink_by_hash(self, items: list[_Pending]) -> list[_Pending]:
+        """Hash likely moves (same size and mtime as a vanished photo); relink known content, return the rest."""
+        by_key = dict(enumerate(items))
+        results: list[tuple[_Pending, DecodeResult]] = []
+        pool = self._pool()
+        for i, r in enumerate(pool.run(DecodeJob(k, p.fact.path, "hash") for k, p in by_key.items())):
+            results.append((by_key[r.key], r))
+            self.progress(Progress("hashing", i + 1, len(items)))
+            if self.stop.is_set():
+                pool.stop()
+                self.report.interrupted = True
+                break
+        ok = [(p, r) for p, r in results if r.ok and r.content_hash]
+        rest = [p for p, r in results if not (r.ok and r.content_hash)]
+        with self.lib.db.write() as s:
+            vectors = catalog.vector_ids_for_hashes(s, self.lib.model_id, {r.content_hash for _, r in ok})
+            for p, r in ok:
+                assert r.content_hash is not None
+                if r.content_hash in vectors:
+                    self._link(s, p, r, r.content_hash)
+                else:
+                    rest.append(p)
+        return rest
+
+    def _link(self, s: Any, p: _Pending, r: DecodeResult | None, digest: str) -> None:
+        """Point a path at content whose vector is already stored (a move, a rename, a copy, a return)."""
+        size = r.size if r and r.size is not None else p.fact.size
+        mtime = r.mtime_ns if r and r.mtime_ns is not None else p.fact.mtime_ns
+        info = r.info if r is not None else None
+        outcome = catalog.link_photo(s, root_id=p.root_id, path=p.fact.path, size=size, mtime_ns=mtime,
+                                     content_hash=digest, info=info)
+        self.report.reused += 1
+        if outcome == "moved":
+            self.report.moved += 1
+            self.report.missing -= 1 if self.report.missing > 0 else 0
+        elif outcome == "restored" or (p.known is not None and p.known.status == "missing"):
+            self.report.moved += 0
+            self.report.updated += 1
+        elif p.known is None:
+            self.report.added += 1
+        else:
+            self.report.updated += 1
+
+    def _encode_all(self, items: list[_Pending]) -> None:
+        if not items:
+            return
+        by_key = dict(enumerate(items))
+        batch = _Batch()
+        batch_hashes: set[str] = set()
+        pool = self._pool()
+        done = 0
+        t0 = time.monotonic()
+        size = max(1, self.config.index.batch_size)
+        for r in pool.run(DecodeJob(k, p.fact.path, "decode") for k, p in by_key.items()):
+            p = by_key[r.key]
+            if not r.ok:
+                batch.failed.append((p, r))
+            elif r.content_hash in batch_hashes:
+                batch.linked.append((p, r, r.content_hash, -1))  # a copy of a photo in this very batch
+            else:
+                assert r.content_hash is not None and r.pixels is not None
+                batch.new.append((p, r))
+                batch.pixels.append(r.pixels)
+                batch_hashes.add(r.content_hash)
+            done += 1
+            if len(batch) >= size or len(batch.failed) + len(batch.linked) >= 4 * size:
+                self._commit(batch)
+                batch, batch_hashes = _Batch(), set()
+                elapsed = time.monotonic() - t0
+                self.progress(Progress("encoding", done, len(items), done / elapsed if elapsed > 0 else 0.0))
+                if self.stop.is_set():
+                    pool.stop()
+                    self.report.interrupted = True
+                    break
+        if not batch.empty() and not self.report.interrupted:
+            self._commit(batch)
+        elif not batch.empty() and self.report.interrupted:
+            pass  # the partial batch is dropped; the next run picks these photos up again
+        elapsed = time.monotonic() - t0
+        self.progress(Progress("encoding", done, len(items), done / elapsed if elapsed > 0 else 0.0))
+
+    def _commit(self, batch: _Batch) -> None:
+        """Encode the batch's new content, then write vectors and photos in one transaction."""
+        vectors = np.zeros((0, self.lib.bundle.manifest.embedding_dim), np.float32)
+        if batch.new:
+            encoder = self.lib.image_encoder()
+            pixels = np.stack(batch.pixels)
+            vectors = encoder.encode(to_model_input(pixels, self.lib.bundle.manifest.image, encoder.layout))
+            self.report.encoded += len(batch.new)
+        index = self._open_index()
+        with self.lib.db.write() as s:
+            known = catalog.vector_ids_for_hashes(
+                s, self.lib.model_id, {r.content_hash for _, r in batch.new if r.content_hash}
+            )
+            fresh: list[tuple[str, np.ndarray]] = []
+            for (p, r), vec in zip(batch.new, vectors):
+                assert r.content_hash is not None
+                if r.content_hash not in known:
+                    fresh.append((r.content_hash, vec))
+            new_ids = catalog.add_vectors(s, self.lib.model_id, fresh) if fresh else []
+            known.update({h: i for (h, _), i in zip(fresh, new_ids)})
+            for p, r in batch.new:
+                assert r.content_hash is not None
+                self._store(s, p, r)
+            for p, r, digest, _ in batch.linked:
+                self._link(s, p, r, digest)
+            for p, r in batch.failed:
+                self._store_failure(s, p, r)
+            state = catalog.index_state(s, self.lib.model_id)
+        if fresh:
+            index.add(np.asarray(new_ids, np.int64), np.stack([v for _, v in fresh]), state)
+
+    def _store(self, s: Any, p: _Pending, r: DecodeResult) -> None:
+        assert r.content_hash is not None
+        catalog.store_indexed(s, root_id=p.root_id, path=p.fact.path, size=r.size or p.fact.size,
+                              mtime_ns=r.mtime_ns or p.fact.mtime_ns, content_hash=r.content_hash, info=r.info)
+        if p.known is None:
+            self.report.added += 1
+        else:
+            self.report.updated += 1
+
+    def _store_failure(self, s: Any, p: _Pending, r: DecodeResult) -> None:
+        message = r.message or r.reason or "failed"
+        first_time = p.known is None or p.known.status != "failed" or p.known.error != message
+        catalog.store_failed(s, root_id=p.root_id, path=p.fact.path, size=r.size or p.fact.size,
+                             mtime_ns=r.mtime_ns or p.fact.mtime_ns, content_hash=r.content_hash,
+                             error=f"{r.reason}: {message}")
+        self.report.failed += 1
+        if first_time:
+            self.report.failures.append(Failure(p.fact.path, r.reason or "failed", message, r.hint))
+
+    # ------------------------------------------------------------ the vector index cache
+
+    def _open_index(self) -> Any:
+        if self._index is None:
+            from photoindex.indexcache import IndexHandle
+
+            self._index = IndexHandle.open(self.lib)
+        return self._index
+
+    def _finish_index(self) -> bool:
+        """Write the index file if this run changed it, or if it was missing, stale or damaged."""
+        handle = self._open_index()
+        return bool(handle.save_if_dirty())
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` itself or below it (by path components, not string prefix)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _root_of(roots: Sequence[catalog.RootRecord], path: str) -> catalog.RootRecord | None:
+    """The innermost root that holds `path`."""
+    best = None
+    for r in roots:
+        if _inside(path, r.path) and (best is None or len(r.path) > len(best.path)):
+            best = r
+    return best
+
+
+def to_model_input(pixels: np.ndarray, spec: Any, layout: str) -> np.ndarray:
+    """uint8 [N,S,S,3] RGB from the decode workers -> the encoder's layout (normalizing for float models)."""
+    if layout == "nhwc-uint8":
+        return np.ascontiguousarray(pixels)
+    # The same arithmetic as imaging's float path, on the whole batch at once.
+    std = np.asarray(spec.std, dtype=np.float32)
+    scale = 1.0 / (255.0 * std)
+    offset = np.asarray(spec.mean, dtype=np.float32) / std
+    return np.ascontiguousarray((pixels.astype(np.float32) * scale - offset).transpose(0, 3, 1, 2))
+
+
+def _resolve_roots(lib: Library, paths: Iterable[Path] | None) -> list[catalog.RootRecord]:
+    with lib.db.write() as s:
+        if paths is None:
+            roots = catalog.list_roots(s)
+            if not roots:
+                raise PhotoindexError("no folders to index yet", "add one with `photoindex index PATH`")
+            return roots
+        out = []
+        for p in paths:
+            path = Path(p).expanduser()
+            if not path.exists():
+                raise PhotoindexError(f"{path}: no such file or folder", "check the path")
+            out.append(catalog.add_root(s, os.path.abspath(path)))
+        return out
+
+
+def run_index(
+    config: Config,
+    paths: Iterable[Path] | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    dry_run: bool = False,
+    stop: threading.Event | None = None,
+    lock_wait: float | None = None,
+) -> IndexReport:
+    """`photoindex index PATH...` (paths given) or `photoindex reindex` (every root): take the writer lock and run."""
+    from photoindex.writerlock import WriterLock
+
+    with open_library(config) as lib:
+        if dry_run:
+            roots = _resolve_roots_readonly(lib, paths)
+            return Indexer(lib, progress, stop).run(roots, dry_run=True)
+        lock = WriterLock(config.lock_path, "reindex" if paths is None else "index")
+        lock.acquire(wait=lock_wait)
+        try:
+            roots = _resolve_roots(lib, paths)
+            indexer = Indexer(lib, progress, stop)
+            report = indexer.run(roots)
+            report.warnings.extend(lib.warnings)
+            return report
+        finally:
+            lock.release()
+
+
+def _resolve_roots_readonly(lib: Library, paths: Iterable[Path] | None) -> list[catalog.RootRecord]:
+    with lib.db.read() as s:
+        roots = catalog.list_roots(s)
+    if paths is None:
+        return roots
+    wanted = {os.path.abspath(Path(p).expanduser()) for p in paths}
+    known = {r.path: r for r in roots}
+    return [known.get(w, catalog.RootRecord(id=-1, path=w, present=True)) for w in sorted(wanted)]

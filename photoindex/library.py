@@ -1,0 +1,164 @@
+"""Wiring only: open the catalog, resolve the model bundle, build encoders and the vector index.
+
+`open_library(config)` is what the CLI, the daemon and tests call; everything heavy is created
+on first use so a search does not load the image encoder and a status does not load a model.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from photoindex.config import Config
+from photoindex.errors import ConfigError, ModelError
+from photoindex.manifest import Bundle, resolve_bundle, shipped_manifests
+from photoindex.resources import config_example
+
+if TYPE_CHECKING:
+    from photoindex.db import Database
+    from photoindex.encoders import ImageEncoder, TextEncoder
+    from photoindex.accelerator import RuntimeChoice
+
+
+def write_starting_config(config: Config, *, force: bool = False) -> Path:
+    """Copy the documented example config to `$PHOTOINDEX_HOME/config.toml` (or the chosen file)."""
+    target = config.config_file or config.home / "config.toml"
+    if target.exists() and not force:
+        raise ConfigError(f"{target} already exists", "edit it, or pass --force to start again")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.copyfile(config_example(), tmp)
+    tmp.replace(target)
+    return target
+
+
+@dataclass(frozen=True)
+class BundleRow:
+    """One line of `photoindex models list`."""
+
+    name: str
+    title: str
+    embedding_dim: int
+    tokenizer: str
+    directory: str
+    present: bool
+    configured: bool
+
+
+def bundle_for(config: Config, name: str | None = None) -> Bundle:
+    """The bundle named (a shipped name or a folder), or the configured one."""
+    return resolve_bundle(name or config.model.bundle, config.models_dir)
+
+
+def list_bundles(config: Config) -> list[BundleRow]:
+    """Every shipped bundle, plus the configured one when it is a folder of its own."""
+    configured = bundle_for(config)
+    bundles = [resolve_bundle(n, config.models_dir) for n in shipped_manifests()]
+    if all(b.manifest.name != configured.manifest.name or b.directory != configured.directory for b in bundles):
+        bundles.append(configured)
+    return [
+        BundleRow(
+            name=b.manifest.name,
+            title=b.manifest.title,
+            embedding_dim=b.manifest.embedding_dim,
+            tokenizer=b.manifest.text.tokenizer,
+            directory=str(b.directory),
+            present=not b.missing(),
+            configured=b.directory == configured.directory and b.manifest.name == configured.manifest.name,
+        )
+        for b in bundles
+    ]
+
+
+def ensure_bundle(bundle: Bundle, progress: Callable[[str, int, int | None], None] | None = None) -> None:
+    """Make sure the bundle's files are present: fetch them on first use when the manifest knows where from.
+
+    Where they cannot be fetched (no URL, no network), raise one ModelError saying how to place
+    them by hand.
+    """
+    missing = bundle.missing()
+    if not missing:
+        return
+    from photoindex.download import fetch_bundle, missing_files_hint
+
+    if all(f.url for f in missing):
+        try:
+            fetch_bundle(bundle, None, progress=progress)
+        except ModelError as exc:
+            raise ModelError(
+                f"model bundle {bundle.manifest.name} is not installed and could not be downloaded ({exc.message})",
+                missing_files_hint(bundle),
+            ) from None
+        return
+    raise ModelError(f"model bundle {bundle.manifest.name} is not installed", missing_files_hint(bundle))
+
+
+@dataclass
+class Library:
+    """An open photo library: config, catalog, model bundle, and lazily built encoders."""
+
+    config: Config
+    bundle: Bundle
+    db: Database
+    _image: ImageEncoder | None = field(default=None, repr=False)
+    _text: TextEncoder | None = field(default=None, repr=False)
+    choices: dict[str, RuntimeChoice] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def model_id(self) -> str:
+        """The id that keys this model's vectors."""
+        return self.bundle.manifest.model_id
+
+    def image_encoder(self) -> ImageEncoder:
+        """The image encoder (NPU or CPU, as `[runtime] image` and the machine decide)."""
+        if self._image is None:
+            from photoindex.accelerator import open_image_encoder
+
+            ensure_bundle(self.bundle)
+            self._image, choice = open_image_encoder(self.bundle, self.config.runtime, on_warning=self.warnings.append)
+            self.choices["image"] = choice
+        return self._image
+
+    def text_encoder(self) -> TextEncoder:
+        """The text encoder with the bundle's tokenizer."""
+        if self._text is None:
+            from photoindex.accelerator import open_text_encoder
+            from photoindex.tokenizers import load_tokenizer
+
+            ensure_bundle(self.bundle)
+            m = self.bundle.manifest
+            tokenizer = load_tokenizer(m.text.tokenizer, m.text.context_length)
+            self._text, choice = open_text_encoder(
+                self.bundle, self.config.runtime, tokenizer, on_warning=self.warnings.append
+            )
+            self.choices["text"] = choice
+        return self._text
+
+    def index_path(self) -> Path:
+        """The FAISS (or numpy) index cache file of this model."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model_id)
+        return self.config.index_dir / f"{safe}.{self.config.index.backend}.idx"
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.db.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_library(config: Config) -> Library:
+    """Open (creating and migrating as needed) the library described by `config`."""
+    from photoindex.db import open_database
+
+    bundle = bundle_for(config)
+    config.home.mkdir(parents=True, exist_ok=True)
+    db = open_database(config.db_path)
+    return Library(config=config, bundle=bundle, db=db)

@@ -1,0 +1,159 @@
+"""`photoindex status`: what the library holds, the model, the index and the daemon, in one read."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from photoindex import catalog
+from photoindex.config import Config
+from photoindex.library import open_library
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    """The daemon as its status file and the writer lock tell it."""
+
+    running: bool
+    pid: int | None = None
+    since: str | None = None
+    queue: int | None = None
+    last_batch: str | None = None
+    last_error: str | None = None
+    watching: str | None = None
+
+
+@dataclass
+class LibraryStatus:
+    """Everything `photoindex status` shows."""
+
+    home: str
+    database: str
+    database_bytes: int
+    model: str
+    model_dir: str
+    model_present: bool
+    index_file: str
+    index_bytes: int | None
+    generation: int
+    vectors: int
+    counts: dict[str, int]
+    roots: list[dict[str, Any]]
+    last_failures: list[dict[str, str]]
+    daemon: DaemonStatus
+    writer: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """Human-readable lines."""
+        out = [
+            f"home:      {self.home}",
+            f"model:     {self.model} ({'ready' if self.model_present else 'not installed'}) in {self.model_dir}",
+            f"database:  {self.database} ({_size(self.database_bytes)})",
+            f"index:     {self.index_file} "
+            + (f"({_size(self.index_bytes)}, " if self.index_bytes is not None else "(not written yet, ")
+            + f"{self.vectors} vectors, generation {self.generation})",
+            "photos:    " + ", ".join(f"{n} {k}" for k, n in self.counts.items()),
+        ]
+        if self.roots:
+            out.append("roots:")
+            for r in self.roots:
+                state = "" if r["present"] else "  [not present]"
+                out.append(f"  {r['path']}  {r['photos']} photos, last scan {r['last_scan_at'] or 'never'}{state}")
+        else:
+            out.append("roots:     none (add one with `photoindex index PATH`)")
+        d = self.daemon
+        if d.running:
+            out.append(f"daemon:    running, pid {d.pid}, since {d.since}, queue {d.queue}, last batch {d.last_batch or '-'}")
+            if d.watching:
+                out.append(f"           {d.watching}")
+        else:
+            out.append("daemon:    not running")
+        if d.last_error:
+            out.append(f"           last error: {d.last_error}")
+        if self.writer and not d.running:
+            out.append(f"writer:    pid {self.writer.get('pid')} ({self.writer.get('purpose')}) since {self.writer.get('since')}")
+        if self.last_failures:
+            out.append("last failures:")
+            for f in self.last_failures:
+                out.append(f"  {f['path']}: {f['error']}")
+        out.extend(self.notes)
+        return out
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _file_size(path: Any) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def daemon_status(config: Config) -> DaemonStatus:
+    """Whether the daemon runs (its pid alive and matching its status file) and what it last reported."""
+    try:
+        data = json.loads(config.daemon_state_path.read_text())
+    except (OSError, ValueError):
+        return DaemonStatus(running=False)
+    pid = data.get("pid")
+    alive = False
+    if isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+    return DaemonStatus(
+        running=alive and data.get("state") != "stopped",
+        pid=pid,
+        since=data.get("since"),
+        queue=data.get("queue"),
+        last_batch=data.get("last_batch"),
+        last_error=data.get("last_error"),
+        watching=data.get("watching"),
+    )
+
+
+def library_status(config: Config) -> LibraryStatus:
+    """Collect the status in one short read transaction (it never blocks the writer)."""
+    from photoindex.writerlock import lock_holder
+
+    with open_library(config) as lib:
+        with lib.db.read() as s:
+            counts = catalog.count_by_status(s)
+            roots = catalog.root_summaries(s)
+            failures = [{"path": p.path, "error": p.error or ""} for p in catalog.recent_failures(s, 5)]
+            state = catalog.index_state(s, lib.model_id)
+            vectors = catalog.vector_count(s, lib.model_id)
+        index_path = lib.index_path()
+        return LibraryStatus(
+            home=str(config.home),
+            database=str(config.db_path),
+            database_bytes=(_file_size(config.db_path) or 0) + (_file_size(f"{config.db_path}-wal") or 0),
+            model=lib.bundle.manifest.name,
+            model_dir=str(lib.bundle.directory),
+            model_present=not lib.bundle.missing(),
+            index_file=str(index_path),
+            index_bytes=_file_size(index_path),
+            generation=state.generation,
+            vectors=vectors,
+            counts=counts,
+            roots=roots,
+            last_failures=failures,
+            daemon=daemon_status(config),
+            writer=lock_holder(config.lock_path),
+        )
