@@ -18,6 +18,7 @@ import http.client
 import os
 import re
 import shlex
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -438,6 +439,12 @@ def _download_http(url: str, part: _Part, file: ModelFile, progress: Progress | 
             # OSError covers URLError, timeouts and resets; HTTPException covers IncompleteRead of a
             # chunked body and a connection closed before the status line.
             reason = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+            if isinstance(getattr(exc, "reason", None), socket.gaierror) or isinstance(exc, socket.gaierror):
+                # No name resolution means no network (or a wrong host): retrying only makes the user wait.
+                raise DownloadError(
+                    f"{file.name}: cannot reach {urllib.parse.urlsplit(url).netloc}: {reason}",
+                    "this machine seems to have no internet access",
+                ) from None
         failures = 1 if part.size > before else failures + 1
         if failures > _RETRIES:
             raise DownloadError(

@@ -1,0 +1,668 @@
+"""The repository of roots, photos and vectors: plain functions over a `Session` that never commit.
+
+Callers own the unit of work (`with db.write() as s:` around one batch) and get dataclasses back,
+never ORM objects. Paths go in as `str` or `PathLike` and come out as `str` in the `os.fsdecode`
+spelling, so a name that is not valid UTF-8 round-trips. Every change to a model's vectors bumps
+its `generation` in the same transaction; deleting vectors also bumps `vectors_epoch`, which tells
+an index cache to rebuild rather than catch up (ids only ever grow, so catching up is "id > N").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Protocol, cast
+
+import numpy as np
+from sqlalchemy import CursorResult, Select, Table, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from photoindex.errors import CatalogError
+from photoindex.schema import PHOTO_STATUSES, WATCH_MODES, Base
+
+_ROOTS: Table = Base.metadata.tables["roots"]
+_PHOTOS: Table = Base.metadata.tables["photos"]
+_VECTORS: Table = Base.metadata.tables["vectors"]
+_STATE: Table = Base.metadata.tables["index_state"]
+
+# Bound parameters per statement stay far below SQLite's limit (999 before 3.32).
+_IN_CHUNK = 500
+_VECTOR_DTYPE = np.dtype("<f4")
+
+LinkOutcome = Literal["added", "updated", "restored", "moved"]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _rowcount(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class RootRecord:
+    """A folder being indexed (`id` -1: not in the catalog yet)."""
+
+    id: int
+    path: str
+    present: bool = True
+    added_at: datetime | None = None
+    last_scan_at: datetime | None = None
+    watch_mode: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoState:
+    """What a scan diff needs to know about a cataloged file."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    status: str
+    content_hash: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """A full photo row."""
+
+    id: int
+    root_id: int
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    width: int | None
+    height: int | None
+    format: str | None
+    taken_at: str | None
+    camera_make: str | None
+    camera_model: str | None
+    gps_lat: float | None
+    gps_lon: float | None
+    status: str
+    error: str | None
+    first_seen: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IndexState:
+    """A model's vector bookkeeping: `generation` moves on any change, `vectors_epoch` on deletions."""
+
+    model_id: str
+    generation: int = 0
+    vectors_epoch: int = 0
+    updated_at: datetime | None = None
+
+
+class ImageFacts(Protocol):
+    """What decoding learned about a photo (`imaging.PhotoInfo` has this shape; read-only is enough)."""
+
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def taken_at(self) -> str | None: ...
+    @property
+    def camera_make(self) -> str | None: ...
+    @property
+    def camera_model(self) -> str | None: ...
+    @property
+    def gps_lat(self) -> float | None: ...
+    @property
+    def gps_lon(self) -> float | None: ...
+
+
+_PHOTO_COLUMNS = [_PHOTOS.c[name] for name in Photo.__dataclass_fields__]
+_STATE_COLUMNS = [_PHOTOS.c[name] for name in PhotoState.__dataclass_fields__]
+_INFO_FIELDS = ("width", "height", "format", "taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon")
+
+
+def _photo(row: Any) -> Photo:
+    return Photo(*row)
+
+
+def _root(row: Any) -> RootRecord:
+    return RootRecord(
+        id=row.id, path=row.path, present=bool(row.present), added_at=row.added_at,
+        last_scan_at=row.last_scan_at, watch_mode=row.watch_mode,
+    )
+
+
+# ---------------------------------------------------------------- roots
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or below it (component-wise, not string-prefix)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def list_roots(session: Session) -> list[RootRecord]:
+    """All roots, by path."""
+    return [_root(r) for r in session.execute(select(_ROOTS).order_by(_ROOTS.c.path))]
+
+
+def root_for_path(session: Session, path: str | os.PathLike[str]) -> RootRecord | None:
+    """The root that contains `path` (a file or folder), or None."""
+    target = os.fspath(path)
+    for root in list_roots(session):
+        if _inside(target, root.path):
+            return root
+    return None
+
+
+def add_root(
+    session: Session, path: str | os.PathLike[str], *, watch_mode: str = "auto", now: datetime | None = None
+) -> RootRecord:
+    """Add a folder to index (resolved to an absolute path) and return its root.
+
+    Roots never overlap, so a photo belongs to one root: a folder inside an existing root returns
+    that root; a folder that contains existing roots takes over their photos and replaces them.
+    """
+    if watch_mode not in WATCH_MODES:
+        raise CatalogError(f"unknown watch mode {watch_mode!r}", f"use one of: {', '.join(WATCH_MODES)}")
+    resolved = os.fspath(Path(path).expanduser().resolve())
+    roots = list_roots(session)
+    for root in roots:
+        if _inside(resolved, root.path):
+            return root
+    result = cast(CursorResult[Any], session.execute(
+        insert(_ROOTS).values(path=resolved, added_at=now or _now(), present=True, watch_mode=watch_mode)
+    ))
+    (root_id,) = result.inserted_primary_key or (None,)
+    row = session.execute(select(_ROOTS).where(_ROOTS.c.id == root_id)).one()
+    inner = [r.id for r in roots if _inside(r.path, resolved)]
+    if inner:
+        session.execute(update(_PHOTOS).where(_PHOTOS.c.root_id.in_(inner)).values(root_id=row.id))
+        session.execute(delete(_ROOTS).where(_ROOTS.c.id.in_(inner)))
+    return _root(row)
+
+
+def remove_root(session: Session, root_id: int) -> int:
+    """Forget a root and its photos (vectors stay until `delete_orphan_vectors`); returns the photo count."""
+    removed = _rowcount(session.execute(delete(_PHOTOS).where(_PHOTOS.c.root_id == root_id)))
+    session.execute(delete(_ROOTS).where(_ROOTS.c.id == root_id))
+    return removed
+
+
+def update_root(
+    session: Session,
+    root_id: int,
+    *,
+    present: bool | None = None,
+    last_scan_at: datetime | None = None,
+    watch_mode: str | None = None,
+) -> None:
+    """Change a root's scan facts or watch mode (None leaves a field as it is)."""
+    values: dict[str, Any] = {}
+    if present is not None:
+        values["present"] = present
+    if last_scan_at is not None:
+        values["last_scan_at"] = last_scan_at
+    if watch_mode is not None:
+        if watch_mode not in WATCH_MODES:
+            raise CatalogError(f"unknown watch mode {watch_mode!r}", f"use one of: {', '.join(WATCH_MODES)}")
+        values["watch_mode"] = watch_mode
+    if values:
+        session.execute(update(_ROOTS).where(_ROOTS.c.id == root_id).values(**values))
+
+
+def root_summaries(session: Session) -> list[dict[str, Any]]:
+    """Per root, JSON-ready: id, path, present, watch_mode, last_scan_at (ISO/None), photos (not missing)."""
+    live = func.count(_PHOTOS.c.id).filter(_PHOTOS.c.status != "missing")
+    query = (
+        select(_ROOTS, live.label("photos"))
+        .select_from(_ROOTS.outerjoin(_PHOTOS, _PHOTOS.c.root_id == _ROOTS.c.id))
+        .group_by(_ROOTS.c.id)
+        .order_by(_ROOTS.c.path)
+    )
+    return [
+        {
+            "id": row.id,
+            "path": row.path,
+            "present": bool(row.present),
+            "watch_mode": row.watch_mode,
+            "last_scan_at": row.last_scan_at.isoformat() if row.last_scan_at else None,
+            "photos": int(row.photos),
+        }
+        for row in session.execute(query)
+    ]
+
+
+def set_roots_scanned(
+    session: Session, root_ids: Iterable[int], present: Mapping[int, bool], *, at: datetime | None = None
+) -> None:
+    """Record that the roots were just scanned, and whether each folder was there."""
+    when = at or _now()
+    for root_id in root_ids:
+        update_root(session, root_id, present=present.get(root_id, True), last_scan_at=when)
+
+
+# ---------------------------------------------------------------- photos
+
+
+def photos_under_root(session: Session, root_id: int) -> dict[str, PhotoState]:
+    """Every cataloged file of a root, keyed by path: the "before" side of a scan diff."""
+    rows = session.execute(select(*_STATE_COLUMNS).where(_PHOTOS.c.root_id == root_id))
+    return {row.path: PhotoState(*row) for row in rows}
+
+
+def photos_under(session: Session, path: str | os.PathLike[str]) -> dict[str, PhotoState]:
+    """Every cataloged file at `path` or below it (a folder or a single file), keyed by path."""
+    target = os.fspath(path)
+    query = select(*_STATE_COLUMNS).where(or_(_PHOTOS.c.path == target, _under(target)))
+    return {row.path: PhotoState(*row) for row in session.execute(query)}
+
+
+def get_photo(session: Session, path: str | os.PathLike[str]) -> Photo | None:
+    """The photo at `path`, or None."""
+    row = session.execute(select(*_PHOTO_COLUMNS).where(_PHOTOS.c.path == os.fspath(path))).one_or_none()
+    return None if row is None else _photo(row)
+
+
+def photos_with_hash(session: Session, content_hash: str) -> list[Photo]:
+    """Every photo (any status) holding this content, by path."""
+    rows = session.execute(
+        select(*_PHOTO_COLUMNS).where(_PHOTOS.c.content_hash == content_hash).order_by(_PHOTOS.c.path)
+    )
+    return [_photo(r) for r in rows]
+
+
+def photos_with_status(
+    session: Session, status: str, *, root_id: int | None = None, limit: int | None = None
+) -> list[Photo]:
+    """Photos in one status (optionally of one root), most recently updated first."""
+    query = select(*_PHOTO_COLUMNS).where(_PHOTOS.c.status == status)
+    if root_id is not None:
+        query = query.where(_PHOTOS.c.root_id == root_id)
+    query = query.order_by(_PHOTOS.c.updated_at.desc(), _PHOTOS.c.id.desc()).limit(limit)
+    return [_photo(r) for r in session.execute(query)]
+
+
+def recent_failures(session: Session, limit: int = 20) -> list[Photo]:
+    """The most recently failed photos, with their `error`."""
+    return photos_with_status(session, "failed", limit=limit)
+
+
+def count_by_status(session: Session, *, root_id: int | None = None) -> dict[str, int]:
+    """How many photos are in each status (every status present, 0 when none)."""
+    query = select(_PHOTOS.c.status, func.count()).group_by(_PHOTOS.c.status)
+    if root_id is not None:
+        query = query.where(_PHOTOS.c.root_id == root_id)
+    counts = dict.fromkeys(PHOTO_STATUSES, 0)
+    counts.update({status: int(n) for status, n in session.execute(query)})
+    return counts
+
+
+def missing_stat_keys(session: Session) -> set[tuple[int, int]]:
+    """(size, mtime_ns) of every missing photo: a new file matching one is likely a move, so hash it first."""
+    rows = session.execute(select(_PHOTOS.c.size, _PHOTOS.c.mtime_ns).where(_PHOTOS.c.status == "missing"))
+    return {(int(size), int(mtime)) for size, mtime in rows}
+
+
+def _info_values(info: ImageFacts | None) -> dict[str, Any]:
+    if info is None:
+        return dict.fromkeys(_INFO_FIELDS)
+    return {name: getattr(info, name) for name in _INFO_FIELDS}
+
+
+def _upsert_photo(session: Session, values: dict[str, Any], now: datetime) -> None:
+    """Insert the photo at values["path"], or update the columns given; first_seen is kept."""
+    statement = sqlite_insert(_PHOTOS).values(first_seen=now, updated_at=now, **values)
+    changes = {name: statement.excluded[name] for name in values if name != "path"}
+    changes["updated_at"] = statement.excluded["updated_at"]
+    session.execute(statement.on_conflict_do_update(index_elements=[_PHOTOS.c.path], set_=changes))
+
+
+def store_indexed(
+    session: Session,
+    *,
+    root_id: int,
+    path: str | os.PathLike[str],
+    size: int,
+    mtime_ns: int,
+    content_hash: str,
+    info: ImageFacts | None,
+    now: datetime | None = None,
+) -> None:
+    """Record a photo whose content now has a stored vector (status 'indexed')."""
+    values = dict(root_id=root_id, path=os.fspath(path), size=size, mtime_ns=mtime_ns,
+                  content_hash=content_hash, status="indexed", error=None)
+    values.update(_info_values(info))
+    _upsert_photo(session, values, now or _now())
+
+
+def store_failed(
+    session: Session,
+    *,
+    root_id: int,
+    path: str | os.PathLike[str],
+    size: int,
+    mtime_ns: int,
+    content_hash: str | None,
+    error: str,
+    now: datetime | None = None,
+) -> None:
+    """Record a photo that could not be indexed; it is retried only when its size or mtime change."""
+    values = dict(root_id=root_id, path=os.fspath(path), size=size, mtime_ns=mtime_ns,
+                  content_hash=content_hash, status="failed", error=error)
+    values.update(_info_values(None))
+    _upsert_photo(session, values, now or _now())
+
+
+def store_pending(
+    session: Session,
+    *,
+    root_id: int,
+    path: str | os.PathLike[str],
+    size: int,
+    mtime_ns: int,
+    now: datetime | None = None,
+) -> None:
+    """Record a file seen on disk but not processed yet (status 'pending')."""
+    values = dict(root_id=root_id, path=os.fspath(path), size=size, mtime_ns=mtime_ns,
+                  status="pending", error=None)
+    _upsert_photo(session, values, now or _now())
+
+
+def link_photo(
+    session: Session,
+    *,
+    root_id: int,
+    path: str | os.PathLike[str],
+    size: int,
+    mtime_ns: int,
+    content_hash: str,
+    info: ImageFacts | None = None,
+    now: datetime | None = None,
+) -> LinkOutcome:
+    """Point `path` at content whose vector is already stored (status 'indexed'); says what happened.
+
+    "restored": the path was missing and is back; "updated": the path was known; "moved": a
+    missing photo with this content now lives at `path` (its row moves, keeping id and
+    first_seen); "added": a new photo (a copy of known content).
+    """
+    when = now or _now()
+    target = os.fspath(path)
+    facts: dict[str, Any] = dict(root_id=root_id, size=size, mtime_ns=mtime_ns, content_hash=content_hash,
+                                 status="indexed", error=None, updated_at=when)
+    existing = session.execute(
+        select(_PHOTOS.c.id, _PHOTOS.c.status, _PHOTOS.c.content_hash).where(_PHOTOS.c.path == target)
+    ).one_or_none()
+    if info is not None:
+        facts.update(_info_values(info))
+    elif existing is not None and existing.content_hash != content_hash:
+        facts.update(_info_values(None))  # new content: the old metadata describes something else
+    if existing is not None:
+        session.execute(update(_PHOTOS).where(_PHOTOS.c.id == existing.id).values(**facts))
+        return "restored" if existing.status == "missing" else "updated"
+    moved = session.execute(
+        select(_PHOTOS.c.id)
+        .where(_PHOTOS.c.content_hash == content_hash, _PHOTOS.c.status == "missing")
+        .order_by(_PHOTOS.c.updated_at.desc(), _PHOTOS.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if moved is not None:
+        session.execute(update(_PHOTOS).where(_PHOTOS.c.id == moved).values(path=target, **facts))
+        return "moved"
+    session.execute(insert(_PHOTOS).values(path=target, first_seen=when, **facts))
+    return "added"
+
+
+def set_photo_status(
+    session: Session, photo_ids: Sequence[int], status: str, *, error: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Set the status (and error) of many photos; returns how many rows changed."""
+    if status not in PHOTO_STATUSES:
+        raise ValueError(f"unknown photo status {status!r}")
+    when = now or _now()
+    changed = 0
+    for chunk in _chunks(list(photo_ids)):
+        result = session.execute(
+            update(_PHOTOS).where(_PHOTOS.c.id.in_(chunk)).values(status=status, error=error, updated_at=when)
+        )
+        changed += _rowcount(result)
+    return changed
+
+
+def mark_missing(session: Session, photo_ids: Sequence[int], *, now: datetime | None = None) -> int:
+    """Mark photos whose files are gone as 'missing' (their vectors stay, for when they come back)."""
+    return set_photo_status(session, photo_ids, "missing", now=now)
+
+
+# ---------------------------------------------------------------- vectors
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=_VECTOR_DTYPE).tobytes()
+
+
+def _matrix(blobs: Sequence[bytes], dim: int) -> np.ndarray:
+    # One copy into a writable, native float32 array (frombuffer over bytes is read-only).
+    return np.frombuffer(b"".join(blobs), dtype=_VECTOR_DTYPE).reshape(len(blobs), dim).astype(np.float32)
+
+
+def vector_ids_for_hashes(session: Session, model_id: str, content_hashes: Iterable[str]) -> dict[str, int]:
+    """The stored vector id of each content hash that has one under `model_id`."""
+    hashes = sorted(set(content_hashes))
+    found: dict[str, int] = {}
+    for chunk in _chunks(hashes):
+        rows = session.execute(
+            select(_VECTORS.c.content_hash, _VECTORS.c.id).where(
+                _VECTORS.c.model_id == model_id, _VECTORS.c.content_hash.in_(chunk)
+            )
+        )
+        found.update({h: int(i) for h, i in rows})
+    return found
+
+
+def vector_id_for_hash(session: Session, model_id: str, content_hash: str) -> int | None:
+    """The stored vector id of one content hash under `model_id`, or None."""
+    return vector_ids_for_hashes(session, model_id, [content_hash]).get(content_hash)
+
+
+def vector_for_hash(session: Session, model_id: str, content_hash: str) -> np.ndarray | None:
+    """The stored vector (float32) of one content hash under `model_id`, or None."""
+    row = session.execute(
+        select(_VECTORS.c.dim, _VECTORS.c.vector).where(
+            _VECTORS.c.model_id == model_id, _VECTORS.c.content_hash == content_hash
+        )
+    ).one_or_none()
+    return None if row is None else _matrix([row.vector], row.dim)[0]
+
+
+def _model_dim(session: Session, model_id: str) -> int | None:
+    return session.execute(select(_VECTORS.c.dim).where(_VECTORS.c.model_id == model_id).limit(1)).scalar()
+
+
+def _bump(session: Session, model_id: str, *, deleted: bool, now: datetime) -> None:
+    """Advance the model's generation (and epoch when vectors were deleted) in the caller's transaction."""
+    epoch = 1 if deleted else 0
+    statement = sqlite_insert(_STATE).values(
+        model_id=model_id, generation=1, vectors_epoch=epoch, updated_at=now
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[_STATE.c.model_id],
+            set_={
+                "generation": _STATE.c.generation + 1,
+                "vectors_epoch": _STATE.c.vectors_epoch + epoch,
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
+    )
+
+
+def add_vectors(
+    session: Session, model_id: str, items: Sequence[tuple[str, np.ndarray]], *, now: datetime | None = None
+) -> list[int]:
+    """Store vectors by content hash and return their ids, in input order; a hash already stored keeps its id.
+
+    New ids are larger than every id handed out before (AUTOINCREMENT) and follow the input order.
+    Bumps the model's generation when anything was added.
+    """
+    if not items:
+        return []
+    dims = {int(np.asarray(v).size) for _, v in items}
+    stored_dim = _model_dim(session, model_id)
+    if len(dims) != 1 or (stored_dim is not None and dims != {stored_dim}):
+        raise CatalogError(
+            f"vectors of model {model_id!r} must all have {stored_dim or 'the same'} dimensions, "
+            f"got {sorted(dims)}",
+            "the model bundle changed without changing its id; give the new bundle its own id",
+        )
+    dim = dims.pop()
+    known = vector_ids_for_hashes(session, model_id, (h for h, _ in items))
+    fresh: dict[str, np.ndarray] = {}
+    for content_hash, vector in items:
+        if content_hash not in known and content_hash not in fresh:
+            fresh[content_hash] = vector
+    if fresh:
+        when = now or _now()
+        session.execute(
+            insert(_VECTORS),
+            [
+                dict(model_id=model_id, content_hash=h, dim=dim, vector=_blob(v), created_at=when)
+                for h, v in fresh.items()
+            ],
+        )
+        known.update(vector_ids_for_hashes(session, model_id, fresh))
+        _bump(session, model_id, deleted=False, now=when)
+    return [known[h] for h, _ in items]
+
+
+def delete_vectors(
+    session: Session, model_id: str, vector_ids: Sequence[int], *, now: datetime | None = None
+) -> int:
+    """Delete vectors by id; bumps generation and epoch (index caches must rebuild). Returns how many."""
+    deleted = 0
+    for chunk in _chunks(list(vector_ids)):
+        result = session.execute(
+            delete(_VECTORS).where(_VECTORS.c.model_id == model_id, _VECTORS.c.id.in_(chunk))
+        )
+        deleted += _rowcount(result)
+    if deleted:
+        _bump(session, model_id, deleted=True, now=now or _now())
+    return deleted
+
+
+def delete_orphan_vectors(session: Session, model_id: str, *, now: datetime | None = None) -> list[int]:
+    """Delete the model's vectors that no photo row (in any status) holds any more; returns their ids."""
+    orphans = session.execute(
+        select(_VECTORS.c.id)
+        .where(
+            _VECTORS.c.model_id == model_id,
+            ~exists().where(_PHOTOS.c.content_hash == _VECTORS.c.content_hash),
+        )
+        .order_by(_VECTORS.c.id)
+    ).scalars().all()
+    ids = [int(i) for i in orphans]
+    delete_vectors(session, model_id, ids, now=now)
+    return ids
+
+
+def iter_vectors(
+    session: Session, model_id: str, *, after_id: int = 0, chunk: int = 20_000
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Chunks (ids int64 [n], vectors float32 [n, dim]) of the model's vectors with id > after_id, by id.
+
+    Keyset pagination: each chunk is its own query, so memory stays at one chunk; run it inside
+    one read transaction for a consistent snapshot.
+    """
+    last = after_id
+    while True:
+        rows = session.execute(
+            select(_VECTORS.c.id, _VECTORS.c.dim, _VECTORS.c.vector)
+            .where(_VECTORS.c.model_id == model_id, _VECTORS.c.id > last)
+            .order_by(_VECTORS.c.id)
+            .limit(chunk)
+        ).all()
+        if not rows:
+            return
+        ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
+        yield ids, _matrix([r.vector for r in rows], rows[0].dim)
+        last = int(ids[-1])
+
+
+def vector_count(session: Session, model_id: str) -> int:
+    """How many vectors the model has."""
+    return int(session.execute(select(func.count()).where(_VECTORS.c.model_id == model_id)).scalar_one())
+
+
+def max_vector_id(session: Session, model_id: str) -> int:
+    """The model's largest vector id (0 when it has none)."""
+    value = session.execute(select(func.max(_VECTORS.c.id)).where(_VECTORS.c.model_id == model_id)).scalar()
+    return int(value or 0)
+
+
+def index_state(session: Session, model_id: str) -> IndexState:
+    """The model's generation and epoch (zeros before its first vector)."""
+    row = session.execute(select(_STATE).where(_STATE.c.model_id == model_id)).one_or_none()
+    if row is None:
+        return IndexState(model_id)
+    return IndexState(model_id, int(row.generation), int(row.vectors_epoch), row.updated_at)
+
+
+# ---------------------------------------------------------------- search results
+
+
+def _under(prefix: str | os.PathLike[str]) -> ColumnElement[bool]:
+    """Photos strictly below the folder `prefix`, as a byte range the path index can use."""
+    low = os.fsencode(prefix).rstrip(b"/") + b"/"
+    high = low[:-1] + b"0"  # '0' follows '/': the range holds exactly the names starting with low
+    return and_(_PHOTOS.c.path >= low, _PHOTOS.c.path < high)
+
+
+def _live(model_id: str, *columns: Any) -> Select[Any]:
+    """`columns` of the model's vectors joined to the indexed photos that hold them."""
+    return (
+        select(*columns)
+        .select_from(_VECTORS.join(_PHOTOS, _PHOTOS.c.content_hash == _VECTORS.c.content_hash))
+        .where(_VECTORS.c.model_id == model_id, _PHOTOS.c.status == "indexed")
+    )
+
+
+def live_photos_for_vectors(
+    session: Session, model_id: str, vector_ids: Sequence[int], prefix: str | os.PathLike[str] | None = None
+) -> dict[int, list[Photo]]:
+    """For each vector id, its indexed photos (optionally only under the folder `prefix`), by path."""
+    found: dict[int, list[Photo]] = {}
+    for chunk in _chunks(sorted({int(i) for i in vector_ids})):
+        query = (
+            _live(model_id, _VECTORS.c.id, *_PHOTO_COLUMNS)
+            .where(_VECTORS.c.id.in_(chunk))
+            .order_by(_VECTORS.c.id, _PHOTOS.c.path)
+        )
+        if prefix is not None:
+            query = query.where(_under(prefix))
+        for row in session.execute(query):
+            found.setdefault(int(row[0]), []).append(_photo(row[1:]))
+    return found
+
+
+def vector_ids_under(session: Session, model_id: str, prefix: str | os.PathLike[str]) -> np.ndarray:
+    """Sorted int64 ids of the model's vectors held by an indexed photo under the folder `prefix`."""
+    query = _live(model_id, _VECTORS.c.id).where(_under(prefix)).distinct().order_by(_VECTORS.c.id)
+    return np.fromiter(session.execute(query).scalars(), dtype=np.int64)
+

@@ -1,0 +1,353 @@
+"""The SQLite catalog file: connections, transactions, and migration to the current schema.
+
+Every connection runs in WAL mode (readers never block the writer nor see half a batch), waits up
+to `busy_timeout` for a lock instead of failing, and lets photoindex issue BEGIN itself rather than
+pysqlite's legacy transaction control (SQLAlchemy's recipe, "Transactions with SQLite and the
+sqlite3 driver"): reads open a deferred BEGIN with `query_only` on, writes open BEGIN IMMEDIATE,
+so a writer waits for the lock up front rather than failing with SQLITE_BUSY at its first write,
+and DDL is transactional, which makes each upgrade all-or-nothing.
+
+`synchronous=FULL`: in WAL mode NORMAL may lose the last commits on power loss. That would hand
+out a vector id or an index generation a second time, and a FAISS file stamped before the loss
+would then look current. FULL costs one fsync per commit, which is small next to encoding a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from photoindex import resources
+from photoindex.errors import CatalogError
+
+log = logging.getLogger(__name__)
+
+SYNCHRONOUS = "FULL"
+DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a connection waits for a lock held by another one
+_READ_ONLY = "photoindex_read_only"  # execution option: this transaction only reads
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_RESTORE_HINT = "restore a backup (photoindex.db.bak-*) or move the file away and run `photoindex reindex`"
+
+
+def _decode_text(data: bytes) -> str:
+    # Paths are stored as their exact bytes (schema.FsPath); surrogateescape gives back the
+    # os.fsdecode spelling of a non-UTF-8 name, and is the identity for valid UTF-8.
+    return data.decode("utf-8", "surrogateescape")
+
+
+def create_catalog_engine(
+    path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, foreign_keys: bool = True, pooled: bool = True
+) -> Engine:
+    """An engine on `path` with photoindex's pragmas and BEGIN handling (see the module docstring)."""
+    url = URL.create("sqlite", database=os.fspath(path))
+    engine = create_engine(
+        url,
+        # One connection is used by one thread at a time (the pool hands it out), so the
+        # sqlite3 module's same-thread check is only in the way.
+        connect_args={"timeout": busy_timeout, "check_same_thread": False},
+        poolclass=None if pooled else NullPool,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite must not emit BEGIN; _on_begin does
+        dbapi_connection.text_factory = _decode_text
+        cursor = dbapi_connection.cursor()
+        try:
+            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise CatalogError(
+                    f"{path}: SQLite cannot use WAL mode here (journal mode stays {mode!r})",
+                    "keep PHOTOINDEX_HOME on a local disk: WAL does not work on network folders",
+                )
+            cursor.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
+            cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # query_only makes "reads never write" a property SQLite enforces, not a convention.
+        if conn.get_execution_options().get(_READ_ONLY, False):
+            conn.exec_driver_sql("PRAGMA query_only = ON")
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("PRAGMA query_only = OFF")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _locked_error(path: Path, busy_timeout: float) -> CatalogError:
+    return CatalogError(
+        f"{path}: another process kept the catalog locked for writing for more than {busy_timeout:g} s",
+        "another photoindex command or the daemon is writing; see `photoindex status`, then try again",
+    )
+
+
+def _is_locked(error: exc.DBAPIError) -> bool:
+    return isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
+
+
+class Database:
+    """An open catalog: short read transactions and single IMMEDIATE write transactions."""
+
+    def __init__(self, path: Path, engine: Engine, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        self.path = path
+        self.engine = engine
+        self.busy_timeout = busy_timeout
+        self._readers = sessionmaker(
+            bind=engine.execution_options(**{_READ_ONLY: True}), autoflush=False, expire_on_commit=False
+        )
+        self._writers = sessionmaker(bind=engine, expire_on_commit=False)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read transaction (deferred BEGIN, one consistent snapshot); it never writes. Keep it short."""
+        session = self._readers()
+        try:
+            self._begin(session)
+            yield session
+        finally:
+            session.close()  # rolls back: there is nothing to commit
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction: BEGIN IMMEDIATE on entry, commit on success, rollback on exception."""
+        session = self._writers()
+        try:
+            self._begin(session)
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def _begin(self, session: Session) -> None:
+        # Take the transaction (and, for writers, the write lock) now rather than at the first
+        # statement, so waiting and failing happen here, before any work.
+        try:
+            session.connection()
+        except exc.OperationalError as error:
+            if _is_locked(error):
+                raise _locked_error(self.path, self.busy_timeout) from None
+            raise
+
+    def close(self) -> None:
+        """Close all pooled connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse a path that exists but is not a SQLite database (an empty file is a new database)."""
+    if path.is_dir():
+        raise CatalogError(f"{path} is a folder, not a SQLite database", "move it, or set PHOTOINDEX_HOME")
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(len(_SQLITE_MAGIC))
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise CatalogError(f"{path}: cannot read the catalog: {error.strerror}", "check its permissions") \
+            from None
+    if header and header != _SQLITE_MAGIC:
+        raise CatalogError(
+            f"{path} is not a SQLite database",
+            "move the file away (photoindex creates a new catalog) or set PHOTOINDEX_HOME to another folder",
+        )
+
+
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    # configparser interpolates '%': a folder name may contain one.
+    config.set_main_option("script_location", str(resources.migrations_dir()).replace("%", "%%"))
+    return config
+
+
+def _script_directory() -> Any:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config())
+
+
+def head_revision() -> str:
+    """The schema revision this photoindex writes."""
+    head = _script_directory().get_current_head()
+    assert head is not None, "the migrations folder has no revisions"
+    return str(head)
+
+
+def _read_revision(con: sqlite3.Connection, path: Path) -> str | None:
+    tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "alembic_version" in tables:
+        row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+        return None if row is None else str(row[0])
+    if tables - {"sqlite_sequence"}:
+        raise CatalogError(
+            f"{path} is a SQLite database but not a photoindex catalog (no schema revision)",
+            "move the file away or set PHOTOINDEX_HOME to another folder",
+        )
+    return None
+
+
+def current_revision(path: Path) -> str | None:
+    """The schema revision of the catalog at `path`, or None if it does not exist or is empty."""
+    path = Path(path)
+    _check_sqlite_file(path)
+    if not path.exists():
+        return None
+    try:
+        con = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=DEFAULT_BUSY_TIMEOUT)
+        try:
+            return _read_revision(con, path)
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as error:
+        raise CatalogError(f"{path}: cannot read the catalog: {error}", _RESTORE_HINT) from None
+
+
+def _check_known(path: Path, revision: str | None, script: Any) -> None:
+    """Refuse a catalog whose revision this photoindex does not know (written by a newer one)."""
+    if revision is None:
+        return
+    from alembic.util import CommandError
+
+    try:
+        known = script.get_revision(revision) is not None
+    except CommandError:
+        known = False
+    if not known:
+        raise CatalogError(
+            f"{path} was written by a newer photoindex (schema revision {revision!r}, "
+            f"this one knows up to {script.get_current_head()!r})",
+            "upgrade photoindex, or restore a backup made before the upgrade (photoindex.db.bak-*)",
+        )
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def backup_database(path: Path, revision: str) -> Path:
+    """Copy the catalog to `<name>.bak-<revision>-<UTC timestamp>` beside it, atomically; return the copy."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.name}.bak-{revision}-{stamp}")
+    tmp = target.with_name(target.name + ".tmp")
+    # The backup API copies the database as a reader sees it, WAL frames included: no checkpoint
+    # is needed (and none is possible while the caller holds the write lock).
+    source = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=DEFAULT_BUSY_TIMEOUT)
+    try:
+        copy = sqlite3.connect(tmp)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+    finally:
+        source.close()
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+    return target
+
+
+def upgrade_database(
+    path: Path, revision: str = "head", *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> Path | None:
+    """Migrate the catalog at `path` (created if missing) to `revision` in one transaction.
+
+    An existing catalog is backed up first; returns the backup's path, or None when nothing was
+    migrated or the catalog was new. A failure or a kill leaves the old revision in place.
+    """
+    path = Path(path)
+    _check_sqlite_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    script = _script_directory()
+    from alembic import command
+
+    # Foreign keys off: batch mode recreates tables that others reference. The pragma is
+    # ignored inside a transaction, hence a dedicated unpooled engine.
+    engine = create_catalog_engine(path, busy_timeout=busy_timeout, foreign_keys=False, pooled=False)
+    try:
+        with engine.connect() as conn:
+            try:
+                conn.begin()  # BEGIN IMMEDIATE: one migrator at a time, and a stable revision to read
+            except exc.OperationalError as error:
+                if _is_locked(error):
+                    raise _locked_error(path, busy_timeout) from None
+                raise
+            current = _read_revision(conn.connection.dbapi_connection, path)  # type: ignore[arg-type]
+            _check_known(path, current, script)
+            target = script.get_revision(revision).revision
+            if current == target:
+                return None
+            backup = backup_database(path, current) if current is not None else None
+            if backup is not None:
+                log.info("migrating %s from revision %s to %s (backup: %s)", path, current, target, backup)
+            config = _alembic_config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+            violations = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if violations:
+                raise CatalogError(
+                    f"{path}: migrating to revision {target} broke {len(violations)} foreign key(s)",
+                    "this is a bug in photoindex; the catalog was left unchanged, please report it",
+                )
+            conn.commit()
+            return backup
+    except exc.DatabaseError as error:
+        raise CatalogError(f"{path}: cannot migrate the catalog: {error.orig}", _RESTORE_HINT) from None
+    finally:
+        engine.dispose()
+
+
+def open_database(
+    path: Path, *, migrate: bool = True, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> Database:
+    """Open the catalog at `path`, creating its folder; migrate it to head (default) or require head."""
+    path = Path(path).expanduser().absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Read the revision without the write lock first: a catalog at head (the usual case) must
+    # open without waiting for a writer, so searches never block on the daemon.
+    current = current_revision(path)
+    script = _script_directory()
+    _check_known(path, current, script)
+    head = script.get_current_head()
+    if current != head:
+        if migrate:
+            upgrade_database(path, busy_timeout=busy_timeout)
+        else:
+            raise CatalogError(
+                f"{path}: the catalog is at schema revision {current or '(none)'}; "
+                f"this photoindex needs {head}",
+                "run `photoindex status` (or any command that opens the catalog for writing) to migrate it",
+            )
+    return Database(path, create_catalog_engine(path, busy_timeout=busy_timeout), busy_timeout=busy_timeout)

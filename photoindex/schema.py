@@ -1,0 +1,177 @@
+"""The catalog's tables as SQLAlchemy 2.x declarative models (the Alembic migrations mirror them).
+
+Photos link to vectors by `(content_hash, model_id)`, not by a foreign key: a moved, renamed or
+duplicated file shares the one stored vector (DESIGN.md invariant 6). Vector ids are FAISS ids,
+so `vectors` uses AUTOINCREMENT and an id is never handed out twice, even after deletions.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    cast,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
+
+# Constraint names must be stable for Alembic's batch mode on SQLite (tables are recreated).
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+PHOTO_STATUSES: tuple[str, ...] = ("pending", "indexed", "failed", "missing")
+WATCH_MODES: tuple[str, ...] = ("auto", "inotify", "poll")
+
+
+class FsPath(TypeDecorator[str]):
+    """A file-system path stored as TEXT holding the name's exact bytes, so non-UTF-8 names round-trip.
+
+    Python spells an undecodable name with lone surrogates (`os.fsdecode`), which SQLite's UTF-8
+    binding refuses. The value is therefore bound as `os.fsencode` bytes and CAST to TEXT (SQLite
+    keeps text bytes as given), and read back through the connection's surrogateescape
+    `text_factory` (set in `photoindex.db`). Comparisons stay byte-wise (BINARY collation).
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
+        """Encode a str or PathLike to the name's bytes."""
+        if value is None:
+            return None
+        return os.fsencode(value)
+
+    def bind_expression(self, bindvalue: Any) -> ColumnElement[Any]:
+        """Store the bytes as TEXT, not BLOB, so the column has one storage class."""
+        return cast(bindvalue, Text)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        """Return the `os.fsdecode` spelling (already decoded by the connection's text_factory)."""
+        if value is None or isinstance(value, str):
+            return value
+        return os.fsdecode(bytes(value))
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC text and returned timezone-aware (UTC)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to naive UTC; refuse naive ones (their zone is a guess)."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError(f"timestamps must be timezone-aware datetimes, got {value!r}")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Attach UTC to the stored naive value."""
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """The declarative base; its metadata is Alembic's target."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class RootRow(Base):
+    """A folder the user asked to index."""
+
+    __tablename__ = "roots"
+    __table_args__ = (
+        CheckConstraint("watch_mode IN ('auto', 'inotify', 'poll')", name="watch_mode"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_scan_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    present: Mapped[bool] = mapped_column(Boolean, server_default="1")
+    # Added in revision 0002: how the daemon watches this root (network folders need polling).
+    watch_mode: Mapped[str] = mapped_column(String(16), server_default="auto")
+
+
+class PhotoRow(Base):
+    """One file under a root: its stat facts, content hash, image metadata and indexing status."""
+
+    __tablename__ = "photos"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'indexed', 'failed', 'missing')", name="status"),
+        Index(None, "content_hash"),
+        Index(None, "status"),
+        Index(None, "root_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    root_id: Mapped[int] = mapped_column(ForeignKey("roots.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    taken_at: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    camera_make: Mapped[str | None] = mapped_column(Text, nullable=True)
+    camera_model: Mapped[str | None] = mapped_column(Text, nullable=True)
+    gps_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    gps_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class VectorRow(Base):
+    """One embedding of one content hash under one model; its id is the FAISS id."""
+
+    __tablename__ = "vectors"
+    __table_args__ = (
+        UniqueConstraint("model_id", "content_hash"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, `dim` values
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IndexStateRow(Base):
+    """Per model: `generation` changes with every change to its vectors; `vectors_epoch` with deletions."""
+
+    __tablename__ = "index_state"
+
+    model_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, server_default="0")
+    vectors_epoch: Mapped[int] = mapped_column(Integer, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,137 @@
+"""The single-writer lock: one photoindex process writes the catalog and the index at a time.
+
+An exclusive `flock` on `$PHOTOINDEX_HOME/writer.lock`. The kernel drops it when the holder's
+last file descriptor closes, so a killed holder never leaves a stale lock. The holder writes its
+pid, purpose and start time into the file, for the message another process shows. The file is
+never deleted: a process could otherwise lock an unlinked file while another creates a new one.
+Lock holders must not fork workers that outlive them (a forked child shares the lock); the
+decode pool uses forkserver/spawn, which does not inherit it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from photoindex.errors import LockedError
+
+_POLL_SECONDS = 0.1  # flock has no timeout: a bounded wait retries the non-blocking form
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    os.lseek(fd, 0, os.SEEK_SET)
+    raw = os.read(fd, 4096)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        # Locked, but the holder has not written its details yet (or wrote something else).
+        return {"pid": None, "purpose": "unknown", "since": None}
+    return {"pid": data.get("pid"), "purpose": data.get("purpose", "unknown"), "since": data.get("since")}
+
+
+def lock_holder(path: Path) -> dict[str, Any] | None:
+    """Who holds the lock at `path` ({"pid", "purpose", "since"}), or None when nobody does."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            # The file's content outlives its holder; only the lock itself says whether it is held.
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_holder(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _describe(holder: dict[str, Any] | None) -> str:
+    if holder is None:
+        return "another process"
+    pid = holder.get("pid")
+    who = f"pid {pid}" if pid is not None else "a process"
+    since = f" since {holder['since']}" if holder.get("since") else ""
+    return f"{who} ({holder.get('purpose', 'unknown')}){since}"
+
+
+class WriterLock:
+    """An exclusive, process-wide lock on `path` held by one photoindex writer for `purpose`."""
+
+    def __init__(self, path: Path, purpose: str) -> None:
+        self.path = Path(path)
+        self.purpose = purpose
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self, *, wait: float | None = 0.0) -> None:
+        """Take the lock (`wait`: 0 tries once, None forever, else seconds); LockedError names the holder."""
+        if self._fd is not None:
+            raise RuntimeError(f"{self.path}: this WriterLock is already held")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._lock(fd, wait)
+        except BaseException:
+            os.close(fd)
+            raise
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record = json.dumps({"pid": os.getpid(), "purpose": self.purpose, "since": since}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record + b"\n", 0)
+        self._fd = fd
+
+    def _lock(self, fd: int, wait: float | None) -> None:
+        if wait is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
+        deadline = time.monotonic() + max(wait, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(_POLL_SECONDS)
+        holder = _read_holder(fd)
+        pid = holder.get("pid")
+        raise LockedError(
+            f"{self.path}: the catalog is being written by {_describe(holder)}; cannot {self.purpose} now",
+            "wait for it to finish, or stop it first"
+            + (f" (`kill {pid}`)" if pid is not None else "")
+            + "; a running daemon indexes changes by itself",
+        )
+
+    def release(self) -> None:
+        """Release the lock (a no-op when not held)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.ftruncate(fd, 0)  # the details describe a holder; there is none now
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
