@@ -276,3 +276,10 @@ def test_kill_midway_leaves_the_old_revision_and_a_backup(tmp_path: Path) -> Non
     with open_database(path) as db, db.read() as s:
         assert catalog.count_by_status(s)["indexed"] == 2
     assert current_revision(path) == head_revision()
+
+
+def test_head_revision_constant_matches_the_migrations_folder() -> None:
+    """`open_database` skips Alembic when a catalog is at HEAD_REVISION, so the constant must be the real head."""
+    from photoindex.db import HEAD_REVISION, head_revision
+
+    assert HEAD_REVISION == head_revision()
