@@ -80,7 +80,7 @@ class SearchConfig:
     """`[search]`: defaults for `photoindex search`."""
 
     limit: int = 20
-    min_score: float = 0.0
+    min_score: float = -1.0  # cosine scores lie in [-1, 1]: -1 keeps every result
 
 
 @dataclass(frozen=True)

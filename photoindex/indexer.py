@@ -322,26 +322,25 @@ class Indexer:
 
     def _commit(self, batch: _Batch) -> None:
         """Encode the batch's new content, then write vectors and photos in one transaction."""
-        vectors = np.zeros((0, self.lib.bundle.manifest.embedding_dim), np.float32)
-        if batch.new:
-            encoder = self.lib.image_encoder()
-            pixels = np.stack(batch.pixels)
-            vectors = encoder.encode(to_model_input(pixels, self.lib.bundle.manifest.image, encoder.layout))
-            self.report.encoded += len(batch.new)
-        index = self._open_index()
-        with self.lib.db.write() as s:
-            known = catalog.vector_ids_for_hashes(
+        with self.lib.db.read() as s:
+            stored = catalog.vector_ids_for_hashes(
                 s, self.lib.model_id, {r.content_hash for _, r in batch.new if r.content_hash}
             )
-            fresh: list[tuple[str, np.ndarray]] = []
-            for (p, r), vec in zip(batch.new, vectors):
-                assert r.content_hash is not None
-                if r.content_hash not in known:
-                    fresh.append((r.content_hash, vec))
+        # Content stored since it was queued (a copy in an earlier batch, another writer) is linked, not encoded.
+        todo = [(i, p, r) for i, (p, r) in enumerate(batch.new) if r.content_hash not in stored]
+        batch.linked.extend((p, r, r.content_hash, stored[r.content_hash])
+                            for p, r in batch.new if r.content_hash in stored)
+        fresh: list[tuple[str, np.ndarray]] = []
+        if todo:
+            encoder = self.lib.image_encoder()
+            pixels = np.stack([batch.pixels[i] for i, _, _ in todo])
+            vectors = encoder.encode(to_model_input(pixels, self.lib.bundle.manifest.image, encoder.layout))
+            self.report.encoded += len(todo)
+            fresh = [(r.content_hash, vec) for (_, _, r), vec in zip(todo, vectors) if r.content_hash]
+        index = self._open_index()
+        with self.lib.db.write() as s:
             new_ids = catalog.add_vectors(s, self.lib.model_id, fresh) if fresh else []
-            known.update({h: i for (h, _), i in zip(fresh, new_ids)})
-            for p, r in batch.new:
-                assert r.content_hash is not None
+            for _, p, r in todo:
                 self._store(s, p, r)
             for p, r, digest, _ in batch.linked:
                 self._link(s, p, r, digest)
@@ -349,7 +348,11 @@ class Indexer:
                 self._store_failure(s, p, r)
             state = catalog.index_state(s, self.lib.model_id)
         if fresh:
-            index.add(np.asarray(new_ids, np.int64), np.stack([v for _, v in fresh]), state)
+            # add_vectors keeps the id of content another writer stored meanwhile: add only new ids.
+            have = set(index.index.ids().tolist()) if len(index.index) < 1_000_000 else set()
+            keep = [(i, v) for i, (_, v) in zip(new_ids, fresh) if i not in have]
+            if keep:
+                index.add(np.asarray([i for i, _ in keep], np.int64), np.stack([v for _, v in keep]), state)
 
     def _store(self, s: Any, p: _Pending, r: DecodeResult) -> None:
         assert r.content_hash is not None
@@ -458,6 +461,8 @@ def _resolve_roots_readonly(lib: Library, paths: Iterable[Path] | None) -> list[
     with lib.db.read() as s:
         roots = catalog.list_roots(s)
     if paths is None:
+        if not roots:
+            raise PhotoindexError("no folders to index yet", "add one with `photoindex index PATH`")
         return roots
     wanted = {os.path.abspath(Path(p).expanduser()) for p in paths}
     known = {r.path: r for r in roots}

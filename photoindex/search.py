@@ -70,7 +70,7 @@ def search_vector(
     query: np.ndarray,
     *,
     limit: int,
-    min_score: float = 0.0,
+    min_score: float = -1.0,
     folder: Path | None = None,
     index: Any = None,
 ) -> list[Hit]:
@@ -114,7 +114,7 @@ def run_search(
     text: str | None = None,
     image: Path | None = None,
     limit: int = 20,
-    min_score: float = 0.0,
+    min_score: float = -1.0,
     folder: Path | None = None,
 ) -> list[Hit]:
     """`photoindex search`: by text, by example photo, or both (their unit vectors averaged)."""

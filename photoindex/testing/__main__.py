@@ -1,4 +1,4 @@
-"""`python -m photoindex.testing make-models OUT ...`: write a generated bundle and print its path."""
+"""`python -m photoindex.testing make-models OUT ...` / `make-photos OUT`: generated bundles and photo folders."""
 
 from __future__ import annotations
 
@@ -19,7 +19,17 @@ def main(argv: list[str] | None = None) -> None:
     models.add_argument("--npu-layout", choices=["nhwc-uint8", "nchw-float32"], default=None)
     models.add_argument("--flavour", choices=["axera", "open_clip"], default="axera")
     models.add_argument("--name", default=None, help="the bundle's name in its manifest")
+    photos = commands.add_parser("make-photos", help="write a nested folder of generated coloured photos")
+    photos.add_argument("out", type=Path, help="the folder to fill")
+    photos.add_argument("--count", type=int, default=60)
+    photos.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.command == "make-photos":
+        from photoindex.testing.photos import make_photo_tree
+
+        make_photo_tree(args.out, args.count, seed=args.seed)
+        print(args.out)
+        return
     path = make_bundle(
         args.out,
         args.kind,

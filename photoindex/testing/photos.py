@@ -121,3 +121,33 @@ def make_large_photo(path: Path, seed: int, size: tuple[int, int] = (4000, 3000)
     grain = rng.normal(0.0, 4.0, size=(h, w, 3)).astype(np.float32)
     noisy = np.clip(np.asarray(img, dtype=np.float32) + grain, 0, 255).astype(np.uint8)
     return _save(Image.fromarray(noisy, mode="RGB"), path, "JPEG", None, quality=quality)
+
+
+def make_photo_tree(
+    root: Path,
+    count: int,
+    *,
+    seed: int = 0,
+    size: tuple[int, int] = (96, 72),
+    folders: int = 6,
+) -> dict[Path, str]:
+    """A nested library of `count` coloured photos (JPEG and PNG, some non-ASCII names); path -> colour name.
+
+    Folder `i % folders` holds photo `i`; every third folder has a subfolder, and names mix
+    ASCII, accents and CJK so search output and the catalog are exercised with real-world names.
+    """
+    from photoindex.testing.models import COLOURS
+
+    names = list(COLOURS)
+    tree: dict[Path, str] = {}
+    decorations = ["", "café-", "照片-", "été_"]
+    for i in range(count):
+        colour = names[(i + seed) % len(names)]
+        folder = root / f"album-{i % folders:02d}"
+        if (i % folders) % 3 == 0:
+            folder = folder / ("sub" if i % 2 else "子文件夹")
+        ext = ".png" if i % 7 == 0 else ".jpg"
+        path = folder / f"{decorations[i % len(decorations)]}{colour}-{i:04d}{ext}"
+        make_photo(path, COLOURS[colour], size=size, seed=seed * 100_003 + i)
+        tree[path] = colour
+    return tree

@@ -1,0 +1,342 @@
+"""The daemon as a real process: real files, real inotify, the toy bundle, the catalog read from outside.
+
+Every wait polls the catalog (opened read-only) or the daemon's status file against a deadline;
+nothing sleeps a fixed time and hopes. "Encoded" counts come from the daemon's own log lines
+(`... N encoded ...`) and from `reindex --json`, so a photo encoded twice shows even though the
+catalog dedupes its vector by content hash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from photoindex.testing import make_bundle, make_photo
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the daemon tests use inotify")
+
+DEADLINE = 40.0  # generous: a loaded 2-core CI machine; a healthy run takes a few seconds
+RED, GREEN, BLUE = (200, 30, 30), (30, 180, 40), (30, 40, 200)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "toy", "toy")
+
+
+@pytest.fixture
+def env(tmp_path: Path, bundle: Path) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOINDEX_") and k != "JOURNAL_STREAM"}
+    e.update(
+        PHOTOINDEX_HOME=str(tmp_path / "home"),
+        PHOTOINDEX_MODEL_BUNDLE=str(bundle),
+        PHOTOINDEX_DAEMON_SETTLE_SECONDS="0.5",
+        PHOTOINDEX_DAEMON_MAX_BATCH_WAIT="0.5",
+        PHOTOINDEX_DAEMON_LOG_LEVEL="DEBUG",
+        PHOTOINDEX_INDEX_WORKERS="1",
+    )
+    return e
+
+
+def _cli(env: dict[str, str], *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "photoindex", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+class DaemonProcess:
+    """`python -m photoindex daemon` with its stderr in a file."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log_path = log
+        self.home = Path(env["PHOTOINDEX_HOME"])
+        self._log = open(log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "photoindex", "daemon"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=self._log)
+
+    def state(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads((self.home / "daemon.json").read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def wait_idle(self) -> None:
+        """Until the start-up scan is done and the daemon waits for events."""
+        wait_for(lambda: self.state().get("pid") == self.proc.pid and self.state().get("state") == "idle",
+                 "the daemon to become idle", self)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def encoded(self) -> int:
+        """Photos encoded according to the daemon's log (every unit logs `N encoded`)."""
+        return sum(int(n) for n in re.findall(r"(\d+) encoded", self.log()))
+
+    def terminate(self, timeout: float = 10.0) -> tuple[int, float]:
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        return code, time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def start(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def run(**extra: str) -> DaemonProcess:
+        d = DaemonProcess({**env, **extra}, tmp_path / f"daemon{len(started)}.log")
+        started.append(d)
+        d.wait_idle()
+        return d
+
+    yield run
+    for d in started:
+        d.kill()
+
+
+def wait_for(cond: Callable[[], bool], what: str, daemon: DaemonProcess | None = None, timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        if daemon is not None and daemon.proc.poll() is not None:
+            raise AssertionError(f"the daemon exited ({daemon.proc.returncode}) waiting for {what}:\n{daemon.log()}")
+        time.sleep(0.05)
+    log = daemon.log() if daemon is not None else ""
+    raise AssertionError(f"timed out waiting for {what}\n{log}")
+
+
+def photos(home: Path) -> dict[str, str]:
+    """path -> status, read straight from the catalog (read-only, beside the writer)."""
+    db = home / "photoindex.db"
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return dict(con.execute("SELECT path, status FROM photos").fetchall())
+    except sqlite3.OperationalError:
+        return {}  # not migrated yet
+    finally:
+        con.close()
+
+
+def vector_count(home: Path) -> int:
+    con = sqlite3.connect(f"file:{home / 'photoindex.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        return int(con.execute("SELECT count(*) FROM vectors").fetchone()[0])
+    finally:
+        con.close()
+
+
+def indexed_under(home: Path, folder: Path) -> set[str]:
+    prefix = str(folder) + os.sep
+    return {p for p, s in photos(home).items() if p.startswith(prefix) and s == "indexed"}
+
+
+def make_album(folder: Path, n: int, colour: tuple[int, int, int], seed: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [make_photo(folder / f"img_{i:03d}.jpg", colour, size=(96, 72), seed=seed + i) for i in range(n)]
+
+
+def index_root(env: dict[str, str], root: Path) -> None:
+    result = _cli(env, "index", "--quiet", str(root))
+    assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- acceptance
+
+
+def test_photos_copied_in_are_all_indexed_and_searchable_and_a_new_root_is_picked_up(
+    tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
+) -> None:
+    home = Path(env["PHOTOINDEX_HOME"])
+    d = start()  # no roots yet
+    root = tmp_path / "photos"
+    root.mkdir()
+    index_root(env, root)  # added while the daemon runs: it starts watching it by itself
+    wait_for(lambda: f"watching {root} with inotify" in d.log(), "the new root to be watched", d)
+    staging = tmp_path / "card"
+    make_album(staging / "DCIM", 100, RED, seed=0)
+    shutil.copytree(staging / "DCIM", root / "DCIM")
+    wait_for(lambda: len(indexed_under(home, root)) == 100, "100 photos indexed", d)
+    assert d.encoded() == 100
+    result = _cli(env, "search", "red", "--json", "--limit", "5")
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)
+    assert hits and all(h["path"].startswith(str(root / "DCIM")) for h in hits)
+    status = json.loads(_cli(env, "status", "--json").stdout)
+    assert status["daemon"]["running"] and status["daemon"]["pid"] == d.proc.pid
+    assert d.terminate() [0] == 0
+    assert d.state()["state"] == "stopped"
+
+
+def test_a_big_file_written_slowly_is_indexed_once_after_it_is_complete(
+    tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
+) -> None:
+    home = Path(env["PHOTOINDEX_HOME"])
+    root = tmp_path / "photos"
+    root.mkdir()
+    index_root(env, root)
+    d = start()
+    # A real JPEG padded to 20 MB: decodable from the first chunk on, so an early read would index
+    # it (and the later complete file again). Written in 20 chunks over about 5 s.
+    source = make_photo(tmp_path / "src.jpg", BLUE, seed=7)
+    data = source.read_bytes()
+    data += b"\0" * (20 * 1024 * 1024 - len(data))
+    target = root / "big.jpg"
+    chunk = len(data) // 20
+    with open(target, "wb") as fh:
+        for i in range(20):
+            fh.write(data[i * chunk:(i + 1) * chunk] if i < 19 else data[i * chunk:])
+            fh.flush()
+            time.sleep(0.25)
+    wait_for(lambda: photos(home).get(str(target)) == "indexed", "the big file indexed", d)
+    con = sqlite3.connect(f"file:{home / 'photoindex.db'}?mode=ro", uri=True)
+    (size,) = con.execute("SELECT size FROM photos WHERE path = ?", (str(target),)).fetchone()
+    con.close()
+    assert size == len(data)
+    time.sleep(1.5)  # longer than settle + batch wait: a second indexing of the same file would show now
+    assert d.encoded() == 1
+    assert len(re.findall(r"big\.jpg", d.log().split("rescan of", 1)[-1])) >= 1
+
+
+def test_a_temporary_name_renamed_gives_one_photo_under_its_final_name(
+    tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
+) -> None:
+    home = Path(env["PHOTOINDEX_HOME"])
+    root = tmp_path / "photos"
+    root.mkdir()
+    index_root(env, root)
+    d = start()
+    make_photo(root / "x.jpg.tmp", GREEN, seed=3)
+    time.sleep(0.8)  # the temporary file sits there past the settle time, as a slow camera app's would
+    os.rename(root / "x.jpg.tmp", root / "x.jpg")
+    wait_for(lambda: photos(home).get(str(root / "x.jpg")) == "indexed", "x.jpg indexed", d)
+    assert list(photos(home)) == [str(root / "x.jpg")]
+    assert d.encoded() == 1
+
+
+def test_a_moved_folder_is_relinked_without_encoding_and_a_deleted_one_leaves_the_results(
+    tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
+) -> None:
+    home = Path(env["PHOTOINDEX_HOME"])
+    root = tmp_path / "photos"
+    make_album(root / "inbox" / "trip", 50, BLUE, seed=100)
+    make_album(root / "other", 3, RED, seed=500)
+    (root / "2024").mkdir()
+    index_root(env, root)
+    vectors = vector_count(home)
+    d = start()
+    os.rename(root / "inbox" / "trip", root / "2024" / "trip")
+    wait_for(lambda: len(indexed_under(home, root / "2024" / "trip")) == 50, "50 photos at their new paths", d)
+    wait_for(lambda: not any(p.startswith(str(root / "inbox")) for p in photos(home)), "the old paths gone", d)
+    assert d.encoded() == 0
+    assert vector_count(home) == vectors
+    assert "50 moved" in d.log()
+
+    shutil.rmtree(root / "2024" / "trip")
+    wait_for(lambda: not indexed_under(home, root / "2024" / "trip"), "the deleted album's photos gone", d)
+    hits = json.loads(_cli(env, "search", "blue", "--json", "--limit", "60").stdout)
+    assert hits and not any("/2024/trip/" in h["path"] for h in hits)
+
+
+def test_a_root_removed_and_recreated_is_indexed_without_a_restart(
+    tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
+) -> None:
+    home = Path(env["PHOTOINDEX_HOME"])
+    root = tmp_path / "usb"
+    old = make_album(root, 3, RED, seed=10)
+    index_root(env, root)
+    d = start()
+    shutil.rmtree(root)
+    wait_for(lambda: all(photos(home).get(str(p)) == "missing" for p in old), "the old photos marked missing", d)
+    assert "the folder disappeared" in d.log()
+    new = make_album(root, 4, GREEN, seed=20)
+    wait_for(lambda: indexed_under(home, root) == {str(p) for p in new}, "the photos of the new folder", d)
+    assert "the folder is back" in d.log()
+    assert d.encoded() == 4
+
+
+def test_when_watching_fails_the_daemon_says_so_and_rescans_find_new_photos(
+    tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
+) -> None:
+    home = Path(env["PHOTOINDEX_HOME"])
+    root = tmp_path / "photos"
+    for name in ("a", "b", "c"):
+        (root / name).mkdir(parents=True)
+    index_root(env, root)
+    # Room for the root's watch only, as with a max_user_watches below the number of folders.
+    d = start(PHOTOINDEX_TEST_WATCH_LIMIT="1", PHOTOINDEX_DAEMON_POLL_INTERVAL="1")
+    wait_for(lambda: "inotify watch limit reached: 4 folders under the roots" in d.log(), "the limit reported", d)
+    photo = make_photo(root / "b" / "unwatched.jpg", BLUE, seed=1)
+    wait_for(lambda: photos(home).get(str(photo)) == "indexed", "the photo found by a rescan", d)
+    assert "watch limit reached" in (d.state().get("watching") or "")
+
+
+def test_sigterm_during_a_batch_stops_within_10_s_and_a_restart_loses_and_doubles_nothing(
+    tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
+) -> None:
+    home = Path(env["PHOTOINDEX_HOME"])
+    root = tmp_path / "photos"
+    root.mkdir()
+    index_root(env, root)
+    d = start(PHOTOINDEX_INDEX_BATCH_SIZE="4")
+    album = make_album(tmp_path / "staging", 120, GREEN, seed=1000)
+    shutil.copytree(tmp_path / "staging", root / "album")
+    wait_for(lambda: d.state().get("state") == "indexing", "a batch in progress", d)
+    code, seconds = d.terminate(timeout=10.0)
+    assert code == 0 and seconds < 10.0
+    assert d.state()["state"] == "stopped"
+    done_before = len(indexed_under(home, root))
+
+    d2 = start(PHOTOINDEX_INDEX_BATCH_SIZE="4")
+    wait_for(lambda: len(indexed_under(home, root)) == len(album), "every photo indexed after the restart", d2)
+    assert vector_count(home) == len(album)
+    assert d.encoded() + d2.encoded() == len(album), (done_before, d.log(), d2.log())
+
+
+def test_reindex_beside_the_daemon_waits_its_turn_and_nothing_is_lost_or_encoded_twice(
+    tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
+) -> None:
+    home = Path(env["PHOTOINDEX_HOME"])
+    root = tmp_path / "photos"
+    make_album(root / "old", 5, RED, seed=1)
+    index_root(env, root)
+    d = start()
+    make_album(tmp_path / "staging", 40, BLUE, seed=300)
+    shutil.copytree(tmp_path / "staging", root / "new")
+    result = _cli(env, "reindex", "--json")
+    assert result.returncode == 0, result.stderr
+    reindexed = json.loads(result.stdout)["encoded"]
+    wait_for(lambda: len(indexed_under(home, root)) == 45, "all 45 photos indexed", d)
+    time.sleep(1.5)  # longer than settle + batch wait: the daemon's pending hints have been handled
+    assert d.encoded() + reindexed == 40
+    assert vector_count(home) == 45
+    assert set(photos(home).values()) == {"indexed"}
+
+
+def test_a_second_daemon_on_the_same_home_refuses_to_start(
+    tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
+) -> None:
+    d = start()
+    result = _cli(env, "daemon", timeout=30)
+    assert result.returncode == 3
+    assert f"a photoindex daemon already runs (pid {d.proc.pid})" in result.stderr

@@ -1,0 +1,206 @@
+"""`photoindex doctor`: what runs where and why, in words and as JSON, on this machine (no NPU)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from photoindex import doctor
+from photoindex.cli import app
+from photoindex.config import Config, load_config
+from photoindex.testing import make_bundle
+
+STANDIN = Path(__file__).parent / "axengine_standin"
+_ENV = ("AXENGINE_STANDIN_NO_DRIVER", "AXENGINE_STANDIN_FAIL_LOAD", "AXENGINE_STANDIN_FAIL_RUN")
+
+
+def _forget_axengine() -> None:
+    for name in [m for m in sys.modules if m == "axengine" or m.startswith("axengine.")]:
+        del sys.modules[name]
+
+
+@pytest.fixture(autouse=True)
+def fresh_axengine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts with axengine not imported (this machine has none) and no stand-in switches."""
+    for var in _ENV:
+        monkeypatch.delenv(var, raising=False)
+    _forget_axengine()
+    yield
+    _forget_axengine()
+
+
+@pytest.fixture(scope="module")
+def toy_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete toy bundle with an NHWC uint8 image .axmodel."""
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "toy", "toy", npu_layout="nhwc-uint8")
+
+
+def _config(home: Path, bundle: Path | str, **runtime: str) -> Config:
+    env = {"PHOTOINDEX_HOME": str(home), "PHOTOINDEX_MODEL_BUNDLE": str(bundle)}
+    env.update({f"PHOTOINDEX_RUNTIME_{k.upper()}": v for k, v in runtime.items()})
+    return load_config(environ=env)
+
+
+def test_doctor_on_this_machine_says_the_npu_is_not_available_and_why(
+    toy_bundle: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    report = doctor.diagnose(_config(home, toy_bundle))
+    assert report.ok, report.lines()
+    lines = report.lines()
+    text = "\n".join(lines)
+    npu_line = (
+        "image encoder ([runtime] image = \"auto\"): NPU not available (No module named 'axengine'): "
+        "ONNX Runtime on the CPU will be used (image_encoder.onnx)"
+    )
+    assert npu_line in lines
+    assert "axengine (NPU runtime): not installed (No module named 'axengine')" in lines
+    assert [(e.encoder, e.device) for e in report.encoders] == [("image", "cpu"), ("text", "cpu")]
+    assert "CPUExecutionProvider" in report.onnxruntime_providers
+    assert {p.name for p in report.packages} >= {"onnxruntime", "faiss", "numpy", "Pillow", "SQLAlchemy"}
+    assert all(p.version for p in report.packages)
+    assert report.bundle is not None and all(f.ok and f.present for f in report.bundle.files)
+    assert "image_encoder.axmodel" in text and lines[-1] == "ok"
+    assert not home.exists()  # doctor creates no state
+
+
+def test_missing_model_files_are_a_problem_with_a_hint(toy_bundle: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for f in toy_bundle.iterdir():
+        if f.name != "text_encoder.onnx":
+            (partial / f.name).write_bytes(f.read_bytes())
+    report = doctor.diagnose(_config(tmp_path / "home", partial))
+    assert not report.ok
+    (problem,) = [f for f in report.findings if f.level == "problem"]
+    assert problem.message == "model bundle toy is missing text_encoder.onnx"
+    assert problem.hint is not None and f"place text_encoder.onnx in {partial}" in problem.hint
+    assert "PROBLEM  text_encoder.onnx [text] (missing)" in "\n".join(report.lines())
+
+
+def test_a_forced_npu_that_cannot_work_is_a_problem(toy_bundle: Path, tmp_path: Path) -> None:
+    report = doctor.diagnose(_config(tmp_path / "home", toy_bundle, image="npu"))
+    assert not report.ok
+    (problem,) = [f for f in report.findings if f.level == "problem"]
+    assert "the NPU is not available: No module named 'axengine'" in problem.message
+    assert problem.hint is not None and "pyaxengine GitHub releases" in problem.hint
+    assert report.encoders[0].device is None and report.encoders[1].device == "cpu"
+
+
+def test_with_the_npu_runtime_doctor_names_it(
+    toy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.syspath_prepend(str(STANDIN))
+    report = doctor.diagnose(_config(tmp_path / "home", toy_bundle))
+    assert report.ok
+    assert report.encoders[0].device == "npu"
+    assert (
+        report.encoders[0].reason
+        == "axengine imported and image_encoder.axmodel present: the NPU will be used"
+    )
+    assert report.axengine.endswith(", importable")
+    assert "Available providers" not in capfd.readouterr().out
+
+
+def test_a_broken_axengine_install_is_a_warning(
+    toy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(STANDIN))
+    monkeypatch.setenv("AXENGINE_STANDIN_NO_DRIVER", "1")
+    report = doctor.diagnose(_config(tmp_path / "home", toy_bundle))
+    assert report.ok and report.axengine.startswith("installed but not importable (No providers found")
+    assert any(
+        f.level == "warning" and "axengine is installed but cannot be imported" in f.message
+        for f in report.findings
+    )
+
+
+@pytest.mark.parametrize(("version", "warned"), [("3.51.2", True), ("3.51.3", False), ("3.52.0", False)])
+def test_sqlite_before_3_51_3_is_a_warning(
+    version: str, warned: bool, toy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(doctor.sqlite3, "sqlite_version", version)
+    report = doctor.diagnose(_config(tmp_path / "home", toy_bundle))
+    found = [f for f in report.findings if "WAL-reset bug" in f.message]
+    assert report.sqlite_version == version and report.ok
+    assert bool(found) is warned
+    if found:
+        assert found[0].level == "warning" and "single-writer lock" in found[0].message
+
+
+def _catalog_with_root(home: Path, root: Path) -> None:
+    from photoindex import catalog
+    from photoindex.db import open_database
+
+    db = open_database(home / "photoindex.db")
+    try:
+        with db.write() as s:
+            catalog.add_root(s, root)
+    finally:
+        db.close()
+
+
+def test_inotify_limits_against_the_folders_under_the_roots(
+    toy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, photos = tmp_path / "home", tmp_path / "photos"
+    for folder in ("2023/01", "2023/02", "2024", ".thumbnails/x"):
+        (photos / folder).mkdir(parents=True)
+    _catalog_with_root(home, photos)
+    limits = tmp_path / "proc"
+    limits.mkdir()
+    (limits / "max_user_watches").write_text("100\n")
+    (limits / "max_user_instances").write_text("128\n")
+    monkeypatch.setattr(doctor, "_INOTIFY", limits)
+    report = doctor.diagnose(_config(home, toy_bundle))
+    assert report.inotify == doctor.InotifyState(
+        100, 128, roots=1, folders=5, counted_all=True
+    )  # hidden skipped
+    assert not [f for f in report.findings if "inotify" in f.message]
+    assert "1 watched root(s) with 5 folder(s)" in "\n".join(report.lines())
+
+    (limits / "max_user_watches").write_text("4\n")
+    report = doctor.diagnose(_config(home, toy_bundle))
+    assert report.ok and report.inotify is not None and not report.inotify.counted_all
+    (warning,) = [f for f in report.findings if "max_user_watches" in f.message]
+    assert warning.level == "warning" and "more than 4 folders" in warning.message
+    assert warning.hint is not None and "sysctl" in warning.hint
+
+
+def test_doctor_json_parses_and_stays_clean_with_the_npu_runtime(
+    toy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    env = {"PHOTOINDEX_HOME": str(tmp_path / "home"), "PHOTOINDEX_MODEL_BUNDLE": str(toy_bundle)}
+    runner = CliRunner()
+    result = runner.invoke(app, ["doctor", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["ok"] is True and data["encoders"][0]["device"] == "cpu"
+    assert "NPU not available (No module named 'axengine')" in data["encoders"][0]["reason"]
+    assert set(data) == {f.name for f in dataclasses.fields(doctor.DoctorReport)}
+    # With pyaxengine (the stand-in) importable, its providers printout must not break the JSON.
+    monkeypatch.syspath_prepend(str(STANDIN))
+    capfd.readouterr()
+    result = runner.invoke(app, ["doctor", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["encoders"][0]["device"] == "npu"
+    assert "Available providers" not in result.stdout and "banner" not in capfd.readouterr().out
+
+
+def test_doctor_exits_1_on_a_problem(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["doctor"],
+        env={"PHOTOINDEX_HOME": str(tmp_path / "home"), "PHOTOINDEX_MODEL_BUNDLE": "clip-vit-b32"},
+    )
+    assert result.exit_code == 1
+    assert "ONNX Runtime on the CPU will be used" in result.stdout
+    assert (
+        "problem: model bundle clip-vit-b32 is missing image_encoder.onnx, text_encoder.onnx" in result.stdout
+    )

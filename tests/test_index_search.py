@@ -1,0 +1,247 @@
+"""The product's main job end to end, through the real CLI: index a tree, search it, keep it true.
+
+Real SQLite, real FAISS, real ONNX Runtime on the generated toy bundle (an image embeds its
+dominant colour; a text naming a colour embeds the same direction), real JPEG/PNG files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from photoindex.cli import app
+from photoindex.config import Config
+from photoindex.testing import COLOURS
+from photoindex.testing.photos import make_photo, make_photo_tree
+from photoindex.vectorindex import VectorIndex
+
+runner = CliRunner()
+
+
+def cli(*args: str) -> Any:
+    """Run the CLI in-process with --json and return the parsed output (asserting exit 0)."""
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def db_rows(config: Config, sql: str) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(config.db_path)
+    con.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def index_file(config: Config) -> Path:
+    files = list((config.home / "index").glob("*.idx"))
+    assert len(files) == 1, files
+    return files[0]
+
+
+def add_broken_files(root: Path) -> dict[Path, str]:
+    """Files named like photos that are not decodable photos, with the reason each must give."""
+    broken = root / "broken"
+    broken.mkdir(parents=True)
+    good = make_photo(broken / "source.jpg", COLOURS["red"], size=(200, 150), seed=7)
+    data = good.read_bytes()
+    good.unlink()
+    (broken / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (broken / "notes.jpg").write_text("this is not a photo\n")
+    (broken / "empty.jpg").write_bytes(b"")
+    (broken / "layers.jpg").write_bytes(b"8BPS\x00\x01" + b"\x00" * 200)  # a Photoshop file named .jpg
+    return {
+        broken / "truncated.jpg": "truncated",
+        broken / "notes.jpg": "unsupported-format",
+        broken / "empty.jpg": "empty",
+        broken / "layers.jpg": "unsupported-format",
+    }
+
+
+def colour_of(tree: dict[Path, str], path: str) -> str:
+    return tree[Path(path)]
+
+
+@pytest.fixture
+def library(tmp_path: Path, config: Config) -> tuple[Path, dict[Path, str], dict[Path, str]]:
+    """A tree of 300 generated photos in nested folders, 10 exact duplicates, 4 broken files."""
+    root = tmp_path / "Photos"
+    tree = make_photo_tree(root, 300, seed=3)
+    dup_dir = root / "copies"
+    dup_dir.mkdir()
+    for i, (src, colour) in enumerate(list(tree.items())[:10]):
+        dst = dup_dir / f"copy-{i}{src.suffix}"
+        shutil.copy2(src, dst)
+        tree[dst] = colour
+    broken = add_broken_files(root)
+    return root, tree, broken
+
+
+def test_index_search_and_keep_true(library: tuple[Path, dict[Path, str], dict[Path, str]], config: Config) -> None:
+    root, tree, broken = library
+
+    # First run: everything is added, duplicates are encoded once, each broken file reported once.
+    report = cli("index", str(root))
+    assert report["added"] == len(tree)
+    assert report["failed"] == len(broken)
+    assert report["encoded"] == len(tree) - 10  # the 10 copies share their originals' vectors
+    reasons = {Path(f["path"]): f["reason"] for f in report["failures"]}
+    assert reasons == broken
+    assert all(f["message"] for f in report["failures"])
+
+    # Search: the red photos come first, all of them, and nothing else scores as high.
+    reds = {p for p, c in tree.items() if c == "red"}
+    hits = cli("search", "a photo of something red", "--limit", str(len(reds) + 5))
+    top = [h["path"] for h in hits[: len(reds)]]
+    assert {Path(p) for p in top} == reds
+    assert all(colour_of(tree, h["path"]) != "red" for h in hits[len(reds) :])
+    assert {"path", "score", "width", "height", "taken_at"} <= set(hits[0])
+    assert hits[0]["width"] == 96 and hits[0]["height"] == 72
+
+    # Second run on the unchanged tree: nothing encoded, nothing reported, index file untouched.
+    idx = index_file(config)
+    before = idx.stat().st_mtime_ns
+    again = cli("index", str(root))
+    assert again["encoded"] == 0 and again["added"] == 0 and again["failures"] == []
+    assert again["unchanged"] == len(tree) + len(broken)
+    assert idx.stat().st_mtime_ns == before
+
+    # Rename a folder of 50 photos: 0 encodes, new paths found, old paths never.
+    album = root / "album-01"
+    moved_count = sum(1 for p in tree if album in p.parents)
+    assert moved_count == 50
+    renamed = root / "album-01 (renamed)"
+    album.rename(renamed)
+    tree = {(renamed / p.relative_to(album) if album in p.parents else p): c for p, c in tree.items()}
+    vectors_before = db_rows(config, "SELECT count(*) FROM vectors")[0][0]
+    moved = cli("index", str(root))
+    assert moved["encoded"] == 0
+    assert moved["moved"] == 50
+    assert db_rows(config, "SELECT count(*) FROM vectors")[0][0] == vectors_before
+    in_folder = cli("search", "red", "--folder", str(renamed), "--limit", "100")
+    assert in_folder and all(Path(h["path"]).parent == renamed for h in in_folder)
+    everything = cli("search", "something", "--limit", "1000")
+    assert not any(str(album) + os.sep in h["path"] for h in everything)
+    assert len(everything) == len(tree)
+
+    # Deleted photos never come back in results.
+    doomed = sorted(p for p in reds if p.exists())[:3]
+    for p in doomed:
+        p.unlink()
+        del tree[p]
+    cli("index", str(root))
+    hits = cli("search", "red", "--limit", "1000")
+    assert not {Path(h["path"]) for h in hits} & set(doomed)
+
+
+def test_damaged_index_is_rebuilt_from_sqlite(tmp_path: Path, config: Config) -> None:
+    root = tmp_path / "Photos"
+    tree = make_photo_tree(root, 40, seed=5)
+    cli("index", str(root))
+    expected = cli("search", "blue", "--limit", "10")
+    encoded = db_rows(config, "SELECT count(*) FROM vectors")[0][0]
+    idx = index_file(config)
+
+    idx.unlink()  # deleted
+    assert cli("search", "blue", "--limit", "10") == expected
+    assert idx.exists(), "the search rebuilt and saved the index"
+
+    data = idx.read_bytes()
+    idx.write_bytes(data[: len(data) // 3])  # truncated
+    assert cli("search", "blue", "--limit", "10") == expected
+    VectorIndex.load(idx)  # saved again, whole
+
+    idx.write_bytes(b"")  # empty
+    assert cli("search", "blue", "--limit", "10") == expected
+    assert db_rows(config, "SELECT count(*) FROM vectors")[0][0] == encoded  # nothing re-encoded
+    assert len(tree) == 40
+
+
+def test_status_and_dry_run(tmp_path: Path, config: Config) -> None:
+    root = tmp_path / "Photos"
+    make_photo_tree(root, 12)
+    result = runner.invoke(app, ["reindex", "--dry-run"])
+    assert result.exit_code == 1 and "no folders to index yet" in result.output
+    cli("index", str(root))
+    make_photo(root / "new.jpg", COLOURS["green"], seed=99)
+    (root / "album-00").rename(root / "gone")
+    plan = cli("reindex", "--dry-run")
+    actions = {(c["action"], Path(c["path"]).name) for c in plan["planned"]}
+    assert ("add", "new.jpg") in actions
+    assert any(a == "missing" for a, _ in actions)
+    assert db_rows(config, "SELECT count(*) FROM photos WHERE status = 'missing'")[0][0] == 0  # wrote nothing
+    status = cli("status")
+    assert status["counts"]["indexed"] == 12
+    assert status["roots"][0]["path"] == str(root)
+    assert status["daemon"]["running"] is False
+
+
+def test_search_by_example_photo_uses_stored_vector(tmp_path: Path, config: Config) -> None:
+    root = tmp_path / "Photos"
+    tree = make_photo_tree(root, 22)
+    cli("index", str(root))
+    example = next(p for p, c in tree.items() if c == "green")
+    hits = cli("search", "--image", str(example), "--limit", "2")
+    assert {colour_of(tree, h["path"]) for h in hits} == {"green"}
+    outside = make_photo(tmp_path / "query.jpg", COLOURS["blue"], seed=1234)
+    hits = cli("search", "--image", str(outside), "--limit", "2")
+    assert {colour_of(tree, h["path"]) for h in hits} == {"blue"}
+
+
+def test_errors_are_one_clear_line(tmp_path: Path, config: Config) -> None:
+    result = runner.invoke(app, ["index", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "nope" in result.output and "hint:" in result.output
+    result = runner.invoke(app, ["search"])
+    assert result.exit_code == 1 and "nothing to search for" in result.output
+
+
+def _vector_ids(config: Config) -> set[int]:
+    return {r[0] for r in db_rows(config, "SELECT id FROM vectors")}
+
+
+@pytest.mark.slow
+def test_kill_9_during_index_then_resume(tmp_path: Path, config: Config, home_env: dict[str, str]) -> None:
+    """SIGKILL at several points of a run; the next run converges: each photo once, FAISS ids == DB ids."""
+    root = tmp_path / "Photos"
+    tree = make_photo_tree(root, 300, seed=11, size=(640, 480))
+    env = {**os.environ, **home_env, "PHOTOINDEX_INDEX_BATCH_SIZE": "4"}
+    cmd = [sys.executable, "-m", "photoindex", "index", str(root), "--quiet"]
+    kills_mid_run = 0
+    for threshold in (4, 80, 200):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if config.db_path.exists():
+                try:
+                    n = db_rows(config, "SELECT count(*) FROM vectors")[0][0]
+                except sqlite3.OperationalError:
+                    n = 0
+                if n >= threshold:
+                    proc.send_signal(signal.SIGKILL)
+                    kills_mid_run += 1
+                    break
+            time.sleep(0.005)
+        proc.wait(30)
+    assert kills_mid_run >= 2, "the kills must land while indexing runs"
+    final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    rows = db_rows(config, "SELECT path, status, content_hash FROM photos")
+    assert sorted(Path(r[0]) for r in rows) == sorted(tree)
+    assert all(r[1] == "indexed" for r in rows)
+    hashes = {r[2] for r in rows}
+    assert len(db_rows(config, "SELECT id FROM vectors")) == len(hashes)  # one vector per content
+    index = VectorIndex.load(index_file(config))
+    assert set(index.ids().tolist()) == _vector_ids(config)
