@@ -183,12 +183,52 @@ def _summary_line(report: Any) -> str:
     return ", ".join(parts) + f" in {report.seconds:.1f} s"
 
 
+class _StopOnInterrupt:
+    """First Ctrl-C (or SIGTERM): finish the current batch and stop; a second Ctrl-C aborts at once."""
+
+    def __init__(self, quiet: bool) -> None:
+        import threading
+
+        self.event = threading.Event()
+        self.quiet = quiet
+        self._saved: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        import signal
+
+        if self.event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.event.set()
+        if not self.quiet:
+            typer.echo("stopping after the current batch (Ctrl-C again to abort)", err=True)
+
+    def __enter__(self) -> _StopOnInterrupt:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
 def _run_indexing(ctx: typer.Context, paths: list[Path] | None, quiet: bool, as_json: bool, dry_run: bool) -> None:
     from photoindex.indexer import run_index
 
     cfg = _config(ctx)
-    with _Progress(_interactive(quiet, as_json), "indexing") as progress:
-        report = run_index(cfg, paths, progress=progress, dry_run=dry_run)
+
+    def waiting(message: str) -> None:
+        if not as_json:
+            typer.echo(f"waiting: {message}", err=True)
+
+    with _StopOnInterrupt(quiet or as_json) as stop, _Progress(_interactive(quiet, as_json), "indexing") as progress:
+        report = run_index(cfg, paths, progress=progress, dry_run=dry_run, stop=stop.event, on_wait=waiting)
     if as_json:
         _emit_json(report.to_json())
     else:

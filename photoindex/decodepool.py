@@ -95,6 +95,11 @@ def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int) -> DecodeResul
 
 
 def _worker_main(conn: Connection, spec: ImageSpec, max_pixels: int) -> None:
+    import signal
+
+    # Ctrl-C on a terminal reaches the whole process group: the parent decides when to stop, and a
+    # worker killed mid-photo would record that photo as failed.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import resource
 

@@ -437,20 +437,40 @@ def run_index(
     dry_run: bool = False,
     stop: threading.Event | None = None,
     lock_wait: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IndexReport:
-    """`photoindex index PATH...` (paths given) or `photoindex reindex` (every root): take the writer lock and run."""
+    """`photoindex index PATH...` (paths given) or `photoindex reindex` (every root).
+
+    Takes the writer lock, waiting for another writer (the daemon between two batches, another
+    run) for up to `lock_wait` seconds (None: as long as it takes, until `stop` is set); `on_wait`
+    hears once who is being waited for.
+    """
+    from photoindex.errors import LockedError
     from photoindex.writerlock import WriterLock
 
+    stop = stop or threading.Event()
     with open_library(config) as lib:
         if dry_run:
             roots = _resolve_roots_readonly(lib, paths)
             return Indexer(lib, progress, stop).run(roots, dry_run=True)
         lock = WriterLock(config.lock_path, "reindex" if paths is None else "index")
-        lock.acquire(wait=lock_wait)
+        deadline = None if lock_wait is None else time.monotonic() + lock_wait
+        told = False
+        while True:
+            try:
+                lock.acquire(wait=0)
+                break
+            except LockedError as exc:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                if not told and on_wait is not None:
+                    on_wait(exc.message)
+                told = True
+                if stop.wait(0.25):
+                    return IndexReport(interrupted=True)
         try:
             roots = _resolve_roots(lib, paths)
-            indexer = Indexer(lib, progress, stop)
-            report = indexer.run(roots)
+            report = Indexer(lib, progress, stop).run(roots)
             report.warnings.extend(lib.warnings)
             return report
         finally:

@@ -245,3 +245,34 @@ def test_kill_9_during_index_then_resume(tmp_path: Path, config: Config, home_en
     assert len(db_rows(config, "SELECT id FROM vectors")) == len(hashes)  # one vector per content
     index = VectorIndex.load(index_file(config))
     assert set(index.ids().tolist()) == _vector_ids(config)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_after_the_batch_and_the_next_run_continues(
+    tmp_path: Path, config: Config, home_env: dict[str, str]
+) -> None:
+    root = tmp_path / "Photos"
+    tree = make_photo_tree(root, 200, seed=2, size=(640, 480))
+    env = {**os.environ, **home_env, "PHOTOINDEX_INDEX_BATCH_SIZE": "4"}
+    cmd = [sys.executable, "-m", "photoindex", "index", str(root), "--json"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if config.db_path.exists():
+            try:
+                if db_rows(config, "SELECT count(*) FROM vectors")[0][0] >= 8:
+                    break
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    report = json.loads(out)
+    assert report["interrupted"] is True
+    assert report["failed"] == 0  # no photo is blamed for the interruption
+    first = report["encoded"]
+    assert 0 < first < len(tree)
+    rest = cli("index", str(root))
+    assert rest["encoded"] + first == len(tree)
+    assert rest["failed"] == 0
