@@ -44,7 +44,9 @@ log = logging.getLogger("photoindex.daemon")
 EXIT_OK = 0
 EXIT_CRASHED = 1  # an unexpected error: logged with its traceback; systemd restarts the daemon
 
-WATCH_LIMIT_ENV = "PHOTOINDEX_TEST_WATCH_LIMIT"  # tests: fail inotify watches past this count, as the kernel does
+WATCH_LIMIT_ENV = (
+    "PHOTOINDEX_TEST_WATCH_LIMIT"  # tests: fail inotify watches past this count, as the kernel does
+)
 
 _TICK = 0.1  # how often the loop looks at the settler when no event arrives
 _CHECK_SECONDS = 1.0  # root presence, dead emitters, overflows: one stat per root
@@ -63,7 +65,13 @@ def _now_iso() -> str:
 # ---------------------------------------------------------------- logging and the status file
 
 
-_SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+_SYSLOG_PRIORITY = {
+    logging.DEBUG: 7,
+    logging.INFO: 6,
+    logging.WARNING: 4,
+    logging.ERROR: 3,
+    logging.CRITICAL: 2,
+}
 
 
 class _JournalFormatter(logging.Formatter):
@@ -75,11 +83,13 @@ class _JournalFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, environ: Mapping[str, str] | None = None) -> None:
-    """Log to stderr at `level`: plain `<priority>message` lines under systemd (JOURNAL_STREAM set), timestamped otherwise."""
+    """Log to stderr at `level`: `<priority>message` under systemd (JOURNAL_STREAM set), else timestamped."""
     env = os.environ if environ is None else environ
     numeric = logging.getLevelName(level.strip().upper())
     if not isinstance(numeric, int):
-        raise ConfigError(f"[daemon] log_level: {level!r} is not a logging level", "use DEBUG, INFO, WARNING or ERROR")
+        raise ConfigError(
+            f"[daemon] log_level: {level!r} is not a logging level", "use DEBUG, INFO, WARNING or ERROR"
+        )
     handler = logging.StreamHandler(sys.stderr)
     if env.get("JOURNAL_STREAM"):
         handler.setFormatter(_JournalFormatter("%(message)s"))
@@ -99,8 +109,13 @@ class StateFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.data: dict[str, Any] = {
-            "pid": os.getpid(), "since": _now_iso(), "state": "starting", "queue": 0,
-            "last_batch": None, "last_error": None, "watching": None,
+            "pid": os.getpid(),
+            "since": _now_iso(),
+            "state": "starting",
+            "queue": 0,
+            "last_batch": None,
+            "last_error": None,
+            "watching": None,
         }
         self._written: dict[str, Any] = {}
         self._written_at = 0.0
@@ -128,10 +143,18 @@ class StateFile:
 
 
 def _summary(report: IndexReport) -> str:
-    parts = [f"{n} {what}" for n, what in (
-        (report.added, "added"), (report.updated, "updated"), (report.moved, "moved"),
-        (report.missing, "missing"), (report.failed, "failed"), (report.encoded, "encoded"),
-    ) if n]
+    parts = [
+        f"{n} {what}"
+        for n, what in (
+            (report.added, "added"),
+            (report.updated, "updated"),
+            (report.moved, "moved"),
+            (report.missing, "missing"),
+            (report.failed, "failed"),
+            (report.encoded, "encoded"),
+        )
+        if n
+    ]
     return (", ".join(parts) or "no changes") + f" in {report.seconds:.1f} s"
 
 
@@ -173,14 +196,22 @@ class Daemon:
     def run(self) -> int:
         """Watch and index until `stop` is set; returns the exit code."""
         d = self.config.daemon
-        log.info("photoindex daemon starting (pid %d): settle %g s, batches of %d or %g s, rescan every %g s",
-                 os.getpid(), d.settle_seconds, self.config.index.batch_size, d.max_batch_wait, d.rescan_interval)
+        log.info(
+            "photoindex daemon starting (pid %d): settle %g s, batches of %d or %g s, rescan every %g s",
+            os.getpid(),
+            d.settle_seconds,
+            self.config.index.batch_size,
+            d.max_batch_wait,
+            d.rescan_interval,
+        )
         self.state.update(state="starting", force=True)
         try:
             self._refresh_roots(initial=True)
             if not self.roots:
-                log.warning("no roots yet: add a folder with `photoindex index PATH`; it is watched within %g s",
-                            _ROOTS_SECONDS)
+                log.warning(
+                    "no roots yet: add a folder with `photoindex index PATH`; it is watched within %g s",
+                    _ROOTS_SECONDS,
+                )
             self._rescan({r.path: {"start"} for r in self.roots})
             self._loop()
         finally:
@@ -228,14 +259,19 @@ class Daemon:
                 continue
             for path in self.settler.due(now):
                 self.ready.setdefault(path, now)
-            if self.ready and now >= self._not_before and (
-                len(self.ready) >= self.config.index.batch_size
-                or now - min(self.ready.values()) >= d.max_batch_wait
+            if (
+                self.ready
+                and now >= self._not_before
+                and (
+                    len(self.ready) >= self.config.index.batch_size
+                    or now - min(self.ready.values()) >= d.max_batch_wait
+                )
             ):
                 paths, self.ready = sorted(self.ready), {}
                 self._index_paths(paths)
-            self.state.update(state="idle", queue=len(self.settler) + len(self.ready),
-                              watching=self.watcher.summary())
+            self.state.update(
+                state="idle", queue=len(self.settler) + len(self.ready), watching=self.watcher.summary()
+            )
 
     def _pump(self) -> None:
         """Wait a tick for events, then take everything queued: hints to the settler, trouble to a rescan."""
@@ -246,8 +282,14 @@ class Daemon:
         while True:
             now = self.clock()
             if isinstance(event, Hint):
-                self.settler.note(event.path, now, folder=event.folder, writing=event.writing,
-                                  closed=event.closed, partner=event.partner)
+                self.settler.note(
+                    event.path,
+                    now,
+                    folder=event.folder,
+                    writing=event.writing,
+                    closed=event.closed,
+                    partner=event.partner,
+                )
             elif isinstance(event, Trouble):
                 log.warning("%s: rescanning it now", event.message)
                 self.rescans.setdefault(event.root, set()).add(event.reason)
@@ -259,7 +301,7 @@ class Daemon:
     # ------------------------------------------------------------ roots
 
     def _refresh_roots(self, *, initial: bool = False) -> None:
-        """Read the roots from the catalog (cheap); watch new ones, and rescan them when added while running."""
+        """Read the roots from the catalog (cheap); watch new ones, rescan those added while running."""
         try:
             with self.lib.db.read() as s:
                 roots = catalog.list_roots(s)
@@ -311,16 +353,26 @@ class Daemon:
         log.log(logging.DEBUG if routine else logging.INFO, "rescan: %s", why)
         for r in roots:
             # The scan covers whatever was waiting below these roots and has already settled.
-            for path in [p for p in self.ready if p == r.path or p.startswith(r.path.rstrip(os.sep) + os.sep)]:
+            for path in [
+                p for p in self.ready if p == r.path or p.startswith(r.path.rstrip(os.sep) + os.sep)
+            ]:
                 del self.ready[path]
-        self._unit(f"rescan of {len(roots)} root(s)", "scanning", lambda ix: ix.run(roots),
-                   on_error=[r.path for r in roots], routine=routine)
+        self._unit(
+            f"rescan of {len(roots)} root(s)",
+            "scanning",
+            lambda ix: ix.run(roots),
+            on_error=[r.path for r in roots],
+            routine=routine,
+        )
 
     def _index_paths(self, paths: list[str]) -> None:
         shown = ", ".join(paths) if len(paths) <= 2 else f"{len(paths)} paths"
         log.debug("indexing %s: %s", shown, ", ".join(paths[:20]))
-        roots = {r.path for r in self.roots if any(p == r.path or p.startswith(r.path.rstrip(os.sep) + os.sep)
-                                                   for p in paths)}
+        roots = {
+            r.path
+            for r in self.roots
+            if any(p == r.path or p.startswith(r.path.rstrip(os.sep) + os.sep) for p in paths)
+        }
         self._unit(f"indexing {shown}", "indexing", lambda ix: ix.run_paths(paths), on_error=sorted(roots))
 
     def _unit(
@@ -343,8 +395,13 @@ class Daemon:
                 self._errors += 1
                 delay = min(_ERROR_BACKOFF[0] * 2 ** (self._errors - 1), _ERROR_BACKOFF[1])
                 self._not_before = self.clock() + delay
-                log.error("%s failed: %s%s; retrying with a rescan in %g s", what, exc.message,
-                          f" ({exc.hint})" if exc.hint else "", delay)
+                log.error(
+                    "%s failed: %s%s; retrying with a rescan in %g s",
+                    what,
+                    exc.message,
+                    f" ({exc.hint})" if exc.hint else "",
+                    delay,
+                )
                 self.state.update(last_error=f"{_now_iso()} {what}: {exc}")
                 for root in on_error:
                     self.rescans.setdefault(root, set()).add("retry after an error")
@@ -391,7 +448,9 @@ def _watch_limit(environ: Mapping[str, str]) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise ConfigError(f"{WATCH_LIMIT_ENV}: {raw!r} is not a number", "unset it (it is a test hook)") from None
+        raise ConfigError(
+            f"{WATCH_LIMIT_ENV}: {raw!r} is not a number", "unset it (it is a test hook)"
+        ) from None
 
 
 def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:
@@ -402,7 +461,7 @@ def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:
     """
     own_process = stop is None
     stop = stop or threading.Event()
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if own_process:
         configure_logging(config.daemon.log_level)
 

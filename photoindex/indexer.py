@@ -272,14 +272,12 @@ class Indexer:
                                      content_hash=digest, info=info)
         self.report.reused += 1
         if outcome == "moved":
+            # The row marked missing at the start of this run lives on under its new path.
             self.report.moved += 1
-            self.report.missing -= 1 if self.report.missing > 0 else 0
-        elif outcome == "restored" or (p.known is not None and p.known.status == "missing"):
-            self.report.moved += 0
-            self.report.updated += 1
-        elif p.known is None:
+            self.report.missing = max(0, self.report.missing - 1)
+        elif outcome == "added":
             self.report.added += 1
-        else:
+        else:  # "restored" (back from a missing drive) or "updated"
             self.report.updated += 1
 
     def _encode_all(self, items: list[_Pending]) -> None:

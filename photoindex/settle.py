@@ -43,7 +43,7 @@ def _inside(path: str, folder: str) -> bool:
 
 
 class Settler:
-    """Pending paths keyed by path; `due()` hands back those that have settled (not thread-safe: one owner)."""
+    """Pending paths; `due()` hands back those that have settled (not thread-safe: one owner)."""
 
     def __init__(self, settle_seconds: float, *, stat: StatFn = os.stat) -> None:
         self.settle_seconds = max(0.0, settle_seconds)
@@ -73,11 +73,16 @@ class Settler:
         closed: bool = False,
         partner: str | None = None,
     ) -> None:
-        """Record an event on `path` at monotonic time `now`; `writing`/`closed` are inotify's write and close-write hints."""
+        """Record an event on `path` at monotonic time `now`; `writing`/`closed` are inotify hints."""
         entry = self._pending.get(path)
         if entry is None:
-            entry = _Entry(folder=folder, signature=self._signature(path), quiet_since=now,
-                           open_writer=False, partner=partner)
+            entry = _Entry(
+                folder=folder,
+                signature=self._signature(path),
+                quiet_since=now,
+                open_writer=False,
+                partner=partner,
+            )
             self._pending[path] = entry
         else:
             entry.quiet_since = now
@@ -119,15 +124,20 @@ class Settler:
                 continue
             ready.add(path)
         # A silent change found below a folder just now keeps that folder waiting too.
-        ready = {p for p in ready if now - self._pending[p].quiet_since >= self._quiet_needed(self._pending[p])}
+        ready = {
+            p for p in ready if now - self._pending[p].quiet_since >= self._quiet_needed(self._pending[p])
+        }
         # Both ends of a move go together, or neither does; a ready folder takes what is below it.
         while True:
             folders = [p for p in ready if self._pending[p].folder]
             covered = {p for p in self._pending if p not in ready and any(_inside(p, f) for f in folders)}
             held = {
-                p for p in ready
+                p
+                for p in ready
                 if (partner := self._pending[p].partner) is not None
-                and partner in self._pending and partner not in ready and partner not in covered
+                and partner in self._pending
+                and partner not in ready
+                and partner not in covered
             }
             if not held:
                 break
@@ -137,7 +147,7 @@ class Settler:
         return sorted(p for p in ready if not any(_inside(p, f) for f in folders))
 
     def next_due(self, now: float) -> float | None:
-        """Seconds until the earliest pending path may be due (0 when overdue), None when nothing is pending."""
+        """Seconds until the earliest pending path may be due (0 when overdue), None when none is."""
         if not self._pending:
             return None
         return max(0.0, min(e.quiet_since + self._quiet_needed(e) - now for e in self._pending.values()))

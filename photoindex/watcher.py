@@ -55,20 +55,43 @@ MAX_WATCHES_FILE = Path("/proc/sys/fs/inotify/max_user_watches")
 # Filesystems whose changes inotify may not see (made by another machine, or by a FUSE daemon
 # behind the kernel's back): watch these by polling. `fuse.*` covers sshfs, rclone, gvfs...;
 # `fuseblk` (NTFS/exFAT USB drives) is a local disk and keeps inotify.
-_POLLING_FSTYPES = frozenset({
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre", "gpfs",
-    "virtiofs", "vboxsf", "vmhgfs", "davfs", "sshfs", "fuse",
-})
+_POLLING_FSTYPES = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "9p",
+        "afs",
+        "ceph",
+        "glusterfs",
+        "lustre",
+        "gpfs",
+        "virtiofs",
+        "vboxsf",
+        "vmhgfs",
+        "davfs",
+        "sshfs",
+        "fuse",
+    }
+)
 
 _EVENTS: list[type[FileSystemEvent]] = [
-    FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent,
-    DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
 ]
 
 
 @dataclass(frozen=True)
 class Hint:
-    """A path worth looking at: `writing` (modified, inotify) and `closed` (close-write) are settling hints."""
+    """A path worth looking at; `writing` (modified) and `closed` (close-write) are settling hints."""
 
     path: str
     folder: bool = False
@@ -82,7 +105,9 @@ class Trouble:
     """Something that makes the hints for `root` incomplete: the daemon rescans it and logs `message`."""
 
     root: str
-    reason: str  # watch-limit | watch-failed | overflow | unmounted | root-vanished | root-returned | root-replaced | watch-lost
+    # watch-limit | watch-failed | overflow | unmounted | root-vanished | root-returned | root-replaced
+    # | watch-lost
+    reason: str
     message: str
 
 
@@ -96,8 +121,8 @@ def _unescape_mount_field(field: str) -> str:
     # /proc/mounts escapes space, tab, newline and backslash as \ooo octal.
     out, i = [], 0
     while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and len(field[i + 1:i + 4]) == 3:
-            out.append(chr(int(field[i + 1:i + 4], 8)))
+        if field[i] == "\\" and field[i + 1 : i + 4].isdigit() and len(field[i + 1 : i + 4]) == 3:
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
             i += 4
         else:
             out.append(field[i])
@@ -120,7 +145,7 @@ def _inside_or_same(path: str, folder: str) -> bool:
 
 
 def filesystem_of(path: str, mounts: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
-    """The (mount point, fs type) holding `path`: the longest mount point above it (the last one mounted wins)."""
+    """The (mount point, fs type) holding `path`: the longest mount point above it (the last mounted wins)."""
     best: tuple[str, str] | None = None
     for point, fstype in mounts:
         if _inside_or_same(path, point) and (best is None or len(point) >= len(best[0])):
@@ -131,7 +156,7 @@ def filesystem_of(path: str, mounts: Sequence[tuple[str, str]]) -> tuple[str, st
 def watch_mode(
     root: str, polling_roots: Iterable[str], mounts: Sequence[tuple[str, str]], requested: str = "auto"
 ) -> tuple[str, str]:
-    """("inotify" | "polling", why) for a root: the root's own watch mode, `[daemon] polling_roots`, then the filesystem type."""
+    """("inotify" | "polling", why): the root's own watch mode, `[daemon] polling_roots`, then the fs type."""
     if requested == "poll":
         return "polling", "watch mode `poll` set for this root"
     if requested == "inotify":
@@ -174,13 +199,17 @@ def count_folders(roots: Iterable[str], follow_symlinks: bool) -> int:
 
 
 class _Handler(FileSystemEventHandler):
-    """Turns watchdog events under one root into hints on the queue; runs on watchdog's thread, so it only filters and enqueues."""
+    """Turns watchdog events under one root into hints; runs on watchdog's thread: filter and enqueue only."""
 
-    def __init__(self, root: str, scan: ScanConfig, out: queue.SimpleQueue[Event], *, hints_writing: bool) -> None:
+    def __init__(
+        self, root: str, scan: ScanConfig, out: queue.SimpleQueue[Event], *, hints_writing: bool
+    ) -> None:
         self.root = root
         self.scan = scan
         self.out = out
-        self.hints_writing = hints_writing  # polling never sees a close-write, so "still writing" means nothing there
+        self.hints_writing = (
+            hints_writing  # polling never sees a close-write, so "still writing" means nothing there
+        )
 
     def _wanted(self, path: str, folder: bool) -> bool:
         if not path or path == self.root or not _inside_or_same(path, self.root):
@@ -241,7 +270,11 @@ def _inotify_observer(flags: _Flags, watch_limit: int | None) -> BaseObserver:
 
         def add_callback(self, path: bytes, mask: Any, callback: Any, id_: Any) -> Any:
             with self._count_lock:
-                if watch_limit is not None and path not in self._wds.values() and len(self._wds) >= watch_limit:
+                if (
+                    watch_limit is not None
+                    and path not in self._wds.values()
+                    and len(self._wds) >= watch_limit
+                ):
                     flags.limit_hit = True
                     # The same error the kernel gives; watchdog swallows it for subfolders.
                     raise OSError(errno.ENOSPC, "inotify watch limit reached (PHOTOINDEX_TEST_WATCH_LIMIT)")
@@ -343,7 +376,7 @@ class Watcher:
             return []
 
     def sync(self, roots: Iterable[str], modes: Mapping[str, str] | None = None) -> list[str]:
-        """Watch roots not watched yet, drop roots no longer listed; `modes` maps a root to auto|inotify|poll. Returns the roots newly added."""
+        """Watch new roots, drop unlisted ones; `modes`: root -> auto|inotify|poll; returns the added."""
         wanted = [os.path.abspath(r) for r in roots]
         requested = {os.path.abspath(r): m for r, m in (modes or {}).items()}
         for root in list(self._roots):
@@ -393,8 +426,13 @@ class Watcher:
             observer = Observer()
         handler = _Handler(rw.root, self.scan, self.out, hints_writing=rw.mode == "inotify")
         try:
-            observer.schedule(handler, rw.root, recursive=True, event_filter=_EVENTS,
-                              follow_symlink=self.scan.follow_symlinks)
+            observer.schedule(
+                handler,
+                rw.root,
+                recursive=True,
+                event_filter=_EVENTS,
+                follow_symlink=self.scan.follow_symlinks,
+            )
             observer.start()
         except OSError as exc:
             _quiet_stop(observer)
@@ -403,15 +441,22 @@ class Watcher:
             if exc.errno == errno.ENOSPC:
                 rw.flags.limit_hit = True  # reported with the folder count by check()
             else:
-                self.out.put(Trouble(rw.root, "watch-failed",
-                                     f"{rw.root}: cannot watch the folder ({exc.strerror or exc}); "
-                                     f"its changes are found by rescans every {self.daemon.poll_interval:.0f} s"))
+                self.out.put(
+                    Trouble(
+                        rw.root,
+                        "watch-failed",
+                        f"{rw.root}: cannot watch the folder ({exc.strerror or exc}); "
+                        f"its changes are found by rescans every {self.daemon.poll_interval:.0f} s",
+                    )
+                )
             return
         rw.observer = observer
         rw.state = "degraded" if rw.flags.limit_hit else "watching"
         if rw.state == "watching":
             rw.limit_reported = False
-        log.log(logging.INFO if announce else logging.DEBUG, "watching %s with %s (%s)", rw.root, rw.mode, rw.why)
+        log.log(
+            logging.INFO if announce else logging.DEBUG, "watching %s with %s (%s)", rw.root, rw.mode, rw.why
+        )
 
     def _stop(self, rw: RootWatch) -> None:
         if rw.observer is not None:
@@ -436,20 +481,34 @@ class Watcher:
                 if rw.state != "absent":
                     self._stop(rw)
                     rw.state = "absent"
-                    self.out.put(Trouble(rw.root, "root-vanished",
-                                         f"{rw.root}: the folder disappeared (unplugged drive, unmounted or deleted); "
-                                         "its photos are marked missing until it comes back"))
+                    self.out.put(
+                        Trouble(
+                            rw.root,
+                            "root-vanished",
+                            f"{rw.root}: the folder disappeared (unplugged drive, unmounted or deleted); "
+                            "its photos are marked missing until it comes back",
+                        )
+                    )
                 continue
             if rw.state == "absent":
                 self._start(rw)
-                self.out.put(Trouble(rw.root, "root-returned", f"{rw.root}: the folder is back; watching it again"))
+                self.out.put(
+                    Trouble(rw.root, "root-returned", f"{rw.root}: the folder is back; watching it again")
+                )
             elif rw.identity != now:
                 self._start(rw)
-                self.out.put(Trouble(rw.root, "root-replaced",
-                                     f"{rw.root}: the folder was replaced or remounted; watching the new one"))
+                self.out.put(
+                    Trouble(
+                        rw.root,
+                        "root-replaced",
+                        f"{rw.root}: the folder was replaced or remounted; watching the new one",
+                    )
+                )
             elif rw.observer is not None and not _alive(rw.observer):
                 self._start(rw)
-                self.out.put(Trouble(rw.root, "watch-lost", f"{rw.root}: the watch stopped; watching it again"))
+                self.out.put(
+                    Trouble(rw.root, "watch-lost", f"{rw.root}: the watch stopped; watching it again")
+                )
             flags = rw.flags
             if flags is None:
                 continue
@@ -457,8 +516,13 @@ class Watcher:
                 self._report_limit(rw)
             if flags.overflowed:
                 flags.overflowed = False
-                self.out.put(Trouble(rw.root, "overflow",
-                                     f"{rw.root}: the kernel's inotify queue overflowed, events were lost"))
+                self.out.put(
+                    Trouble(
+                        rw.root,
+                        "overflow",
+                        f"{rw.root}: the kernel's inotify queue overflowed, events were lost",
+                    )
+                )
             if flags.unmounted:
                 flags.unmounted = False
                 self._start(rw)  # the watches below the unmounted folder are gone: set them up again
@@ -474,20 +538,25 @@ class Watcher:
         rw.limit_reported = True
         folders = count_folders(self._roots, self.scan.follow_symlinks)
         limit = self.watch_limit if self.watch_limit is not None else max_user_watches()
-        what = "PHOTOINDEX_TEST_WATCH_LIMIT" if self.watch_limit is not None else "fs.inotify.max_user_watches"
-        self.out.put(Trouble(
-            rw.root, "watch-limit",
-            f"{rw.root}: inotify watch limit reached: {folders} folders under the roots, {what} is "
-            f"{limit if limit is not None else 'unknown'} (shared by every process of this user); "
-            f"folders without a watch are rescanned every {self.daemon.poll_interval:.0f} s. "
-            "Raise it (`sudo sysctl fs.inotify.max_user_watches=524288`, and in /etc/sysctl.d/) "
-            "or list the root in [daemon] polling_roots",
-        ))
+        what = (
+            "PHOTOINDEX_TEST_WATCH_LIMIT" if self.watch_limit is not None else "fs.inotify.max_user_watches"
+        )
+        self.out.put(
+            Trouble(
+                rw.root,
+                "watch-limit",
+                f"{rw.root}: inotify watch limit reached: {folders} folders under the roots, {what} is "
+                f"{limit if limit is not None else 'unknown'} (shared by every process of this user); "
+                f"folders without a watch are rescanned every {self.daemon.poll_interval:.0f} s. "
+                "Raise it (`sudo sysctl fs.inotify.max_user_watches=524288`, and in /etc/sysctl.d/) "
+                "or list the root in [daemon] polling_roots",
+            )
+        )
 
     # ------------------------------------------------------------ reading the state
 
     def incomplete(self) -> list[str]:
-        """Roots present on disk but not fully watched (limit reached or watch failed): they need periodic rescans."""
+        """Roots on disk but not fully watched (limit reached, watch failed): they need periodic rescans."""
         return [r.root for r in self._roots.values() if r.state in ("degraded", "failed")]
 
     def summary(self) -> str:
@@ -496,8 +565,12 @@ class Watcher:
             return "no roots yet"
         parts = []
         for rw in self._roots.values():
-            state = {"watching": rw.mode, "degraded": f"{rw.mode}, watch limit reached",
-                     "failed": "not watched, rescanned", "absent": "not present"}.get(rw.state, rw.state)
+            state = {
+                "watching": rw.mode,
+                "degraded": f"{rw.mode}, watch limit reached",
+                "failed": "not watched, rescanned",
+                "absent": "not present",
+            }.get(rw.state, rw.state)
             parts.append(f"{rw.root} ({state})")
         return "watching " + ", ".join(parts)
 

@@ -502,13 +502,23 @@ def test_index_with_npu_forced_and_no_axengine_is_an_error_not_a_traceback(
 ) -> None:
     result = _cli(tmp_path / "home", bundles["nhwc-uint8"], "index", str(photos[0].parent), image="npu")
     assert result.exit_code == 1
-    assert (
-        "Traceback" not in result.output
-        and result.exception is None
-        or isinstance(result.exception, SystemExit)
-    )
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
     assert (
         "error: [runtime] image = \"npu\", but the NPU is not available: No module named 'axengine'"
         in result.output
     )
     assert "hint: install the axengine wheel" in result.output
+
+
+def test_pixels_convert_between_layouts_as_imaging_decodes_them(
+    bundles: dict[str, Path], photos: list[Path], tmp_path: Path
+) -> None:
+    from photoindex.accelerator import _convert_pixels
+
+    spec = _bundle(bundles["plain"], tmp_path).manifest.image
+    as_bytes = np.stack([decode_photo(p, spec, "nhwc-uint8")[0] for p in photos[:2]])
+    as_floats = np.stack([decode_photo(p, spec, "nchw-float32")[0] for p in photos[:2]])
+    to_floats = _convert_pixels(as_bytes, "nhwc-uint8", "nchw-float32", spec)
+    np.testing.assert_allclose(to_floats, as_floats, atol=1e-6)
+    np.testing.assert_array_equal(_convert_pixels(as_floats, "nchw-float32", "nhwc-uint8", spec), as_bytes)

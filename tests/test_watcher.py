@@ -144,7 +144,9 @@ def test_network_and_fuse_roots_are_polled(root: str, mode: str) -> None:
 
 
 def test_polling_roots_from_the_config_win(tmp_path: Path) -> None:
-    mode, why = watch_mode(str(tmp_path / "photos" / "2024"), (str(tmp_path / "photos"),), read_mounts(MOUNTS))
+    mode, why = watch_mode(
+        str(tmp_path / "photos" / "2024"), (str(tmp_path / "photos"),), read_mounts(MOUNTS)
+    )
     assert mode == "polling" and "polling_roots" in why
 
 
@@ -153,7 +155,9 @@ def test_polling_roots_from_the_config_win(tmp_path: Path) -> None:
 linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/mounts"), reason="inotify is Linux-only")
 
 
-def _drain(q: queue.SimpleQueue[Event], until: Callable[[list[Event]], bool], timeout: float = 10.0) -> list[Event]:
+def _drain(
+    q: queue.SimpleQueue[Event], until: Callable[[list[Event]], bool], timeout: float = 10.0
+) -> list[Event]:
     """Collect events until `until(events)` holds (a deadline, not a timing assumption)."""
     got: list[Event] = []
     deadline = time.monotonic() + timeout
@@ -188,7 +192,9 @@ def watch(tmp_path: Path) -> Iterator[Callable[..., tuple[Watcher, queue.SimpleQ
 
 
 @linux_only
-def test_temporary_names_never_become_hints_and_renames_carry_the_final_name(tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]) -> None:
+def test_temporary_names_never_become_hints_and_renames_carry_the_final_name(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]
+) -> None:
     root = tmp_path / "root"
     root.mkdir()
     _, q = watch([root])
@@ -204,7 +210,9 @@ def test_temporary_names_never_become_hints_and_renames_carry_the_final_name(tmp
 
 
 @linux_only
-def test_a_folder_move_gives_both_ends_as_partners_and_a_delete_a_hint(tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]) -> None:
+def test_a_folder_move_gives_both_ends_as_partners_and_a_delete_a_hint(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]
+) -> None:
     root = tmp_path / "root"
     _write(root / "old" / "a.jpg", 10)
     _, q = watch([root])
@@ -219,7 +227,9 @@ def test_a_folder_move_gives_both_ends_as_partners_and_a_delete_a_hint(tmp_path:
 
 
 @linux_only
-def test_the_watch_limit_is_reported_with_the_folder_count(tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]) -> None:
+def test_the_watch_limit_is_reported_with_the_folder_count(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]
+) -> None:
     root = tmp_path / "root"
     for i in range(4):
         (root / f"album{i}").mkdir(parents=True)
@@ -242,7 +252,9 @@ def test_the_watch_limit_is_reported_with_the_folder_count(tmp_path: Path, watch
 
 
 @linux_only
-def test_a_subfolder_that_cannot_be_watched_later_is_noticed(tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]) -> None:
+def test_a_subfolder_that_cannot_be_watched_later_is_noticed(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]
+) -> None:
     root = tmp_path / "root"
     (root / "a").mkdir(parents=True)
     w, q = watch([root], watch_limit=2)  # exactly enough for root and a
@@ -257,7 +269,9 @@ def test_a_subfolder_that_cannot_be_watched_later_is_noticed(tmp_path: Path, wat
 
 
 @linux_only
-def test_a_root_that_vanishes_and_returns_is_reported_and_watched_again(tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]) -> None:
+def test_a_root_that_vanishes_and_returns_is_reported_and_watched_again(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]
+) -> None:
     root = tmp_path / "root"
     root.mkdir()
     w, q = watch([root])
@@ -281,7 +295,9 @@ def test_a_root_that_vanishes_and_returns_is_reported_and_watched_again(tmp_path
 
 
 @linux_only
-def test_a_kernel_queue_overflow_becomes_trouble(tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]) -> None:
+def test_a_kernel_queue_overflow_becomes_trouble(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]
+) -> None:
     from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
 
     root = tmp_path / "root"
@@ -290,24 +306,30 @@ def test_a_kernel_queue_overflow_becomes_trouble(tmp_path: Path, watch: Callable
     observer = w._roots[str(root)].observer
     assert observer is not None
     # The kernel's IN_Q_OVERFLOW (wd -1), fed to the real inotify reader as it would arrive.
-    observer._fd.handle_event(InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b""))  # type: ignore[attr-defined]
+    observer._fd.handle_event(InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b""))  # type: ignore[attr-defined,arg-type]
     w.check()
     events = _drain(q, lambda ev: any(isinstance(e, Trouble) for e in ev))
     assert [e.reason for e in events if isinstance(e, Trouble)] == ["overflow"]
 
 
 @linux_only
-def test_a_polling_root_gives_hints_without_inotify(tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]) -> None:
+def test_a_polling_root_gives_hints_without_inotify(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]
+) -> None:
     root = tmp_path / "share"
     root.mkdir()
     w, q = watch([root], daemon=DaemonConfig(polling_roots=(str(root),), poll_interval=1.0))
     assert "polling" in w.summary()
     (root / "a.jpg").write_bytes(b"a")
     events = _drain(q, lambda ev: str(root / "a.jpg") in _paths(ev))
-    assert all(not (isinstance(e, Hint) and e.writing) for e in events)  # no close-write here: no open-writer wait
+    assert all(
+        not (isinstance(e, Hint) and e.writing) for e in events
+    )  # no close-write here: no open-writer wait
 
 
-def test_roots_no_longer_listed_stop_being_watched(tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]) -> None:
+def test_roots_no_longer_listed_stop_being_watched(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]
+) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
@@ -317,7 +339,9 @@ def test_roots_no_longer_listed_stop_being_watched(tmp_path: Path, watch: Callab
     assert str(a) not in w.summary() and str(b) in w.summary()
 
 
-def test_a_roots_own_watch_mode_wins_and_a_change_restarts_its_watch(tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]) -> None:
+def test_a_roots_own_watch_mode_wins_and_a_change_restarts_its_watch(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]
+) -> None:
     assert watch_mode("/mnt/nas/x", (), read_mounts(MOUNTS), "inotify")[0] == "inotify"
     assert watch_mode("/home/me/Pictures", (), read_mounts(MOUNTS), "poll")[0] == "polling"
     root = tmp_path / "r"
