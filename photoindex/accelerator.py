@@ -94,8 +94,10 @@ def _plan(bundle: Bundle, which: Which, runtime: RuntimeConfig) -> _Plan:
                 INSTALL_HINT.replace('`[runtime] image = "cpu"`', f'`[runtime] {which} = "auto"`'),
             )
         # Off the board axengine is simply not installed: that is the normal case, not worth a warning.
-        # Installed but failing to import (no driver library) is a board that lost its NPU: say so once.
-        warning = f"NPU not available ({status.reason}): falling back to {_CPU}" if status.installed else None
+        # Installed but failing to import (no driver library), with an NPU model to run, is a board
+        # that lost its NPU: say so once.
+        lost = status.installed and npu_path is not None and npu_path.is_file()
+        warning = f"NPU not available ({status.reason}): falling back to {_CPU}" if lost else None
         return _Plan("cpu", f"NPU not available ({status.reason}): {on_cpu}", npu_path, cpu_path, warning)
     if npu_path is None:
         if mode == "npu":

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperGroup
@@ -62,7 +62,9 @@ app.add_typer(models_app, name="models")
 @app.callback()
 def _root(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config file (default: $PHOTOINDEX_HOME/config.toml)."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Config file (default: $PHOTOINDEX_HOME/config.toml)."
+    ),
 ) -> None:
     ctx.obj = {"config_file": config}
 
@@ -218,7 +220,9 @@ class _StopOnInterrupt:
             signal.signal(sig, handler)
 
 
-def _run_indexing(ctx: typer.Context, paths: list[Path] | None, quiet: bool, as_json: bool, dry_run: bool) -> None:
+def _run_indexing(
+    ctx: typer.Context, paths: list[Path] | None, quiet: bool, as_json: bool, dry_run: bool
+) -> None:
     from photoindex.indexer import run_index
 
     cfg = _config(ctx)
@@ -227,7 +231,10 @@ def _run_indexing(ctx: typer.Context, paths: list[Path] | None, quiet: bool, as_
         if not as_json:
             typer.echo(f"waiting: {message}", err=True)
 
-    with _StopOnInterrupt(quiet or as_json) as stop, _Progress(_interactive(quiet, as_json), "indexing") as progress:
+    with (
+        _StopOnInterrupt(quiet or as_json) as stop,
+        _Progress(_interactive(quiet, as_json), "indexing") as progress,
+    ):
         report = run_index(cfg, paths, progress=progress, dry_run=dry_run, stop=stop.event, on_wait=waiting)
     if as_json:
         _emit_json(report.to_json())
@@ -258,7 +265,9 @@ def index(
 def reindex(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would change; write nothing."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures (the default off a terminal)."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print only failures (the default off a terminal)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Reconcile every root with the disk (the cron safety net)."""
@@ -271,18 +280,22 @@ def reindex(
 @app.command()
 def search(
     ctx: typer.Context,
-    text: Optional[str] = typer.Argument(None, help="What to look for, e.g. \"a dog on the beach\"."),
-    image: Optional[Path] = typer.Option(None, "--image", "-i", help="Find photos like this one."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="How many results (default 20)."),
-    min_score: Optional[float] = typer.Option(None, "--min-score", help="Drop results below this cosine score."),
-    folder: Optional[Path] = typer.Option(None, "--folder", help="Only photos under this folder."),
+    text: str | None = typer.Argument(None, help='What to look for, e.g. "a dog on the beach".'),
+    image: Path | None = typer.Option(None, "--image", "-i", help="Find photos like this one."),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="How many results (default 20)."),
+    min_score: float | None = typer.Option(
+        None, "--min-score", help="Drop results below this cosine score."
+    ),
+    folder: Path | None = typer.Option(None, "--folder", help="Only photos under this folder."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """Find photos by a text description or by an example photo."""
     from photoindex.search import run_search
 
     if not text and image is None:
-        raise PhotoindexError("nothing to search for", "give a text, e.g. `photoindex search \"a red car\"`, or --image PATH")
+        raise PhotoindexError(
+            "nothing to search for", 'give a text, e.g. `photoindex search "a red car"`, or --image PATH'
+        )
     cfg = _config(ctx)
     hits = run_search(
         cfg,
@@ -374,7 +387,10 @@ def _bytes_progress(enabled: bool) -> Any:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
         console=Console(stderr=True),
     )
     tasks: dict[str, Any] = {}
@@ -419,7 +435,7 @@ def models_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
 @models_app.command("verify")
 def models_verify(
     ctx: typer.Context,
-    name: Optional[str] = typer.Argument(None, help="Bundle name or folder (default: the configured one)."),
+    name: str | None = typer.Argument(None, help="Bundle name or folder (default: the configured one)."),
 ) -> None:
     """Check that a bundle's files are present and match their sha256."""
     from photoindex.download import verify_bundle
@@ -437,8 +453,10 @@ def models_verify(
 @models_app.command("fetch")
 def models_fetch(
     ctx: typer.Context,
-    name: Optional[str] = typer.Argument(None, help="Bundle name (default: the configured one)."),
-    source: Optional[str] = typer.Option(None, "--from", help="A base URL or a local folder holding the files."),
+    name: str | None = typer.Argument(None, help="Bundle name (default: the configured one)."),
+    source: str | None = typer.Option(
+        None, "--from", help="A base URL or a local folder holding the files."
+    ),
     optional: bool = typer.Option(False, "--all", help="Also fetch optional files (e.g. the .axmodel)."),
 ) -> None:
     """Download a bundle's files (resumable, sha256-checked, placed atomically)."""

@@ -200,7 +200,9 @@ def load_config(
     env = os.environ if environ is None else environ
     if home is None:
         home = Path(env["PHOTOINDEX_HOME"]).expanduser() if env.get("PHOTOINDEX_HOME") else default_home()
-    explicit = config_file or (Path(env["PHOTOINDEX_CONFIG"]).expanduser() if env.get("PHOTOINDEX_CONFIG") else None)
+    explicit = config_file or (
+        Path(env["PHOTOINDEX_CONFIG"]).expanduser() if env.get("PHOTOINDEX_CONFIG") else None
+    )
     path = explicit or home / "config.toml"
     data: dict[str, Any] = {}
     if path.is_file():
@@ -208,7 +210,9 @@ def load_config(
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}", "fix the syntax, or start again with `photoindex init`") from None
+            raise ConfigError(
+                f"{path}: invalid TOML: {exc}", "fix the syntax, or start again with `photoindex init`"
+            ) from None
     elif explicit is not None:
         raise ConfigError(f"{path}: config file not found", "check PHOTOINDEX_CONFIG or --config")
     unknown = set(data) - set(_SECTIONS)

@@ -170,8 +170,9 @@ def _check_sqlite_file(path: Path) -> None:
     except FileNotFoundError:
         return
     except OSError as error:
-        raise CatalogError(f"{path}: cannot read the catalog: {error.strerror}", "check its permissions") \
-            from None
+        raise CatalogError(
+            f"{path}: cannot read the catalog: {error.strerror}", "check its permissions"
+        ) from None
     if header and header != _SQLITE_MAGIC:
         raise CatalogError(
             f"{path} is not a SQLite database",
@@ -345,7 +346,9 @@ def open_database(
     if current == HEAD_REVISION:
         # The usual case, decided without importing Alembic (it costs ~0.1 s of a cold search);
         # tests check HEAD_REVISION against the migrations folder.
-        return Database(path, create_catalog_engine(path, busy_timeout=busy_timeout), busy_timeout=busy_timeout)
+        return Database(
+            path, create_catalog_engine(path, busy_timeout=busy_timeout), busy_timeout=busy_timeout
+        )
     script = _script_directory()
     _check_known(path, current, script)
     head = script.get_current_head()

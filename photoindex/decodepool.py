@@ -74,9 +74,14 @@ def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int) -> DecodeResul
             st = os.fstat(fh.fileno())
             data = fh.read()
     except OSError as exc:
-        return DecodeResult(job.key, job.path, job.kind, reason="unreadable",
-                            message=f"cannot read the file: {exc.strerror or exc}",
-                            hint="check the file's permissions")
+        return DecodeResult(
+            job.key,
+            job.path,
+            job.kind,
+            reason="unreadable",
+            message=f"cannot read the file: {exc.strerror or exc}",
+            hint="check the file's permissions",
+        )
     digest = hash_bytes(data)
     if job.kind == "hash":
         return DecodeResult(job.key, job.path, job.kind, digest, st.st_size, st.st_mtime_ns)
@@ -85,13 +90,32 @@ def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int) -> DecodeResul
         del data
         pixels, info = decode_photo(Path(job.path), spec, "nhwc-uint8", max_pixels=max_pixels)
     except ImageError as exc:
-        return DecodeResult(job.key, job.path, job.kind, digest, st.st_size, st.st_mtime_ns,
-                            reason=exc.reason, message=exc.message.removeprefix(f"{job.path}: "), hint=exc.hint)
+        return DecodeResult(
+            job.key,
+            job.path,
+            job.kind,
+            digest,
+            st.st_size,
+            st.st_mtime_ns,
+            reason=exc.reason,
+            message=exc.message.removeprefix(f"{job.path}: "),
+            hint=exc.hint,
+        )
     except MemoryError:
-        return DecodeResult(job.key, job.path, job.kind, digest, st.st_size, st.st_mtime_ns, reason="too-large",
-                            message="ran out of memory while decoding",
-                            hint="raise the memory limit or lower `[scan] max_image_pixels`")
-    return DecodeResult(job.key, job.path, job.kind, digest, st.st_size, st.st_mtime_ns, pixels=pixels, info=info)
+        return DecodeResult(
+            job.key,
+            job.path,
+            job.kind,
+            digest,
+            st.st_size,
+            st.st_mtime_ns,
+            reason="too-large",
+            message="ran out of memory while decoding",
+            hint="raise the memory limit or lower `[scan] max_image_pixels`",
+        )
+    return DecodeResult(
+        job.key, job.path, job.kind, digest, st.st_size, st.st_mtime_ns, pixels=pixels, info=info
+    )
 
 
 def _worker_main(conn: Connection, spec: ImageSpec, max_pixels: int) -> None:
@@ -153,8 +177,9 @@ _DONE = object()
 class DecodePool:
     """A pool of decode workers; `run(jobs)` yields results as they complete (not in job order)."""
 
-    def __init__(self, spec: ImageSpec, *, workers: int, max_pixels: int, timeout: float = 60.0,
-                 buffer: int = 64) -> None:
+    def __init__(
+        self, spec: ImageSpec, *, workers: int, max_pixels: int, timeout: float = 60.0, buffer: int = 64
+    ) -> None:
         self.spec = spec
         self.workers = workers
         self.max_pixels = max_pixels
@@ -177,7 +202,9 @@ class DecodePool:
                 yield process_job(job, self.spec, self.max_pixels)
             return
         out: queue.Queue[Any] = queue.Queue(maxsize=self.buffer)
-        feeder = threading.Thread(target=self._feed, args=(iter(jobs), out), name="decode-feeder", daemon=True)
+        feeder = threading.Thread(
+            target=self._feed, args=(iter(jobs), out), name="decode-feeder", daemon=True
+        )
         feeder.start()
         try:
             while True:
@@ -247,12 +274,17 @@ class DecodePool:
                         pool[i] = _Worker(ctx, self.spec, self.max_pixels)
                         self.restarts += 1
                         failure = DecodeResult(
-                            job.key, job.path, job.kind,
+                            job.key,
+                            job.path,
+                            job.kind,
                             reason="timeout" if timed_out and not crashed else "crashed",
-                            message=(f"decoding took longer than {self.timeout:g} s" if timed_out and not crashed
-                                     else "the decoder crashed on this file"),
+                            message=(
+                                f"decoding took longer than {self.timeout:g} s"
+                                if timed_out and not crashed
+                                else "the decoder crashed on this file"
+                            ),
                             hint="the file may be damaged; it is retried when it changes "
-                                 "(or raise `[index] decode_timeout`)",
+                            "(or raise `[index] decode_timeout`)",
                         )
                         if not self._put(out, failure):
                             return

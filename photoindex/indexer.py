@@ -105,7 +105,9 @@ class _Batch:
     def __init__(self) -> None:
         self.pixels: list[np.ndarray] = []
         self.new: list[tuple[_Pending, DecodeResult]] = []  # to encode
-        self.linked: list[tuple[_Pending, DecodeResult | None, str, int]] = []  # (item, result, hash, vector id)
+        self.linked: list[
+            tuple[_Pending, DecodeResult | None, str, int]
+        ] = []  # (item, result, hash, vector id)
         self.failed: list[tuple[_Pending, DecodeResult]] = []
 
     def __len__(self) -> int:
@@ -118,7 +120,9 @@ class _Batch:
 class Indexer:
     """Reconciles roots with the disk for one open library; the caller holds the writer lock."""
 
-    def __init__(self, lib: Library, progress: ProgressFn | None = None, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self, lib: Library, progress: ProgressFn | None = None, stop: threading.Event | None = None
+    ) -> None:
         self.lib = lib
         self.config = lib.config
         self.progress = progress or (lambda p: None)
@@ -128,7 +132,9 @@ class Indexer:
 
     # ------------------------------------------------------------ scanning and diffing
 
-    def _scan(self, scopes: Sequence[tuple[catalog.RootRecord, str]]) -> tuple[dict[str, _Pending], list[catalog.PhotoState]]:
+    def _scan(
+        self, scopes: Sequence[tuple[catalog.RootRecord, str]]
+    ) -> tuple[dict[str, _Pending], list[catalog.PhotoState]]:
         """Look at each (root, path) scope on disk and split its photos into work to do and vanished rows.
 
         A scope is a whole root (reconciliation) or a path inside one (a watcher hint): a folder is
@@ -158,8 +164,11 @@ class Indexer:
             for path, fact in facts.items():
                 seen += 1
                 k = known.get(path)
-                if k is not None and k.size == fact.size and k.mtime_ns == fact.mtime_ns and k.status in (
-                    "indexed", "failed"
+                if (
+                    k is not None
+                    and k.size == fact.size
+                    and k.mtime_ns == fact.mtime_ns
+                    and k.status in ("indexed", "failed")
                 ):
                     self.report.unchanged += 1
                     continue
@@ -179,7 +188,9 @@ class Indexer:
         report = self.run_scopes([(r, r.path) for r in roots], dry_run=dry_run)
         if not dry_run and not report.interrupted:
             with self.lib.db.write() as s:
-                catalog.set_roots_scanned(s, [r.id for r in roots], {r.id: os.path.exists(r.path) for r in roots})
+                catalog.set_roots_scanned(
+                    s, [r.id for r in roots], {r.id: os.path.exists(r.path) for r in roots}
+                )
         return report
 
     def run_paths(self, paths: Iterable[str]) -> IndexReport:
@@ -195,7 +206,9 @@ class Indexer:
         scopes = [sc for sc in scopes if not any(o is not sc and _inside(sc[1], o[1]) for o in scopes)]
         return self.run_scopes(scopes)
 
-    def run_scopes(self, scopes: Sequence[tuple[catalog.RootRecord, str]], *, dry_run: bool = False) -> IndexReport:
+    def run_scopes(
+        self, scopes: Sequence[tuple[catalog.RootRecord, str]], *, dry_run: bool = False
+    ) -> IndexReport:
         """Diff the scopes against the catalog and do the work: the common path of every run."""
         started = time.monotonic()
         todo, vanished = self._scan(scopes)
@@ -208,8 +221,12 @@ class Indexer:
                 catalog.mark_missing(s, [v.id for v in vanished])
             self.report.missing += len(vanished)
         missing_keys = self._missing_keys(vanished)
-        hash_first = [p for p in todo.values() if (p.fact.size, p.fact.mtime_ns) in missing_keys
-                      or (p.known is not None and p.known.status == "missing")]
+        hash_first = [
+            p
+            for p in todo.values()
+            if (p.fact.size, p.fact.mtime_ns) in missing_keys
+            or (p.known is not None and p.known.status == "missing")
+        ]
         decode_rest = [p for p in todo.values() if p not in hash_first]
         decode_more = self._relink_by_hash(hash_first) if hash_first else []
         if not self.report.interrupted:
@@ -236,8 +253,12 @@ class Indexer:
 
     def _pool(self) -> DecodePool:
         workers = self.config.index.workers or (os.cpu_count() or 1)
-        return DecodePool(self.lib.bundle.manifest.image, workers=workers,
-                          max_pixels=self.config.scan.max_image_pixels, timeout=self.config.index.decode_timeout)
+        return DecodePool(
+            self.lib.bundle.manifest.image,
+            workers=workers,
+            max_pixels=self.config.scan.max_image_pixels,
+            timeout=self.config.index.decode_timeout,
+        )
 
     def _relink_by_hash(self, items: list[_Pending]) -> list[_Pending]:
         """Hash likely moves (same size and mtime as a vanished photo); relink known content, return the rest."""
@@ -254,7 +275,7 @@ class Indexer:
         ok = [(p, r) for p, r in results if r.ok and r.content_hash]
         rest = [p for p, r in results if not (r.ok and r.content_hash)]
         with self.lib.db.write() as s:
-            vectors = catalog.vector_ids_for_hashes(s, self.lib.model_id, {r.content_hash for _, r in ok})
+            vectors = catalog.vector_ids_for_hashes(s, self.lib.model_id, {r.content_hash for _, r in ok if r.content_hash})
             for p, r in ok:
                 assert r.content_hash is not None
                 if r.content_hash in vectors:
@@ -268,8 +289,9 @@ class Indexer:
         size = r.size if r and r.size is not None else p.fact.size
         mtime = r.mtime_ns if r and r.mtime_ns is not None else p.fact.mtime_ns
         info = r.info if r is not None else None
-        outcome = catalog.link_photo(s, root_id=p.root_id, path=p.fact.path, size=size, mtime_ns=mtime,
-                                     content_hash=digest, info=info)
+        outcome = catalog.link_photo(
+            s, root_id=p.root_id, path=p.fact.path, size=size, mtime_ns=mtime, content_hash=digest, info=info
+        )
         self.report.reused += 1
         if outcome == "moved":
             # The row marked missing at the start of this run lives on under its new path.
@@ -326,36 +348,44 @@ class Indexer:
             )
         # Content stored since it was queued (a copy in an earlier batch, another writer) is linked, not encoded.
         todo = [(i, p, r) for i, (p, r) in enumerate(batch.new) if r.content_hash not in stored]
-        batch.linked.extend((p, r, r.content_hash, stored[r.content_hash])
-                            for p, r in batch.new if r.content_hash in stored)
+        batch.linked.extend(
+            (p, r, r.content_hash, stored[r.content_hash]) for p, r in batch.new if r.content_hash in stored
+        )
         fresh: list[tuple[str, np.ndarray]] = []
         if todo:
             encoder = self.lib.image_encoder()
             pixels = np.stack([batch.pixels[i] for i, _, _ in todo])
             vectors = encoder.encode(to_model_input(pixels, self.lib.bundle.manifest.image, encoder.layout))
             self.report.encoded += len(todo)
-            fresh = [(r.content_hash, vec) for (_, _, r), vec in zip(todo, vectors) if r.content_hash]
+            fresh = [(r.content_hash, vec) for (_, _, r), vec in zip(todo, vectors, strict=False) if r.content_hash]
         index = self._open_index()
         with self.lib.db.write() as s:
             new_ids = catalog.add_vectors(s, self.lib.model_id, fresh) if fresh else []
             for _, p, r in todo:
                 self._store(s, p, r)
-            for p, r, digest, _ in batch.linked:
-                self._link(s, p, r, digest)
+            for p, linked, digest, _ in batch.linked:
+                self._link(s, p, linked, digest)
             for p, r in batch.failed:
                 self._store_failure(s, p, r)
             state = catalog.index_state(s, self.lib.model_id)
         if fresh:
             # add_vectors keeps the id of content another writer stored meanwhile: add only new ids.
             have = set(index.index.ids().tolist()) if len(index.index) < 1_000_000 else set()
-            keep = [(i, v) for i, (_, v) in zip(new_ids, fresh) if i not in have]
+            keep = [(i, v) for i, (_, v) in zip(new_ids, fresh, strict=False) if i not in have]
             if keep:
                 index.add(np.asarray([i for i, _ in keep], np.int64), np.stack([v for _, v in keep]), state)
 
     def _store(self, s: Any, p: _Pending, r: DecodeResult) -> None:
         assert r.content_hash is not None
-        catalog.store_indexed(s, root_id=p.root_id, path=p.fact.path, size=r.size or p.fact.size,
-                              mtime_ns=r.mtime_ns or p.fact.mtime_ns, content_hash=r.content_hash, info=r.info)
+        catalog.store_indexed(
+            s,
+            root_id=p.root_id,
+            path=p.fact.path,
+            size=r.size or p.fact.size,
+            mtime_ns=r.mtime_ns or p.fact.mtime_ns,
+            content_hash=r.content_hash,
+            info=r.info,
+        )
         if p.known is None:
             self.report.added += 1
         else:
@@ -364,9 +394,15 @@ class Indexer:
     def _store_failure(self, s: Any, p: _Pending, r: DecodeResult) -> None:
         message = r.message or r.reason or "failed"
         first_time = p.known is None or p.known.status != "failed" or p.known.error != message
-        catalog.store_failed(s, root_id=p.root_id, path=p.fact.path, size=r.size or p.fact.size,
-                             mtime_ns=r.mtime_ns or p.fact.mtime_ns, content_hash=r.content_hash,
-                             error=f"{r.reason}: {message}")
+        catalog.store_failed(
+            s,
+            root_id=p.root_id,
+            path=p.fact.path,
+            size=r.size or p.fact.size,
+            mtime_ns=r.mtime_ns or p.fact.mtime_ns,
+            content_hash=r.content_hash,
+            error=f"{r.reason}: {message}",
+        )
         self.report.failed += 1
         if first_time:
             self.report.failures.append(Failure(p.fact.path, r.reason or "failed", message, r.hint))

@@ -18,9 +18,9 @@ from photoindex.manifest import Bundle, resolve_bundle, shipped_manifests
 from photoindex.resources import config_example
 
 if TYPE_CHECKING:
+    from photoindex.accelerator import RuntimeChoice
     from photoindex.db import Database
     from photoindex.encoders import ImageEncoder, TextEncoder
-    from photoindex.accelerator import RuntimeChoice
 
 
 def write_starting_config(config: Config, *, force: bool = False) -> Path:
@@ -57,7 +57,9 @@ def list_bundles(config: Config) -> list[BundleRow]:
     """Every shipped bundle, plus the configured one when it is a folder of its own."""
     configured = bundle_for(config)
     bundles = [resolve_bundle(n, config.models_dir) for n in shipped_manifests()]
-    if all(b.manifest.name != configured.manifest.name or b.directory != configured.directory for b in bundles):
+    if all(
+        b.manifest.name != configured.manifest.name or b.directory != configured.directory for b in bundles
+    ):
         bundles.append(configured)
     return [
         BundleRow(
@@ -119,7 +121,9 @@ class Library:
             from photoindex.accelerator import open_image_encoder
 
             ensure_bundle(self.bundle)
-            self._image, choice = open_image_encoder(self.bundle, self.config.runtime, on_warning=self.warnings.append)
+            self._image, choice = open_image_encoder(
+                self.bundle, self.config.runtime, on_warning=self.warnings.append
+            )
             self.choices["image"] = choice
         return self._image
 

@@ -108,7 +108,9 @@ class Bundle:
 
 def _req(table: dict[str, Any], key: str, where: str) -> Any:
     if key not in table:
-        raise ModelError(f"{where}: missing key `{key}`", "see models/clip-vit-b32.toml for a complete manifest")
+        raise ModelError(
+            f"{where}: missing key `{key}`", "see models/clip-vit-b32.toml for a complete manifest"
+        )
     return table[key]
 
 
@@ -138,7 +140,9 @@ def parse_manifest(data: dict[str, Any], where: str) -> Manifest:
         normalized_output=bool(img.get("normalized_output", False)),
     )
     text = TextSpec(
-        tokenizer=_choice(_req(txt, "tokenizer", f"{where} [text]"), _TOKENIZERS, f"{where} [text] tokenizer"),
+        tokenizer=_choice(
+            _req(txt, "tokenizer", f"{where} [text]"), _TOKENIZERS, f"{where} [text] tokenizer"
+        ),
         context_length=int(_req(txt, "context_length", f"{where} [text]")),
         normalized_output=bool(txt.get("normalized_output", False)),
     )

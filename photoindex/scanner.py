@@ -49,7 +49,7 @@ def is_candidate(name: str, scan: ScanConfig) -> bool:
 
 
 def is_excluded(path: str, root: str, scan: ScanConfig) -> bool:
-    """Whether a path matches one of the `[scan] exclude` globs (matched against the path relative to the root and the name)."""
+    """Whether a path matches an `[scan] exclude` glob (tried on the path relative to the root, and on the name)."""
     if not scan.exclude:
         return False
     rel = os.path.relpath(path, root)
@@ -94,8 +94,13 @@ def walk(root: Path, scan: ScanConfig, on_problem: OnProblem | None = None) -> I
                 est = entry.stat(follow_symlinks=True)
             except OSError as exc:
                 if is_candidate(name, scan):
-                    report(ScanProblem(path, "broken-link" if entry.is_symlink() else "unreadable",
-                                       f"cannot stat: {exc.strerror or exc}"))
+                    report(
+                        ScanProblem(
+                            path,
+                            "broken-link" if entry.is_symlink() else "unreadable",
+                            f"cannot stat: {exc.strerror or exc}",
+                        )
+                    )
                 continue
             if stat.S_ISDIR(est.st_mode):
                 key = (est.st_dev, est.st_ino)

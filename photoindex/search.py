@@ -40,7 +40,7 @@ class Hit:
 def query_vector_for_text(lib: Library, text: str) -> np.ndarray:
     """The unit vector of a text query, through the bundle's tokenizer and text encoder."""
     if not text.strip():
-        raise PhotoindexError("the query is empty", "describe what you are looking for, e.g. \"a red car\"")
+        raise PhotoindexError("the query is empty", 'describe what you are looking for, e.g. "a red car"')
     return lib.text_encoder().encode([text])[0]
 
 
@@ -54,14 +54,17 @@ def query_vector_for_image(lib: Library, path: Path) -> np.ndarray:
     try:
         digest = content_hash(path)
     except OSError as exc:
-        raise PhotoindexError(f"{path}: cannot read the file: {exc.strerror or exc}", "check its permissions") from None
+        raise PhotoindexError(
+            f"{path}: cannot read the file: {exc.strerror or exc}", "check its permissions"
+        ) from None
     with lib.db.read() as s:
         stored = catalog.vector_for_hash(s, lib.model_id, digest)
     if stored is not None:
         return stored
     encoder = lib.image_encoder()
-    pixels, _ = decode_photo(path, lib.bundle.manifest.image, encoder.layout,
-                             max_pixels=lib.config.scan.max_image_pixels)
+    pixels, _ = decode_photo(
+        path, lib.bundle.manifest.image, encoder.layout, max_pixels=lib.config.scan.max_image_pixels
+    )
     return encoder.encode(pixels[None])[0]
 
 
@@ -99,10 +102,20 @@ def search_vector(
         with lib.db.read() as s:
             photos = catalog.live_photos_for_vectors(s, lib.model_id, ids.tolist(), prefix)
         hits: list[Hit] = []
-        for vid, score in zip(ids.tolist(), scores.tolist()):
+        for vid, score in zip(ids.tolist(), scores.tolist(), strict=False):
             for ph in photos.get(int(vid), []):
-                hits.append(Hit(ph.path, float(score), ph.width, ph.height, ph.taken_at, ph.size, ph.format,
-                                " ".join(x for x in (ph.camera_make, ph.camera_model) if x) or None))
+                hits.append(
+                    Hit(
+                        ph.path,
+                        float(score),
+                        ph.width,
+                        ph.height,
+                        ph.taken_at,
+                        ph.size,
+                        ph.format,
+                        " ".join(x for x in (ph.camera_make, ph.camera_model) if x) or None,
+                    )
+                )
         if len(hits) >= limit or k >= total or len(scores) < k:
             return hits[:limit]
         k = min(total, k * 4)

@@ -61,12 +61,16 @@ class LibraryStatus:
             out.append("roots:")
             for r in self.roots:
                 state = "" if r["present"] else "  [not present]"
-                out.append(f"  {r['path']}  {r['photos']} photos, last scan {r['last_scan_at'] or 'never'}{state}")
+                out.append(
+                    f"  {r['path']}  {r['photos']} photos, last scan {r['last_scan_at'] or 'never'}{state}"
+                )
         else:
             out.append("roots:     none (add one with `photoindex index PATH`)")
         d = self.daemon
         if d.running:
-            out.append(f"daemon:    running, pid {d.pid}, since {d.since}, queue {d.queue}, last batch {d.last_batch or '-'}")
+            out.append(
+                f"daemon:    running, pid {d.pid}, since {d.since}, queue {d.queue}, last batch {d.last_batch or '-'}"
+            )
             if d.watching:
                 out.append(f"           {d.watching}")
         else:
@@ -74,7 +78,9 @@ class LibraryStatus:
         if d.last_error:
             out.append(f"           last error: {d.last_error}")
         if self.writer and not d.running:
-            out.append(f"writer:    pid {self.writer.get('pid')} ({self.writer.get('purpose')}) since {self.writer.get('since')}")
+            out.append(
+                f"writer:    pid {self.writer.get('pid')} ({self.writer.get('purpose')}) since {self.writer.get('since')}"
+            )
         if self.last_failures:
             out.append("last failures:")
             for f in self.last_failures:

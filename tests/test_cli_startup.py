@@ -14,7 +14,10 @@ HEAVY = ("onnxruntime", "faiss", "sqlalchemy", "alembic", "numpy", "PIL", "watch
 def test_help_imports_no_heavy_module(args: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "photoindex", *args],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
@@ -22,7 +25,9 @@ def test_help_imports_no_heavy_module(args: list[str]) -> None:
 
 
 def test_python_dash_m_and_version_of_commands() -> None:
-    proc = subprocess.run([sys.executable, "-m", "photoindex", "--help"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "photoindex", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0
     for command in ("index", "search", "status", "reindex", "daemon", "models", "doctor", "init"):
         assert command in proc.stdout

@@ -89,7 +89,9 @@ def library(tmp_path: Path, config: Config) -> tuple[Path, dict[Path, str], dict
     return root, tree, broken
 
 
-def test_index_search_and_keep_true(library: tuple[Path, dict[Path, str], dict[Path, str]], config: Config) -> None:
+def test_index_search_and_keep_true(
+    library: tuple[Path, dict[Path, str], dict[Path, str]], config: Config
+) -> None:
     root, tree, broken = library
 
     # First run: everything is added, duplicates are encoded once, each broken file reported once.

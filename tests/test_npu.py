@@ -522,3 +522,12 @@ def test_pixels_convert_between_layouts_as_imaging_decodes_them(
     to_floats = _convert_pixels(as_bytes, "nhwc-uint8", "nchw-float32", spec)
     np.testing.assert_allclose(to_floats, as_floats, atol=1e-6)
     np.testing.assert_array_equal(_convert_pixels(as_floats, "nchw-float32", "nhwc-uint8", spec), as_bytes)
+
+
+def test_a_broken_driver_does_not_warn_for_an_encoder_without_an_npu_model(
+    standin: pytest.MonkeyPatch, bundles: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    standin.setenv("AXENGINE_STANDIN_NO_DRIVER", "1")
+    choice = open_runtime(_bundle(bundles["nhwc-uint8"], tmp_path), "text", AUTO)
+    assert choice.device == "cpu" and choice.warnings == () and "No providers found" in choice.reason
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
