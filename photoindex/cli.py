@@ -67,6 +67,11 @@ def _root(
     ),
 ) -> None:
     ctx.obj = {"config_file": config}
+    import logging
+
+    # Library warnings (an NPU fallback, an unwatched folder) go to stderr, never to stdout,
+    # which `--json` keeps for its document. The daemon sets its own level and format.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
 
 
 def _config(ctx: typer.Context) -> Config:

@@ -8,6 +8,7 @@ any point leaves a catalog the next run simply continues from (DESIGN.md invaria
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -24,6 +25,8 @@ from photoindex.decodepool import DecodeJob, DecodePool, DecodeResult
 from photoindex.errors import PhotoindexError
 from photoindex.library import Library, open_library
 from photoindex.scanner import FileFact, ScanProblem, stat_fact, walk
+
+log = logging.getLogger("photoindex")
 
 
 @dataclass(frozen=True)
@@ -153,12 +156,12 @@ class Indexer:
                 if fact is not None:
                     facts[scope] = fact
             elif scope == root.path:
-                self.report.warnings.append(
+                self._warn(
                     f"{root.path}: the folder is not there (unplugged drive or deleted folder); "
                     "its photos are marked missing and come back without re-encoding when it returns"
                 )
             for prob in problems:
-                self.report.warnings.append(f"{prob.path}: {prob.message}")
+                self._warn(f"{prob.path}: {prob.message}")
             with self.lib.db.read() as s:
                 known = catalog.photos_under(s, scope)
             for path, fact in facts.items():
@@ -179,6 +182,11 @@ class Indexer:
                 if path not in facts and k.status != "missing":
                     vanished[k.id] = k
         return todo, list(vanished.values())
+
+    def _warn(self, line: str) -> None:
+        """A problem worth one line: logged (stderr) and kept in the report (`--json`)."""
+        log.warning("%s", line)
+        self.report.warnings.append(line)
 
     # ------------------------------------------------------------ the run
 

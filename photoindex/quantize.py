@@ -181,7 +181,7 @@ def quantize_bundle(
         which = "image and text encoders" if text else "image encoder"
         manifest = Manifest(
             name=f"{m.name}{SUFFIX}",
-            title=f"{m.title} (int8 {which})",
+            title=f"{m.title}, int8 {which}",
             embedding_dim=m.embedding_dim,
             image=m.image,
             text=m.text,
