@@ -44,9 +44,7 @@ log = logging.getLogger("photoindex.daemon")
 EXIT_OK = 0
 EXIT_CRASHED = 1  # an unexpected error: logged with its traceback; systemd restarts the daemon
 
-WATCH_LIMIT_ENV = (
-    "PHOTOINDEX_TEST_WATCH_LIMIT"  # tests: fail inotify watches past this count, as the kernel does
-)
+WATCH_LIMIT_ENV = "PHOTOINDEX_TEST_WATCH_LIMIT"  # tests: fail inotify watches past this count, as the kernel does
 
 _TICK = 0.1  # how often the loop looks at the settler when no event arrives
 _CHECK_SECONDS = 1.0  # root presence, dead emitters, overflows: one stat per root
@@ -87,9 +85,7 @@ def configure_logging(level: str, environ: Mapping[str, str] | None = None) -> N
     env = os.environ if environ is None else environ
     numeric = logging.getLevelName(level.strip().upper())
     if not isinstance(numeric, int):
-        raise ConfigError(
-            f"[daemon] log_level: {level!r} is not a logging level", "use DEBUG, INFO, WARNING or ERROR"
-        )
+        raise ConfigError(f"[daemon] log_level: {level!r} is not a logging level", "use DEBUG, INFO, WARNING or ERROR")
     handler = logging.StreamHandler(sys.stderr)
     if env.get("JOURNAL_STREAM"):
         handler.setFormatter(_JournalFormatter("%(message)s"))
@@ -254,8 +250,8 @@ class Daemon:
                     self.rescans.setdefault(root, set()).add("watching incomplete")
                 next_incomplete = now + d.poll_interval
             if self.rescans and now >= self._not_before:
-                self._rescan(self.rescans)
-                self.rescans = {}
+                pending, self.rescans = self.rescans, {}  # a failing rescan queues its retry anew
+                self._rescan(pending)
                 continue
             for path in self.settler.due(now):
                 self.ready.setdefault(path, now)
@@ -269,9 +265,7 @@ class Daemon:
             ):
                 paths, self.ready = sorted(self.ready), {}
                 self._index_paths(paths)
-            self.state.update(
-                state="idle", queue=len(self.settler) + len(self.ready), watching=self.watcher.summary()
-            )
+            self.state.update(state="idle", queue=len(self.settler) + len(self.ready), watching=self.watcher.summary())
 
     def _pump(self) -> None:
         """Wait a tick for events, then take everything queued: hints to the settler, trouble to a rescan."""
@@ -353,9 +347,7 @@ class Daemon:
         log.log(logging.DEBUG if routine else logging.INFO, "rescan: %s", why)
         for r in roots:
             # The scan covers whatever was waiting below these roots and has already settled.
-            for path in [
-                p for p in self.ready if p == r.path or p.startswith(r.path.rstrip(os.sep) + os.sep)
-            ]:
+            for path in [p for p in self.ready if p == r.path or p.startswith(r.path.rstrip(os.sep) + os.sep)]:
                 del self.ready[path]
         self._unit(
             f"rescan of {len(roots)} root(s)",
@@ -448,9 +440,7 @@ def _watch_limit(environ: Mapping[str, str]) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise ConfigError(
-            f"{WATCH_LIMIT_ENV}: {raw!r} is not a number", "unset it (it is a test hook)"
-        ) from None
+        raise ConfigError(f"{WATCH_LIMIT_ENV}: {raw!r} is not a number", "unset it (it is a test hook)") from None
 
 
 def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:

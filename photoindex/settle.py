@@ -124,9 +124,7 @@ class Settler:
                 continue
             ready.add(path)
         # A silent change found below a folder just now keeps that folder waiting too.
-        ready = {
-            p for p in ready if now - self._pending[p].quiet_since >= self._quiet_needed(self._pending[p])
-        }
+        ready = {p for p in ready if now - self._pending[p].quiet_since >= self._quiet_needed(self._pending[p])}
         # Both ends of a move go together, or neither does; a ready folder takes what is below it.
         while True:
             folders = [p for p in ready if self._pending[p].folder]

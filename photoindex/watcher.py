@@ -201,15 +201,11 @@ def count_folders(roots: Iterable[str], follow_symlinks: bool) -> int:
 class _Handler(FileSystemEventHandler):
     """Turns watchdog events under one root into hints; runs on watchdog's thread: filter and enqueue only."""
 
-    def __init__(
-        self, root: str, scan: ScanConfig, out: queue.SimpleQueue[Event], *, hints_writing: bool
-    ) -> None:
+    def __init__(self, root: str, scan: ScanConfig, out: queue.SimpleQueue[Event], *, hints_writing: bool) -> None:
         self.root = root
         self.scan = scan
         self.out = out
-        self.hints_writing = (
-            hints_writing  # polling never sees a close-write, so "still writing" means nothing there
-        )
+        self.hints_writing = hints_writing  # polling never sees a close-write, so "still writing" means nothing there
 
     def _wanted(self, path: str, folder: bool) -> bool:
         if not path or path == self.root or not _inside_or_same(path, self.root):
@@ -270,11 +266,7 @@ def _inotify_observer(flags: _Flags, watch_limit: int | None) -> BaseObserver:
 
         def add_callback(self, path: bytes, mask: Any, callback: Any, id_: Any) -> Any:
             with self._count_lock:
-                if (
-                    watch_limit is not None
-                    and path not in self._wds.values()
-                    and len(self._wds) >= watch_limit
-                ):
+                if watch_limit is not None and path not in self._wds.values() and len(self._wds) >= watch_limit:
                     flags.limit_hit = True
                     # The same error the kernel gives; watchdog swallows it for subfolders.
                     raise OSError(errno.ENOSPC, "inotify watch limit reached (PHOTOINDEX_TEST_WATCH_LIMIT)")
@@ -333,7 +325,7 @@ class RootWatch:
     observer: BaseObserver | None = None
     identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the root when its watch started
     requested: str = "auto"  # the root's watch mode in the catalog: auto | inotify | poll
-    state: str = "absent"  # watching | degraded (some folders unwatched) | failed (no watch) | absent
+    state: str = "absent"  # watching | degraded (some folders unwatched) | failed (no watch) | absent | file
     flags: _Flags | None = None
     limit_reported: bool = False  # say it once per episode, not at every retry
 
@@ -400,7 +392,10 @@ class Watcher:
             rw = RootWatch(root, mode, why, requested=requested.get(root, "auto"))
             self._roots[root] = rw
             added.append(root)
-            if _identity(root) is not None:
+            if os.path.isfile(root):
+                rw.state = "file"  # a single photo added as a root: rescans cover it, no folder to watch
+                log.info("%s is a single file: not watched, kept up to date by rescans", root)
+            elif _identity(root) is not None:
                 self._start(rw, announce=True)
             else:
                 log.warning("%s: the folder is not there; it is watched again when it comes back", root)
@@ -454,9 +449,7 @@ class Watcher:
         rw.state = "degraded" if rw.flags.limit_hit else "watching"
         if rw.state == "watching":
             rw.limit_reported = False
-        log.log(
-            logging.INFO if announce else logging.DEBUG, "watching %s with %s (%s)", rw.root, rw.mode, rw.why
-        )
+        log.log(logging.INFO if announce else logging.DEBUG, "watching %s with %s (%s)", rw.root, rw.mode, rw.why)
 
     def _stop(self, rw: RootWatch) -> None:
         if rw.observer is not None:
@@ -476,6 +469,8 @@ class Watcher:
     def check(self) -> None:
         """Look at every root (cheap: one stat each) and put a Trouble for each change worth a rescan."""
         for rw in self._roots.values():
+            if rw.state == "file":
+                continue
             now = _identity(rw.root)
             if now is None:
                 if rw.state != "absent":
@@ -492,9 +487,7 @@ class Watcher:
                 continue
             if rw.state == "absent":
                 self._start(rw)
-                self.out.put(
-                    Trouble(rw.root, "root-returned", f"{rw.root}: the folder is back; watching it again")
-                )
+                self.out.put(Trouble(rw.root, "root-returned", f"{rw.root}: the folder is back; watching it again"))
             elif rw.identity != now:
                 self._start(rw)
                 self.out.put(
@@ -506,9 +499,7 @@ class Watcher:
                 )
             elif rw.observer is not None and not _alive(rw.observer):
                 self._start(rw)
-                self.out.put(
-                    Trouble(rw.root, "watch-lost", f"{rw.root}: the watch stopped; watching it again")
-                )
+                self.out.put(Trouble(rw.root, "watch-lost", f"{rw.root}: the watch stopped; watching it again"))
             flags = rw.flags
             if flags is None:
                 continue
@@ -538,9 +529,7 @@ class Watcher:
         rw.limit_reported = True
         folders = count_folders(self._roots, self.scan.follow_symlinks)
         limit = self.watch_limit if self.watch_limit is not None else max_user_watches()
-        what = (
-            "PHOTOINDEX_TEST_WATCH_LIMIT" if self.watch_limit is not None else "fs.inotify.max_user_watches"
-        )
+        what = "PHOTOINDEX_TEST_WATCH_LIMIT" if self.watch_limit is not None else "fs.inotify.max_user_watches"
         self.out.put(
             Trouble(
                 rw.root,
@@ -570,6 +559,7 @@ class Watcher:
                 "degraded": f"{rw.mode}, watch limit reached",
                 "failed": "not watched, rescanned",
                 "absent": "not present",
+                "file": "single file, rescanned",
             }.get(rw.state, rw.state)
             parts.append(f"{rw.root} ({state})")
         return "watching " + ", ".join(parts)

@@ -417,3 +417,50 @@ def test_log_lines_carry_a_journald_priority_under_systemd(capsys: pytest.Captur
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "<4>watch limit reached"
     assert len(err) == 2 and err[1].endswith("INFO plain") and not err[1].startswith("<")
+
+
+def test_a_failing_unit_of_work_is_logged_shown_in_status_and_retried(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    from photoindex import daemon as daemon_mod
+    from photoindex.config import load_config
+    from photoindex.errors import CatalogError
+    from photoindex.indexer import Indexer
+    from photoindex.library import open_library
+    from photoindex.status import daemon_status
+
+    home = Path(env["PHOTOINDEX_HOME"])
+    root = tmp_path / "photos"
+    make_album(root, 2, RED, seed=5)
+    config = load_config(environ=env)
+    with open_library(config) as lib, lib.db.write() as s:
+        from photoindex import catalog
+
+        catalog.add_root(s, str(root))
+    monkeypatch.setattr(daemon_mod, "_ERROR_BACKOFF", (0.2, 1.0))
+    real_run = Indexer.run
+    calls: list[int] = []
+
+    def flaky_run(self: Indexer, roots: Any, **kw: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise CatalogError(f"{home / 'photoindex.db'}: disk I/O error", "check the disk")
+        return real_run(self, roots, **kw)
+
+    monkeypatch.setattr(Indexer, "run", flaky_run)
+    stop = threading.Event()
+    result: list[int] = []
+    caplog.set_level("INFO", logger="photoindex.daemon")
+    thread = threading.Thread(target=lambda: result.append(daemon_mod.run_daemon(config, stop=stop)))
+    thread.start()
+    try:
+        wait_for(lambda: len(indexed_under(home, root)) == 2, "the photos indexed by the retried rescan")
+        assert "disk I/O error" in (daemon_status(config).last_error or "")
+        assert "rescan of 1 root(s) failed" in caplog.text and "retry after an error" in caplog.text
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert result == [0]
+    assert daemon_status(config).running is False

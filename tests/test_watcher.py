@@ -144,9 +144,7 @@ def test_network_and_fuse_roots_are_polled(root: str, mode: str) -> None:
 
 
 def test_polling_roots_from_the_config_win(tmp_path: Path) -> None:
-    mode, why = watch_mode(
-        str(tmp_path / "photos" / "2024"), (str(tmp_path / "photos"),), read_mounts(MOUNTS)
-    )
+    mode, why = watch_mode(str(tmp_path / "photos" / "2024"), (str(tmp_path / "photos"),), read_mounts(MOUNTS))
     assert mode == "polling" and "polling_roots" in why
 
 
@@ -155,9 +153,7 @@ def test_polling_roots_from_the_config_win(tmp_path: Path) -> None:
 linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/mounts"), reason="inotify is Linux-only")
 
 
-def _drain(
-    q: queue.SimpleQueue[Event], until: Callable[[list[Event]], bool], timeout: float = 10.0
-) -> list[Event]:
+def _drain(q: queue.SimpleQueue[Event], until: Callable[[list[Event]], bool], timeout: float = 10.0) -> list[Event]:
     """Collect events until `until(events)` holds (a deadline, not a timing assumption)."""
     got: list[Event] = []
     deadline = time.monotonic() + timeout
@@ -322,9 +318,7 @@ def test_a_polling_root_gives_hints_without_inotify(
     assert "polling" in w.summary()
     (root / "a.jpg").write_bytes(b"a")
     events = _drain(q, lambda ev: str(root / "a.jpg") in _paths(ev))
-    assert all(
-        not (isinstance(e, Hint) and e.writing) for e in events
-    )  # no close-write here: no open-writer wait
+    assert all(not (isinstance(e, Hint) and e.writing) for e in events)  # no close-write here: no open-writer wait
 
 
 def test_roots_no_longer_listed_stop_being_watched(
@@ -350,3 +344,15 @@ def test_a_roots_own_watch_mode_wins_and_a_change_restarts_its_watch(
     assert "(inotify)" in w.summary()
     w.sync([str(root)], {str(root): "poll"})
     assert "(polling)" in w.summary()
+
+
+def test_a_single_photo_root_is_left_to_rescans(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, queue.SimpleQueue[Event]]]
+) -> None:
+    photo = tmp_path / "one.jpg"
+    photo.write_bytes(b"x")
+    w, q = watch([photo])
+    w.check()
+    assert "single file" in w.summary() and w.incomplete() == []
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.2)
