@@ -53,6 +53,7 @@ _LOCK_POLL = 0.5  # flock has no timeout; waiting in slices keeps SIGTERM prompt
 _LOCK_GAP = 0.2  # released this long between units, so a waiting `reindex` gets its turn
 _STATE_SECONDS = 1.0  # the status file is rewritten at most this often for queue changes
 _DEFER_PERIODIC_MAX = 60.0  # a periodic rescan waits at most this long for writes in progress to settle
+_SAVE_SECONDS = 60.0  # the index file is rewritten at most this often; searches catch up from SQLite
 _ERROR_BACKOFF = (5.0, 600.0)  # after a failed unit of work: first delay, longest delay
 
 
@@ -186,6 +187,8 @@ class Daemon:
         self._lock = WriterLock(self.config.lock_path, "daemon")
         self._errors = 0
         self._not_before = 0.0  # no unit of work before this time (backoff after an error)
+        self._index: Any = None  # indexcache.IndexHandle, kept open across units of work
+        self._saved_at = clock()
 
     # ------------------------------------------------------------ the loop
 
@@ -212,6 +215,10 @@ class Daemon:
             self._loop()
         finally:
             self.watcher.stop()
+            if self._index is not None and self._index.dirty:
+                with self._writer("saving the index") as got:
+                    if got:
+                        self._save_index(force=True)
             self._lock.release()
             self.state.update(state="stopped", queue=len(self.settler) + len(self.ready), force=True)
         log.info("photoindex daemon stopped")
@@ -265,6 +272,15 @@ class Daemon:
             ):
                 paths, self.ready = sorted(self.ready), {}
                 self._index_paths(paths)
+            if (
+                self._index is not None
+                and self._index.dirty
+                and not self.ready
+                and now - self._saved_at >= _SAVE_SECONDS
+            ):
+                with self._writer("saving the index") as got:
+                    if got:
+                        self._save_index(force=True)
             self.state.update(state="idle", queue=len(self.settler) + len(self.ready), watching=self.watcher.summary())
 
     def _pump(self) -> None:
@@ -336,6 +352,23 @@ class Daemon:
             # Let a waiting `photoindex index`/`reindex` in before the next unit takes the lock back.
             self.stop.wait(_LOCK_GAP)
 
+    def _index_handle(self) -> Any:
+        """The vector index kept open across units of work (opened from its file or SQLite once)."""
+        if self._index is None:
+            from photoindex.indexcache import IndexHandle
+
+            self._index = IndexHandle.open(self.lib)
+        return self._index
+
+    def _save_index(self, *, force: bool) -> None:
+        """Write the index file at most every `_SAVE_SECONDS` (searches catch up from SQLite); hold the lock."""
+        if self._index is None or not self._index.dirty:
+            return
+        now = self.clock()
+        if force or now - self._saved_at >= _SAVE_SECONDS:
+            self._index.save_if_dirty()
+            self._saved_at = now
+
     def _rescan(self, reasons: Mapping[str, Iterable[str]]) -> None:
         """Reconcile the given roots with the disk (a full scan of each)."""
         by_path = {r.path: r for r in self.roots}
@@ -382,7 +415,8 @@ class Daemon:
                 return
             self.state.update(state=state, queue=len(self.settler) + len(self.ready), force=True)
             try:
-                report = work(Indexer(self.lib, stop=self.stop))
+                report = work(Indexer(self.lib, stop=self.stop, index=self._index_handle(), save_index=False))
+                self._save_index(force=False)
             except PhotoindexError as exc:
                 self._errors += 1
                 delay = min(_ERROR_BACKOFF[0] * 2 ** (self._errors - 1), _ERROR_BACKOFF[1])
@@ -399,8 +433,6 @@ class Daemon:
                     self.rescans.setdefault(root, set()).add("retry after an error")
                 return
         self._errors = 0
-        for warning in report.warnings:
-            log.warning("%s", warning)
         for f in report.failures:
             log.warning("skipped: %s: %s%s", f.path, f.message, f" ({f.hint})" if f.hint else "")
         tail = " (interrupted; the rest is picked up at the next start)" if report.interrupted else ""

@@ -37,47 +37,64 @@ class IndexHandle:
         """Load the index file, catching it up with SQLite, or rebuild it from the stored vectors."""
         from photoindex.vectorindex import VectorIndex
 
-        path = lib.index_path()
-        cfg = lib.config.index
         try:
-            index: VectorIndex | None = VectorIndex.load(path)
+            index: VectorIndex | None = VectorIndex.load(lib.index_path())
             reason = "loaded"
         except VectorIndexError as exc:
             index, reason = None, f"rebuilt: {exc.message}"
+        if index is None:
+            index = cls._empty(lib)
+        handle = cls(lib, index, dirty=False, reason=reason)
+        if reason != "loaded":
+            handle.index.meta.clear()
+            handle.dirty = True
+        handle.refresh()
+        return handle
+
+    @staticmethod
+    def _empty(lib: Library) -> VectorIndex:
+        from photoindex.vectorindex import VectorIndex
+
+        cfg = lib.config.index
+        return VectorIndex.create(
+            lib.bundle.manifest.embedding_dim,
+            backend=cfg.backend,  # type: ignore[arg-type]
+            approximate_threshold=cfg.approximate_threshold,
+        )
+
+    def refresh(self) -> int:
+        """Bring the index up to date with SQLite (another writer may have added vectors); returns how many were added.
+
+        Vectors committed since the index's highest id are added, read in one transaction; a new
+        vectors epoch (vectors were deleted) or another model means a rebuild from SQLite.
+        """
+        lib = self.lib
+        added = 0
         with lib.db.read() as s:
             state = catalog.index_state(s, lib.model_id)
-            if index is not None:
-                meta = index.meta
-                stale = (
-                    meta.get("model_id") != lib.model_id
-                    or meta.get("epoch") != state.vectors_epoch
-                    or index.dim != lib.bundle.manifest.embedding_dim
-                    or index.backend != cfg.backend
-                )
-                if stale:
-                    index, reason = None, "rebuilt: the file belongs to another model or an older epoch"
-            dirty = False
-            if index is None:
-                index = VectorIndex.create(
-                    lib.bundle.manifest.embedding_dim,
-                    backend=cfg.backend,  # type: ignore[arg-type]
-                    approximate_threshold=cfg.approximate_threshold,
-                )
-                after = 0
-                dirty = True
-            else:
-                after = int(index.meta.get("max_id", 0))
+            meta = self.index.meta
+            if meta and (
+                meta.get("model_id") != lib.model_id
+                or meta.get("epoch") != state.vectors_epoch
+                or self.index.dim != lib.bundle.manifest.embedding_dim
+                or self.index.backend != lib.config.index.backend
+            ):
+                self.index = self._empty(lib)
+                self.reason = "rebuilt: the file belongs to another model or an older epoch"
+                meta = {}
+            after = int(meta.get("max_id", 0)) if meta else 0
             max_id = after
             for ids, vectors in catalog.iter_vectors(s, lib.model_id, after_id=after, chunk=REBUILD_CHUNK):
-                index.add(ids, vectors)
+                self.index.add(ids, vectors)
                 max_id = max(max_id, int(ids.max()))
-                dirty = True
-                if reason == "loaded":
-                    reason = "caught up"
-        index.meta.update(
-            model_id=lib.model_id, epoch=state.vectors_epoch, generation=state.generation, max_id=max_id
-        )
-        return cls(lib, index, dirty, reason)
+                added += len(ids)
+        if added or not self.index.meta:
+            self.dirty = True
+            if self.reason == "loaded":
+                self.reason = "caught up"
+        self.index.meta.update(model_id=lib.model_id, epoch=state.vectors_epoch, generation=state.generation,
+                               max_id=max_id)
+        return added
 
     def add(self, ids: np.ndarray, vectors: np.ndarray, state: Any) -> None:
         """Add vectors just committed to SQLite; `state` is the model's index state after that commit."""

@@ -124,14 +124,23 @@ class Indexer:
     """Reconciles roots with the disk for one open library; the caller holds the writer lock."""
 
     def __init__(
-        self, lib: Library, progress: ProgressFn | None = None, stop: threading.Event | None = None
+        self,
+        lib: Library,
+        progress: ProgressFn | None = None,
+        stop: threading.Event | None = None,
+        *,
+        index: Any = None,
+        save_index: bool = True,
     ) -> None:
+        """`index`: an open `IndexHandle` to reuse (the daemon keeps one); `save_index`: write it when the run ends."""
         self.lib = lib
         self.config = lib.config
         self.progress = progress or (lambda p: None)
         self.stop = stop or threading.Event()
         self.report = IndexReport()
-        self._index: Any = None  # indexcache.IndexHandle, opened on first commit
+        self._index: Any = index  # indexcache.IndexHandle, opened (or refreshed) on first commit
+        self._index_fresh = False
+        self._save_index = save_index
 
     # ------------------------------------------------------------ scanning and diffing
 
@@ -283,7 +292,8 @@ class Indexer:
         ok = [(p, r) for p, r in results if r.ok and r.content_hash]
         rest = [p for p, r in results if not (r.ok and r.content_hash)]
         with self.lib.db.write() as s:
-            vectors = catalog.vector_ids_for_hashes(s, self.lib.model_id, {r.content_hash for _, r in ok if r.content_hash})
+            hashes = {r.content_hash for _, r in ok if r.content_hash}
+            vectors = catalog.vector_ids_for_hashes(s, self.lib.model_id, hashes)
             for p, r in ok:
                 assert r.content_hash is not None
                 if r.content_hash in vectors:
@@ -422,12 +432,15 @@ class Indexer:
             from photoindex.indexcache import IndexHandle
 
             self._index = IndexHandle.open(self.lib)
+        elif not self._index_fresh:
+            self._index.refresh()  # a handle kept across runs: another writer may have added vectors
+        self._index_fresh = True
         return self._index
 
     def _finish_index(self) -> bool:
         """Write the index file if this run changed it, or if it was missing, stale or damaged."""
         handle = self._open_index()
-        return bool(handle.save_if_dirty())
+        return bool(handle.save_if_dirty()) if self._save_index else False
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -78,9 +78,8 @@ class LibraryStatus:
         if d.last_error:
             out.append(f"           last error: {d.last_error}")
         if self.writer and not d.running:
-            out.append(
-                f"writer:    pid {self.writer.get('pid')} ({self.writer.get('purpose')}) since {self.writer.get('since')}"
-            )
+            w = self.writer
+            out.append(f"writer:    pid {w.get('pid')} ({w.get('purpose')}) since {w.get('since')}")
         if self.last_failures:
             out.append("last failures:")
             for f in self.last_failures:
