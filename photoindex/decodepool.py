@@ -124,6 +124,7 @@ def _worker_main(conn: Connection, spec: ImageSpec, max_pixels: int) -> None:
     # Ctrl-C on a terminal reaches the whole process group: the parent decides when to stop, and a
     # worker killed mid-photo would record that photo as failed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the same for a SIGTERM sent to the process group
     try:
         import resource
 

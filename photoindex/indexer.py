@@ -24,7 +24,7 @@ from photoindex.config import Config
 from photoindex.decodepool import DecodeJob, DecodePool, DecodeResult
 from photoindex.errors import PhotoindexError
 from photoindex.library import Library, open_library
-from photoindex.scanner import FileFact, ScanProblem, stat_fact, walk
+from photoindex.scanner import FileFact, ScanProblem, is_excluded, stat_fact, walk
 
 log = logging.getLogger("photoindex")
 
@@ -159,9 +159,9 @@ class Indexer:
             problems: list[ScanProblem] = []
             facts: dict[str, FileFact] = {}
             if os.path.isdir(scope):
-                facts = {f.path: f for f in walk(Path(scope), self.config.scan, problems.append)}
-            elif os.path.isfile(scope):
-                fact = stat_fact(scope, self.config.scan)
+                facts = {f.path: f for f in walk(Path(scope), self.config.scan, problems.append, base=root.path)}
+            elif os.path.isfile(scope) and not is_excluded(scope, root.path, self.config.scan):
+                fact = stat_fact(scope, self.config.scan, base=root.path)
                 if fact is not None:
                     facts[scope] = fact
             elif scope == root.path:
@@ -410,6 +410,8 @@ class Indexer:
             self.report.updated += 1
 
     def _store_failure(self, s: Any, p: _Pending, r: DecodeResult) -> None:
+        if self.stop.is_set() and r.reason in ("crashed", "timeout"):
+            return  # the worker may have died of our own shutdown: not the photo's fault, try it next run
         message = r.message or r.reason or "failed"
         first_time = p.known is None or p.known.status != "failed" or p.known.error != message
         catalog.store_failed(

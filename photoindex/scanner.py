@@ -57,12 +57,15 @@ def is_excluded(path: str, root: str, scan: ScanConfig) -> bool:
     return any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(name, pat) for pat in scan.exclude)
 
 
-def walk(root: Path, scan: ScanConfig, on_problem: OnProblem | None = None) -> Iterator[FileFact]:
+def walk(
+    root: Path, scan: ScanConfig, on_problem: OnProblem | None = None, *, base: str | None = None
+) -> Iterator[FileFact]:
     """Yield every candidate photo under `root` with its size and mtime.
 
     Hidden files and folders are skipped unless configured; symlinked folders are followed
     once (a loop is detected by device and inode); unreadable folders and broken links are
-    reported through `on_problem` and skipped.
+    reported through `on_problem` and skipped. Exclude globs match paths relative to `base`
+    (the root that holds `root`; default `root` itself).
     """
     report = on_problem or (lambda p: None)
     root_s = os.path.abspath(str(root))
@@ -71,6 +74,7 @@ def walk(root: Path, scan: ScanConfig, on_problem: OnProblem | None = None) -> I
     except OSError as exc:
         report(ScanProblem(root_s, "unreadable", f"cannot read the folder: {exc.strerror or exc}"))
         return
+    anchor = os.path.abspath(base) if base else root_s
     seen_dirs: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
     stack = [root_s]
     while stack:
@@ -107,10 +111,10 @@ def walk(root: Path, scan: ScanConfig, on_problem: OnProblem | None = None) -> I
                 if key in seen_dirs:
                     continue  # a symlink loop or a folder linked twice: walk it once
                 seen_dirs.add(key)
-                if not is_excluded(path, root_s, scan):
+                if not is_excluded(path, anchor, scan):
                     subdirs.append(path)
             elif stat.S_ISREG(est.st_mode) and is_candidate(name, scan):
-                if is_excluded(path, root_s, scan):
+                if is_excluded(path, anchor, scan):
                     continue
                 yield FileFact(path, est.st_size, est.st_mtime_ns)
         stack.extend(reversed(subdirs))
@@ -130,12 +134,16 @@ def hash_bytes(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def stat_fact(path: str, scan: ScanConfig) -> FileFact | None:
-    """The fact for one file if it is a candidate photo (a watcher hint names single files)."""
+def stat_fact(path: str, scan: ScanConfig, *, base: str | None = None) -> FileFact | None:
+    """The fact for one file if it is a candidate photo (a watcher hint names single files).
+
+    Hidden folders count only below `base` (the root): a root may itself live in a dot-folder.
+    """
     name = os.path.basename(path)
     if not is_candidate(name, scan):
         return None
-    if not scan.include_hidden and any(part.startswith(".") for part in Path(path).parts[1:]):
+    rel = os.path.relpath(path, base) if base else path
+    if not scan.include_hidden and any(part.startswith(".") for part in Path(rel).parts[:-1] if part != ".."):
         return None
     try:
         st = os.stat(path)

@@ -1,0 +1,182 @@
+"""Each indexing stage measured alone: the encoder, decoding (full and draft), the naive baseline,
+and the NPU stand-in encoder session (4.2 ms per image, as the AX650N runs ViT-B/32).
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photoindex.decodepool import DecodeJob, DecodePool
+from photoindex.encoders import ImageEncoder
+from photoindex.imaging import decode_photo, preprocess
+from photoindex.manifest import Bundle, ImageSpec
+from photoindex.runtime import OrtSession, TensorSpec
+
+NPU_SECONDS_PER_IMAGE = 0.0042  # ViT-B/32 image encoder on the AX650N NPU (Axera's published figure)
+
+
+def timed_rate(step: Callable[[], int], min_seconds: float, min_steps: int = 1) -> float:
+    """Items per second of `step` (which returns how many items it did), run for at least `min_seconds`."""
+    items, steps = 0, 0
+    start = time.perf_counter()
+    while steps < min_steps or time.perf_counter() - start < min_seconds:
+        items += step()
+        steps += 1
+    return items / (time.perf_counter() - start)
+
+
+def cpu_encoder(bundle: Bundle, threads: int) -> ImageEncoder:
+    """The bundle's ONNX image encoder on the CPU, as the indexer builds it."""
+    path = bundle.path("image")
+    assert path is not None
+    return ImageEncoder(OrtSession(path, threads), bundle.manifest.image, bundle.manifest.embedding_dim)
+
+
+def model_inputs(paths: Sequence[Path], spec: ImageSpec, count: int) -> np.ndarray:
+    """`count` float32 NCHW inputs decoded from real photos (cycled when there are fewer photos)."""
+    decoded = [decode_photo(p, spec, "nchw-float32")[0] for p in paths[:count]]
+    return np.stack([decoded[i % len(decoded)] for i in range(count)])
+
+
+def encoder_throughput(encoder: ImageEncoder, inputs: np.ndarray, batch: int, min_seconds: float) -> float:
+    """Images per second at this batch size, after one warm-up batch."""
+    x = np.ascontiguousarray(inputs[:batch])
+    encoder.encode(x)
+
+    def step() -> int:
+        encoder.encode(x)
+        return batch
+
+    return timed_rate(step, min_seconds)
+
+
+def cosine_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Mean and minimum cosine between matching rows of two unit-vector matrices, and top-1 agreement."""
+    cos = (a * b).sum(axis=1)
+    same_top1 = float(np.mean(np.argmax(b @ a.T, axis=1) == np.arange(len(a))))
+    return {"mean": float(cos.mean()), "min": float(cos.min()), "self_top1": same_top1}
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+def full_decode(path: str, spec: ImageSpec) -> np.ndarray:
+    """What a naive pipeline does: decode every pixel, then resize to the model input."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        return preprocess(im, spec, "nhwc-uint8")
+
+
+def draft_decode(path: str, spec: ImageSpec) -> np.ndarray:
+    """photoindex's decode: JPEG draft (DCT-domain downscale), EXIF, resize."""
+    return decode_photo(Path(path), spec, "nhwc-uint8")[0]
+
+
+def _noop(_: int) -> int:
+    return 0
+
+
+def pool_decode_rate(kind: str, paths: Sequence[Path], spec: ImageSpec, workers: int) -> float:
+    """Photos per second decoding `paths` in a plain process pool of `workers` (startup not counted)."""
+    fn = functools.partial(full_decode if kind == "full" else draft_decode, spec=spec)
+    ctx = multiprocessing.get_context("forkserver")
+    with ctx.Pool(workers) as pool:
+        pool.map(_noop, range(workers))  # workers started and imported before the clock starts
+        start = time.perf_counter()
+        for _ in pool.imap_unordered(fn, [str(p) for p in paths], chunksize=1):
+            pass
+        return len(paths) / (time.perf_counter() - start)
+
+
+def decodepool_rate(paths: Sequence[Path], spec: ImageSpec, workers: int, max_pixels: int) -> float:
+    """Photos per second through the indexer's own DecodePool (read, hash, draft decode, pipe back)."""
+    pool = DecodePool(spec, workers=workers, max_pixels=max_pixels)
+    start = time.perf_counter()
+    n = sum(1 for r in pool.run(DecodeJob(i, str(p)) for i, p in enumerate(paths)) if r.ok)
+    if n != len(paths):
+        raise RuntimeError(f"DecodePool decoded {n} of {len(paths)} photos")
+    return n / (time.perf_counter() - start)
+
+
+def naive_rate(paths: Sequence[Path], encoder: ImageEncoder, spec: ImageSpec) -> float:
+    """Axera's demo loop: for each photo, full decode then a batch-1 encode, one after the other."""
+    from photoindex.indexer import to_model_input
+
+    start = time.perf_counter()
+    for p in paths:
+        pixels = full_decode(str(p), spec)
+        encoder.encode(to_model_input(pixels[None], spec, encoder.layout))
+    return len(paths) / (time.perf_counter() - start)
+
+
+# --- the NPU stand-in ---------------------------------------------------------------------------
+
+
+class NpuStandinSession:
+    """Shaped like an axengine session of Axera's 2023 image build: uint8 [1,S,S,3] in, [1,D] out.
+
+    A run costs 4.2 ms of wall time and no CPU, as the NPU does; the vector is a fixed projection of
+    the image's mean colour plus a pixel-seeded component, so different photos get different vectors.
+    """
+
+    provider = "npu-standin:4.2ms"
+
+    def __init__(self, size: int, dim: int, seconds: float = NPU_SECONDS_PER_IMAGE) -> None:
+        self.seconds = seconds
+        self.dim = dim
+        self._inputs = [TensorSpec("images", (1, size, size, 3), np.dtype(np.uint8))]
+        self._outputs = [TensorSpec("image_features", (1, dim), np.dtype(np.float32))]
+        self._projection = np.random.default_rng(7).standard_normal((3, dim)).astype(np.float32)
+        self.runs = 0
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        """The compiled input: one NHWC uint8 image."""
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        """One [1, D] float32 vector."""
+        return list(self._outputs)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Wait out the NPU's time per image; strict about the compiled shape and dtype as axengine is."""
+        x = feeds["images"]
+        assert x.shape == self._inputs[0].shape and x.dtype == np.uint8, (x.shape, x.dtype)
+        deadline = time.perf_counter() + self.seconds
+        mean = x.reshape(-1, 3).mean(axis=0, dtype=np.float32) / 255.0
+        detail = np.random.default_rng(int(x[0, ::16, ::16].sum())).standard_normal(self.dim).astype(np.float32)
+        out = (mean @ self._projection + 0.1 * detail)[None, :]
+        left = deadline - time.perf_counter()
+        if left > 0:
+            time.sleep(left)
+        self.runs += 1
+        return [out]
+
+
+def npu_encoder(spec: ImageSpec, dim: int) -> ImageEncoder:
+    """An ImageEncoder over the NPU stand-in (batch 1, uint8 NHWC), as the indexer would get on the board."""
+    return ImageEncoder(NpuStandinSession(spec.size, dim), spec, dim)
+
+
+def npu_encoder_rate(spec: ImageSpec, dim: int, batch: int, min_seconds: float) -> float:
+    """The stand-in's own throughput (close to 1 / 4.2 ms = 238 images/s)."""
+    enc = npu_encoder(spec, dim)
+    x = np.zeros((batch, spec.size, spec.size, 3), dtype=np.uint8)
+
+    def step() -> int:
+        enc.encode(x)
+        return batch
+
+    return timed_rate(step, min_seconds)
