@@ -278,3 +278,41 @@ def test_ctrl_c_stops_after_the_batch_and_the_next_run_continues(
     rest = cli("index", str(root))
     assert rest["encoded"] + first == len(tree)
     assert rest["failed"] == 0
+
+
+@pytest.mark.slow
+def test_concurrent_searches_during_indexing_all_succeed(
+    tmp_path: Path, config: Config, home_env: dict[str, str]
+) -> None:
+    """Searches run beside a writer: none fails, none waits for it, none sees a photo that is gone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from photoindex.search import run_search
+
+    root = tmp_path / "Photos"
+    first = make_photo_tree(root / "first", 30, seed=1)
+    cli("index", str(root))
+    gone = sorted(first)[:10]
+    for p in gone:
+        p.unlink()
+    make_photo_tree(root / "second", 200, seed=4, size=(640, 480))
+    env = {**os.environ, **home_env, "PHOTOINDEX_INDEX_BATCH_SIZE": "4"}
+    proc = subprocess.Popen([sys.executable, "-m", "photoindex", "reindex", "--quiet"], env=env)
+    # Wait until the writer has marked the deleted photos missing (its first transaction).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if db_rows(config, "SELECT count(*) FROM photos WHERE status = 'missing'")[0][0] == len(gone):
+            break
+        time.sleep(0.01)
+
+    def one(i: int) -> list[str]:
+        hits = run_search(config, text=["red", "blue", "green", "yellow"][i % 4], limit=50)
+        return [h.path for h in hits]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(100)))
+    running_during = proc.poll() is None
+    assert proc.wait(120) == 0
+    assert running_during, "the searches must overlap the indexing run"
+    returned = {Path(p) for r in results for p in r}
+    assert returned and not returned & set(gone)
