@@ -666,3 +666,18 @@ def vector_ids_under(session: Session, model_id: str, prefix: str | os.PathLike[
     query = _live(model_id, _VECTORS.c.id).where(_under(prefix)).distinct().order_by(_VECTORS.c.id)
     return np.fromiter(session.execute(query).scalars(), dtype=np.int64)
 
+
+
+def vectors_anchor(session: Session, model_id: str) -> str | None:
+    """A fingerprint of the model's first vector (id, content hash, time): tells this catalog's ids from another's.
+
+    An index file built from a catalog that was since replaced (a restored backup, a new file)
+    may hold the same ids for other content; its anchor then differs and it is rebuilt.
+    """
+    row = session.execute(
+        select(_VECTORS.c.id, _VECTORS.c.content_hash, _VECTORS.c.created_at)
+        .where(_VECTORS.c.model_id == model_id)
+        .order_by(_VECTORS.c.id)
+        .limit(1)
+    ).one_or_none()
+    return None if row is None else f"{row.id}:{row.content_hash}:{row.created_at}"

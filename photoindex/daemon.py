@@ -366,8 +366,14 @@ class Daemon:
             return
         now = self.clock()
         if force or now - self._saved_at >= _SAVE_SECONDS:
-            self._index.save_if_dirty()
+            from photoindex.errors import VectorIndexError
+
             self._saved_at = now
+            try:
+                self._index.refresh()  # include what `photoindex index` committed meanwhile
+                self._index.save_if_dirty()
+            except VectorIndexError as exc:
+                log.warning("%s (%s)", exc.message, exc.hint)
 
     def _rescan(self, reasons: Mapping[str, Iterable[str]]) -> None:
         """Reconcile the given roots with the disk (a full scan of each)."""

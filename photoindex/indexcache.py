@@ -72,6 +72,7 @@ class IndexHandle:
         added = 0
         with lib.db.read() as s:
             state = catalog.index_state(s, lib.model_id)
+            anchor = catalog.vectors_anchor(s, lib.model_id)
             meta = self.index.meta
             if meta and (
                 meta.get("model_id") != lib.model_id
@@ -81,6 +82,16 @@ class IndexHandle:
             ):
                 self.index = self._empty(lib)
                 self.reason = "rebuilt: the file belongs to another model or an older epoch"
+                meta = {}
+            elif meta and (
+                meta.get("anchor") != anchor
+                or int(meta.get("generation", 0)) > state.generation
+                or int(meta.get("max_id", 0)) > catalog.max_vector_id(s, lib.model_id)
+            ):
+                # The catalog was replaced (a restored backup, a new file, lost last commits): the
+                # same ids may now name other content, so nothing in the file can be trusted.
+                self.index = self._empty(lib)
+                self.reason = "rebuilt: the index file was built from another state of the catalog"
                 meta = {}
             after = int(meta.get("max_id", 0)) if meta else 0
             max_id = after
@@ -92,17 +103,19 @@ class IndexHandle:
             self.dirty = True
             if self.reason == "loaded":
                 self.reason = "caught up"
-        self.index.meta.update(model_id=lib.model_id, epoch=state.vectors_epoch, generation=state.generation,
-                               max_id=max_id)
+        self.index.meta.update(
+            model_id=lib.model_id, epoch=state.vectors_epoch, generation=state.generation, max_id=max_id, anchor=anchor
+        )
         return added
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray, state: Any) -> None:
-        """Add vectors just committed to SQLite; `state` is the model's index state after that commit."""
+    def add(self, ids: np.ndarray, vectors: np.ndarray, state: Any, anchor: str | None) -> None:
+        """Add vectors just committed to SQLite; `state` and `anchor` describe the catalog after that commit."""
         self.index.add(ids, vectors)
         self.index.meta.update(
             generation=state.generation,
             epoch=state.vectors_epoch,
             max_id=max(int(self.index.meta.get("max_id", 0)), int(np.max(ids))),
+            anchor=anchor,
         )
         self.dirty = True
 
@@ -110,15 +123,36 @@ class IndexHandle:
         """Write the file atomically when it differs from what is on disk; True if written."""
         if not self.dirty:
             return False
+        from photoindex.vectorindex import read_meta
+
         path = self.lib.index_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.index.save(path)
+        on_disk = read_meta(path)
+        mine = self.index.meta
+        rebuilt = self.reason.startswith("rebuilt")  # the file is damaged or foreign: always replace it
+        if not rebuilt and on_disk is not None and all(on_disk.get(k) == mine.get(k) for k in ("model_id", "epoch", "anchor")) and (
+            int(on_disk.get("max_id", 0)) >= int(mine.get("max_id", 0))
+            and int(on_disk.get("generation", 0)) >= int(mine.get("generation", 0))
+        ):
+            self.dirty = False  # the file is as new as this copy, or newer (another writer saved it)
+            return False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.index.save(path)
+        except OSError as exc:
+            raise VectorIndexError(
+                f"{path}: cannot write the vector index: {exc.strerror or exc}",
+                "free space on that disk; the catalog is intact and the index is rebuilt from it",
+            ) from None
         self.dirty = False
         return True
 
     def save_opportunistically(self) -> bool:
-        """From a reader: save a rebuilt or caught-up index only if no writer is busy (never wait)."""
-        if not self.dirty:
+        """From a reader: save an index it had to rebuild, only if no writer is busy (never wait).
+
+        A file that is merely behind is left alone: catching up from SQLite is cheap, and
+        rewriting a large file would slow the query down.
+        """
+        if not self.dirty or not self.reason.startswith("rebuilt"):
             return False
         from photoindex.writerlock import WriterLock
 
@@ -128,8 +162,9 @@ class IndexHandle:
         except LockedError:
             return False
         try:
+            self.refresh()  # under the lock: include what a writer committed meanwhile
             return self.save_if_dirty()
-        except OSError:
-            return False  # a read-only home: the search still works from memory
+        except (OSError, VectorIndexError):
+            return False  # a read-only or full disk: the search still works from memory
         finally:
             lock.release()

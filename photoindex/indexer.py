@@ -386,12 +386,14 @@ class Indexer:
             for p, r in batch.failed:
                 self._store_failure(s, p, r)
             state = catalog.index_state(s, self.lib.model_id)
+            anchor = catalog.vectors_anchor(s, self.lib.model_id) if fresh else None
         if fresh:
-            # add_vectors keeps the id of content another writer stored meanwhile: add only new ids.
-            have = set(index.index.ids().tolist()) if len(index.index) < 1_000_000 else set()
-            keep = [(i, v) for i, (_, v) in zip(new_ids, fresh, strict=False) if i not in have]
+            # Ids only grow under the writer lock; an id at or below the index's top was already
+            # there (add_vectors keeps the id of content another writer stored meanwhile).
+            top = int(index.index.meta.get("max_id", 0))
+            keep = [(i, v) for i, (_, v) in zip(new_ids, fresh, strict=True) if i > top]
             if keep:
-                index.add(np.asarray([i for i, _ in keep], np.int64), np.stack([v for _, v in keep]), state)
+                index.add(np.asarray([i for i, _ in keep], np.int64), np.stack([v for _, v in keep]), state, anchor)
 
     def _store(self, s: Any, p: _Pending, r: DecodeResult) -> None:
         assert r.content_hash is not None
@@ -441,8 +443,17 @@ class Indexer:
 
     def _finish_index(self) -> bool:
         """Write the index file if this run changed it, or if it was missing, stale or damaged."""
+        from photoindex.errors import VectorIndexError
+
         handle = self._open_index()
-        return bool(handle.save_if_dirty()) if self._save_index else False
+        if not self._save_index:
+            return False
+        try:
+            return bool(handle.save_if_dirty())
+        except VectorIndexError as exc:
+            # The index is a cache: the catalog holds every vector, so the run itself succeeded.
+            self._warn(f"{exc.message} ({exc.hint})")
+            return False
 
 
 def _inside(path: str, folder: str) -> bool:

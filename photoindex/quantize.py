@@ -15,6 +15,7 @@ ViT's compute, and ConvInteger (the patch embedding) is slower in ONNX Runtime t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -53,9 +54,21 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class _DropAdvice(logging.Filter):
+    """Drops onnxruntime.quantization's "consider pre-processing" advice (a log line, not an error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Please consider to run pre-processing")
+
+
 def _quantize_file(src: Path, dst: Path, weight_type: WeightType, per_channel: bool) -> None:
     q = _quantization()
     kind = q.QuantType.QInt8 if weight_type == "qint8" else q.QuantType.QUInt8
+    root = logging.getLogger()
+    # The quantizer logs generic advice (shape-inference pre-processing) on the root logger, which
+    # reaches the user's terminal as a WARNING although nothing is wrong: drop that one line.
+    advice = _DropAdvice()
+    root.addFilter(advice)
     try:
         q.quantize_dynamic(
             str(src), str(dst), weight_type=kind, per_channel=per_channel, op_types_to_quantize=["MatMul"]
@@ -66,6 +79,8 @@ def _quantize_file(src: Path, dst: Path, weight_type: WeightType, per_channel: b
             f"{src}: could not be quantized: {exc}",
             "check the file with `photoindex models verify`; only ONNX float models can be quantized",
         ) from exc
+    finally:
+        root.removeFilter(advice)
 
 
 def _carry(src: Path, dst: Path) -> None:
@@ -158,7 +173,10 @@ def quantize_bundle(
     if out.resolve() == bundle.directory.resolve():
         raise ModelError(f"{out}: is the bundle's own folder", "write the int8 bundle to another folder")
     if out.exists() and not overwrite:
-        raise ModelError(f"{out}: already exists", "remove it, or choose another folder")
+        raise ModelError(
+            f"{out}: already exists",
+            "remove it or choose another folder (`photoindex models quantize --force` replaces it)",
+        )
     _quantization()  # fail before any work when the tools are missing
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

@@ -731,3 +731,25 @@ def _fsync_folder(folder: Path) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    """The caller's stamp (`meta`) of an index file from its header alone, or None if unreadable.
+
+    Cheap (no payload is read, nothing is verified): used to avoid overwriting a newer file.
+    """
+    try:
+        with open(path, "rb") as f:
+            magic, version, header_len = _PREFIX.unpack(f.read(_PREFIX.size))
+            if magic != _MAGIC or version != _VERSION or header_len > 1 << 20:
+                return None
+            header = json.loads(f.read(header_len))
+            size = os.fstat(f.fileno()).st_size
+            f.seek(max(0, size - _TRAILER.size))
+            stored_len, _, end = _TRAILER.unpack(f.read(_TRAILER.size))
+            if end != _END_MAGIC or stored_len != size - _PREFIX.size - header_len - _TRAILER.size:
+                return None  # truncated or extended
+    except (OSError, ValueError, struct.error):
+        return None
+    meta = header.get("meta") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else None

@@ -247,6 +247,7 @@ def test_kill_9_during_index_then_resume(tmp_path: Path, config: Config, home_en
     assert len(db_rows(config, "SELECT id FROM vectors")) == len(hashes)  # one vector per content
     index = VectorIndex.load(index_file(config))
     assert set(index.ids().tolist()) == _vector_ids(config)
+    _assert_index_matches_catalog(config)
 
 
 @pytest.mark.slow
@@ -316,3 +317,42 @@ def test_concurrent_searches_during_indexing_all_succeed(
     assert running_during, "the searches must overlap the indexing run"
     returned = {Path(p) for r in results for p in r}
     assert returned and not returned & set(gone)
+
+
+def _assert_index_matches_catalog(config: Config) -> None:
+    """Every id of the index file holds exactly the vector SQLite stores under that id."""
+    import numpy as np
+
+    index = VectorIndex.load(index_file(config))
+    rows = db_rows(config, "SELECT id, vector FROM vectors ORDER BY id")
+    assert index.ids().tolist() == [r[0] for r in rows]
+    for vid, blob in rows:
+        stored = np.frombuffer(blob, dtype="<f4")
+        scores, ids = index.search(stored, 1, allowed=np.asarray([vid], np.int64))
+        assert ids[0][0] == vid and abs(float(scores[0][0]) - 1.0) < 1e-4
+
+
+@pytest.mark.parametrize("replacement", ["fresh", "backup"])
+def test_a_replaced_catalog_never_trusts_the_old_index(tmp_path: Path, config: Config, replacement: str) -> None:
+    """A new or restored photoindex.db hands out ids again: the index file must be rebuilt, not trusted."""
+    root = tmp_path / "Photos"
+    tree = make_photo_tree(root / "a", 22, seed=1)
+    cli("index", str(root))
+    backup = tmp_path / "backup.db"
+    src, dst = sqlite3.connect(config.db_path), sqlite3.connect(backup)
+    src.backup(dst)  # a real backup, WAL included
+    src.close()
+    dst.close()
+    tree.update(make_photo_tree(root / "b", 22, seed=6))
+    cli("index", str(root))  # the index now holds ids the backup does not know
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{config.db_path}{suffix}").unlink(missing_ok=True)
+    if replacement == "backup":
+        shutil.copy(backup, config.db_path)
+    # New content walked first ("0-new" sorts first), so the ids the old index file knows now name other photos.
+    tree.update(make_photo_tree(root / "0-new", 11, seed=9))
+    cli("index", str(root))
+    for colour in ("red", "blue", "green"):
+        hits = cli("search", colour, "--limit", "4")
+        assert {colour_of(tree, h["path"]) for h in hits} == {colour}
+    _assert_index_matches_catalog(config)
