@@ -90,7 +90,10 @@ def _emit_json(data: Any) -> None:
             return str(o)
         raise TypeError(type(o).__name__)
 
-    sys.stdout.write(json.dumps(data, default=default, ensure_ascii=False, indent=2) + "\n")
+    text = json.dumps(data, default=default, ensure_ascii=False, indent=2)
+    # A non-UTF-8 file name holds lone surrogates: write them as \udcXX escapes, valid JSON from
+    # which json.loads + os.fsencode give the exact name back, whatever stdout's error handler.
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
 
 
 def _interactive(quiet: bool, as_json: bool) -> bool:
@@ -347,7 +350,7 @@ def status(
         _emit_json(st)
         return
     for line in st.lines():
-        typer.echo(line)
+        typer.echo(_display(line))
 
 
 # ---------------------------------------------------------------- daemon
@@ -377,7 +380,7 @@ def doctor(
         _emit_json(report)
     else:
         for line in report.lines():
-            typer.echo(line)
+            typer.echo(_display(line))
     if not report.ok:
         raise typer.Exit(EXIT_ERROR)
 

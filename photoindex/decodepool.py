@@ -118,7 +118,7 @@ def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int) -> DecodeResul
     )
 
 
-def _worker_main(conn: Connection, spec: ImageSpec, max_pixels: int) -> None:
+def _worker_main(conn: Connection, spec: ImageSpec, max_pixels: int, crash_on: str | None = None) -> None:
     import signal
 
     # Ctrl-C on a terminal reaches the whole process group: the parent decides when to stop, and a
@@ -139,13 +139,15 @@ def _worker_main(conn: Connection, spec: ImageSpec, max_pixels: int) -> None:
             return
         if job is None:
             return
+        if crash_on is not None and job.path == crash_on:
+            os.kill(os.getpid(), signal.SIGSEGV)  # tests: a decoder that dies as a C library bug would
         conn.send(process_job(job, spec, max_pixels))
 
 
 class _Worker:
-    def __init__(self, ctx: Any, spec: ImageSpec, max_pixels: int) -> None:
+    def __init__(self, ctx: Any, spec: ImageSpec, max_pixels: int, crash_on: str | None = None) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, spec, max_pixels), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, spec, max_pixels, crash_on), daemon=True)
         self.proc.start()
         child.close()
         self.job: DecodeJob | None = None
@@ -188,6 +190,7 @@ class DecodePool:
         self.buffer = buffer
         self.restarts = 0
         self._stop = threading.Event()
+        self._crash_on: str | None = None  # tests only: a path on which a worker dies as a decoder crash would
 
     def stop(self) -> None:
         """Ask a running `run` to stop feeding new jobs (in-flight ones are abandoned)."""
@@ -209,7 +212,12 @@ class DecodePool:
         feeder.start()
         try:
             while True:
-                item = out.get()
+                try:
+                    item = out.get(timeout=0.1)
+                except queue.Empty:
+                    if feeder.is_alive():
+                        continue
+                    break  # stopped from another thread: the feeder is gone without an end marker
                 if item is _DONE:
                     break
                 if isinstance(item, BaseException):
@@ -238,7 +246,7 @@ class DecodePool:
         ctx = _mp_context()
         pool: list[_Worker] = []
         try:
-            pool = [_Worker(ctx, self.spec, self.max_pixels) for _ in range(self.workers)]
+            pool = [_Worker(ctx, self.spec, self.max_pixels, self._crash_on) for _ in range(self.workers)]
             exhausted = False
             while not self._stop.is_set():
                 for w in pool:
@@ -272,7 +280,7 @@ class DecodePool:
                     if crashed or timed_out:
                         job = w.job
                         w.kill()
-                        pool[i] = _Worker(ctx, self.spec, self.max_pixels)
+                        pool[i] = _Worker(ctx, self.spec, self.max_pixels, self._crash_on)
                         self.restarts += 1
                         failure = DecodeResult(
                             job.key,
@@ -295,11 +303,14 @@ class DecodePool:
         finally:
             for w in pool:
                 try:
-                    if w.job is None and w.proc.is_alive():
+                    if w.job is not None:
+                        w.proc.kill()  # its result is abandoned, and it may block on a full pipe
+                    elif w.proc.is_alive():
                         w.conn.send(None)
                 except OSError:
                     pass
+            deadline = time.monotonic() + 1.0  # one second for all of them, not one each
             for w in pool:
-                w.proc.join(1)
+                w.proc.join(max(0.0, deadline - time.monotonic()))
                 if w.proc.is_alive():
                     w.kill()

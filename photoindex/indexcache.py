@@ -129,8 +129,13 @@ class IndexHandle:
         on_disk = read_meta(path)
         mine = self.index.meta
         rebuilt = self.reason.startswith("rebuilt")  # the file is damaged or foreign: always replace it
-        if not rebuilt and on_disk is not None and all(on_disk.get(k) == mine.get(k) for k in ("model_id", "epoch", "anchor")) and (
-            int(on_disk.get("max_id", 0)) >= int(mine.get("max_id", 0))
+        keys = ("model_id", "epoch", "anchor")
+        same_catalog = on_disk is not None and all(on_disk.get(k) == mine.get(k) for k in keys)
+        if (
+            not rebuilt
+            and on_disk is not None
+            and same_catalog
+            and int(on_disk.get("max_id", 0)) >= int(mine.get("max_id", 0))
             and int(on_disk.get("generation", 0)) >= int(mine.get("generation", 0))
         ):
             self.dirty = False  # the file is as new as this copy, or newer (another writer saved it)

@@ -159,7 +159,13 @@ class Indexer:
             problems: list[ScanProblem] = []
             facts: dict[str, FileFact] = {}
             if os.path.isdir(scope):
-                facts = {f.path: f for f in walk(Path(scope), self.config.scan, problems.append, base=root.path)}
+                for n, f in enumerate(walk(Path(scope), self.config.scan, problems.append, base=root.path)):
+                    facts[f.path] = f
+                    if n % 500 == 0 and self.stop.is_set():
+                        break  # an incomplete walk proves nothing about what vanished: stop here
+                if self.stop.is_set():
+                    self.report.interrupted = True
+                    break
             elif os.path.isfile(scope) and not is_excluded(scope, root.path, self.config.scan):
                 fact = stat_fact(scope, self.config.scan, base=root.path)
                 if fact is not None:
@@ -187,9 +193,14 @@ class Indexer:
                 todo[path] = _Pending(fact, root.id, k)
                 if seen % 1000 == 0:
                     self.progress(Progress("scanning", seen, None))
+            # A folder that could not be read says nothing about its photos: they are not "gone".
+            blind = [prob.path for prob in problems if prob.reason == "unreadable"]
             for path, k in known.items():
-                if path not in facts and k.status != "missing":
+                if path not in facts and k.status != "missing" and not any(_inside(path, b) for b in blind):
                     vanished[k.id] = k
+            if self.stop.is_set():
+                self.report.interrupted = True
+                break
         return todo, list(vanished.values())
 
     def _warn(self, line: str) -> None:
@@ -201,6 +212,17 @@ class Indexer:
 
     def run(self, roots: Sequence[catalog.RootRecord], *, dry_run: bool = False) -> IndexReport:
         """Reconcile the given roots; returns the report (also on interruption)."""
+        if not dry_run:
+            # The caller's root records may be stale (the daemon caches them): a root may have been
+            # absorbed by a parent added since. Map each to the root that holds it now.
+            with self.lib.db.read() as s:
+                current = catalog.list_roots(s)
+            fresh = {}
+            for r in roots:
+                holder = _root_of(current, r.path)
+                if holder is not None:
+                    fresh[holder.id] = holder
+            roots = list(fresh.values())
         self.report.roots = [r.path for r in roots]
         report = self.run_scopes([(r, r.path) for r in roots], dry_run=dry_run)
         if not dry_run and not report.interrupted:
@@ -229,6 +251,9 @@ class Indexer:
         """Diff the scopes against the catalog and do the work: the common path of every run."""
         started = time.monotonic()
         todo, vanished = self._scan(scopes)
+        if self.report.interrupted:
+            self.report.seconds = time.monotonic() - started
+            return self.report
         if dry_run:
             self._plan(todo, vanished)
             self.report.seconds = time.monotonic() - started
@@ -237,7 +262,7 @@ class Indexer:
             with self.lib.db.write() as s:
                 catalog.mark_missing(s, [v.id for v in vanished])
             self.report.missing += len(vanished)
-        missing_keys = self._missing_keys(vanished)
+        missing_keys = self._missing_keys(vanished) if todo else set()
         hash_first = [
             p
             for p in todo.values()

@@ -163,6 +163,12 @@ def open_library(config: Config) -> Library:
     from photoindex.db import open_database
 
     bundle = bundle_for(config)
-    config.home.mkdir(parents=True, exist_ok=True)
+    try:
+        config.home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"{config.home}: cannot create the data folder: {exc.strerror or exc}",
+            "set PHOTOINDEX_HOME to a writable folder",
+        ) from None
     db = open_database(config.db_path)
     return Library(config=config, bundle=bundle, db=db)

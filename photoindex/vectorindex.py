@@ -454,7 +454,7 @@ class VectorIndex:
             ids, vectors = _checked(ids, vectors, self.dim, self._ids)
             if not len(ids):
                 return
-            merged = np.union1d(self._ids, ids)
+            merged = _merge_sorted(self._ids, ids)
             store = self._store
             if (
                 isinstance(store, _FaissStore)
@@ -622,10 +622,20 @@ def _checked(
     unique = np.unique(ids)
     if len(unique) != len(ids):
         raise ValueError("duplicate ids in one batch: vector ids come from the catalog and must be unique")
+    if len(present) and unique[0] > present[-1]:
+        return ids, vectors  # the usual case: ids only grow, so none can be present (no O(N) pass)
     again = unique[np.isin(unique, present, assume_unique=True)]
     if len(again):
         raise ValueError(f"ids already in the index: {again[:5].tolist()}")
     return ids, vectors
+
+
+def _merge_sorted(present: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """`present` (sorted, unique) with `new` (unique, not in it) merged, sorted; cheap when new ids are larger."""
+    new = np.sort(new)
+    if not len(present) or new[0] > present[-1]:
+        return np.concatenate([present, new])
+    return np.insert(present, np.searchsorted(present, new), new)
 
 
 def _read(path: Path) -> Store:
