@@ -57,7 +57,9 @@ def base_env(home: Path, bundle: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def run_command(args: list[str], env: dict[str, str], timeout: float = 900.0) -> tuple[subprocess.CompletedProcess[str], float, TreeSampler]:
+def run_command(
+    args: list[str], env: dict[str, str], timeout: float = 900.0
+) -> tuple[subprocess.CompletedProcess[str], float, TreeSampler]:
     """Run a command, sampling the memory of its process tree; (result, wall seconds, sampler)."""
     start = time.perf_counter()
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -84,12 +86,11 @@ def cli_index(photos: Path, home: Path, bundle: Path, **settings: str) -> IndexR
 
 def npu_index(photos: Path, home: Path, bundle: Path, workers: int, batch_size: int) -> IndexRun:
     """The real Indexer (decode pool, batches, transactions, index file) with the NPU stand-in encoder."""
+    from benchmarks.stages import npu_encoder
     from photoindex import catalog
     from photoindex.config import load_config
     from photoindex.indexer import Indexer
     from photoindex.library import open_library
-
-    from benchmarks.stages import npu_encoder
 
     shutil.rmtree(home, ignore_errors=True)
     env = base_env(home, bundle, index_workers=str(workers), index_batch_size=str(batch_size))

@@ -45,6 +45,7 @@ class Plan:
     warm_rounds: int = 50
     cold_runs: int = 5
     help_runs: int = 7
+    e2e_repeats: int = 3  # end-to-end runs, each right after its stages alone; the median is reported
     batch_size: int = 16  # the indexer's default `[index] batch_size`
     threads: int = 0  # `[runtime] threads`: 0 = all cores, as the default config
     workers: list[int] = field(default_factory=list)  # decode worker counts; empty: 1..cores
@@ -53,7 +54,7 @@ class Plan:
 QUICK = Plan(quick=True, bundle="toy", photos=6, photo_size=(640, 480), encoder_batches=(1, 4), encoder_seconds=0.05,
              agreement_photos=4, decode_full_photos=4, decode_draft_photos=4, naive_photos=2, npu_extra_workers=0,
              vector_sizes=(2_000,), queries=10, slow_queries=5, catalog_photos=1_000, warm_rounds=3, cold_runs=1,
-             help_runs=1, batch_size=4, workers=[1])
+             help_runs=1, e2e_repeats=1, batch_size=4, workers=[1])
 
 
 def run(plan: Plan, out: Path, cache: Path, log: Any = None) -> dict[str, Any]:
@@ -70,6 +71,10 @@ def run(plan: Plan, out: Path, cache: Path, log: Any = None) -> dict[str, Any]:
     cores = usable_cores()
     workers = plan.workers or list(range(1, cores + 1))
     r: dict[str, Any] = {"machine": describe_machine(), "plan": asdict(plan), "notes": []}
+    if r["machine"]["blas_env"].get("OPENBLAS_CORETYPE"):
+        r["notes"].append("OPENBLAS_CORETYPE is set in this environment: numpy's BLAS kernels may be slower "
+                          "than on a user's machine (numpy search figures); run with `env -u OPENBLAS_CORETYPE "
+                          "-u OPENBLAS_L2_SIZE` to compare.")
     work = out / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -109,9 +114,6 @@ def run(plan: Plan, out: Path, cache: Path, log: Any = None) -> dict[str, Any]:
             "decodepool": stages.decodepool_rate(paths, spec, w, max_pixels),
         })
     default_workers = cores
-    decode_alone = {d["workers"]: d["decodepool"] for d in r["decode"]}
-    if default_workers not in decode_alone:
-        decode_alone[default_workers] = stages.decodepool_rate(paths, spec, default_workers, max_pixels)
 
     # --- end to end --------------------------------------------------------------------------
     e2e: dict[str, Any] = {}
@@ -123,26 +125,52 @@ def run(plan: Plan, out: Path, cache: Path, log: Any = None) -> dict[str, Any]:
     memory: dict[str, Any] = {}
     settings = {"index_batch_size": str(plan.batch_size), "runtime_threads": str(plan.threads)}
     for name, bundle, label in (("cpu_fp32", fp32, "CPU fp32"), ("cpu_int8", int8, "CPU int8")):
-        say(f"photoindex index, {label}")
-        run_ = pipeline.cli_index(photo_dir, work / f"home-{name}", bundle.directory, **settings)
-        stage = {"decode": decode_alone[default_workers], "encode": enc[name.split("_")[1]][str(plan.batch_size)]}
+        # The machine is shared: each stage alone is measured right before each end-to-end run, and
+        # the best of the repeats is kept for both, so a busy moment cannot fake a good efficiency.
+        say(f"photoindex index, {label}, with its stages alone, {plan.e2e_repeats}x")
+        encode_alone, decode_now, runs = [], [], []
+        for _ in range(plan.e2e_repeats):
+            encoder = stages.cpu_encoder(bundle, plan.threads)
+            encode_alone.append(stages.encoder_throughput(encoder, inputs, plan.batch_size, plan.encoder_seconds))
+            del encoder
+            decode_now.append(stages.decodepool_rate(paths, spec, default_workers, max_pixels))
+            runs.append(pipeline.cli_index(photo_dir, work / f"home-{name}", bundle.directory, **settings))
+        # Per repeat: against the slowest stage alone, and against the shared-CPU bound. On a CPU-only
+        # machine both stages need every core, so at best they time-share: 1 / (1/encode + 1/decode).
+        slowest_eff = [x.rate / min(e, d) for x, e, d in zip(runs, encode_alone, decode_now, strict=True)]
+        shared_eff = [x.rate * (1 / e + 1 / d) for x, e, d in zip(runs, encode_alone, decode_now, strict=True)]
+        i = sorted(range(len(runs)), key=lambda j: slowest_eff[j])[len(runs) // 2]  # the median repeat
+        stage = {"decode": decode_now[i], "encode": encode_alone[i]}
         slowest = min(stage, key=stage.__getitem__)
-        e2e[name] = {**run_.to_json(), "label": f"`photoindex index`, {label}", "stages": stage,
-                     "slowest_stage": f"{slowest} {stage[slowest]:.1f}/s", "efficiency": run_.rate / stage[slowest],
-                     "vs_naive": run_.rate / naive}
-        if name == "cpu_fp32":
-            memory["index"] = {"rss_mib": run_.peak_rss_mib, "pss_mib": run_.peak_pss_mib, "processes": run_.processes}
+        e2e[name] = {**runs[i].to_json(), "label": f"`photoindex index`, {label}", "stages": stage,
+                     "repeats": {"rate": [x.rate for x in runs], "encode": encode_alone, "decode": decode_now,
+                                 "efficiency": slowest_eff, "shared_cpu_efficiency": shared_eff},
+                     "slowest_stage": f"{slowest} {stage[slowest]:.1f}/s", "efficiency": slowest_eff[i],
+                     "shared_cpu_bound": 1 / (1 / stage["encode"] + 1 / stage["decode"]),
+                     "shared_cpu_efficiency": shared_eff[i], "vs_naive": runs[i].rate / naive}
+        memory[f"index_{name}"] = {"rss_mib": max(x.peak_rss_mib for x in runs),
+                                   "pss_mib": max(x.peak_pss_mib for x in runs),
+                                   "processes": max(x.processes for x in runs)}
+    memory["index"] = memory["index_cpu_fp32"]
+    r["notes"].append(
+        "On the CPU both stages need every core (the encoder alone runs on all of them, so does decoding with "
+        "one worker per core), so end to end they can at best time-share the cores: the shared-CPU bound "
+        "1 / (1/encode + 1/decode). Efficiency against the slowest stage alone can reach 0.9 only where the "
+        "encoder does not use the CPU, as with the NPU (stand-in below)."
+    )
 
     say("NPU stand-in")
     npu_alone = stages.npu_encoder_rate(spec, dim, plan.batch_size, plan.encoder_seconds)
     npu_rows = []
     for w in sorted(set(workers) | {cores + plan.npu_extra_workers}):
-        if w not in decode_alone:
-            decode_alone[w] = stages.decodepool_rate(paths, spec, w, max_pixels)
-        run_ = pipeline.npu_index(photo_dir, work / f"home-npu-{w}", fp32.directory, w, plan.batch_size)
-        slowest = min(decode_alone[w], npu_alone)
-        npu_rows.append({"workers": w, "decode": decode_alone[w], "rate": run_.rate, "efficiency": run_.rate / slowest,
-                         "npu_busy": run_.rate / npu_alone})
+        decode_now, rates = [], []
+        for _ in range(plan.e2e_repeats):
+            decode_now.append(stages.decodepool_rate(paths, spec, w, max_pixels))
+            rates.append(pipeline.npu_index(photo_dir, work / f"home-npu-{w}", fp32.directory, w, plan.batch_size).rate)
+        bound = min(max(decode_now), npu_alone)
+        npu_rows.append({"workers": w, "decode": max(decode_now), "rate": max(rates),
+                         "efficiency": max(rates) / bound, "npu_busy": max(rates) / npu_alone,
+                         "repeats": {"rate": rates, "decode": decode_now}})
     best = next(x for x in npu_rows if x["workers"] == default_workers)
     e2e["npu_workers"] = npu_rows
     e2e["npu_standin"] = {"label": f"Indexer + NPU stand-in, {default_workers} workers", "rate": best["rate"],
@@ -161,9 +189,12 @@ def run(plan: Plan, out: Path, cache: Path, log: Any = None) -> dict[str, Any]:
     r["catalog_fill_s"] = searching.fill_catalog(big_config, plan.catalog_photos)
     r["warm_query"] = searching.warm_text_query(big_config, plan.warm_rounds)
     r["cold_search_large"] = searching.cold_search(big_env, plan.cold_runs)
-    memory["search"] = {"rss_mib": r["cold_search_large"]["peak_rss_mib"], "pss_mib": r["cold_search_large"]["peak_pss_mib"]}
-    small_env = pipeline.base_env(work / "home-cpu_fp32", fp32.directory)
+    large = r["cold_search_large"]
+    memory["search"] = {"rss_mib": large["peak_rss_mib"], "pss_mib": large["peak_pss_mib"]}
+    small_env = pipeline.base_env(work / "home-cpu_fp32", fp32.directory)  # the 200 photos just indexed
     r["cold_search_small"] = searching.cold_search(small_env, plan.cold_runs)
+    small = r["cold_search_small"]
+    memory["search_small"] = {"rss_mib": small["peak_rss_mib"], "pss_mib": small["peak_pss_mib"]}
     r["help"] = searching.help_time(small_env, plan.help_runs)
     r["memory"] = memory
     r["seconds"] = time.perf_counter() - started
@@ -191,9 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny inputs, every code path (the smoke test)")
     parser.add_argument("--out", type=Path, default=HERE / "out", help="where report.md/json go")
     parser.add_argument("--cache", type=Path, default=None, help="where inputs are cached (default OUT/cache)")
+    parser.add_argument("--render", action="store_true", help="only rewrite report.md from OUT/report.json")
     args = parser.parse_args(argv)
+    if args.render:
+        results = json.loads((args.out / "report.json").read_text(encoding="utf-8"))
+        write(results, args.out, results_copy=None if results["plan"]["quick"] else HERE / "RESULTS.md")
+        print(args.out / "report.md")
+        return 0
     plan = QUICK if args.quick else Plan()
-    results = run(plan, args.out, args.cache or args.out / "cache", log=sys.stderr)
+    run(plan, args.out, args.cache or args.out / "cache", log=sys.stderr)
     print(args.out / "report.md")
     return 0
 

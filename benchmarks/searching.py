@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,14 +39,15 @@ def clustered_vectors(n: int, dim: int, seed: int, clusters: int | None = None) 
     return out
 
 
-def _latencies(search: Callable[[np.ndarray], Any], queries: np.ndarray) -> list[float]:
-    search(queries[0])  # warm-up (first-touch pages, thread pools)
+def _latencies(index: Any, queries: np.ndarray) -> dict[str, float]:
+    """Percentiles of top-10 searches of one query at a time, as the CLI searches."""
+    index.search(queries[0], 10)  # warm-up (first-touch pages, thread pools)
     times = []
     for q in queries:
         t = time.perf_counter()
-        search(q)
+        index.search(q, 10)
         times.append(time.perf_counter() - t)
-    return times
+    return percentiles(times)
 
 
 def vector_search(sizes: list[int], dim: int, n_queries: int, slow_queries: int) -> list[dict[str, Any]]:
@@ -60,20 +59,21 @@ def vector_search(sizes: list[int], dim: int, n_queries: int, slow_queries: int)
         vectors = clustered_vectors(n, dim, seed=n)
         # Queries come from the same distribution as the data, but are not in it.
         queries = clustered_vectors(n_queries, dim, seed=n, clusters=max(10, int(np.sqrt(n))))
-        queries = l2_normalize(queries + np.random.default_rng(1).standard_normal(queries.shape, dtype=np.float32) * 0.02)
+        jitter = np.random.default_rng(1).standard_normal(queries.shape, dtype=np.float32) * np.float32(0.02)
+        queries = l2_normalize(queries + jitter)
         ids = np.arange(1, n + 1, dtype=np.int64)
         few = queries[: slow_queries if n >= 1_000_000 else n_queries]
         exact = VectorIndex.build(ids, vectors, backend="faiss", approximate_threshold=n + 1)
-        rows.append({"size": n, "index": "exact FAISS (flat)", **percentiles(_latencies(lambda q: exact.search(q, 10), few))})
+        rows.append({"size": n, "index": "exact FAISS (flat)", **_latencies(exact, few)})
         numpy_index = VectorIndex.build(ids, vectors, backend="numpy")
-        rows.append({"size": n, "index": "numpy", **percentiles(_latencies(lambda q: numpy_index.search(q, 10), few))})
+        rows.append({"size": n, "index": "numpy", **_latencies(numpy_index, few)})
         del numpy_index
         gc.collect()
         t = time.perf_counter()
         ivf = VectorIndex.build(ids, vectors, backend="faiss", approximate_threshold=1)
         build = time.perf_counter() - t
         recall = recall_at_k(ivf, exact, queries, k=10)
-        rows.append({"size": n, "index": f"IVF (nprobe {ivf.nprobe})", **percentiles(_latencies(lambda q: ivf.search(q, 10), queries)),
+        rows.append({"size": n, "index": f"IVF (nprobe {ivf.nprobe})", **_latencies(ivf, queries),
                      "recall_at_10": recall, "build_s": build})
         del exact, ivf, vectors
         gc.collect()
@@ -108,11 +108,11 @@ def fill_catalog(config: Any, count: int, chunk: int = 5000) -> float:
             end = min(count, begin + chunk)
             hashes = [f"{i:064x}" for i in range(begin, end)]
             with lib.db.write() as s:
-                catalog.add_vectors(s, lib.model_id, list(zip(hashes, vectors[begin:end])))
-                for i, h in zip(range(begin, end), hashes):
-                    catalog.store_indexed(s, root_id=root.id, path=root_dir / f"{i // 1000:03d}" / f"IMG_{i:06d}.jpg",
-                                          size=4_000_000 + i, mtime_ns=1_700_000_000_000_000_000 + i,
-                                          content_hash=h, info=_Info(i))
+                catalog.add_vectors(s, lib.model_id, list(zip(hashes, vectors[begin:end], strict=True)))
+                for i, h in zip(range(begin, end), hashes, strict=True):
+                    path = root_dir / f"{i // 1000:03d}" / f"IMG_{i:06d}.jpg"
+                    catalog.store_indexed(s, root_id=root.id, path=path, size=4_000_000 + i,
+                                          mtime_ns=1_700_000_000_000_000_000 + i, content_hash=h, info=_Info(i))
     return time.perf_counter() - start
 
 

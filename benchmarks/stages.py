@@ -8,9 +8,7 @@ import functools
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 

@@ -131,6 +131,15 @@ class Database:
             self._begin(session)
             yield session
             session.commit()
+        except exc.OperationalError as error:
+            session.rollback()
+            text = str(error.orig)
+            if "disk is full" in text or "disk I/O error" in text or "readonly" in text:
+                raise CatalogError(
+                    f"{self.path}: cannot write the catalog: {text}",
+                    "free space on that disk (or make it writable); nothing was lost, run the command again",
+                ) from None
+            raise
         except BaseException:
             session.rollback()
             raise
