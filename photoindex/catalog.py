@@ -17,7 +17,20 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
 import numpy as np
-from sqlalchemy import CursorResult, Select, Table, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Select,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -639,7 +652,9 @@ def _live(model_id: str, *columns: Any) -> Select[Any]:
     return (
         select(*columns)
         .select_from(_VECTORS.join(_PHOTOS, _PHOTOS.c.content_hash == _VECTORS.c.content_hash))
-        .where(_VECTORS.c.model_id == model_id, _PHOTOS.c.status == "indexed")
+        # Unary + keeps SQLite from driving the join by the low-selectivity status index (a scan
+        # of every indexed photo: ~1 s at 100k); the content_hash index is the right way in.
+        .where(_VECTORS.c.model_id == model_id, literal_column(f"+{_PHOTOS.name}.status") == "indexed")
     )
 
 
