@@ -92,6 +92,9 @@ class OrtSession:
         # Batches are one graph at a time; parallel execution only adds thread contention on small boards.
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle ORT threads would spin-wait for work, burning the cores the decode workers need
+        # (measured: about 10% more photos/s end to end on 2 cores without spinning).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
