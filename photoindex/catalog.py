@@ -665,8 +665,16 @@ def live_photos_for_vectors(
     found: dict[int, list[Photo]] = {}
     for chunk in _chunks(sorted({int(i) for i in vector_ids})):
         query = (
-            _live(model_id, _VECTORS.c.id, *_PHOTO_COLUMNS)
-            .where(_VECTORS.c.id.in_(chunk))
+            select(_VECTORS.c.id, *_PHOTO_COLUMNS)
+            .select_from(_VECTORS.join(_PHOTOS, _PHOTOS.c.content_hash == _VECTORS.c.content_hash))
+            # Both unary +: the id list is what narrows, so the plan must start from the vectors'
+            # primary key (0.1-0.5 ms at 100k photos), not walk the model's (model_id,
+            # content_hash) index (7-13 ms) or every indexed photo (~1 s).
+            .where(
+                _VECTORS.c.id.in_(chunk),
+                literal_column(f"+{_VECTORS.name}.model_id") == model_id,
+                literal_column(f"+{_PHOTOS.name}.status") == "indexed",
+            )
             .order_by(_VECTORS.c.id, _PHOTOS.c.path)
         )
         if prefix is not None:

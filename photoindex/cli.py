@@ -483,6 +483,24 @@ def models_fetch(
     typer.echo(f"bundle {bundle.manifest.name} ready in {bundle.directory}")
 
 
+@models_app.command("quantize")
+def models_quantize(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="Bundle name or folder (default: the configured one)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder to write (default: NAME-int8 beside the bundle)."),
+    text: bool = typer.Option(False, "--text", help="Also quantize the text encoder (faster, smaller searches)."),
+    force: bool = typer.Option(False, "--force", help="Replace the output folder if it exists."),
+) -> None:
+    """Write an int8 variant of a bundle (dynamic quantization of its ONNX encoders) as a new bundle."""
+    from photoindex.library import bundle_for
+    from photoindex.quantize import quantize_bundle
+
+    bundle = bundle_for(_config(ctx), name)
+    folder = quantize_bundle(bundle, out, text=text, overwrite=force)
+    typer.echo(f"bundle {bundle.manifest.name}-int8 written to {folder}")
+    typer.echo(f'use it with PHOTOINDEX_MODEL_BUNDLE={folder}, or `bundle = "{folder}"` under [model] in config.toml')
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photoindex.config import load_config
+from photoindex.config import Config, load_config
 from photoindex.download import verify_bundle
 from photoindex.encoders import ImageEncoder
 from photoindex.errors import ModelError
@@ -129,3 +129,21 @@ def test_manifest_text_round_trips_every_field(tmp_path: Path) -> None:
     path = tmp_path / "manifest.toml"
     path.write_text(manifest_text(shipped, "round trip"), encoding="utf-8")
     assert read_manifest(path) == shipped
+
+
+def test_models_quantize_command_writes_a_bundle_that_verifies(tmp_path: Path, config: Config) -> None:
+    from typer.testing import CliRunner
+
+    from photoindex.cli import app
+    from photoindex.testing import make_bundle
+
+    source = make_bundle(tmp_path / "toy", "toy")
+    out = tmp_path / "toy-int8"
+    runner = CliRunner()
+    result = runner.invoke(app, ["models", "quantize", str(source), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"PHOTOINDEX_MODEL_BUNDLE={out}" in result.output
+    again = runner.invoke(app, ["models", "quantize", str(source), "--out", str(out)])
+    assert again.exit_code == 1 and "error:" in again.output  # refuses to overwrite without --force
+    verified = runner.invoke(app, ["models", "verify", str(out)])
+    assert verified.exit_code == 0, verified.output
