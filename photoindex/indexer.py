@@ -269,7 +269,8 @@ class Indexer:
             if (p.fact.size, p.fact.mtime_ns) in missing_keys
             or (p.known is not None and p.known.status == "missing")
         ]
-        decode_rest = [p for p in todo.values() if p not in hash_first]
+        hashed = {id(p) for p in hash_first}
+        decode_rest = [p for p in todo.values() if id(p) not in hashed]
         decode_more = self._relink_by_hash(hash_first) if hash_first else []
         if not self.report.interrupted:
             self._encode_all(decode_more + decode_rest)
@@ -376,10 +377,9 @@ class Indexer:
                     pool.stop()
                     self.report.interrupted = True
                     break
+        # On interruption the partial batch is dropped: the next run picks these photos up again.
         if not batch.empty() and not self.report.interrupted:
             self._commit(batch)
-        elif not batch.empty() and self.report.interrupted:
-            pass  # the partial batch is dropped; the next run picks these photos up again
         elapsed = time.monotonic() - t0
         self.progress(Progress("encoding", done, len(items), done / elapsed if elapsed > 0 else 0.0))
 
@@ -440,7 +440,9 @@ class Indexer:
         if self.stop.is_set() and r.reason in ("crashed", "timeout"):
             return  # the worker may have died of our own shutdown: not the photo's fault, try it next run
         message = r.message or r.reason or "failed"
-        first_time = p.known is None or p.known.status != "failed" or p.known.error != message
+        error = f"{r.reason}: {message}"
+        # Reported once: again only if the file changed and now fails differently.
+        first_time = p.known is None or p.known.status != "failed" or p.known.error != error
         catalog.store_failed(
             s,
             root_id=p.root_id,
@@ -448,7 +450,7 @@ class Indexer:
             size=r.size or p.fact.size,
             mtime_ns=r.mtime_ns or p.fact.mtime_ns,
             content_hash=r.content_hash,
-            error=f"{r.reason}: {message}",
+            error=error,
         )
         self.report.failed += 1
         if first_time:
