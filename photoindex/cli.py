@@ -298,25 +298,23 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """Find photos by a text description or by an example photo."""
-    from photoindex.search import run_search
-
     if not text and image is None:
         raise PhotoindexError(
             "nothing to search for", 'give a text, e.g. `photoindex search "a red car"`, or --image PATH'
         )
     cfg = _config(ctx)
-    hits = run_search(
-        cfg,
-        text=text,
-        image=image,
-        limit=limit if limit is not None else cfg.search.limit,
-        min_score=min_score if min_score is not None else cfg.search.min_score,
-        folder=folder,
-    )
+    limit = limit if limit is not None else cfg.search.limit
+    min_score = min_score if min_score is not None else cfg.search.min_score
+    rows = _ask_daemon(cfg, text, image, limit, min_score, folder) if cfg.search.use_daemon else None
+    if rows is None:
+        from photoindex.search import run_search
+
+        hits = run_search(cfg, text=text, image=image, limit=limit, min_score=min_score, folder=folder)
+        rows = [h.to_json() for h in hits]
     if as_json:
-        _emit_json([h.to_json() for h in hits])
+        _emit_json(rows)
         return
-    if not hits:
+    if not rows:
         typer.echo("no matching photos", err=True)
         return
     from rich.console import Console
@@ -326,12 +324,37 @@ def search(
     table.add_column("score", justify="right")
     table.add_column("path", overflow="fold")
     table.add_column("taken")
-    for h in hits:
-        shown = _display(h.path)
-        link = Path(h.path).as_uri() if shown == h.path else None
+    for h in rows:
+        shown = _display(h["path"])
+        link = Path(h["path"]).as_uri() if shown == h["path"] else None
         cell = f"[link={link}]{shown}[/link]" if link else shown
-        table.add_row(f"{h.score:.3f}", cell, h.taken_at or "")
+        table.add_row(f"{h['score']:.3f}", cell, h["taken_at"] or "")
     Console(soft_wrap=False).print(table, markup=True, highlight=False)
+
+
+def _ask_daemon(
+    cfg: Config, text: str | None, image: Path | None, limit: int, min_score: float, folder: Path | None
+) -> list[dict[str, Any]] | None:
+    """The running daemon's answer (its model and index are warm), or None: search in this process."""
+    from photoindex.library import bundle_for
+    from photoindex.queryclient import MAX_LIMIT, ask_daemon
+
+    if limit > MAX_LIMIT:
+        return None
+    try:
+        model_id = bundle_for(cfg).manifest.model_id  # reads one manifest: no model is loaded
+    except PhotoindexError:
+        return None  # the local search reports it
+    request = {
+        "text": text,
+        # The daemon runs elsewhere: paths go absolute, folders resolved as the local search would.
+        "image": str(image.expanduser().absolute()) if image is not None else None,
+        "limit": limit,
+        "min_score": min_score,
+        "folder": str(folder.expanduser().resolve()) if folder is not None else None,
+        "bundle": model_id,
+    }
+    return ask_daemon(cfg.home, request)
 
 
 # ---------------------------------------------------------------- status

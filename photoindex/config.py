@@ -81,6 +81,7 @@ class SearchConfig:
 
     limit: int = 20
     min_score: float = -1.0  # cosine scores lie in [-1, 1]: -1 keeps every result
+    use_daemon: bool = True  # ask the running daemon (warm model and index) before searching in-process
 
 
 @dataclass(frozen=True)

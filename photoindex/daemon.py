@@ -11,6 +11,9 @@ One writer: the writer lock is taken for each unit of work and released between 
 `photoindex index` or `reindex` started meanwhile waits for its turn, runs, and the daemon goes
 on. SIGTERM/SIGINT set a stop event: the current unit stops between encoder batches (what it did
 not commit is found again by the start-up scan) and the daemon exits 0.
+
+It also answers `photoindex search` over a Unix socket (`queryserver.py`, `[search] use_daemon`),
+in a thread of its own, from the same library and in-memory index.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from photoindex.config import Config
 from photoindex.errors import ConfigError, LockedError, PhotoindexError
 from photoindex.indexer import Indexer, IndexReport
 from photoindex.library import Library, open_library
+from photoindex.queryserver import QueryServer
 from photoindex.settle import Settler
 from photoindex.watcher import Event, Hint, Trouble, Watcher
 from photoindex.writerlock import WriterLock, lock_holder
@@ -113,6 +117,7 @@ class StateFile:
             "last_batch": None,
             "last_error": None,
             "watching": None,
+            "serving": None,
         }
         self._written: dict[str, Any] = {}
         self._written_at = 0.0
@@ -188,6 +193,12 @@ class Daemon:
         self._errors = 0
         self._not_before = 0.0  # no unit of work before this time (backoff after an error)
         self._index: Any = None  # indexcache.IndexHandle, kept open across units of work
+        # Held around each unit of work (and index save): the query server catches the shared
+        # index up from SQLite only when no unit adds to it (see queryserver.py).
+        self._work = threading.Lock()
+        self.queries = QueryServer(
+            lib, work_lock=self._work, current_index=lambda: self._index, open_index=self._index_handle
+        )
         self._saved_at = clock()
 
     # ------------------------------------------------------------ the loop
@@ -203,7 +214,8 @@ class Daemon:
             d.max_batch_wait,
             d.rescan_interval,
         )
-        self.state.update(state="starting", force=True)
+        serving = self.queries.start() if self.config.search.use_daemon else False
+        self.state.update(state="starting", serving=str(self.queries.path) if serving else None, force=True)
         try:
             self._refresh_roots(initial=True)
             if not self.roots:
@@ -214,13 +226,14 @@ class Daemon:
             self._rescan({r.path: {"start"} for r in self.roots})
             self._loop()
         finally:
+            self.queries.stop()
             self.watcher.stop()
             if self._index is not None and self._index.dirty:
                 with self._writer("saving the index") as got:
                     if got:
                         self._save_index(force=True)
             self._lock.release()
-            self.state.update(state="stopped", queue=len(self.settler) + len(self.ready), force=True)
+            self.state.update(state="stopped", queue=len(self.settler) + len(self.ready), serving=None, force=True)
         log.info("photoindex daemon stopped")
         return EXIT_OK
 
@@ -346,7 +359,8 @@ class Daemon:
                     yield False
                     return
         try:
-            yield True
+            with self._work:
+                yield True
         finally:
             self._lock.release()
             # Let a waiting `photoindex index`/`reindex` in before the next unit takes the lock back.

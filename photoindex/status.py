@@ -23,6 +23,7 @@ class DaemonStatus:
     last_batch: str | None = None
     last_error: str | None = None
     watching: str | None = None
+    serving: str | None = None  # the socket on which the daemon answered a ping just now
 
 
 @dataclass
@@ -73,6 +74,8 @@ class LibraryStatus:
             )
             if d.watching:
                 out.append(f"           {d.watching}")
+            if d.serving:
+                out.append(f"searches:  served by the daemon (socket {d.serving})")
         else:
             out.append("daemon:    not running")
         if d.last_error:
@@ -122,14 +125,21 @@ def daemon_status(config: Config) -> DaemonStatus:
             alive = False
         except PermissionError:
             alive = True
+    running = alive and data.get("state") != "stopped"
+    serving = str(data["serving"]) if running and data.get("serving") else None
+    if serving:
+        from photoindex.queryclient import ping
+
+        serving = serving if ping(config.home) else None
     return DaemonStatus(
-        running=alive and data.get("state") != "stopped",
+        running=running,
         pid=pid,
         since=data.get("since"),
         queue=data.get("queue"),
         last_batch=data.get("last_batch"),
         last_error=data.get("last_error"),
         watching=data.get("watching"),
+        serving=serving,
     )
 
 

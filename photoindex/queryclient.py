@@ -1,0 +1,92 @@
+"""`photoindex search` asks the running daemon first (see `queryserver.py`); it imports nothing heavy.
+
+Request, one JSON line: `{"text", "image", "limit", "min_score", "folder", "bundle"}` with
+absolute paths and the model id of the configured bundle. Answer, one JSON line: `{"hits": [...]}`
+(the objects of `Hit.to_json()`), `{"error": message, "hint": hint}`, or `{"unavailable": why}`
+(another model, an example photo the daemon has not encoded, ...). `{"ping": true}` is answered
+`{"pong": true}`. Anything but hits or an error means: search locally, as if no daemon ran.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from photoindex.errors import PhotoindexError
+
+log = logging.getLogger("photoindex.search")
+
+SOCKET_NAME = "daemon.sock"
+MAX_LIMIT = 10_000  # the most results the daemon returns; a larger --limit searches in-process
+CONNECT_TIMEOUT = 0.2
+ANSWER_TIMEOUT = 30.0  # generous: the daemon's first query loads the text model
+_MAX_ANSWER = 64 * 1024 * 1024  # 10,000 hits of long paths fit; anything larger is garbage
+
+
+def socket_path(home: Path) -> Path:
+    """Where the daemon of the photoindex home `home` listens."""
+    return home / SOCKET_NAME
+
+
+def _exchange(path: Path, request: dict[str, Any], timeout: float) -> Any:
+    """Send one request line, read one answer line and decode it; None on any failure."""
+    if not path.exists():
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(CONNECT_TIMEOUT)
+        sock.connect(os.fspath(path))
+        sock.settimeout(timeout)
+        # ensure_ascii: lone surrogates (non-UTF-8 names, arguments) travel as \udcXX escapes.
+        sock.sendall(json.dumps(request, ensure_ascii=True).encode("ascii") + b"\n")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if chunk.endswith(b"\n") or size > _MAX_ANSWER:
+                break
+        data = b"".join(chunks)
+        if not data.endswith(b"\n") or size > _MAX_ANSWER:
+            log.debug("%s: incomplete answer from the daemon", path)
+            return None
+        return json.loads(data)
+    except (OSError, ValueError) as exc:  # no daemon, a stale socket, a timeout, garbage
+        log.debug("%s: no answer from the daemon (%s)", path, exc)
+        return None
+    finally:
+        sock.close()
+
+
+def ask_daemon(
+    config_home: Path, request: dict[str, Any], timeout: float = ANSWER_TIMEOUT
+) -> list[dict[str, Any]] | None:
+    """The daemon's hits for `request`, or None when it cannot answer (search locally then).
+
+    An error the daemon's search raised (an empty query, a missing example photo) is raised here
+    as the same `PhotoindexError`, so the user sees the same `error:`/`hint:` lines.
+    """
+    answer = _exchange(socket_path(config_home), request, timeout)
+    if not isinstance(answer, dict):
+        return None
+    hits = answer.get("hits")
+    if isinstance(hits, list) and all(isinstance(h, dict) for h in hits):
+        return hits
+    message, hint = answer.get("error"), answer.get("hint")
+    if isinstance(message, str) and (hint is None or isinstance(hint, str)):
+        raise PhotoindexError(message, hint)
+    log.debug("the daemon did not answer the search: %s", answer.get("unavailable", answer))
+    return None
+
+
+def ping(config_home: Path, timeout: float = 1.0) -> bool:
+    """True when a daemon answers on the socket of `config_home`."""
+    answer = _exchange(socket_path(config_home), {"ping": True}, timeout)
+    return isinstance(answer, dict) and answer.get("pong") is True
