@@ -647,6 +647,11 @@ def _under(prefix: str | os.PathLike[str]) -> ColumnElement[bool]:
     return and_(_PHOTOS.c.path >= low, _PHOTOS.c.path < high)
 
 
+def _at_or_under(prefix: str | os.PathLike[str]) -> ColumnElement[bool]:
+    """The photo at `prefix` itself (a root that is one file) or any photo below the folder `prefix`."""
+    return or_(_PHOTOS.c.path == os.fspath(prefix), _under(prefix))
+
+
 def _live(model_id: str, *columns: Any) -> Select[Any]:
     """`columns` of the model's vectors joined to the indexed photos that hold them."""
     return (
@@ -678,7 +683,7 @@ def live_photos_for_vectors(
             .order_by(_VECTORS.c.id, _PHOTOS.c.path)
         )
         if prefix is not None:
-            query = query.where(_under(prefix))
+            query = query.where(_at_or_under(prefix))
         for row in session.execute(query):
             found.setdefault(int(row[0]), []).append(_photo(row[1:]))
     return found
@@ -686,7 +691,7 @@ def live_photos_for_vectors(
 
 def vector_ids_under(session: Session, model_id: str, prefix: str | os.PathLike[str]) -> np.ndarray:
     """Sorted int64 ids of the model's vectors held by an indexed photo under the folder `prefix`."""
-    query = _live(model_id, _VECTORS.c.id).where(_under(prefix)).distinct().order_by(_VECTORS.c.id)
+    query = _live(model_id, _VECTORS.c.id).where(_at_or_under(prefix)).distinct().order_by(_VECTORS.c.id)
     return np.fromiter(session.execute(query).scalars(), dtype=np.int64)
 
 

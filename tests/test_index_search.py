@@ -356,3 +356,14 @@ def test_a_replaced_catalog_never_trusts_the_old_index(tmp_path: Path, config: C
         hits = cli("search", colour, "--limit", "4")
         assert {colour_of(tree, h["path"]) for h in hits} == {colour}
     _assert_index_matches_catalog(config)
+
+
+def test_folder_filter_also_takes_a_single_photo(tmp_path: Path, config: Config) -> None:
+    root = tmp_path / "Photos"
+    tree = make_photo_tree(root, 12)
+    cli("index", str(root))
+    one = sorted(tree)[0]
+    hits = cli("search", "anything", "--folder", str(one))
+    assert [Path(h["path"]) for h in hits] == [one]
+    sibling_prefix = Path(str(one.parent) + "x")  # a name that merely starts like the folder
+    assert cli("search", "anything", "--folder", str(sibling_prefix)) == []
