@@ -142,6 +142,11 @@ class Library:
             self.choices["text"] = choice
         return self._text
 
+    def release_text_encoder(self) -> bool:
+        """Drop the text model (the next query loads it again); True if one was loaded."""
+        loaded, self._text = self._text is not None, None
+        return loaded
+
     def index_path(self) -> Path:
         """The FAISS (or numpy) index cache file of this model."""
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model_id)

@@ -45,6 +45,7 @@ MAX_TEXT = 4096  # characters; CLIP reads 77 tokens, a longer text is a mistake 
 _ACCEPT_TIMEOUT = 0.5  # how often the accept loop looks at the stop flag
 _READ_TIMEOUT = 5.0  # a client that connects and says nothing does not hold the server
 _HANDLE_WAIT = 10.0  # before the first unit of work opens the index: wait this long, then decline
+TEXT_IDLE_SECONDS = 600.0  # the text model (~300 MB for ViT-B/32 fp32) is released after this long unused
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ class QueryServer:
         self.lib = lib
         self.path = socket_path(lib.config.home)
         self.served = 0
+        self.text_idle_seconds = TEXT_IDLE_SECONDS
+        self._last_query = 0.0  # when the text model was last used (0: not loaded by us)
         self._work_lock = work_lock
         self._current_index = current_index
         self._open_index = open_index
@@ -187,6 +190,7 @@ class QueryServer:
             try:
                 conn, _ = self._sock.accept()
             except TimeoutError:
+                self._release_idle_model()
                 continue
             except OSError as exc:
                 if self._stop.is_set():
@@ -200,6 +204,14 @@ class QueryServer:
                 log.exception("a search request failed")
             finally:
                 conn.close()
+
+    def _release_idle_model(self) -> None:
+        # A board has little memory: a model nobody asked for in minutes goes, and comes back
+        # (one slower query) when needed.
+        if self._last_query and time.monotonic() - self._last_query > self.text_idle_seconds:
+            if self.lib.release_text_encoder():
+                log.info("released the text model after %.0f s without searches", self.text_idle_seconds)
+            self._last_query = 0.0
 
     def _handle(self, conn: socket.socket) -> None:
         conn.settimeout(_READ_TIMEOUT)
@@ -261,6 +273,7 @@ class QueryServer:
 
         parts: list[np.ndarray] = []
         if request.text:
+            self._last_query = time.monotonic()
             parts.append(query_vector_for_text(self.lib, request.text))
         if request.image is not None:
             parts.append(self._stored_image_vector(request.image))

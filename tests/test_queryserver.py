@@ -259,3 +259,23 @@ def test_the_server_declines_another_model_and_answers_ping_and_garbage(config: 
         assert "unavailable" in server.answer(json.dumps({**REQUEST, "bundle": "another/model"}).encode())
         assert "unavailable" in server.answer(json.dumps({**REQUEST, "limit": -1}).encode())
         assert server.served == 0
+
+
+def test_the_text_model_is_released_after_idle_minutes_and_reloaded_on_demand(config: Config) -> None:
+    from photoindex.indexcache import IndexHandle
+    from photoindex.library import open_library
+
+    with open_library(config) as lib:
+        lock = threading.Lock()
+        handle = IndexHandle.open(lib)
+        server = QueryServer(lib, work_lock=lock, current_index=lambda: handle, open_index=lambda: handle)
+        request = json.dumps({**REQUEST, "bundle": lib.model_id}).encode()
+        assert "hits" in server.answer(request)
+        assert lib._text is not None
+        server._release_idle_model()  # not idle yet: kept
+        assert lib._text is not None
+        server.text_idle_seconds = 0.0
+        server._release_idle_model()
+        assert lib._text is None
+        assert "hits" in server.answer(request)  # loaded again on demand
+        assert lib._text is not None and server.served == 2
