@@ -327,10 +327,23 @@ def count_by_status(session: Session, *, root_id: int | None = None) -> dict[str
     return counts
 
 
-def missing_stat_keys(session: Session) -> set[tuple[int, int]]:
-    """(size, mtime_ns) of every missing photo: a new file matching one is likely a move, so hash it first."""
-    rows = session.execute(select(_PHOTOS.c.size, _PHOTOS.c.mtime_ns).where(_PHOTOS.c.status == "missing"))
-    return {(int(size), int(mtime)) for size, mtime in rows}
+def missing_stat_keys(
+    session: Session, candidates: Iterable[tuple[int, int]] | None = None
+) -> set[tuple[int, int]]:
+    """(size, mtime_ns) of missing photos: a new file matching one is likely a move, so hash it first.
+
+    With `candidates`, only those keys are looked up (by size, in chunks), so a daemon batch of a
+    few files does not read every missing row of an unplugged drive.
+    """
+    base = select(_PHOTOS.c.size, _PHOTOS.c.mtime_ns).where(_PHOTOS.c.status == "missing")
+    if candidates is None:
+        return {(int(size), int(mtime)) for size, mtime in session.execute(base)}
+    wanted = set(candidates)
+    found: set[tuple[int, int]] = set()
+    for chunk in _chunks(sorted({size for size, _ in wanted})):
+        rows = session.execute(base.where(_PHOTOS.c.size.in_(chunk)))
+        found.update(key for key in ((int(a), int(b)) for a, b in rows) if key in wanted)
+    return found
 
 
 def _info_values(info: ImageFacts | None) -> dict[str, Any]:

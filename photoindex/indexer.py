@@ -262,7 +262,7 @@ class Indexer:
             with self.lib.db.write() as s:
                 catalog.mark_missing(s, [v.id for v in vanished])
             self.report.missing += len(vanished)
-        missing_keys = self._missing_keys(vanished) if todo else set()
+        missing_keys = self._missing_keys(vanished, todo.values()) if todo else set()
         hash_first = [
             p
             for p in todo.values()
@@ -288,10 +288,12 @@ class Indexer:
         self.report.updated = sum(1 for c in self.report.planned if c.action in ("update", "check"))
         self.report.missing = len(vanished)
 
-    def _missing_keys(self, vanished: list[catalog.PhotoState]) -> set[tuple[int, int]]:
+    def _missing_keys(self, vanished: list[catalog.PhotoState], todo: Iterable[_Pending]) -> set[tuple[int, int]]:
+        """The (size, mtime) keys of work items that match a missing or just-vanished photo."""
+        wanted = {(p.fact.size, p.fact.mtime_ns) for p in todo}
         with self.lib.db.read() as s:
-            keys = catalog.missing_stat_keys(s)
-        keys.update((v.size, v.mtime_ns) for v in vanished)
+            keys = catalog.missing_stat_keys(s, wanted)
+        keys.update(k for k in ((v.size, v.mtime_ns) for v in vanished) if k in wanted)
         return keys
 
     def _pool(self) -> DecodePool:

@@ -420,3 +420,17 @@ def test_live_photos_for_vectors_filters_status_model_and_folder(db: Database, t
         assert catalog.vector_ids_under(s, MODEL, tmp_path / "trip2").tolist() == [va]
         assert catalog.vector_ids_under(s, MODEL, tmp_path / "nowhere").tolist() == []
         assert catalog.live_photos_for_vectors(s, "other", [va]) == {}  # other model, other ids
+
+
+def test_missing_stat_keys_can_look_up_only_candidates(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "c.db")
+    with db.write() as s:
+        root = catalog.add_root(s, tmp_path)
+        for i in range(5):
+            catalog.store_pending(s, root_id=root.id, path=tmp_path / f"{i}.jpg", size=10 + i, mtime_ns=100 + i)
+        catalog.mark_missing(s, [p.id for p in catalog.photos_under(s, tmp_path).values()])
+    with db.read() as s:
+        assert catalog.missing_stat_keys(s) == {(10 + i, 100 + i) for i in range(5)}
+        assert catalog.missing_stat_keys(s, [(11, 101), (12, 999), (99, 1)]) == {(11, 101)}
+        assert catalog.missing_stat_keys(s, []) == set()
+    db.close()
