@@ -195,6 +195,7 @@ def test_photos_copied_in_are_all_indexed_and_searchable_and_a_new_root_is_picke
     make_album(staging / "DCIM", 100, RED, seed=0)
     shutil.copytree(staging / "DCIM", root / "DCIM")
     wait_for(lambda: len(indexed_under(home, root)) == 100, "100 photos indexed", d)
+    wait_for(lambda: d.encoded() >= 100, "the units' log lines", d)
     d.wait_quiet()
     assert d.encoded() == 100
     result = _cli(env, "search", "red", "--json", "--limit", "5")
@@ -232,6 +233,7 @@ def test_a_big_file_written_slowly_is_indexed_once_after_it_is_complete(
     (size,) = con.execute("SELECT size FROM photos WHERE path = ?", (str(target),)).fetchone()
     con.close()
     assert size == len(data)
+    wait_for(lambda: d.encoded() >= 1, "the unit's log line", d)
     d.wait_quiet()  # a second indexing of the same file would have happened by now
     assert d.encoded() == 1
 
@@ -248,6 +250,8 @@ def test_a_temporary_name_renamed_gives_one_photo_under_its_final_name(
     time.sleep(0.8)  # the temporary file sits there past the settle time, as a slow camera app's would
     os.rename(root / "x.jpg.tmp", root / "x.jpg")
     wait_for(lambda: photos(home).get(str(root / "x.jpg")) == "indexed", "x.jpg indexed", d)
+    # The unit logs its "N encoded" line just after its commit: under load, wait for the line too.
+    wait_for(lambda: d.encoded() >= 1, "the unit's log line", d)
     d.wait_quiet()
     assert list(photos(home)) == [str(root / "x.jpg")]
     assert d.encoded() == 1
@@ -291,6 +295,7 @@ def test_a_root_removed_and_recreated_is_indexed_without_a_restart(
     assert "the folder disappeared" in d.log()
     new = make_album(root, 4, GREEN, seed=20)
     wait_for(lambda: indexed_under(home, root) == {str(p) for p in new}, "the photos of the new folder", d)
+    wait_for(lambda: d.encoded() >= 4, "the units' log lines", d)
     d.wait_quiet()
     assert "the folder is back" in d.log()
     assert d.encoded() == 4
@@ -349,6 +354,7 @@ def test_reindex_beside_the_daemon_waits_its_turn_and_nothing_is_lost_or_encoded
     assert result.returncode == 0, result.stderr
     reindexed = json.loads(result.stdout)["encoded"]
     wait_for(lambda: len(indexed_under(home, root)) == 45, "all 45 photos indexed", d)
+    wait_for(lambda: d.encoded() + reindexed >= 40, "the units' log lines", d)
     d.wait_quiet()  # the daemon's own hints for these photos have been handled too
     assert d.encoded() + reindexed == 40
     assert vector_count(home) == 45
