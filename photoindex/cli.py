@@ -228,9 +228,7 @@ class _StopOnInterrupt:
             signal.signal(sig, handler)
 
 
-def _run_indexing(
-    ctx: typer.Context, paths: list[Path] | None, quiet: bool, as_json: bool, dry_run: bool
-) -> None:
+def _run_indexing(ctx: typer.Context, paths: list[Path] | None, quiet: bool, as_json: bool, dry_run: bool) -> None:
     from photoindex.indexer import run_index
 
     cfg = _config(ctx)
@@ -273,13 +271,35 @@ def index(
 def reindex(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would change; write nothing."),
-    quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="Print only failures (the default off a terminal)."
-    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures (the default off a terminal)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Reconcile every root with the disk (the cron safety net)."""
     _run_indexing(ctx, None, quiet or not sys.stdout.isatty(), as_json, dry_run=dry_run)
+
+
+@app.command()
+def forget(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="A root folder to take out of the library (files are not touched)."),
+    purge: bool = typer.Option(False, "--purge", help="Also delete the vectors no photo needs any more."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Take a folder out of the library; its photos leave the results (the files stay on disk)."""
+    from photoindex.roots import forget_root
+
+    def waiting(message: str) -> None:
+        if not as_json:
+            typer.echo(f"waiting: {message}", err=True)
+
+    report = forget_root(_config(ctx), path, purge=purge, on_wait=waiting)
+    if as_json:
+        _emit_json(report)
+        return
+    typer.echo(
+        f"forgot {_display(report.root)}: {report.photos} photos"
+        + (f", {report.vectors_deleted} vectors purged" if purge else " (their vectors are kept for a return)")
+    )
 
 
 # ---------------------------------------------------------------- search
@@ -291,9 +311,7 @@ def search(
     text: str | None = typer.Argument(None, help='What to look for, e.g. "a dog on the beach".'),
     image: Path | None = typer.Option(None, "--image", "-i", help="Find photos like this one."),
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="How many results (default 20)."),
-    min_score: float | None = typer.Option(
-        None, "--min-score", help="Drop results below this cosine score."
-    ),
+    min_score: float | None = typer.Option(None, "--min-score", help="Drop results below this cosine score."),
     folder: Path | None = typer.Option(None, "--folder", help="Only photos under this folder."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
@@ -485,9 +503,7 @@ def models_verify(
 def models_fetch(
     ctx: typer.Context,
     name: str | None = typer.Argument(None, help="Bundle name (default: the configured one)."),
-    source: str | None = typer.Option(
-        None, "--from", help="A base URL or a local folder holding the files."
-    ),
+    source: str | None = typer.Option(None, "--from", help="A base URL or a local folder holding the files."),
     optional: bool = typer.Option(False, "--all", help="Also fetch optional files (e.g. the .axmodel)."),
 ) -> None:
     """Download a bundle's files (resumable, sha256-checked, placed atomically)."""

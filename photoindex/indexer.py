@@ -542,8 +542,7 @@ def run_index(
     run) for up to `lock_wait` seconds (None: as long as it takes, until `stop` is set); `on_wait`
     hears once who is being waited for.
     """
-    from photoindex.errors import LockedError
-    from photoindex.writerlock import WriterLock
+    from photoindex.writerlock import WriterLock, acquire_patiently
 
     stop = stop or threading.Event()
     with open_library(config) as lib:
@@ -551,20 +550,8 @@ def run_index(
             roots = _resolve_roots_readonly(lib, paths)
             return Indexer(lib, progress, stop).run(roots, dry_run=True)
         lock = WriterLock(config.lock_path, "reindex" if paths is None else "index")
-        deadline = None if lock_wait is None else time.monotonic() + lock_wait
-        told = False
-        while True:
-            try:
-                lock.acquire(wait=0)
-                break
-            except LockedError as exc:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-                if not told and on_wait is not None:
-                    on_wait(exc.message)
-                told = True
-                if stop.wait(0.25):
-                    return IndexReport(interrupted=True)
+        if not acquire_patiently(lock, wait=lock_wait, stop=stop, on_wait=on_wait):
+            return IndexReport(interrupted=True)
         try:
             roots = _resolve_roots(lib, paths)
             report = Indexer(lib, progress, stop).run(roots)

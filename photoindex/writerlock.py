@@ -135,3 +135,33 @@ class WriterLock:
         self, exc_type: type[BaseException] | None, exc_value: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def acquire_patiently(
+    lock: WriterLock,
+    *,
+    wait: float | None,
+    stop: Any = None,
+    on_wait: Any = None,
+) -> bool:
+    """Take `lock`, waiting for another writer up to `wait` seconds (None: until `stop` is set).
+
+    `on_wait(message)` hears once whom it waits for; returns False when `stop` (a
+    threading.Event) was set while waiting; raises LockedError when `wait` runs out.
+    """
+    deadline = None if wait is None else time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            lock.acquire(wait=0)
+            return True
+        except LockedError as exc:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+            if not told and on_wait is not None:
+                on_wait(exc.message)
+            told = True
+            if stop is not None and stop.wait(0.25):
+                return False
+            if stop is None:
+                time.sleep(0.25)

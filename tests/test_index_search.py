@@ -367,3 +367,24 @@ def test_folder_filter_also_takes_a_single_photo(tmp_path: Path, config: Config)
     assert [Path(h["path"]) for h in hits] == [one]
     sibling_prefix = Path(str(one.parent) + "x")  # a name that merely starts like the folder
     assert cli("search", "anything", "--folder", str(sibling_prefix)) == []
+
+
+def test_forget_a_root_then_purge_its_vectors(tmp_path: Path, config: Config) -> None:
+    keep = make_photo_tree(tmp_path / "keep", 11, seed=1)
+    drop = make_photo_tree(tmp_path / "drop", 11, seed=2)
+    cli("index", str(tmp_path / "keep"), str(tmp_path / "drop"))
+    result = runner.invoke(app, ["forget", str(tmp_path / "nope")])
+    assert result.exit_code == 1 and "is not a root" in result.output
+    report = cli("forget", str(tmp_path / "drop"))
+    assert report["photos"] == 11 and report["vectors_deleted"] == 0
+    hits = cli("search", "anything", "--limit", "100")
+    assert {Path(h["path"]) for h in hits} == set(keep)  # gone from results, files untouched
+    assert all(p.exists() for p in drop)
+    assert db_rows(config, "SELECT count(*) FROM vectors")[0][0] == 22
+    again = cli("index", str(tmp_path / "drop"))  # a return costs no encoding
+    assert again["encoded"] == 0 and again["added"] == 11
+    purged = cli("forget", str(tmp_path / "drop"), "--purge")
+    assert purged["vectors_deleted"] == 11 and purged["index_rebuilt"] is True
+    assert db_rows(config, "SELECT count(*) FROM vectors")[0][0] == 11
+    _assert_index_matches_catalog(config)
+    assert {Path(h["path"]) for h in cli("search", "anything", "--limit", "100")} == set(keep)
