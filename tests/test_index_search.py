@@ -388,3 +388,29 @@ def test_forget_a_root_then_purge_its_vectors(tmp_path: Path, config: Config) ->
     assert db_rows(config, "SELECT count(*) FROM vectors")[0][0] == 11
     _assert_index_matches_catalog(config)
     assert {Path(h["path"]) for h in cli("search", "anything", "--limit", "100")} == set(keep)
+
+
+def test_a_folder_that_cannot_be_read_keeps_its_photos(
+    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error on one folder (a failing card, a stale network handle) is not a deletion."""
+    import photoindex.scanner as scanner
+    from photoindex.indexer import run_index
+
+    root = tmp_path / "Photos"
+    tree = make_photo_tree(root, 24)
+    cli("index", str(root))
+    sick = root / "album-01"
+    real_scandir = os.scandir
+
+    def failing_scandir(path: Any) -> Any:
+        if os.fspath(path) == str(sick):
+            raise OSError(5, "Input/output error", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(scanner.os, "scandir", failing_scandir)
+    report = run_index(config)
+    assert report.missing == 0 and report.encoded == 0
+    assert any(str(sick) in w and "Input/output error" in w for w in report.warnings)
+    assert db_rows(config, "SELECT count(*) FROM photos WHERE status = 'missing'")[0][0] == 0
+    assert len(cli("search", "anything", "--limit", "100")) == len(tree)
