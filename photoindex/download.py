@@ -141,6 +141,11 @@ def _hash_file(path: Path, name: str, progress: Progress | None) -> str:
     return hasher.hexdigest()
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file, read in chunks (what manifests record)."""
+    return _hash_file(path, path.name, None)
+
+
 def _check_file(
     bundle: Bundle, file: ModelFile, recorded: dict[str, str], progress: Progress | None
 ) -> FileCheck:

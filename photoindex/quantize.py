@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
+from photoindex.download import file_sha256
 from photoindex.errors import ModelError
 from photoindex.manifest import MANIFEST_NAME, Bundle, Manifest, ModelFile, read_manifest
 
@@ -42,16 +43,6 @@ def _quantization() -> Any:
     except ImportError as exc:
         raise ModelError(f"ONNX Runtime's quantization tools cannot be loaded ({exc})", INSTALL_HINT) from None
     return quantization
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _DropAdvice(logging.Filter):
@@ -194,7 +185,7 @@ def quantize_bundle(
                 _carry(src, tmp / f.name)
             else:
                 continue  # the image NPU model, or an optional file that was never fetched
-            files.append(ModelFile(role=f.role, name=f.name, sha256=_sha256(tmp / f.name),
+            files.append(ModelFile(role=f.role, name=f.name, sha256=file_sha256(tmp / f.name),
                                    size=(tmp / f.name).stat().st_size, optional=f.optional))
         which = "image and text encoders" if text else "image encoder"
         manifest = Manifest(

@@ -14,7 +14,6 @@ Two kinds share the bundle layout, file names, tensor names, dtypes and shapes o
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from photoindex.download import file_sha256
 from photoindex.manifest import MANIFEST_NAME, ImageSpec
 from photoindex.resources import data_file
 
@@ -460,14 +460,6 @@ def _vit_text_model(
 # --- bundles -------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -582,7 +574,7 @@ def make_bundle(
             {
                 "role": role,
                 "name": fname,
-                "sha256": _sha256(out / fname),
+                "sha256": file_sha256(out / fname),
                 "size": (out / fname).stat().st_size,
                 **({"optional": True} if optional else {}),
             }
