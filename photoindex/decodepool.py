@@ -83,39 +83,25 @@ def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int) -> DecodeResul
             hint="check the file's permissions",
         )
     digest = hash_bytes(data)
+
+    def result(**outcome: Any) -> DecodeResult:
+        return DecodeResult(job.key, job.path, job.kind, digest, st.st_size, st.st_mtime_ns, **outcome)
+
     if job.kind == "hash":
-        return DecodeResult(job.key, job.path, job.kind, digest, st.st_size, st.st_mtime_ns)
+        return result()
     try:
         # The second read comes from the page cache; hashing first keeps the worker's memory to one file.
         del data
         pixels, info = decode_photo(Path(job.path), spec, "nhwc-uint8", max_pixels=max_pixels)
     except ImageError as exc:
-        return DecodeResult(
-            job.key,
-            job.path,
-            job.kind,
-            digest,
-            st.st_size,
-            st.st_mtime_ns,
-            reason=exc.reason,
-            message=exc.message.removeprefix(f"{job.path}: "),
-            hint=exc.hint,
-        )
+        return result(reason=exc.reason, message=exc.message.removeprefix(f"{job.path}: "), hint=exc.hint)
     except MemoryError:
-        return DecodeResult(
-            job.key,
-            job.path,
-            job.kind,
-            digest,
-            st.st_size,
-            st.st_mtime_ns,
+        return result(
             reason="too-large",
             message="ran out of memory while decoding",
             hint="raise the memory limit or lower `[scan] max_image_pixels`",
         )
-    return DecodeResult(
-        job.key, job.path, job.kind, digest, st.st_size, st.st_mtime_ns, pixels=pixels, info=info
-    )
+    return result(pixels=pixels, info=info)
 
 
 def _worker_main(conn: Connection, spec: ImageSpec, max_pixels: int, crash_on: str | None = None) -> None:
