@@ -146,7 +146,7 @@ def _warn(line: str, on_warning: OnWarning | None) -> None:
         on_warning(line)
 
 
-def _open_cpu(bundle: Bundle, which: Which, cpu_path: Path | None, threads: int) -> Session:
+def _open_cpu(bundle: Bundle, which: Which, cpu_path: Path | None, runtime: RuntimeConfig) -> Session:
     from photoindex.runtime import OrtSession
 
     if cpu_path is None:
@@ -154,7 +154,7 @@ def _open_cpu(bundle: Bundle, which: Which, cpu_path: Path | None, threads: int)
             f"bundle {bundle.manifest.name} has no ONNX model for the {which} encoder: no CPU fallback",
             f"add a `{which}` file to the bundle's manifest, or run on the board's NPU",
         )
-    return OrtSession(cpu_path, threads)
+    return OrtSession(cpu_path, runtime.threads, cache_dir=runtime.model_cache_dir)
 
 
 def _short(exc: BaseException) -> str:
@@ -172,7 +172,7 @@ def _fall_back(
     """The CPU choice after the NPU failed to load, with its one warning line."""
     assert plan.npu_path is not None
     line = f"NPU failed to load {plan.npu_path.name} ({_short(exc)}): falling back to {_CPU}"
-    session = _open_cpu(bundle, which, plan.cpu_path, runtime.threads)
+    session = _open_cpu(bundle, which, plan.cpu_path, runtime)
     _warn(line, on_warning)
     assert plan.cpu_path is not None
     return RuntimeChoice(session, session.provider, "cpu", plan.cpu_path, line, (line,))
@@ -183,7 +183,7 @@ def _open(
 ) -> tuple[RuntimeChoice, _Plan]:
     plan = _plan(bundle, which, runtime)
     if plan.device == "cpu":
-        session = _open_cpu(bundle, which, plan.cpu_path, runtime.threads)
+        session = _open_cpu(bundle, which, plan.cpu_path, runtime)
         assert plan.cpu_path is not None
         warnings: tuple[str, ...] = ()
         if plan.warning is not None:
@@ -362,7 +362,7 @@ def open_image_encoder(
 
     def cpu_encoder(session: Session | None = None) -> ImageEncoder:
         return ImageEncoder(
-            session or _open_cpu(bundle, "image", plan.cpu_path, runtime.threads), m.image, m.embedding_dim
+            session or _open_cpu(bundle, "image", plan.cpu_path, runtime), m.image, m.embedding_dim
         )
 
     if choice.device == "cpu":
@@ -386,7 +386,7 @@ def open_text_encoder(
 
     def cpu_encoder(session: Session | None = None) -> TextEncoder:
         return TextEncoder(
-            session or _open_cpu(bundle, "text", plan.cpu_path, runtime.threads), tokenizer, m.embedding_dim
+            session or _open_cpu(bundle, "text", plan.cpu_path, runtime), tokenizer, m.embedding_dim
         )
 
     if choice.device == "cpu":

@@ -10,6 +10,7 @@ an index cache to rebuild rather than catch up (ids only ever grow, so catching 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,14 +20,12 @@ from typing import Any, Literal, Protocol, cast
 import numpy as np
 from sqlalchemy import (
     CursorResult,
-    Select,
     Table,
     and_,
     delete,
     exists,
     func,
     insert,
-    literal_column,
     or_,
     select,
     update,
@@ -35,7 +34,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from photoindex import reads
 from photoindex.errors import CatalogError
+from photoindex.reads import IndexState, Photo
 from photoindex.schema import PHOTO_STATUSES, WATCH_MODES, Base
 
 _ROOTS: Table = Base.metadata.tables["roots"]
@@ -91,40 +92,6 @@ class PhotoState:
     error: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Photo:
-    """A full photo row."""
-
-    id: int
-    root_id: int
-    path: str
-    size: int
-    mtime_ns: int
-    content_hash: str | None
-    width: int | None
-    height: int | None
-    format: str | None
-    taken_at: str | None
-    camera_make: str | None
-    camera_model: str | None
-    gps_lat: float | None
-    gps_lon: float | None
-    status: str
-    error: str | None
-    first_seen: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class IndexState:
-    """A model's vector bookkeeping: `generation` moves on any change, `vectors_epoch` on deletions."""
-
-    model_id: str
-    generation: int = 0
-    vectors_epoch: int = 0
-    updated_at: datetime | None = None
-
-
 class ImageFacts(Protocol):
     """What decoding learned about a photo (`imaging.PhotoInfo` has this shape; read-only is enough)."""
 
@@ -153,6 +120,11 @@ _INFO_FIELDS = ("width", "height", "format", "taken_at", "camera_make", "camera_
 
 def _photo(row: Any) -> Photo:
     return Photo(*row)
+
+
+def _con(session: Session) -> sqlite3.Connection:
+    """The sqlite3 connection under `session`, inside its transaction (for the shared plain-SQL reads)."""
+    return cast(sqlite3.Connection, session.connection().connection.driver_connection)
 
 
 def _root(row: Any) -> RootRecord:
@@ -484,10 +456,6 @@ def _blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=_VECTOR_DTYPE).tobytes()
 
 
-def _matrix(blobs: Sequence[bytes], dim: int) -> np.ndarray:
-    # One copy into a writable, native float32 array (frombuffer over bytes is read-only).
-    return np.frombuffer(b"".join(blobs), dtype=_VECTOR_DTYPE).reshape(len(blobs), dim).astype(np.float32)
-
 
 def vector_ids_for_hashes(session: Session, model_id: str, content_hashes: Iterable[str]) -> dict[str, int]:
     """The stored vector id of each content hash that has one under `model_id`."""
@@ -510,12 +478,7 @@ def vector_id_for_hash(session: Session, model_id: str, content_hash: str) -> in
 
 def vector_for_hash(session: Session, model_id: str, content_hash: str) -> np.ndarray | None:
     """The stored vector (float32) of one content hash under `model_id`, or None."""
-    row = session.execute(
-        select(_VECTORS.c.dim, _VECTORS.c.vector).where(
-            _VECTORS.c.model_id == model_id, _VECTORS.c.content_hash == content_hash
-        )
-    ).one_or_none()
-    return None if row is None else _matrix([row.vector], row.dim)[0]
+    return reads.vector_for_hash(_con(session), model_id, content_hash)
 
 
 def _model_dim(session: Session, model_id: str) -> int | None:
@@ -611,43 +574,23 @@ def delete_orphan_vectors(session: Session, model_id: str, *, now: datetime | No
 def iter_vectors(
     session: Session, model_id: str, *, after_id: int = 0, chunk: int = 20_000
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Chunks (ids int64 [n], vectors float32 [n, dim]) of the model's vectors with id > after_id, by id.
-
-    Keyset pagination: each chunk is its own query, so memory stays at one chunk; run it inside
-    one read transaction for a consistent snapshot.
-    """
-    last = after_id
-    while True:
-        rows = session.execute(
-            select(_VECTORS.c.id, _VECTORS.c.dim, _VECTORS.c.vector)
-            .where(_VECTORS.c.model_id == model_id, _VECTORS.c.id > last)
-            .order_by(_VECTORS.c.id)
-            .limit(chunk)
-        ).all()
-        if not rows:
-            return
-        ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-        yield ids, _matrix([r.vector for r in rows], rows[0].dim)
-        last = int(ids[-1])
+    """Chunks (ids, vectors) of the model's vectors with id > after_id (see `reads.iter_vectors`)."""
+    return reads.iter_vectors(_con(session), model_id, after_id=after_id, chunk=chunk)
 
 
 def vector_count(session: Session, model_id: str) -> int:
     """How many vectors the model has."""
-    return int(session.execute(select(func.count()).where(_VECTORS.c.model_id == model_id)).scalar_one())
+    return reads.vector_count(_con(session), model_id)
 
 
 def max_vector_id(session: Session, model_id: str) -> int:
     """The model's largest vector id (0 when it has none)."""
-    value = session.execute(select(func.max(_VECTORS.c.id)).where(_VECTORS.c.model_id == model_id)).scalar()
-    return int(value or 0)
+    return reads.max_vector_id(_con(session), model_id)
 
 
 def index_state(session: Session, model_id: str) -> IndexState:
     """The model's generation and epoch (zeros before its first vector)."""
-    row = session.execute(select(_STATE).where(_STATE.c.model_id == model_id)).one_or_none()
-    if row is None:
-        return IndexState(model_id)
-    return IndexState(model_id, int(row.generation), int(row.vectors_epoch), row.updated_at)
+    return reads.index_state(_con(session), model_id)
 
 
 # ---------------------------------------------------------------- search results
@@ -660,65 +603,19 @@ def _under(prefix: str | os.PathLike[str]) -> ColumnElement[bool]:
     return and_(_PHOTOS.c.path >= low, _PHOTOS.c.path < high)
 
 
-def _at_or_under(prefix: str | os.PathLike[str]) -> ColumnElement[bool]:
-    """The photo at `prefix` itself (a root that is one file) or any photo below the folder `prefix`."""
-    return or_(_PHOTOS.c.path == os.fspath(prefix), _under(prefix))
-
-
-def _live(model_id: str, *columns: Any) -> Select[Any]:
-    """`columns` of the model's vectors joined to the indexed photos that hold them."""
-    return (
-        select(*columns)
-        .select_from(_VECTORS.join(_PHOTOS, _PHOTOS.c.content_hash == _VECTORS.c.content_hash))
-        # Unary + keeps SQLite from driving the join by the low-selectivity status index (a scan
-        # of every indexed photo: ~1 s at 100k); the content_hash index is the right way in.
-        .where(_VECTORS.c.model_id == model_id, literal_column(f"+{_PHOTOS.name}.status") == "indexed")
-    )
-
 
 def live_photos_for_vectors(
     session: Session, model_id: str, vector_ids: Sequence[int], prefix: str | os.PathLike[str] | None = None
 ) -> dict[int, list[Photo]]:
     """For each vector id, its indexed photos (optionally only under the folder `prefix`), by path."""
-    found: dict[int, list[Photo]] = {}
-    for chunk in _chunks(sorted({int(i) for i in vector_ids})):
-        query = (
-            select(_VECTORS.c.id, *_PHOTO_COLUMNS)
-            .select_from(_VECTORS.join(_PHOTOS, _PHOTOS.c.content_hash == _VECTORS.c.content_hash))
-            # Both unary +: the id list is what narrows, so the plan must start from the vectors'
-            # primary key (0.1-0.5 ms at 100k photos), not walk the model's (model_id,
-            # content_hash) index (7-13 ms) or every indexed photo (~1 s).
-            .where(
-                _VECTORS.c.id.in_(chunk),
-                literal_column(f"+{_VECTORS.name}.model_id") == model_id,
-                literal_column(f"+{_PHOTOS.name}.status") == "indexed",
-            )
-            .order_by(_VECTORS.c.id, _PHOTOS.c.path)
-        )
-        if prefix is not None:
-            query = query.where(_at_or_under(prefix))
-        for row in session.execute(query):
-            found.setdefault(int(row[0]), []).append(_photo(row[1:]))
-    return found
+    return reads.live_photos_for_vectors(_con(session), model_id, vector_ids, prefix)
 
 
 def vector_ids_under(session: Session, model_id: str, prefix: str | os.PathLike[str]) -> np.ndarray:
     """Sorted int64 ids of the model's vectors held by an indexed photo under the folder `prefix`."""
-    query = _live(model_id, _VECTORS.c.id).where(_at_or_under(prefix)).distinct().order_by(_VECTORS.c.id)
-    return np.fromiter(session.execute(query).scalars(), dtype=np.int64)
-
+    return reads.vector_ids_under(_con(session), model_id, prefix)
 
 
 def vectors_anchor(session: Session, model_id: str) -> str | None:
-    """A fingerprint of the model's first vector (id, content hash, time): tells this catalog's ids from another's.
-
-    An index file built from a catalog that was since replaced (a restored backup, a new file)
-    may hold the same ids for other content; its anchor then differs and it is rebuilt.
-    """
-    row = session.execute(
-        select(_VECTORS.c.id, _VECTORS.c.content_hash, _VECTORS.c.created_at)
-        .where(_VECTORS.c.model_id == model_id)
-        .order_by(_VECTORS.c.id)
-        .limit(1)
-    ).one_or_none()
-    return None if row is None else f"{row.id}:{row.content_hash}:{row.created_at}"
+    """A fingerprint of the model's first vector (see `reads.vectors_anchor`)."""
+    return reads.vectors_anchor(_con(session), model_id)

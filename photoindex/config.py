@@ -39,6 +39,15 @@ class RuntimeConfig:
     image: str = "auto"
     text: str = "auto"
     threads: int = 0
+    # Fast-loading copies of the ONNX models (see photoindex.modelcache): "" = the home's
+    # cache/models folder (filled in by load_config), "off" = load the bundle's files directly.
+    model_cache: str = ""
+
+    @property
+    def model_cache_dir(self) -> Path | None:
+        """Where fast-loading model copies go, or None when they are off (or no folder was set)."""
+        value = self.model_cache.strip()
+        return None if value.lower() in ("", "off", "false", "no", "0") else Path(value).expanduser()
 
 
 @dataclass(frozen=True)
@@ -231,4 +240,6 @@ def load_config(
         if section in _SECTIONS and name:
             merged[section][name] = value
     sections = {name: _section(cls, merged[name], f"[{name}]") for name, cls in _SECTIONS.items()}
+    if not sections["runtime"].model_cache.strip():
+        sections["runtime"] = dataclasses.replace(sections["runtime"], model_cache=str(home / "cache" / "models"))
     return Config(home=home, config_file=path if path.is_file() else None, **sections)

@@ -17,20 +17,21 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-from sqlalchemy import Engine, create_engine, event, exc
-from sqlalchemy.engine import URL
-from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from typing import TYPE_CHECKING, Any
 
 from photoindex import resources
 from photoindex.errors import CatalogError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,21 @@ def _decode_text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+def _no_wal(path: Path, mode: object) -> CatalogError:
+    return CatalogError(
+        f"{path}: SQLite cannot use WAL mode here (journal mode stays {mode!r})",
+        "keep PHOTOINDEX_HOME on a local disk: WAL does not work on network folders",
+    )
+
+
 def create_catalog_engine(
     path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, foreign_keys: bool = True, pooled: bool = True
 ) -> Engine:
     """An engine on `path` with photoindex's pragmas and BEGIN handling (see the module docstring)."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import URL
+    from sqlalchemy.pool import NullPool
+
     url = URL.create("sqlite", database=os.fspath(path))
     engine = create_engine(
         url,
@@ -68,10 +80,7 @@ def create_catalog_engine(
         try:
             mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
-                raise CatalogError(
-                    f"{path}: SQLite cannot use WAL mode here (journal mode stays {mode!r})",
-                    "keep PHOTOINDEX_HOME on a local disk: WAL does not work on network folders",
-                )
+                raise _no_wal(path, mode)
             cursor.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
             cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         finally:
@@ -97,26 +106,92 @@ def _locked_error(path: Path, busy_timeout: float) -> CatalogError:
     )
 
 
-def _is_locked(error: exc.DBAPIError) -> bool:
+def _is_locked(error: DBAPIError) -> bool:
     return isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
 
 
 class Database:
-    """An open catalog: short read transactions and single IMMEDIATE write transactions."""
+    """An open catalog: short read transactions and single IMMEDIATE write transactions.
 
-    def __init__(self, path: Path, engine: Engine, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+    The SQLAlchemy engine is made on first use: a search reads through `reads()` (plain sqlite3)
+    and never imports SQLAlchemy.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         self.path = path
-        self.engine = engine
         self.busy_timeout = busy_timeout
-        self._readers = sessionmaker(
-            bind=engine.execution_options(**{_READ_ONLY: True}), autoflush=False, expire_on_commit=False
-        )
-        self._writers = sessionmaker(bind=engine, expire_on_commit=False)
+        self._engine: Engine | None = None
+        self._sessions: tuple[Any, Any] | None = None
+        self._setup = threading.Lock()
+        self._plain = threading.local()  # one plain sqlite3 connection per thread, for reads()
+        self._plain_all: list[sqlite3.Connection] = []
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (made on first use)."""
+        self._factories()
+        assert self._engine is not None
+        return self._engine
+
+    def _factories(self) -> tuple[Any, Any]:
+        """(readers, writers) session factories, made with the engine on first use."""
+        with self._setup:
+            if self._sessions is None:
+                from sqlalchemy.orm import sessionmaker
+
+                self._engine = create_catalog_engine(self.path, busy_timeout=self.busy_timeout)
+                self._sessions = (
+                    sessionmaker(
+                        bind=self._engine.execution_options(**{_READ_ONLY: True}),
+                        autoflush=False,
+                        expire_on_commit=False,
+                    ),
+                    sessionmaker(bind=self._engine, expire_on_commit=False),
+                )
+            return self._sessions
+
+    @contextmanager
+    def reads(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction on a plain sqlite3 connection, for the functions of `photoindex.reads`.
+
+        The same guarantees as `read()` (one consistent snapshot, `query_only`), without SQLAlchemy.
+        """
+        con: sqlite3.Connection | None = getattr(self._plain, "con", None)
+        if con is None:
+            con = self._connect_plain()
+            self._plain.con = con
+        try:
+            con.execute("BEGIN")
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error):
+                raise _locked_error(self.path, self.busy_timeout) from None
+            raise
+        try:
+            yield con
+        finally:
+            con.rollback()  # there is nothing to commit
+
+    def _connect_plain(self) -> sqlite3.Connection:
+        try:
+            con = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.DatabaseError as error:
+            raise CatalogError(f"{self.path}: cannot read the catalog: {error}", _RESTORE_HINT) from None
+        if str(mode).lower() != "wal":
+            con.close()
+            raise _no_wal(self.path, mode)
+        con.text_factory = _decode_text
+        con.execute("PRAGMA query_only = ON")
+        with self._setup:
+            self._plain_all.append(con)
+        return con
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read transaction (deferred BEGIN, one consistent snapshot); it never writes. Keep it short."""
-        session = self._readers()
+        session = self._factories()[0]()
         try:
             self._begin(session)
             yield session
@@ -126,12 +201,14 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction: BEGIN IMMEDIATE on entry, commit on success, rollback on exception."""
-        session = self._writers()
+        from sqlalchemy.exc import OperationalError
+
+        session = self._factories()[1]()
         try:
             self._begin(session)
             yield session
             session.commit()
-        except exc.OperationalError as error:
+        except OperationalError as error:
             session.rollback()
             text = str(error.orig)
             if "disk is full" in text or "disk I/O error" in text or "readonly" in text:
@@ -149,16 +226,25 @@ class Database:
     def _begin(self, session: Session) -> None:
         # Take the transaction (and, for writers, the write lock) now rather than at the first
         # statement, so waiting and failing happen here, before any work.
+        from sqlalchemy.exc import OperationalError
+
         try:
             session.connection()
-        except exc.OperationalError as error:
+        except OperationalError as error:
             if _is_locked(error):
                 raise _locked_error(self.path, self.busy_timeout) from None
             raise
 
     def close(self) -> None:
-        """Close all pooled connections."""
-        self.engine.dispose()
+        """Close all pooled connections and the plain reading ones."""
+        with self._setup:
+            plain, self._plain_all = self._plain_all, []
+            engine, self._engine, self._sessions = self._engine, None, None
+        for con in plain:
+            con.close()
+        self._plain = threading.local()
+        if engine is not None:
+            engine.dispose()
 
     def __enter__(self) -> Database:
         return self
@@ -309,6 +395,8 @@ def upgrade_database(
 
     # Foreign keys off: batch mode recreates tables that others reference. The pragma is
     # ignored inside a transaction, hence a dedicated unpooled engine.
+    from sqlalchemy import exc
+
     engine = create_catalog_engine(path, busy_timeout=busy_timeout, foreign_keys=False, pooled=False)
     try:
         with engine.connect() as conn:
@@ -355,9 +443,7 @@ def open_database(
     if current == HEAD_REVISION:
         # The usual case, decided without importing Alembic (it costs ~0.1 s of a cold search);
         # tests check HEAD_REVISION against the migrations folder.
-        return Database(
-            path, create_catalog_engine(path, busy_timeout=busy_timeout), busy_timeout=busy_timeout
-        )
+        return Database(path, busy_timeout=busy_timeout)
     script = _script_directory()
     _check_known(path, current, script)
     head = script.get_current_head()
@@ -370,4 +456,4 @@ def open_database(
                 f"this photoindex needs {head}",
                 "run `photoindex status` (or any command that opens the catalog for writing) to migrate it",
             )
-    return Database(path, create_catalog_engine(path, busy_timeout=busy_timeout), busy_timeout=busy_timeout)
+    return Database(path, busy_timeout=busy_timeout)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from photoindex import catalog
+from photoindex import reads
 from photoindex.errors import LockedError, VectorIndexError
 
 if TYPE_CHECKING:
@@ -70,9 +70,9 @@ class IndexHandle:
         """
         lib = self.lib
         added = 0
-        with lib.db.read() as s:
-            state = catalog.index_state(s, lib.model_id)
-            anchor = catalog.vectors_anchor(s, lib.model_id)
+        with lib.db.reads() as con:
+            state = reads.index_state(con, lib.model_id)
+            anchor = reads.vectors_anchor(con, lib.model_id)
             meta = self.index.meta
             if meta and (
                 meta.get("model_id") != lib.model_id
@@ -86,7 +86,7 @@ class IndexHandle:
             elif meta and (
                 meta.get("anchor") != anchor
                 or int(meta.get("generation", 0)) > state.generation
-                or int(meta.get("max_id", 0)) > catalog.max_vector_id(s, lib.model_id)
+                or int(meta.get("max_id", 0)) > reads.max_vector_id(con, lib.model_id)
             ):
                 # The catalog was replaced (a restored backup, a new file, lost last commits): the
                 # same ids may now name other content, so nothing in the file can be trusted.
@@ -95,7 +95,7 @@ class IndexHandle:
                 meta = {}
             after = int(meta.get("max_id", 0)) if meta else 0
             max_id = after
-            for ids, vectors in catalog.iter_vectors(s, lib.model_id, after_id=after, chunk=REBUILD_CHUNK):
+            for ids, vectors in reads.iter_vectors(con, lib.model_id, after_id=after, chunk=REBUILD_CHUNK):
                 self.index.add(ids, vectors)
                 max_id = max(max_id, int(ids.max()))
                 added += len(ids)

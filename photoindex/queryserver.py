@@ -297,7 +297,7 @@ class QueryServer:
         Decoding an arbitrary file belongs in a worker process (a bomb must not take the daemon
         down), and the CLI already does that; the daemon only looks up what it has encoded.
         """
-        from photoindex import catalog
+        from photoindex import reads
         from photoindex.scanner import content_hash
         from photoindex.search import query_vector_for_image
 
@@ -307,8 +307,8 @@ class QueryServer:
             digest = content_hash(path)
         except OSError as exc:
             raise Declined(f"{path}: cannot read it: {exc.strerror or exc}") from None
-        with self.lib.db.read() as s:
-            stored = catalog.vector_for_hash(s, self.lib.model_id, digest)
+        with self.lib.db.reads() as con:
+            stored = reads.vector_for_hash(con, self.lib.model_id, digest)
         if stored is None:
             raise Declined(f"{path} is not in the catalog: the CLI encodes it")
         return stored

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from photoindex import catalog
+from photoindex import reads
 from photoindex.config import Config
 from photoindex.errors import PhotoindexError
 from photoindex.library import Library, open_library
@@ -57,8 +57,8 @@ def query_vector_for_image(lib: Library, path: Path) -> np.ndarray:
         raise PhotoindexError(
             f"{path}: cannot read the file: {exc.strerror or exc}", "check its permissions"
         ) from None
-    with lib.db.read() as s:
-        stored = catalog.vector_for_hash(s, lib.model_id, digest)
+    with lib.db.reads() as con:
+        stored = reads.vector_for_hash(con, lib.model_id, digest)
     if stored is not None:
         return stored
     encoder = lib.image_encoder()
@@ -86,8 +86,8 @@ def search_vector(
     prefix = str(Path(folder).expanduser().resolve()) if folder is not None else None
     allowed = None
     if prefix is not None:
-        with lib.db.read() as s:
-            allowed = catalog.vector_ids_under(s, lib.model_id, prefix)
+        with lib.db.reads() as con:
+            allowed = reads.vector_ids_under(con, lib.model_id, prefix)
         if allowed.size == 0:
             return []
     total = len(handle.index)
@@ -99,8 +99,8 @@ def search_vector(
         scores, ids = scores[0], ids[0]
         keep = scores >= min_score
         scores, ids = scores[keep], ids[keep]
-        with lib.db.read() as s:
-            photos = catalog.live_photos_for_vectors(s, lib.model_id, ids.tolist(), prefix)
+        with lib.db.reads() as con:
+            photos = reads.live_photos_for_vectors(con, lib.model_id, ids.tolist(), prefix)
         hits: list[Hit] = []
         for vid, score in zip(ids.tolist(), scores.tolist(), strict=False):
             for ph in photos.get(int(vid), []):
