@@ -145,7 +145,14 @@ class Library:
     def release_text_encoder(self) -> bool:
         """Drop the text model (the next query loads it again); True if one was loaded."""
         loaded, self._text = self._text is not None, None
+        self.choices.pop("text", None)  # it holds the session too
         return loaded
+
+    def release_encoders(self) -> None:
+        """Drop both models (a later call loads them again)."""
+        self._image = None
+        self.choices.pop("image", None)
+        self.release_text_encoder()
 
     def index_path(self) -> Path:
         """The FAISS (or numpy) index cache file of this model."""

@@ -139,6 +139,9 @@ def run_search(
             parts.append(query_vector_for_image(lib, Path(image).expanduser()))
         if not parts:
             raise PhotoindexError("nothing to search for", "give a text or --image PATH")
+        # One query per process: the encoders' memory is given back before the vector index
+        # is loaded, so the peak is the larger of the two rather than their sum.
+        lib.release_encoders()
         query = np.mean(parts, axis=0)
         query = query / max(float(np.linalg.norm(query)), 1e-12)
         return search_vector(lib, query.astype(np.float32), limit=limit, min_score=min_score, folder=folder)
