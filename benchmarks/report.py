@@ -125,6 +125,16 @@ def markdown(r: dict[str, Any]) -> str:
         lines += [f"int8 vs fp32 on {a['photos']} photos: cosine mean {a['mean']:.4f}, min {a['min']:.4f}; "
                   f"each int8 vector's nearest fp32 vector is its own photo's for {a['self_top1']:.0%}. "
                   f"ONNX Runtime threads: {enc['threads'] or 'all cores'}.", ""]
+    loading = r.get("model_loading")
+    if loading:
+        lines += ["## Loading an encoder (s)", ""]
+        lines += _table(["model", "size MiB", "bundle's own file", "first load (makes the fast copy)",
+                         "from the fast copy"],
+                        [[f"{name} {which}", f"{x['mib']:.0f}", f"{x['original_s']:.3f}", f"{x['first_s']:.3f}",
+                          f"{x['copy_s']:.3f}"]
+                         for name, models in loading.items() for which, x in models.items()])
+        lines += ["The fast copy holds the weights in a side file that ONNX Runtime memory-maps "
+                  "(`[runtime] model_cache`); it is made once per model file.", ""]
     dec = r.get("decode")
     if dec:
         lines += ["## Decoding alone (photos/s)", ""]

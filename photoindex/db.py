@@ -154,12 +154,17 @@ class Database:
     def reads(self) -> Iterator[sqlite3.Connection]:
         """A read transaction on a plain sqlite3 connection, for the functions of `photoindex.reads`.
 
-        The same guarantees as `read()` (one consistent snapshot, `query_only`), without SQLAlchemy.
+        The same guarantees as `read()` (one consistent snapshot from the first read on,
+        `query_only`), without SQLAlchemy. Nested in the same thread, the inner block joins the
+        outer one's snapshot.
         """
         con: sqlite3.Connection | None = getattr(self._plain, "con", None)
         if con is None:
             con = self._connect_plain()
             self._plain.con = con
+        if con.in_transaction:
+            yield con
+            return
         try:
             con.execute("BEGIN")
         except sqlite3.OperationalError as error:

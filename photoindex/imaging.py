@@ -38,6 +38,10 @@ ALLOWED_FORMATS: frozenset[str] = frozenset(
 """Pillow format names that may be decoded; everything else (EPS runs Ghostscript, PSD, ...) is refused."""
 
 DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own hard limit, and `[scan] max_image_pixels`' default
+# JPEG drafts keep every side >= this many times the model input. 1: a 12 MP photo decodes at
+# 1/8 scale in ~18 ms instead of ~22 at 1/4, 49 dB from a full decode (2 gives 55 dB), and the
+# ViT-B/32 image vectors stay within cosine 0.99998 of a full decode's (int8 weights: 0.9996).
+DRAFT_FACTOR = 1
 
 _RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -127,9 +131,9 @@ def decode_photo(
         original = im.size
         try:
             # DCT-domain downscaling (1/2..1/8) for JPEG, an embedded thumbnail for HEIF; both keep
-            # every side >= 2x the model input (the shorter one is what the crop keeps), so the
-            # antialiased resize below still has enough detail.
-            im.draft("RGB", (2 * spec.size, 2 * spec.size))
+            # every side >= DRAFT_FACTOR x the model input (the shorter one is what the crop keeps),
+            # and the antialiased resize below does the rest.
+            im.draft("RGB", (DRAFT_FACTOR * spec.size, DRAFT_FACTOR * spec.size))
             im.load()
         except _DECODER_ERRORS as exc:
             raise _decode_error(path, exc) from exc

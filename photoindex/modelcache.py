@@ -10,7 +10,8 @@ The first load of a model writes such a copy (ONNX Runtime itself re-serializes 
 unoptimized, so the copy computes exactly what the original does) under the cache folder, keyed
 by the source file's identity (device, inode, size, mtime) and the ONNX Runtime version; later
 loads use it. Like the vector index file it is a cache: missing, damaged, stale or unwritable, the
-model is loaded from the bundle's own file and the copy made again next time. A replaced model
+model is loaded from the bundle's own file and the copy made again (a copy is checked by the
+inode, size and mtime of its files, not hashed: see `_complete`). A replaced model
 file (`models fetch` renames a new file into place) is a new identity, and its old copy is pruned.
 """
 
@@ -62,13 +63,22 @@ def _read_stamp(folder: Path) -> dict[str, Any] | None:
     return stamp if isinstance(stamp, dict) else None
 
 
+def _file_identity(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
 def _complete(folder: Path, identity: dict[str, Any]) -> bool:
-    """The copy in `folder` is for this identity and its side file has the size it was written with."""
+    """The copy in `folder` is for this identity, and its files are the ones written (inode, size, mtime).
+
+    Like the bundle's own files, a copy is not hashed at each load (that would cost what it
+    saves): a file rewritten or truncated since is noticed, bit rot in place is not.
+    """
     stamp = _read_stamp(folder)
     if stamp is None or stamp.get("identity") != identity:
         return False
     try:
-        return (folder / MODEL).is_file() and (folder / DATA).stat().st_size == stamp.get("data_size")
+        return stamp.get("files") == {name: _file_identity(folder / name) for name in (MODEL, DATA)}
     except OSError:
         return False
 
@@ -117,7 +127,8 @@ def make(source: Path, cache_dir: Path, ort: Any) -> Path | None:
             (tmp / DATA).write_bytes(b"")
         for name in (MODEL, DATA):
             _fsync(tmp / name)
-        stamp = {"identity": identity, "data_size": (tmp / DATA).stat().st_size, "made": time.time()}
+        files = {name: _file_identity(tmp / name) for name in (MODEL, DATA)}  # a rename keeps all three
+        stamp = {"identity": identity, "files": files, "made": time.time()}
         (tmp / STAMP).write_text(json.dumps(stamp, indent=1) + "\n", encoding="utf-8")
         _fsync(tmp / STAMP)
         try:
@@ -151,7 +162,10 @@ def _sweep_temporaries(cache_dir: Path) -> None:
     for entry in cache_dir.glob(f"{_TMP_PREFIX}*"):
         try:
             if now - entry.stat().st_mtime > _TMP_MAX_AGE_S:
-                shutil.rmtree(entry, ignore_errors=True)
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink()
         except OSError:
             continue
 

@@ -194,8 +194,9 @@ def test_jpeg_draft_keeps_quality_of_full_decode(photo_12mp: Path) -> None:
         drafted, info = decode_photo(photo_12mp, spec)
         full = preprocess(full_decode(photo_12mp), spec)
         assert drafted.shape == full.shape == (3, spec.size, spec.size)
-        # measured 53.8-56.7 dB; a draft to 1x instead of 2x the input side gives 49 dB and fails this
-        assert psnr(denormalize(drafted, spec), denormalize(full, spec)) > 51.0
+        # measured 44.3 (336 crop) to 50.4 dB (224 squash): a draft to 1x the input side (DRAFT_FACTOR);
+        # 2x gave 54-57 dB for ~20% more decoding time, and image vectors 0.99999 vs 0.99998 cosine
+        assert psnr(denormalize(drafted, spec), denormalize(full, spec)) > 43.0
     assert (info.width, info.height, info.format) == (4000, 3000, "JPEG")
 
 
