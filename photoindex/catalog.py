@@ -36,7 +36,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from photoindex import reads
 from photoindex.errors import CatalogError
-from photoindex.reads import IndexState, Photo
+from photoindex.reads import IndexState, Photo, PhotoState
 from photoindex.schema import PHOTO_STATUSES, WATCH_MODES, Base
 
 _ROOTS: Table = Base.metadata.tables["roots"]
@@ -77,19 +77,6 @@ class RootRecord:
     added_at: datetime | None = None
     last_scan_at: datetime | None = None
     watch_mode: str = "auto"
-
-
-@dataclass(frozen=True, slots=True)
-class PhotoState:
-    """What a scan diff needs to know about a cataloged file."""
-
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    status: str
-    content_hash: str | None
-    error: str | None
 
 
 class ImageFacts(Protocol):

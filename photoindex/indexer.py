@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,9 @@ from photoindex.library import Library, open_library
 from photoindex.scanner import FileFact, ScanProblem, is_excluded, stat_fact, walk
 
 log = logging.getLogger("photoindex")
+
+# Photos (or vanished rows) found by a scan before they are worked on; bounds the run's memory.
+WORK_ROUND = 10_000
 
 
 @dataclass(frozen=True)
@@ -141,47 +144,49 @@ class Indexer:
         self._index: Any = index  # indexcache.IndexHandle, opened (or refreshed) on first commit
         self._index_fresh = False
         self._save_index = save_index
+        self._encoding_done = 0  # photos through the decode/encode stage in earlier rounds of this run
 
     # ------------------------------------------------------------ scanning and diffing
 
-    def _scan(
-        self, scopes: Sequence[tuple[catalog.RootRecord, str]]
-    ) -> tuple[dict[str, _Pending], list[catalog.PhotoState]]:
-        """Look at each (root, path) scope on disk and split its photos into work to do and vanished rows.
+    def _diff(self, scopes: Sequence[tuple[catalog.RootRecord, str]]) -> Iterator[_Pending | catalog.PhotoState]:
+        """Work to do (`_Pending`) and vanished rows (`PhotoState`), scope by scope, in path order.
 
         A scope is a whole root (reconciliation) or a path inside one (a watcher hint): a folder is
         walked, a file is stat'ed, a path that is gone makes everything the catalog had there vanish.
+        The walk and the catalog are two streams sorted by path, merged one entry at a time, so
+        memory does not grow with the size of a root. Callers may commit between items: rows they
+        add or change are at paths already passed (see `_CatalogStream`).
         """
-        todo: dict[str, _Pending] = {}
-        vanished: dict[int, catalog.PhotoState] = {}
         seen = 0
         for root, scope in scopes:
-            problems: list[ScanProblem] = []
-            facts: dict[str, FileFact] = {}
+            problems = _Problems()
+            facts: Iterator[FileFact]
             if os.path.isdir(scope):
-                for n, f in enumerate(walk(Path(scope), self.config.scan, problems.append, base=root.path)):
-                    facts[f.path] = f
-                    if n % 500 == 0 and self.stop.is_set():
-                        break  # an incomplete walk proves nothing about what vanished: stop here
-                if self.stop.is_set():
-                    self.report.interrupted = True
-                    break
+                facts = walk(Path(scope), self.config.scan, problems.add, base=root.path)
             elif os.path.isfile(scope) and not is_excluded(scope, root.path, self.config.scan):
                 fact = stat_fact(scope, self.config.scan, base=root.path)
-                if fact is not None:
-                    facts[scope] = fact
-            elif scope == root.path:
-                self._warn(
-                    f"{root.path}: the folder is not there (unplugged drive or deleted folder); "
-                    "its photos are marked missing and come back without re-encoding when it returns"
-                )
-            for prob in problems:
-                self._warn(f"{prob.path}: {prob.message}")
-            with self.lib.db.read() as s:
-                known = catalog.photos_under(s, scope)
-            for path, fact in facts.items():
+                facts = iter([fact] if fact is not None else [])
+            else:
+                if scope == root.path:
+                    self._warn(
+                        f"{root.path}: the folder is not there (unplugged drive or deleted folder); "
+                        "its photos are marked missing and come back without re-encoding when it returns"
+                    )
+                facts = iter(())
+            known = _CatalogStream(self.lib, scope)
+            for fact in facts:
                 seen += 1
-                k = known.get(path)
+                if seen % 1000 == 0:
+                    self.progress(Progress("scanning", seen, None))
+                    if self.stop.is_set():
+                        break  # an incomplete walk proves nothing about what vanished after this point
+                key = os.fsencode(fact.path)
+                k: catalog.PhotoState | None = None
+                for row in known.until(key):
+                    if row.path == fact.path:
+                        k = row
+                    elif _vanished(row, problems.blind):
+                        yield row
                 if (
                     k is not None
                     and k.size == fact.size
@@ -190,18 +195,15 @@ class Indexer:
                 ):
                     self.report.unchanged += 1
                     continue
-                todo[path] = _Pending(fact, root.id, k)
-                if seen % 1000 == 0:
-                    self.progress(Progress("scanning", seen, None))
-            # A folder that could not be read says nothing about its photos: they are not "gone".
-            blind = [prob.path for prob in problems if prob.reason == "unreadable"]
-            for path, k in known.items():
-                if path not in facts and k.status != "missing" and not any(_inside(path, b) for b in blind):
-                    vanished[k.id] = k
+                yield _Pending(fact, root.id, k)
             if self.stop.is_set():
                 self.report.interrupted = True
-                break
-        return todo, list(vanished.values())
+                return
+            for row in known.rest():
+                if _vanished(row, problems.blind):
+                    yield row
+            for prob in problems.seen:
+                self._warn(f"{prob.path}: {prob.message}")
 
     def _warn(self, line: str) -> None:
         """A problem worth one line: logged (stderr) and kept in the report (`--json`)."""
@@ -248,40 +250,64 @@ class Indexer:
     def run_scopes(
         self, scopes: Sequence[tuple[catalog.RootRecord, str]], *, dry_run: bool = False
     ) -> IndexReport:
-        """Diff the scopes against the catalog and do the work: the common path of every run."""
+        """Diff the scopes against the catalog and do the work: the common path of every run.
+
+        Work is done in rounds of up to WORK_ROUND photos (and vanished rows) as the diff finds
+        them, so neither the walk nor the work list grows with the library; a dry run lists all.
+        """
         started = time.monotonic()
-        todo, vanished = self._scan(scopes)
-        if self.report.interrupted:
-            self.report.seconds = time.monotonic() - started
-            return self.report
+        todo: list[_Pending] = []
+        vanished: list[catalog.PhotoState] = []
+        rounds = 0
+        for item in self._diff(scopes):
+            if isinstance(item, _Pending):
+                todo.append(item)
+            else:
+                vanished.append(item)
+            if not dry_run and (len(todo) >= WORK_ROUND or len(vanished) >= WORK_ROUND):
+                self._work(todo, vanished, last=False)
+                todo, vanished = [], []
+                rounds += 1
+                if self.stop.is_set():
+                    self.report.interrupted = True
+                if self.report.interrupted:
+                    break
         if dry_run:
-            self._plan(todo, vanished)
-            self.report.seconds = time.monotonic() - started
-            return self.report
+            if not self.report.interrupted:
+                self._plan(todo, vanished)
+        elif not self.report.interrupted:
+            self._work(todo, vanished, last=True)
+            rounds += 1
+        if not dry_run and rounds:  # a walk interrupted before any work leaves everything as it was
+            self.report.index_written = self._finish_index()
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _work(self, todo: list[_Pending], vanished: list[catalog.PhotoState], *, last: bool) -> None:
+        """One round: mark the vanished missing, relink likely moves by hash, decode and encode the rest."""
         if vanished:
             with self.lib.db.write() as s:
                 catalog.mark_missing(s, [v.id for v in vanished])
             self.report.missing += len(vanished)
-        missing_keys = self._missing_keys(vanished, todo.values()) if todo else set()
+        if not todo:
+            return
+        missing_keys = self._missing_keys(vanished, todo)
         hash_first = [
             p
-            for p in todo.values()
+            for p in todo
             if (p.fact.size, p.fact.mtime_ns) in missing_keys
             or (p.known is not None and p.known.status == "missing")
         ]
         hashed = {id(p) for p in hash_first}
-        decode_rest = [p for p in todo.values() if id(p) not in hashed]
+        decode_rest = [p for p in todo if id(p) not in hashed]
         decode_more = self._relink_by_hash(hash_first) if hash_first else []
         if not self.report.interrupted:
-            self._encode_all(decode_more + decode_rest)
-        self.report.index_written = self._finish_index()
-        self.report.seconds = time.monotonic() - started
-        return self.report
+            self._encode_all(decode_more + decode_rest, last=last)
 
-    def _plan(self, todo: dict[str, _Pending], vanished: list[catalog.PhotoState]) -> None:
-        for path, p in sorted(todo.items()):
+    def _plan(self, todo: list[_Pending], vanished: list[catalog.PhotoState]) -> None:
+        for p in sorted(todo, key=lambda p: p.fact.path):
             action = "add" if p.known is None else ("check" if p.known.status == "missing" else "update")
-            self.report.planned.append(PlannedChange(action, path))
+            self.report.planned.append(PlannedChange(action, p.fact.path))
         for v in vanished:
             self.report.planned.append(PlannedChange("missing", v.path))
         self.report.added = sum(1 for c in self.report.planned if c.action == "add")
@@ -348,14 +374,17 @@ class Indexer:
         else:  # "restored" (back from a missing drive) or "updated"
             self.report.updated += 1
 
-    def _encode_all(self, items: list[_Pending]) -> None:
+    def _encode_all(self, items: list[_Pending], *, last: bool = True) -> None:
+        """Decode and encode `items` in batches; progress counts across rounds (the total is known in the last)."""
         if not items:
             return
         by_key = dict(enumerate(items))
         batch = _Batch()
         batch_hashes: set[str] = set()
         pool = self._pool()
-        done = 0
+        before = self._encoding_done
+        total = before + len(items) if last else None
+        done = before
         t0 = time.monotonic()
         size = max(1, self.config.index.batch_size)
         for r in pool.run(DecodeJob(k, p.fact.path, "decode") for k, p in by_key.items()):
@@ -373,8 +402,7 @@ class Indexer:
             if len(batch) >= size or len(batch.failed) + len(batch.linked) >= 4 * size:
                 self._commit(batch)
                 batch, batch_hashes = _Batch(), set()
-                elapsed = time.monotonic() - t0
-                self.progress(Progress("encoding", done, len(items), done / elapsed if elapsed > 0 else 0.0))
+                self.progress(Progress("encoding", done, total, _rate(done - before, t0)))
                 if self.stop.is_set():
                     pool.stop()
                     self.report.interrupted = True
@@ -382,8 +410,8 @@ class Indexer:
         # On interruption the partial batch is dropped: the next run picks these photos up again.
         if not batch.empty() and not self.report.interrupted:
             self._commit(batch)
-        elapsed = time.monotonic() - t0
-        self.progress(Progress("encoding", done, len(items), done / elapsed if elapsed > 0 else 0.0))
+        self._encoding_done = done
+        self.progress(Progress("encoding", done, total, _rate(done - before, t0)))
 
     def _commit(self, batch: _Batch) -> None:
         """Encode the batch's new content, then write vectors and photos in one transaction."""
@@ -483,6 +511,73 @@ class Indexer:
             # The index is a cache: the catalog holds every vector, so the run itself succeeded.
             self._warn(f"{exc.message} ({exc.hint})")
             return False
+
+
+@dataclass
+class _Problems:
+    """What a walk could not read; unreadable folders and files are blind spots, not vanished photos."""
+
+    seen: list[ScanProblem] = field(default_factory=list)
+    blind: list[str] = field(default_factory=list)
+
+    def add(self, prob: ScanProblem) -> None:
+        self.seen.append(prob)
+        if prob.reason == "unreadable":
+            self.blind.append(prob.path)
+
+
+def _rate(done: int, since: float) -> float:
+    elapsed = time.monotonic() - since
+    return done / elapsed if elapsed > 0 else 0.0
+
+
+def _vanished(row: catalog.PhotoState, blind: Sequence[str]) -> bool:
+    """A cataloged file the walk passed without finding: gone, unless already missing or unreadable."""
+    return row.status != "missing" and not any(_inside(row.path, b) for b in blind)
+
+
+class _CatalogStream:
+    """The catalog's files at or under a scope, read page by page in the walk's order (bytes of the path).
+
+    The indexer commits between pages: it adds or changes rows only at paths the walk has passed,
+    which are never after the last row read (the walk does not pass a row before it is read), so
+    a page read later never returns them. Once a read comes back short the stream is over: nothing
+    it could return later would lie ahead of the walk.
+    """
+
+    PAGE = 2000
+
+    def __init__(self, lib: Library, scope: str) -> None:
+        self._lib = lib
+        self._scope = scope
+        self._page: list[catalog.PhotoState] = []
+        self._at = 0
+        self._after: bytes | None = None
+        self._over = False
+
+    def _peek(self) -> catalog.PhotoState | None:
+        if self._at == len(self._page) and not self._over:
+            from photoindex import reads
+
+            with self._lib.db.reads() as con:
+                self._page = reads.photo_states_under(con, self._scope, after=self._after, limit=self.PAGE)
+            self._at = 0
+            self._over = len(self._page) < self.PAGE
+            if self._page:
+                self._after = os.fsencode(self._page[-1].path)
+        return self._page[self._at] if self._at < len(self._page) else None
+
+    def until(self, key: bytes) -> Iterator[catalog.PhotoState]:
+        """Rows whose path sorts at or before `key` (the path's bytes), in order."""
+        while (row := self._peek()) is not None and os.fsencode(row.path) <= key:
+            self._at += 1
+            yield row
+
+    def rest(self) -> Iterator[catalog.PhotoState]:
+        """Every row not read yet."""
+        while (row := self._peek()) is not None:
+            self._at += 1
+            yield row
 
 
 def _inside(path: str, folder: str) -> bool:

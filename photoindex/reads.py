@@ -59,6 +59,19 @@ class Photo:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class PhotoState:
+    """What a scan diff needs to know about a cataloged file."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    status: str
+    content_hash: str | None
+    error: str | None
+
+
 PHOTO_COLUMNS: tuple[str, ...] = tuple(Photo.__dataclass_fields__)
 _PHOTO_SELECT = ", ".join(f"p.{name}" for name in PHOTO_COLUMNS)
 
@@ -207,3 +220,24 @@ def vector_ids_under(con: sqlite3.Connection, model_id: str, prefix: str | os.Pa
         (model_id, *params),
     )
     return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+
+# ---------------------------------------------------------------- the scan diff
+
+
+def photo_states_under(
+    con: sqlite3.Connection, scope: str | os.PathLike[str], *, after: bytes | None = None, limit: int = 2000
+) -> list[PhotoState]:
+    """Up to `limit` cataloged files at `scope` or below it, by path in byte order, after the path `after`.
+
+    Keyset pagination over the unique path index: the indexer pages through a root of any size
+    in step with its walk (`scanner.walk` yields the same order).
+    """
+    where, scope_params = _at_or_under(scope)
+    params: tuple[bytes | int, ...] = scope_params
+    sql = f"SELECT p.id, p.path, p.size, p.mtime_ns, p.status, p.content_hash, p.error FROM photos AS p WHERE {where}"
+    if after is not None:
+        sql += " AND p.path > CAST(? AS TEXT)"
+        params = (*params, after)
+    rows = con.execute(sql + " ORDER BY p.path LIMIT ?", (*params, limit))
+    return [PhotoState(*row) for row in rows]

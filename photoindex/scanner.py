@@ -60,7 +60,12 @@ def is_excluded(path: str, root: str, scan: ScanConfig) -> bool:
 def walk(
     root: Path, scan: ScanConfig, on_problem: OnProblem | None = None, *, base: str | None = None
 ) -> Iterator[FileFact]:
-    """Yield every candidate photo under `root` with its size and mtime.
+    """Yield every candidate photo under `root` with its size and mtime, in byte order of the path.
+
+    Byte order (of `os.fsencode(path)`, as SQLite's BINARY collation sorts the catalog) lets the
+    indexer diff a walk against the catalog as two sorted streams, in constant memory. Each
+    folder's entries are sorted by name, a subfolder as "name/": so "a-b.jpg" comes before the
+    folder "a" ("-" < "/"), and everything inside "a/" before the next sibling.
 
     Hidden files and folders are skipped unless configured; symlinked folders are followed
     once (a loop is detected by device and inode); unreadable folders and broken links are
@@ -76,48 +81,64 @@ def walk(
         return
     anchor = os.path.abspath(base) if base else root_s
     seen_dirs: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
-    stack = [root_s]
+    # A stack of folders being listed, each as its remaining (sort key, path, fact or None) entries
+    # in reverse order: the next entry is popped from the end.
+    stack = [_listing(root_s, scan, anchor, seen_dirs, report)]
     while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            report(ScanProblem(folder, "unreadable", f"cannot list the folder: {exc.strerror or exc}"))
+        entries = stack[-1]
+        if not entries:
+            stack.pop()
             continue
-        subdirs: list[str] = []
-        for entry in entries:
-            name = entry.name
-            if not scan.include_hidden and name.startswith("."):
+        _, path, fact = entries.pop()
+        if fact is not None:
+            yield fact
+        else:
+            stack.append(_listing(path, scan, anchor, seen_dirs, report))
+
+
+def _listing(
+    folder: str, scan: ScanConfig, anchor: str, seen_dirs: set[tuple[int, int]], report: OnProblem
+) -> list[tuple[bytes, str, FileFact | None]]:
+    """The candidate photos and subfolders of `folder`, by sort key, last first (see `walk`)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError as exc:
+        report(ScanProblem(folder, "unreadable", f"cannot list the folder: {exc.strerror or exc}"))
+        return []
+    out: list[tuple[bytes, str, FileFact | None]] = []
+    for entry in entries:
+        name = entry.name
+        if not scan.include_hidden and name.startswith("."):
+            continue
+        path = entry.path
+        try:
+            is_link = entry.is_symlink()
+            if is_link and not scan.follow_symlinks:
                 continue
-            path = entry.path
-            try:
-                is_link = entry.is_symlink()
-                if is_link and not scan.follow_symlinks:
-                    continue
-                est = entry.stat(follow_symlinks=True)
-            except OSError as exc:
-                if is_candidate(name, scan):
-                    report(
-                        ScanProblem(
-                            path,
-                            "broken-link" if entry.is_symlink() else "unreadable",
-                            f"cannot stat: {exc.strerror or exc}",
-                        )
+            est = entry.stat(follow_symlinks=True)
+        except OSError as exc:
+            if is_candidate(name, scan):
+                report(
+                    ScanProblem(
+                        path,
+                        "broken-link" if entry.is_symlink() else "unreadable",
+                        f"cannot stat: {exc.strerror or exc}",
                     )
-                continue
-            if stat.S_ISDIR(est.st_mode):
-                key = (est.st_dev, est.st_ino)
-                if key in seen_dirs:
-                    continue  # a symlink loop or a folder linked twice: walk it once
-                seen_dirs.add(key)
-                if not is_excluded(path, anchor, scan):
-                    subdirs.append(path)
-            elif stat.S_ISREG(est.st_mode) and is_candidate(name, scan):
-                if is_excluded(path, anchor, scan):
-                    continue
-                yield FileFact(path, est.st_size, est.st_mtime_ns)
-        stack.extend(reversed(subdirs))
+                )
+            continue
+        if stat.S_ISDIR(est.st_mode):
+            key = (est.st_dev, est.st_ino)
+            if key in seen_dirs:
+                continue  # a symlink loop or a folder linked twice: walk it once
+            seen_dirs.add(key)
+            if not is_excluded(path, anchor, scan):
+                out.append((os.fsencode(name) + b"/", path, None))
+        elif stat.S_ISREG(est.st_mode) and is_candidate(name, scan):
+            if not is_excluded(path, anchor, scan):
+                out.append((os.fsencode(name), path, FileFact(path, est.st_size, est.st_mtime_ns)))
+    out.sort(key=lambda e: e[0], reverse=True)
+    return out
 
 
 def content_hash(path: str | Path) -> str:
