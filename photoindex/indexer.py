@@ -177,7 +177,8 @@ class Indexer:
             for fact in facts:
                 seen += 1
                 if seen % 1000 == 0:
-                    self.progress(Progress("scanning", seen, None))
+                    if not self._encoding_done:  # once rounds of work began, progress counts the work
+                        self.progress(Progress("scanning", seen, None))
                     if self.stop.is_set():
                         break  # an incomplete walk proves nothing about what vanished after this point
                 key = os.fsencode(fact.path)
