@@ -18,6 +18,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -110,6 +111,10 @@ def _is_locked(error: DBAPIError) -> bool:
     return isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
 
 
+class _PlainConnection(sqlite3.Connection):
+    """A sqlite3 connection that can be weakly referenced (the base class cannot)."""
+
+
 class Database:
     """An open catalog: short read transactions and single IMMEDIATE write transactions.
 
@@ -124,7 +129,8 @@ class Database:
         self._sessions: tuple[Any, Any] | None = None
         self._setup = threading.Lock()
         self._plain = threading.local()  # one plain sqlite3 connection per thread, for reads()
-        self._plain_all: list[sqlite3.Connection] = []
+        # Weak: a thread that ends takes its connection with it (closed when collected).
+        self._plain_all: weakref.WeakSet[_PlainConnection] = weakref.WeakSet()
 
     @property
     def engine(self) -> Engine:
@@ -179,7 +185,11 @@ class Database:
     def _connect_plain(self) -> sqlite3.Connection:
         try:
             con = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_PlainConnection,
             )
             mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         except sqlite3.DatabaseError as error:
@@ -190,7 +200,7 @@ class Database:
         con.text_factory = _decode_text
         con.execute("PRAGMA query_only = ON")
         with self._setup:
-            self._plain_all.append(con)
+            self._plain_all.add(con)
         return con
 
     @contextmanager
@@ -243,7 +253,7 @@ class Database:
     def close(self) -> None:
         """Close all pooled connections and the plain reading ones."""
         with self._setup:
-            plain, self._plain_all = self._plain_all, []
+            plain, self._plain_all = list(self._plain_all), weakref.WeakSet()
             engine, self._engine, self._sessions = self._engine, None, None
         for con in plain:
             con.close()

@@ -338,3 +338,25 @@ def test_a_search_in_a_fresh_process_does_not_import_sqlalchemy(tmp_path: Path, 
     rebuilt = _search_in_fresh_process()
     assert rebuilt == loaded
     assert index_file.is_file()
+
+
+def test_a_finished_thread_takes_its_connection_with_it(filled: Filled) -> None:
+    """A Library used from short-lived threads (a thread per request) does not pile up open connections."""
+    import gc
+
+    db = filled.db
+    counts: list[int] = []
+
+    def one_request() -> None:
+        with db.reads() as con:
+            counts.append(reads.vector_count(con, MODEL))
+
+    for _ in range(5):
+        t = threading.Thread(target=one_request)
+        t.start()
+        t.join()
+    gc.collect()
+    assert counts == [4] * 5 and len(db._plain_all) == 0
+    with db.reads() as con:  # a live thread's connection is kept (and closed by close())
+        assert reads.vector_count(con, MODEL) == 4
+    assert len(db._plain_all) == 1
