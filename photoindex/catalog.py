@@ -436,6 +436,24 @@ def mark_missing(session: Session, photo_ids: Sequence[int], *, now: datetime | 
     return set_photo_status(session, photo_ids, "missing", now=now)
 
 
+def forget_missing(session: Session, root_ids: Sequence[int], *, missing_since: datetime) -> int:
+    """Delete the photos of these roots that have been missing since before `missing_since`; returns how many.
+
+    Their vectors become orphans when no other photo shares the content (`delete_orphan_vectors`).
+    """
+    forgotten = 0
+    for chunk in _chunks(list(root_ids)):
+        result = session.execute(
+            delete(_PHOTOS).where(
+                _PHOTOS.c.root_id.in_(chunk),
+                _PHOTOS.c.status == "missing",
+                _PHOTOS.c.updated_at < missing_since,
+            )
+        )
+        forgotten += _rowcount(result)
+    return forgotten
+
+
 # ---------------------------------------------------------------- vectors
 
 

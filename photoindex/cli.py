@@ -186,6 +186,7 @@ def _summary_line(report: Any) -> str:
         f"{report.updated} updated",
         f"{report.moved} moved",
         f"{report.missing} missing",
+        *([f"{report.forgotten} forgotten (long missing)"] if report.forgotten else []),
         f"{report.failed} failed",
         f"{report.unchanged} unchanged",
         f"{report.encoded} encoded",

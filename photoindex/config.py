@@ -59,6 +59,8 @@ class IndexConfig:
     batch_size: int = 16
     workers: int = 0  # decode worker processes; 0 = number of cores
     decode_timeout: float = 60.0
+    # A photo missing this long from a root that is present is forgotten, with its vector; 0 = never.
+    forget_missing_after_days: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ class IndexReport:
     updated: int = 0
     moved: int = 0
     missing: int = 0
+    forgotten: int = 0  # photos missing longer than `[index] forget_missing_after_days`, deleted with their vectors
     failed: int = 0
     unchanged: int = 0
     encoded: int = 0
@@ -229,11 +231,29 @@ class Indexer:
         self.report.roots = [r.path for r in roots]
         report = self.run_scopes([(r, r.path) for r in roots], dry_run=dry_run)
         if not dry_run and not report.interrupted:
+            present = {r.id: os.path.exists(r.path) for r in roots}
             with self.lib.db.write() as s:
-                catalog.set_roots_scanned(
-                    s, [r.id for r in roots], {r.id: os.path.exists(r.path) for r in roots}
-                )
+                catalog.set_roots_scanned(s, [r.id for r in roots], present)
+            self._forget_long_missing([r.id for r in roots if present[r.id]])
         return report
+
+    def _forget_long_missing(self, root_ids: list[int]) -> None:
+        """After a full scan: forget photos missing for longer than configured, and the vectors only they held.
+
+        Only roots that are there: the photos of an unplugged drive wait for it however long it takes.
+        """
+        days = self.config.index.forget_missing_after_days
+        if days <= 0 or not root_ids:
+            return
+        since = datetime.now(timezone.utc) - timedelta(days=days)
+        with self.lib.db.write() as s:
+            forgotten = catalog.forget_missing(s, root_ids, missing_since=since)
+            deleted = catalog.delete_orphan_vectors(s, self.lib.model_id) if forgotten else []
+        self.report.forgotten += forgotten
+        if deleted:
+            # The vectors epoch moved on: the index is rebuilt from SQLite now, not in the next search.
+            self._index_fresh = False
+            self.report.index_written = self._finish_index() or self.report.index_written
 
     def run_paths(self, paths: Iterable[str]) -> IndexReport:
         """Bring specific paths (files or folders, existing or gone) up to date: the daemon's unit of work."""
@@ -552,33 +572,36 @@ class _CatalogStream:
         self._lib = lib
         self._scope = scope
         self._page: list[catalog.PhotoState] = []
+        self._keys: list[bytes] = []  # the page's paths as bytes, the order both streams share
         self._at = 0
         self._after: bytes | None = None
         self._over = False
 
-    def _peek(self) -> catalog.PhotoState | None:
+    def _more(self) -> bool:
+        """Whether a row is left, reading the next page when this one is used up."""
         if self._at == len(self._page) and not self._over:
             from photoindex import reads
 
             with self._lib.db.reads() as con:
                 self._page = reads.photo_states_under(con, self._scope, after=self._after, limit=self.PAGE)
+            self._keys = [os.fsencode(row.path) for row in self._page]
             self._at = 0
             self._over = len(self._page) < self.PAGE
             if self._page:
-                self._after = os.fsencode(self._page[-1].path)
-        return self._page[self._at] if self._at < len(self._page) else None
+                self._after = self._keys[-1]
+        return self._at < len(self._page)
 
     def until(self, key: bytes) -> Iterator[catalog.PhotoState]:
         """Rows whose path sorts at or before `key` (the path's bytes), in order."""
-        while (row := self._peek()) is not None and os.fsencode(row.path) <= key:
+        while self._more() and self._keys[self._at] <= key:
             self._at += 1
-            yield row
+            yield self._page[self._at - 1]
 
     def rest(self) -> Iterator[catalog.PhotoState]:
         """Every row not read yet."""
-        while (row := self._peek()) is not None:
+        while self._more():
             self._at += 1
-            yield row
+            yield self._page[self._at - 1]
 
 
 def _inside(path: str, folder: str) -> bool:

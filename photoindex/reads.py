@@ -231,13 +231,22 @@ def photo_states_under(
     """Up to `limit` cataloged files at `scope` or below it, by path in byte order, after the path `after`.
 
     Keyset pagination over the unique path index: the indexer pages through a root of any size
-    in step with its walk (`scanner.walk` yields the same order).
+    in step with its walk (`scanner.walk` yields the same order). Each page is one range scan of
+    the index (an OR of "at" and "under" would make SQLite sort, ~25 ms a page at 300k photos).
     """
-    where, scope_params = _at_or_under(scope)
-    params: tuple[bytes | int, ...] = scope_params
-    sql = f"SELECT p.id, p.path, p.size, p.mtime_ns, p.status, p.content_hash, p.error FROM photos AS p WHERE {where}"
-    if after is not None:
-        sql += " AND p.path > CAST(? AS TEXT)"
-        params = (*params, after)
-    rows = con.execute(sql + " ORDER BY p.path LIMIT ?", (*params, limit))
-    return [PhotoState(*row) for row in rows]
+    exact = os.fsencode(scope)
+    low = exact.rstrip(b"/") + b"/"
+    high = low[:-1] + b"0"
+    columns = "id, path, size, mtime_ns, status, content_hash, error"
+    rows: list[tuple[object, ...]] = []
+    if after is None or after < exact:  # the file at `scope` itself sorts before everything below it
+        rows += con.execute(f"SELECT {columns} FROM photos WHERE path = CAST(? AS TEXT)", (exact,)).fetchall()
+    if after is None or after < low:
+        bound, lower = "path >= CAST(? AS TEXT)", low
+    else:
+        bound, lower = "path > CAST(? AS TEXT)", after
+    rows += con.execute(
+        f"SELECT {columns} FROM photos WHERE {bound} AND path < CAST(? AS TEXT) ORDER BY path LIMIT ?",
+        (lower, high, limit),
+    ).fetchall()
+    return [PhotoState(*row) for row in rows]  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ disk. Nothing here touches the catalog.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import os
 import stat
@@ -44,8 +45,12 @@ def is_candidate(name: str, scan: ScanConfig) -> bool:
     """Whether a file name looks like a photo by the configured extensions (hidden names excluded)."""
     if not scan.include_hidden and name.startswith("."):
         return False
-    lower = name.lower()
-    return any(lower.endswith(ext.lower()) for ext in scan.extensions)
+    return name.lower().endswith(_suffixes(scan.extensions))
+
+
+@functools.lru_cache(maxsize=16)
+def _suffixes(extensions: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(ext.lower() for ext in extensions)
 
 
 def is_excluded(path: str, root: str, scan: ScanConfig) -> bool:

@@ -360,3 +360,28 @@ def test_a_finished_thread_takes_its_connection_with_it(filled: Filled) -> None:
     with db.reads() as con:  # a live thread's connection is kept (and closed by close())
         assert reads.vector_count(con, MODEL) == 4
     assert len(db._plain_all) == 1
+
+
+def test_photo_states_under_pages_in_byte_order(filled: Filled) -> None:
+    """Pages of any size, resumed after any path, give the scope's rows once each, in byte order; "/a/b"
+    never includes "/a/bc", and a scope that is one file gives that file."""
+    everything = [p for ps in filled.paths.values() for p in ps if p.startswith(str(filled.b) + os.sep)]
+    everything.append(str(filled.b / "gone.jpg"))
+    expected = sorted(everything, key=os.fsencode)
+    with filled.db.reads() as con:
+        for limit in (1, 2, 3, 100):
+            got: list[str] = []
+            after = None
+            while True:
+                page = reads.photo_states_under(con, filled.b, after=after, limit=limit)
+                got += [r.path for r in page]
+                if len(page) < limit:
+                    break
+                after = os.fsencode(page[-1].path)
+            assert got == expected, limit
+        one = str(filled.b / "x.jpg")
+        assert [r.path for r in reads.photo_states_under(con, one)] == [one]
+        assert reads.photo_states_under(con, one, after=os.fsencode(one)) == []
+        assert [r.path for r in reads.photo_states_under(con, filled.bc)] == [str(filled.bc / "y.jpg")]
+        missing = [r for r in reads.photo_states_under(con, filled.b) if r.path.endswith("gone.jpg")]
+        assert [r.status for r in missing] == ["missing"]

@@ -1,0 +1,96 @@
+"""Photos gone for longer than `[index] forget_missing_after_days` are forgotten by a full scan, with the
+vectors only they held; photos of an unplugged drive are kept however long it is away."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from photoindex.cli import app
+from photoindex.config import Config
+from photoindex.testing import COLOURS
+from photoindex.testing.photos import make_photo
+from photoindex.vectorindex import VectorIndex
+
+runner = CliRunner()
+
+
+def cli(*args: str) -> Any:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def sql(config: Config, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(config.db_path)
+    try:
+        with con:
+            return con.execute(statement, params).fetchall()
+    finally:
+        con.close()
+
+
+def backdate_missing(config: Config, days: float) -> None:
+    """Pretend the missing photos went missing `days` ago (timestamps are stored as naive UTC text)."""
+    sql(config, "UPDATE photos SET updated_at = datetime(updated_at, ?) WHERE status = 'missing'", f"-{days} days")
+
+
+def index_vectors(config: Config) -> int:
+    (path,) = (config.home / "index").glob("*.idx")
+    return len(VectorIndex.load(path))
+
+
+@pytest.fixture
+def library(tmp_path: Path, config: Config) -> Path:
+    root = tmp_path / "photos"
+    for i, colour in enumerate(("red", "green", "blue", "yellow")):
+        make_photo(root / f"{i}-{colour}.jpg", COLOURS[colour], (64, 48))
+    shutil.copy(root / "0-red.jpg", root / "4-red-copy.jpg")  # the same content twice
+    assert cli("index", str(root))["encoded"] == 4
+    return root
+
+
+def test_long_missing_photos_are_forgotten_with_their_vectors(library: Path, config: Config) -> None:
+    (library / "1-green.jpg").unlink()
+    (library / "0-red.jpg").unlink()  # its copy still holds the vector
+    first = cli("reindex")
+    assert first["missing"] == 2 and first["forgotten"] == 0
+    backdate_missing(config, 29)
+    assert cli("reindex")["forgotten"] == 0  # not yet
+    backdate_missing(config, 2)
+    report = cli("reindex")
+    assert report["forgotten"] == 2 and report["encoded"] == 0
+    assert sql(config, "SELECT count(*) FROM photos WHERE status = 'missing'") == [(0,)]
+    assert sql(config, "SELECT count(*) FROM vectors") == [(3,)]  # green's went; red's stays for its copy
+    assert index_vectors(config) == 3
+    hits = cli("search", "green", "--limit", "5")
+    assert all("green" not in h["path"] for h in hits) and any("red-copy" in h["path"] for h in hits)
+
+
+def test_an_unplugged_drive_keeps_its_photos_and_they_come_back_without_encoding(
+    library: Path, config: Config
+) -> None:
+    away = library.with_name("unplugged")
+    library.rename(away)
+    assert cli("reindex")["missing"] == 5
+    backdate_missing(config, 400)
+    assert cli("reindex")["forgotten"] == 0
+    away.rename(library)
+    back = cli("reindex")
+    assert back["encoded"] == 0 and back["updated"] + back["moved"] == 5
+    assert sql(config, "SELECT count(*) FROM photos WHERE status = 'indexed'") == [(5,)]
+
+
+def test_zero_days_never_forgets(library: Path, config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOTOINDEX_INDEX_FORGET_MISSING_AFTER_DAYS", "0")
+    (library / "2-blue.jpg").unlink()
+    cli("reindex")
+    backdate_missing(config, 10_000)
+    assert cli("reindex")["forgotten"] == 0
+    assert sql(config, "SELECT count(*) FROM photos WHERE status = 'missing'") == [(1,)]
