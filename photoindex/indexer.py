@@ -25,7 +25,7 @@ from photoindex.config import Config
 from photoindex.decodepool import DecodeJob, DecodePool, DecodeResult
 from photoindex.errors import PhotoindexError
 from photoindex.library import Library, open_library
-from photoindex.scanner import FileFact, ScanProblem, is_excluded, stat_fact, walk
+from photoindex.scanner import FileFact, ScanProblem, ignored_below, stat_fact, walk
 
 log = logging.getLogger("photoindex")
 
@@ -163,9 +163,11 @@ class Indexer:
         for root, scope in scopes:
             problems = _Problems()
             facts: Iterator[FileFact]
-            if os.path.isdir(scope):
+            if ignored_below(scope, root.path, self.config.scan):
+                facts = iter(())  # a hint inside a hidden or excluded folder: a full walk never goes there
+            elif os.path.isdir(scope):
                 facts = walk(Path(scope), self.config.scan, problems.add, base=root.path)
-            elif os.path.isfile(scope) and not is_excluded(scope, root.path, self.config.scan):
+            elif os.path.isfile(scope):
                 fact = stat_fact(scope, self.config.scan, base=root.path)
                 facts = iter([fact] if fact is not None else [])
             else:
@@ -207,6 +209,11 @@ class Indexer:
                     yield row
             for prob in problems.seen:
                 self._warn(f"{prob.path}: {prob.message}")
+            if scope == root.path and os.path.isfile(scope) and known.had_rows_below:
+                self._warn(
+                    f"{root.path}: the folder is now a file; its photos are marked missing "
+                    "and come back without re-encoding if the folder returns"
+                )
 
     def _warn(self, line: str) -> None:
         """A problem worth one line: logged (stderr) and kept in the report (`--json`)."""
@@ -231,11 +238,23 @@ class Indexer:
         self.report.roots = [r.path for r in roots]
         report = self.run_scopes([(r, r.path) for r in roots], dry_run=dry_run)
         if not dry_run and not report.interrupted:
-            present = {r.id: os.path.exists(r.path) for r in roots}
+            present = {r.id: self._root_there(r) for r in roots}
             with self.lib.db.write() as s:
                 catalog.set_roots_scanned(s, [r.id for r in roots], present)
             self._forget_long_missing([r.id for r in roots if present[r.id]])
         return report
+
+    def _root_there(self, root: catalog.RootRecord) -> bool:
+        """A folder root is there as a folder; a one-photo root as that file (not a folder that became a file)."""
+        if os.path.isdir(root.path):
+            return True
+        if not os.path.isfile(root.path):
+            return False
+        from photoindex import reads
+
+        with self.lib.db.reads() as con:
+            first = reads.photo_states_under(con, root.path, limit=1)
+        return bool(first) and first[0].path == root.path
 
     def _forget_long_missing(self, root_ids: list[int]) -> None:
         """After a full scan: forget photos missing for longer than configured, and the vectors only they held.
@@ -576,6 +595,8 @@ class _CatalogStream:
         self._at = 0
         self._after: bytes | None = None
         self._over = False
+        self._below = os.fsencode(scope).rstrip(b"/") + b"/"
+        self.had_rows_below = False  # rows under `scope/` were read: it was a folder
 
     def _more(self) -> bool:
         """Whether a row is left, reading the next page when this one is used up."""
@@ -585,6 +606,7 @@ class _CatalogStream:
             with self._lib.db.reads() as con:
                 self._page = reads.photo_states_under(con, self._scope, after=self._after, limit=self.PAGE)
             self._keys = [os.fsencode(row.path) for row in self._page]
+            self.had_rows_below = self.had_rows_below or any(k.startswith(self._below) for k in self._keys)
             self._at = 0
             self._over = len(self._page) < self.PAGE
             if self._page:

@@ -8,10 +8,10 @@ touched), and they are shared through the page cache rather than copied into eac
 
 The first load of a model writes such a copy (ONNX Runtime itself re-serializes the graph,
 unoptimized, so the copy computes exactly what the original does) under the cache folder, keyed
-by the source file's identity (device, inode, size, mtime) and the ONNX Runtime version; later
+by the source file's identity (device, inode, size, mtime, ctime) and the ONNX Runtime version; later
 loads use it. Like the vector index file it is a cache: missing, damaged, stale or unwritable, the
 model is loaded from the bundle's own file and the copy made again (a copy is checked by the
-inode, size and mtime of its files, not hashed: see `_complete`). A replaced model
+inode, size and times of its files, not hashed: see `_complete`). A replaced model
 file (`models fetch` renames a new file into place) is a new identity, and its old copy is pruned.
 """
 
@@ -45,6 +45,9 @@ def _identity(source: Path, ort_version: str) -> dict[str, Any]:
         "ino": st.st_ino,
         "size": st.st_size,
         "mtime_ns": st.st_mtime_ns,
+        # ctime cannot be set back: a file rewritten in place with its mtime restored (`cp -p`,
+        # `rsync -t`) still changes it.
+        "ctime_ns": st.st_ctime_ns,
         "onnxruntime": ort_version,
         "format": FORMAT,
     }
@@ -65,11 +68,11 @@ def _read_stamp(folder: Path) -> dict[str, Any] | None:
 
 def _file_identity(path: Path) -> list[int]:
     st = path.stat()
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def _complete(folder: Path, identity: dict[str, Any]) -> bool:
-    """The copy in `folder` is for this identity, and its files are the ones written (inode, size, mtime).
+    """The copy in `folder` is for this identity, and its files are the ones written (inode, size, m/ctime).
 
     Like the bundle's own files, a copy is not hashed at each load (that would cost what it
     saves): a file rewritten or truncated since is noticed, bit rot in place is not.
@@ -127,7 +130,7 @@ def make(source: Path, cache_dir: Path, ort: Any) -> Path | None:
             (tmp / DATA).write_bytes(b"")
         for name in (MODEL, DATA):
             _fsync(tmp / name)
-        files = {name: _file_identity(tmp / name) for name in (MODEL, DATA)}  # a rename keeps all three
+        files = {name: _file_identity(tmp / name) for name in (MODEL, DATA)}
         stamp = {"identity": identity, "files": files, "made": time.time()}
         (tmp / STAMP).write_text(json.dumps(stamp, indent=1) + "\n", encoding="utf-8")
         _fsync(tmp / STAMP)

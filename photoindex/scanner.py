@@ -53,6 +53,19 @@ def _suffixes(extensions: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(ext.lower() for ext in extensions)
 
 
+def ignored_below(path: str, root: str, scan: ScanConfig) -> bool:
+    """Whether a full walk of `root` would skip `path`: it, or a folder between `root` and it, is hidden or
+    matches an exclude glob. For hints that name one path deep in the tree (the walk prunes folders)."""
+    rel = os.path.relpath(path, root)
+    if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+        return False
+    parts = rel.split(os.sep)
+    if not scan.include_hidden and any(part.startswith(".") for part in parts):
+        return True
+    anchor = os.path.abspath(root)
+    return any(is_excluded(os.path.join(anchor, *parts[: i + 1]), anchor, scan) for i in range(len(parts)))
+
+
 def is_excluded(path: str, root: str, scan: ScanConfig) -> bool:
     """Whether a path matches an `[scan] exclude` glob (tried on the path relative to the root, and on the name)."""
     if not scan.exclude:
@@ -111,7 +124,7 @@ def _listing(
     except OSError as exc:
         report(ScanProblem(folder, "unreadable", f"cannot list the folder: {exc.strerror or exc}"))
         return []
-    out: list[tuple[bytes, str, FileFact | None]] = []
+    kept: list[tuple[bytes, str, os.stat_result]] = []
     for entry in entries:
         name = entry.name
         if not scan.include_hidden and name.startswith("."):
@@ -133,16 +146,25 @@ def _listing(
                 )
             continue
         if stat.S_ISDIR(est.st_mode):
-            key = (est.st_dev, est.st_ino)
-            if key in seen_dirs:
-                continue  # a symlink loop or a folder linked twice: walk it once
-            seen_dirs.add(key)
-            if not is_excluded(path, anchor, scan):
-                out.append((os.fsencode(name) + b"/", path, None))
-        elif stat.S_ISREG(est.st_mode) and is_candidate(name, scan):
-            if not is_excluded(path, anchor, scan):
-                out.append((os.fsencode(name), path, FileFact(path, est.st_size, est.st_mtime_ns)))
-    out.sort(key=lambda e: e[0], reverse=True)
+            kept.append((os.fsencode(name) + b"/", path, est))
+        elif stat.S_ISREG(est.st_mode) and is_candidate(name, scan) and not is_excluded(path, anchor, scan):
+            kept.append((os.fsencode(name), path, est))
+    # In walk order, so of a folder and a link to it (or two links), the name that sorts first is the
+    # one walked, whatever order the file system lists them in; an excluded name claims nothing.
+    kept.sort(key=lambda e: e[0])
+    out: list[tuple[bytes, str, FileFact | None]] = []
+    for key, path, est in kept:
+        if not stat.S_ISDIR(est.st_mode):
+            out.append((key, path, FileFact(path, est.st_size, est.st_mtime_ns)))
+            continue
+        if is_excluded(path, anchor, scan):
+            continue
+        inode = (est.st_dev, est.st_ino)
+        if inode in seen_dirs:
+            continue  # a symlink loop or a folder linked twice: walk it once
+        seen_dirs.add(inode)
+        out.append((key, path, None))
+    out.reverse()
     return out
 
 

@@ -45,7 +45,7 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver
 
 from photoindex.config import DaemonConfig, ScanConfig
-from photoindex.scanner import is_candidate, is_excluded
+from photoindex.scanner import ignored_below, is_candidate
 
 log = logging.getLogger(__name__)
 
@@ -210,12 +210,10 @@ class _Handler(FileSystemEventHandler):
     def _wanted(self, path: str, folder: bool) -> bool:
         if not path or path == self.root or not _inside_or_same(path, self.root):
             return False  # the root itself is `Watcher.check()`'s business
-        rel = os.path.relpath(path, self.root)
-        if not self.scan.include_hidden and any(part.startswith(".") for part in rel.split(os.sep)):
-            return False  # also `.name.jpg.part`-style temporary files
         if not folder and not is_candidate(os.path.basename(path), self.scan):
             return False  # `x.jpg.tmp`, `x.part`: never a photo; its rename arrives as a move
-        return not is_excluded(path, self.root, self.scan)
+        # Hidden (also `.name.jpg.part`-style temporary files) or excluded, itself or a folder above it.
+        return not ignored_below(path, self.root, self.scan)
 
     def dispatch(self, event: FileSystemEvent) -> None:
         """Enqueue hints for one event (called by watchdog for every event)."""

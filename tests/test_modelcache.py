@@ -136,17 +136,19 @@ def test_side_file_rewritten_with_the_same_size_is_not_used(models: Path, tmp_pa
 
 
 def test_garbage_graph_file_is_refused_discarded_and_made_again_next_time(models: Path, tmp_path: Path) -> None:
-    """A copy whose model.onnx ONNX Runtime cannot parse (damaged in place, its identity unchanged): the session
+    """A copy whose model.onnx ONNX Runtime cannot parse (damaged, its identity unchanged): the session
     loads the original instead, the copy is removed, and the next session makes a working copy again."""
     source, cache = models / TEXT, tmp_path / "cache"
     expected = run(OrtSession(source))
     OrtSession(source, cache_dir=cache)
     (folder,) = copies(cache)
     graph = folder / modelcache.MODEL
-    st = graph.stat()
-    with open(graph, "r+b") as fh:  # in place, same size and mtime: only ONNX Runtime can tell
-        fh.write(b"\xff" * st.st_size)
-    os.utime(graph, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with open(graph, "r+b") as fh:  # damaged in place ...
+        fh.write(b"\xff" * graph.stat().st_size)
+    # ... and its stamp made to agree (as bit rot would, which changes no metadata): only ONNX Runtime can tell.
+    stamp = json.loads((folder / modelcache.STAMP).read_text())
+    stamp["files"][modelcache.MODEL] = modelcache._file_identity(graph)
+    (folder / modelcache.STAMP).write_text(json.dumps(stamp))
 
     fallback = OrtSession(source, cache_dir=cache)
     assert fallback.loaded_from is None
