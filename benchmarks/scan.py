@@ -16,16 +16,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-class _Info:
-    width = height = 32
-    format = "JPEG"
-    taken_at = camera_make = camera_model = gps_lat = gps_lon = None
-
-
 def prepare(work: Path, count: int) -> dict[str, str]:
     """The library and a home whose catalog holds every photo as indexed; returns the environment."""
     from photoindex import catalog
     from photoindex.config import load_config
+    from photoindex.imaging import PhotoInfo
     from photoindex.library import open_library
     from photoindex.testing import make_bundle
     from photoindex.testing.photos import make_photo
@@ -51,7 +46,7 @@ def prepare(work: Path, count: int) -> dict[str, str]:
                 for p in files[start : start + 5000]:
                     st = p.stat()
                     catalog.store_indexed(s, root_id=root.id, path=p, size=st.st_size, mtime_ns=st.st_mtime_ns,
-                                          content_hash="0" * 32, info=_Info())
+                                          content_hash="0" * 32, info=PhotoInfo(32, 24, "JPEG"))
     (home / "ready").write_text("")
     return env
 

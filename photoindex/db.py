@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from photoindex import resources
+from photoindex.durable import fsync_folder
 from photoindex.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -363,13 +364,6 @@ def _check_known(path: Path, revision: str | None, script: Any) -> None:
         )
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def backup_database(path: Path, revision: str) -> Path:
     """Copy the catalog to `<name>.bak-<revision>-<UTC timestamp>` beside it, atomically; return the copy."""
@@ -390,7 +384,7 @@ def backup_database(path: Path, revision: str) -> Path:
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, target)
-    _fsync_dir(target.parent)
+    fsync_folder(target.parent)
     return target
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from photoindex import __version__
+from photoindex.durable import fsync_folder
 from photoindex.errors import DownloadError
 from photoindex.manifest import MANIFEST_NAME, Bundle, ModelFile
 from photoindex.resources import models_dir
@@ -102,7 +103,7 @@ def _record_sum(directory: Path, name: str, digest: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _fsync_dir(directory)
+        fsync_folder(directory)
     except OSError as exc:
         raise DownloadError(
             f"{target}: cannot record the sha256 of {name}: {exc}",
@@ -111,20 +112,6 @@ def _record_sum(directory: Path, name: str, digest: str) -> None:
 
 
 # ---------------------------------------------------------------- verifying
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes a rename durable; some platforms cannot open a folder for fsync, and there is nothing to do then.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _hash_file(path: Path, name: str, progress: Progress | None) -> str:
@@ -510,7 +497,7 @@ def _fetch_file(
         os.replace(part.path, final)
     except OSError as exc:
         raise DownloadError(f"{final}: cannot move the download into place: {exc.strerror or exc}") from None
-    _fsync_dir(bundle.directory)
+    fsync_folder(bundle.directory)
     if expected is None:
         _record_sum(bundle.directory, file.name, digest)
         recorded[file.name] = digest

@@ -20,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from photoindex.durable import fsync_file, fsync_folder
 
 logger = logging.getLogger("photoindex")
 
@@ -129,11 +130,11 @@ def make(source: Path, cache_dir: Path, ort: Any) -> Path | None:
         if not (tmp / DATA).is_file():  # a model without large weights: nothing to map, keep it anyway
             (tmp / DATA).write_bytes(b"")
         for name in (MODEL, DATA):
-            _fsync(tmp / name)
+            fsync_file(tmp / name)
         files = {name: _file_identity(tmp / name) for name in (MODEL, DATA)}
         stamp = {"identity": identity, "files": files, "made": time.time()}
         (tmp / STAMP).write_text(json.dumps(stamp, indent=1) + "\n", encoding="utf-8")
-        _fsync(tmp / STAMP)
+        fsync_file(tmp / STAMP)
         try:
             tmp.rename(folder)
         except OSError:
@@ -141,6 +142,7 @@ def make(source: Path, cache_dir: Path, ort: Any) -> Path | None:
                 # A stale or broken folder under the same key: replace it.
                 shutil.rmtree(folder, ignore_errors=True)
                 tmp.rename(folder)
+        fsync_folder(cache_dir)
     # ORT raises its own exception classes; disk full, read-only homes and races end here too.
     except Exception as exc:
         logger.info("no fast-loading copy of %s: %s", source, exc)
@@ -150,14 +152,6 @@ def make(source: Path, cache_dir: Path, ort: Any) -> Path | None:
             shutil.rmtree(tmp, ignore_errors=True)
     _prune_others(cache_dir, keep=folder, source=identity["source"])
     return folder / MODEL if _complete(folder, identity) else None
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sweep_temporaries(cache_dir: Path) -> None:

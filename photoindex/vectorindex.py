@@ -42,6 +42,7 @@ from typing import IO, Any, Literal, cast
 import faiss
 import numpy as np
 
+from photoindex.durable import fsync_folder
 from photoindex.errors import VectorIndexError
 from photoindex.scoring import l2_normalize
 
@@ -543,7 +544,7 @@ class VectorIndex:
                 with suppress(OSError):
                     os.unlink(tmp)
                 raise
-        _fsync_folder(path.parent)
+        fsync_folder(path.parent)
 
     @classmethod
     def load(cls, path: Path) -> VectorIndex:
@@ -729,18 +730,6 @@ def _parse(path: Path, f: IO[bytes]) -> tuple[dict[str, Any], Store]:
         raise _damaged(path, f"header says {count} x {dim}, payload holds {store.ntotal} x {store.dim}")
     return header, store
 
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename durable; not possible on every platform (Windows), where it is skipped.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_meta(path: Path) -> dict[str, Any] | None:

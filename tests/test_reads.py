@@ -27,6 +27,7 @@ from photoindex import catalog, reads
 from photoindex.cli import app
 from photoindex.config import Config
 from photoindex.db import Database, open_database
+from photoindex.imaging import PhotoInfo
 from photoindex.testing import COLOURS
 from photoindex.testing.photos import make_photo
 
@@ -37,18 +38,8 @@ T2 = T0 + timedelta(days=2, seconds=7, microseconds=1)
 ODD_NAME = os.fsdecode(b"caf\xe9 \xff.jpg")  # not UTF-8: spelled with lone surrogates
 
 
-@dataclass(frozen=True)
-class Info:
-    """Shaped like imaging.PhotoInfo."""
-
-    width: int = 640
-    height: int = 480
-    format: str = "JPEG"
-    taken_at: str | None = "2023-07-01T10:00:00"
-    camera_make: str | None = "Canon"
-    camera_model: str | None = "EOS"
-    gps_lat: float | None = 1.5
-    gps_lon: float | None = -2.25
+# What decoding would have learned (imaging.PhotoInfo itself).
+INFO = PhotoInfo(640, 480, "JPEG", "2023-07-01T10:00:00", "Canon", "EOS", 1.5, -2.25)
 
 
 def vec(seed: int, dim: int = 8) -> np.ndarray:
@@ -87,11 +78,11 @@ def filled(tmp_path: Path) -> Iterator[Filled]:
             for path in paths:
                 catalog.store_pending(s, root_id=root.id, path=path, size=10, mtime_ns=1, now=T0)
                 catalog.store_indexed(
-                    s, root_id=root.id, path=path, size=10, mtime_ns=1, content_hash=digest, info=Info(), now=T1
+                    s, root_id=root.id, path=path, size=10, mtime_ns=1, content_hash=digest, info=INFO, now=T1
                 )
         gone = b / "gone.jpg"
         catalog.store_indexed(
-            s, root_id=root.id, path=gone, size=10, mtime_ns=1, content_hash="h4", info=Info(), now=T1
+            s, root_id=root.id, path=gone, size=10, mtime_ns=1, content_hash="h4", info=INFO, now=T1
         )
         catalog.mark_missing(s, [catalog.get_photo(s, gone).id], now=T1)  # type: ignore[union-attr]
     with db.write() as s:
