@@ -414,6 +414,38 @@ def link_photo(
     return "added"
 
 
+def merge_moved(session: Session, path: str | os.PathLike[str], *, missing_since: datetime) -> bool:
+    """Fold a late-found move: the photo added at `path` as a copy of known content becomes the row of a
+    photo with that content that went missing since `missing_since` (keeping its id and first_seen).
+
+    A scan that works in rounds can link a photo at its new path before it passes the old path (a
+    folder renamed to a name earlier in the walk); this gives the result `link_photo` gives when
+    the old row is already missing. Returns whether a row was folded.
+    """
+    target = os.fspath(path)
+    new = session.execute(
+        select(*_PHOTO_COLUMNS).where(_PHOTOS.c.path == target, _PHOTOS.c.status == "indexed")
+    ).one_or_none()
+    if new is None or new.content_hash is None:
+        return False
+    old = session.execute(
+        select(_PHOTOS.c.id)
+        .where(
+            _PHOTOS.c.content_hash == new.content_hash,
+            _PHOTOS.c.status == "missing",
+            _PHOTOS.c.updated_at >= missing_since,
+        )
+        .order_by(_PHOTOS.c.updated_at.desc(), _PHOTOS.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if old is None:
+        return False
+    facts = {name: getattr(new, name) for name in Photo.__dataclass_fields__ if name not in ("id", "first_seen")}
+    session.execute(delete(_PHOTOS).where(_PHOTOS.c.id == new.id))
+    session.execute(update(_PHOTOS).where(_PHOTOS.c.id == old).values(**facts))
+    return True
+
+
 def set_photo_status(
     session: Session, photo_ids: Sequence[int], status: str, *, error: str | None = None,
     now: datetime | None = None,

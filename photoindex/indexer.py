@@ -147,6 +147,7 @@ class Indexer:
         self._index_fresh = False
         self._save_index = save_index
         self._encoding_done = 0  # photos through the decode/encode stage in earlier rounds of this run
+        self._copies: list[str] = []  # paths added in this run as copies of known content (maybe moves)
 
     # ------------------------------------------------------------ scanning and diffing
 
@@ -296,6 +297,8 @@ class Indexer:
         them, so neither the walk nor the work list grows with the library; a dry run lists all.
         """
         started = time.monotonic()
+        started_at = datetime.now(timezone.utc)
+        self._copies = []
         todo: list[_Pending] = []
         vanished: list[catalog.PhotoState] = []
         rounds = 0
@@ -318,10 +321,23 @@ class Indexer:
         elif not self.report.interrupted:
             self._work(todo, vanished, last=True)
             rounds += 1
+            if rounds > 1:
+                self._fold_late_moves(started_at)
         if not dry_run and rounds:  # a walk interrupted before any work leaves everything as it was
             self.report.index_written = self._finish_index()
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _fold_late_moves(self, started_at: datetime) -> None:
+        """After several rounds: copies added before their original was found gone are moves after all."""
+        if not self._copies:
+            return
+        with self.lib.db.write() as s:
+            folded = sum(catalog.merge_moved(s, path, missing_since=started_at) for path in self._copies)
+        self._copies = []
+        self.report.moved += folded
+        self.report.added -= folded
+        self.report.missing -= folded
 
     def _work(self, todo: list[_Pending], vanished: list[catalog.PhotoState], *, last: bool) -> None:
         """One round: mark the vanished missing, relink likely moves by hash, decode and encode the rest."""
@@ -411,6 +427,7 @@ class Indexer:
             self.report.missing = max(0, self.report.missing - 1)
         elif outcome == "added":
             self.report.added += 1
+            self._copies.append(p.fact.path)
         else:  # "restored" (back from a missing drive) or "updated"
             self.report.updated += 1
 

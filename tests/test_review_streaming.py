@@ -202,12 +202,6 @@ def test_a_move_to_a_later_name_across_rounds_is_relinked(tmp_path: Path, config
     assert _not_live(cfg, lib) == {} and _live(cfg) == _disk(lib)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a move to an earlier-sorting path whose new paths fill a round before the old rows are passed "
-    "is recorded as 'added' (fully decoded, linked by hash) and the old rows stay behind as 'missing', where one "
-    "round relinks them as 'moved'",
-)
 def test_a_move_to_an_earlier_name_across_rounds_is_relinked_like_in_one_round(
     tmp_path: Path, config: Config, tiny: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -225,7 +219,7 @@ def test_a_move_to_an_earlier_name_across_rounds_is_relinked_like_in_one_round(
     rounds = _run(cfg2)
     assert rounds.encoded == 0 and _live(cfg2) == _disk(lib2)  # vectors are reused either way
     assert (rounds.moved, rounds.added, rounds.missing) == (4, 0, 0)
-    assert _not_live(cfg2, lib2) == {}  # today: {'zz/p0.jpg': 'missing', ...}
+    assert _not_live(cfg2, lib2) == {}
 
 
 # ---------------------------------------------------------------- copies, dry runs, the daemon's unit
