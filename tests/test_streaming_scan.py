@@ -157,3 +157,26 @@ def test_a_stop_during_the_walk_keeps_earlier_rounds_and_judges_nothing_after(
     final = _run(config)
     assert not final.interrupted and final.missing == 4
     assert report.encoded + final.encoded == 9
+
+
+def test_a_move_found_across_rounds_keeps_the_rows_identity(
+    tmp_path: Path, config: Config, small_rounds: list[int]
+) -> None:
+    """A folder renamed to a name earlier in the walk: its photos are linked at the new paths rounds before the
+    old paths are passed; at the end the old rows move there (same ids and first_seen), nothing is left missing."""
+    lib_dir = tmp_path / "lib"
+    for i in range(5):
+        make_photo(lib_dir / "zz" / f"p{i}.jpg", (i * 40, 200, 90), (64, 48))
+    with open_library(config) as lib, lib.db.write() as s:
+        catalog.add_root(s, lib_dir)
+    assert _run(config).encoded == 5
+    con = sqlite3.connect(config.db_path)
+    before = dict(con.execute("SELECT substr(path, -6), id || ' ' || first_seen FROM photos").fetchall())
+    shutil.move(lib_dir / "zz", lib_dir / "aa")
+    report = _run(config)
+    assert len(small_rounds) > 2  # the new paths really came rounds before the old ones
+    assert (report.moved, report.added, report.missing, report.encoded) == (5, 0, 0, 0)
+    rows = con.execute("SELECT path, status, substr(path, -6), id || ' ' || first_seen FROM photos").fetchall()
+    con.close()
+    assert all(status == "indexed" and "/aa/" in path for path, status, _, _ in rows) and len(rows) == 5
+    assert {name: identity for _, _, name, identity in rows} == before
