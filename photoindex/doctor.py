@@ -86,6 +86,14 @@ class BundleState:
 
 
 @dataclass(frozen=True)
+class ModelCacheState:
+    """Fast-loading copies of the bundle's ONNX models (`[runtime] model_cache`); `directory` None when off."""
+
+    directory: str | None
+    ready: dict[str, bool]  # ONNX model file -> a current copy exists (else it is made at its first load)
+
+
+@dataclass(frozen=True)
 class InotifyState:
     """inotify limits against what the daemon would need (one watch per folder, one instance per root)."""
 
@@ -109,6 +117,7 @@ class DoctorReport:
     onnxruntime_providers: list[str]
     encoders: list[EncoderRuntime]
     bundle: BundleState | None
+    model_cache: ModelCacheState
     sqlite_version: str
     inotify: InotifyState | None
     findings: list[Finding] = field(default_factory=list)
@@ -131,6 +140,14 @@ class DoctorReport:
                 state = "ok" if f.ok and f.present else ("absent" if f.ok else "PROBLEM")
                 extra = f" ({f.detail})" if f.detail else ""
                 out.append(f"  {state:8} {f.name} [{f.role}{', optional' if f.optional else ''}]{extra}")
+        cache = self.model_cache
+        if cache.directory is None:
+            out.append('fast model copies: off ([runtime] model_cache = "off"): each load parses the model')
+        else:
+            states = ", ".join(
+                f"{name} {'ready' if ok else 'made at its first load'}" for name, ok in cache.ready.items()
+            )
+            out.append(f"fast model copies in {cache.directory}: {states or 'no ONNX model in the bundle'}")
         out.append(f"SQLite library: {self.sqlite_version}")
         if self.inotify is not None:
             n = self.inotify
@@ -251,6 +268,23 @@ def _bundle(bundle: Bundle, findings: list[Finding]) -> BundleState:
             )
         )
     return BundleState(bundle.manifest.name, str(bundle.directory), files)
+
+
+def _model_cache(config: Config, bundle: Bundle | None) -> ModelCacheState:
+    from photoindex import modelcache
+
+    directory = config.runtime.model_cache_dir
+    if directory is None:
+        return ModelCacheState(None, {})
+    ready: dict[str, bool] = {}
+    if bundle is not None:
+        import onnxruntime
+
+        for which in ("image", "text"):
+            path = bundle.path(which)
+            if path is not None and path.is_file():
+                ready[path.name] = modelcache.lookup(path, directory, onnxruntime.__version__) is not None
+    return ModelCacheState(str(directory), ready)
 
 
 def _sqlite(findings: list[Finding]) -> str:
@@ -411,6 +445,7 @@ def diagnose(config: Config) -> DoctorReport:
         onnxruntime_providers=_ort_providers(),
         encoders=encoders,
         bundle=bundle_state,
+        model_cache=_model_cache(config, bundle),
         sqlite_version=sqlite_version,
         inotify=inotify,
         findings=findings,

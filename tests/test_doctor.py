@@ -204,3 +204,22 @@ def test_doctor_exits_1_on_a_problem(tmp_path: Path) -> None:
     assert (
         "problem: model bundle clip-vit-b32 is missing image_encoder.onnx, text_encoder.onnx" in result.stdout
     )
+
+
+def test_doctor_tells_which_models_have_a_fast_copy(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the first load no copy is ready; after it the text model's is; with the cache off, none is kept."""
+    from photoindex.config import load_config
+    from photoindex.doctor import diagnose
+    from photoindex.library import open_library
+
+    before = diagnose(config).model_cache
+    assert before.directory == str(config.home / "cache" / "models")
+    assert before.ready == {"image_encoder.onnx": False, "text_encoder.onnx": False}
+    with open_library(config) as lib:
+        lib.text_encoder()
+    after = diagnose(config)
+    assert after.model_cache.ready == {"image_encoder.onnx": False, "text_encoder.onnx": True}
+    assert any("text_encoder.onnx ready" in line for line in after.lines())
+    monkeypatch.setenv("PHOTOINDEX_RUNTIME_MODEL_CACHE", "off")
+    off = diagnose(load_config())
+    assert off.model_cache.directory is None and any("fast model copies: off" in line for line in off.lines())
