@@ -29,8 +29,9 @@ from photoindex.scanner import FileFact, ScanProblem, ignored_below, stat_fact, 
 
 log = logging.getLogger("photoindex")
 
-# Photos (or vanished rows) found by a scan before they are worked on; bounds the run's memory.
-WORK_ROUND = 10_000
+# Photos (or vanished rows) found by a scan before they are worked on: bounds the run's memory
+# (~0.4 KB each, so ~20 MB), and below it a run knows its total (and the progress bar its ETA).
+WORK_ROUND = 50_000
 
 
 @dataclass(frozen=True)

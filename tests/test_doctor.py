@@ -208,7 +208,6 @@ def test_doctor_exits_1_on_a_problem(tmp_path: Path) -> None:
 
 def test_doctor_tells_which_models_have_a_fast_copy(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before the first load no copy is ready; after it the text model's is; with the cache off, none is kept."""
-    from photoindex.config import load_config
     from photoindex.doctor import diagnose
     from photoindex.library import open_library
 
