@@ -165,6 +165,15 @@ def add_root(
     row = session.execute(select(_ROOTS).where(_ROOTS.c.id == root_id)).one()
     inner = [r.id for r in roots if _inside(r.path, resolved)]
     if inner:
+        away = [r.id for r in roots if r.id in inner and not r.present]
+        if away:
+            # Missing because their drive was away, not deleted: the forgetting clock
+            # (`forget_missing`) starts now, under a root that is there.
+            session.execute(
+                update(_PHOTOS)
+                .where(_PHOTOS.c.root_id.in_(away), _PHOTOS.c.status == "missing")
+                .values(updated_at=now or _now())
+            )
         session.execute(update(_PHOTOS).where(_PHOTOS.c.root_id.in_(inner)).values(root_id=row.id))
         session.execute(delete(_ROOTS).where(_ROOTS.c.id.in_(inner)))
     return _root(row)
@@ -468,22 +477,51 @@ def mark_missing(session: Session, photo_ids: Sequence[int], *, now: datetime | 
     return set_photo_status(session, photo_ids, "missing", now=now)
 
 
-def forget_missing(session: Session, root_ids: Sequence[int], *, missing_since: datetime) -> int:
-    """Delete the photos of these roots that have been missing since before `missing_since`; returns how many.
+def _long_missing(root_ids: Sequence[int], missing_since: datetime) -> ColumnElement[bool]:
+    return and_(
+        _PHOTOS.c.root_id.in_(list(root_ids)),
+        _PHOTOS.c.status == "missing",
+        _PHOTOS.c.updated_at < missing_since,
+    )
 
-    Their vectors become orphans when no other photo shares the content (`delete_orphan_vectors`).
+
+def long_missing(session: Session, root_ids: Sequence[int], *, missing_since: datetime) -> list[str]:
+    """Paths of these roots' photos missing since before `missing_since` (what `forget_missing` would delete)."""
+    paths: list[str] = []
+    for chunk in _chunks(list(root_ids)):
+        query = select(_PHOTOS.c.path).where(_long_missing(chunk, missing_since)).order_by(_PHOTOS.c.path)
+        paths.extend(session.execute(query).scalars())
+    return paths
+
+
+def forget_missing(
+    session: Session, model_id: str, root_ids: Sequence[int], *, missing_since: datetime
+) -> tuple[int, list[int]]:
+    """Delete these roots' photos missing since before `missing_since`, and the vectors only they held.
+
+    Returns (photos deleted, vector ids deleted). Other vectors nobody holds now are left alone:
+    `photoindex forget ROOT` keeps them on purpose, for the root's return.
     """
     forgotten = 0
+    hashes: set[str] = set()
     for chunk in _chunks(list(root_ids)):
-        result = session.execute(
-            delete(_PHOTOS).where(
-                _PHOTOS.c.root_id.in_(chunk),
-                _PHOTOS.c.status == "missing",
-                _PHOTOS.c.updated_at < missing_since,
-            )
+        gone = _long_missing(chunk, missing_since)
+        hashes.update(h for h in session.execute(select(_PHOTOS.c.content_hash).where(gone)).scalars() if h)
+        forgotten += _rowcount(session.execute(delete(_PHOTOS).where(gone)))
+    orphans: list[int] = []
+    for chunk in _chunks(sorted(hashes)):
+        orphans.extend(
+            int(i)
+            for i in session.execute(
+                select(_VECTORS.c.id).where(
+                    _VECTORS.c.model_id == model_id,
+                    _VECTORS.c.content_hash.in_(chunk),
+                    ~exists().where(_PHOTOS.c.content_hash == _VECTORS.c.content_hash),
+                )
+            ).scalars()
         )
-        forgotten += _rowcount(result)
-    return forgotten
+    delete_vectors(session, model_id, orphans)
+    return forgotten, sorted(orphans)
 
 
 # ---------------------------------------------------------------- vectors

@@ -152,6 +152,7 @@ def _summary(report: IndexReport) -> str:
             (report.updated, "updated"),
             (report.moved, "moved"),
             (report.missing, "missing"),
+            (report.forgotten, "forgotten (long missing)"),
             (report.failed, "failed"),
             (report.encoded, "encoded"),
         )
@@ -161,7 +162,9 @@ def _summary(report: IndexReport) -> str:
 
 
 def _changed(report: IndexReport) -> bool:
-    return bool(report.added or report.updated or report.moved or report.missing or report.failed)
+    return bool(
+        report.added or report.updated or report.moved or report.missing or report.forgotten or report.failed
+    )
 
 
 # ---------------------------------------------------------------- the daemon

@@ -277,13 +277,17 @@ def _model_cache(config: Config, bundle: Bundle | None) -> ModelCacheState:
     if directory is None:
         return ModelCacheState(None, {})
     ready: dict[str, bool] = {}
-    if bundle is not None:
+    try:
         import onnxruntime
 
+        version: str | None = onnxruntime.__version__
+    except ImportError:  # reported with the packages; no copy can be used (or made) without it
+        version = None
+    if bundle is not None:
         for which in ("image", "text"):
             path = bundle.path(which)
             if path is not None and path.is_file():
-                ready[path.name] = modelcache.lookup(path, directory, onnxruntime.__version__) is not None
+                ready[path.name] = version is not None and modelcache.lookup(path, directory, version) is not None
     return ModelCacheState(str(directory), ready)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from photoindex import catalog
 from photoindex.config import Config
 from photoindex.decodepool import DecodeJob, DecodePool, DecodeResult
-from photoindex.errors import PhotoindexError
+from photoindex.errors import ConfigError, PhotoindexError
 from photoindex.library import Library, open_library
 from photoindex.scanner import FileFact, ScanProblem, ignored_below, stat_fact, walk
 
@@ -238,16 +238,19 @@ class Indexer:
                     fresh[holder.id] = holder
             roots = list(fresh.values())
         self.report.roots = [r.path for r in roots]
+        _check_forget_setting(self.config.index.forget_missing_after_days)
         report = self.run_scopes([(r, r.path) for r in roots], dry_run=dry_run)
-        if not dry_run and not report.interrupted:
+        if not report.interrupted:
             present = {r.id: self._root_there(r) for r in roots}
-            with self.lib.db.write() as s:
-                catalog.set_roots_scanned(s, [r.id for r in roots], present)
-            self._forget_long_missing([r.id for r in roots if present[r.id]])
+            if not dry_run:
+                with self.lib.db.write() as s:
+                    catalog.set_roots_scanned(s, [r.id for r in roots], present)
+            self._forget_long_missing([r.id for r in roots if present[r.id]], dry_run=dry_run)
         return report
 
     def _root_there(self, root: catalog.RootRecord) -> bool:
-        """A folder root is there as a folder; a one-photo root as that file (not a folder that became a file)."""
+        """A folder root is there as a folder; a one-photo root as that file (not a folder that became a file,
+        which the catalog tells by the photos it has below the root's path)."""
         if os.path.isdir(root.path):
             return True
         if not os.path.isfile(root.path):
@@ -255,21 +258,27 @@ class Indexer:
         from photoindex import reads
 
         with self.lib.db.reads() as con:
-            first = reads.photo_states_under(con, root.path, limit=1)
-        return bool(first) and first[0].path == root.path
+            below = reads.photo_states_under(con, root.path, after=os.fsencode(root.path), limit=1)
+        return not below
 
-    def _forget_long_missing(self, root_ids: list[int]) -> None:
+    def _forget_long_missing(self, root_ids: list[int], *, dry_run: bool) -> None:
         """After a full scan: forget photos missing for longer than configured, and the vectors only they held.
 
         Only roots that are there: the photos of an unplugged drive wait for it however long it takes.
+        A dry run lists them (action "forget").
         """
         days = self.config.index.forget_missing_after_days
         if days <= 0 or not root_ids:
             return
         since = datetime.now(timezone.utc) - timedelta(days=days)
+        if dry_run:
+            with self.lib.db.read() as s:
+                paths = catalog.long_missing(s, root_ids, missing_since=since)
+            self.report.planned.extend(PlannedChange("forget", path) for path in paths)
+            self.report.forgotten = len(paths)
+            return
         with self.lib.db.write() as s:
-            forgotten = catalog.forget_missing(s, root_ids, missing_since=since)
-            deleted = catalog.delete_orphan_vectors(s, self.lib.model_id) if forgotten else []
+            forgotten, deleted = catalog.forget_missing(s, self.lib.model_id, root_ids, missing_since=since)
         self.report.forgotten += forgotten
         if deleted:
             # The vectors epoch moved on: the index is rebuilt from SQLite now, not in the next search.
@@ -582,6 +591,14 @@ class _Problems:
         self.seen.append(prob)
         if prob.reason == "unreadable":
             self.blind.append(prob.path)
+
+
+def _check_forget_setting(days: float) -> None:
+    if not 0 <= days <= 36_500:  # also NaN
+        raise ConfigError(
+            f"[index] forget_missing_after_days = {days} is not a number of days from 0 (never) to 36500",
+            "fix it in the config file (or PHOTOINDEX_INDEX_FORGET_MISSING_AFTER_DAYS)",
+        )
 
 
 def _rate(done: int, since: float) -> float:

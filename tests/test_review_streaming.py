@@ -2,9 +2,8 @@
 
 The scan runs with rounds of 2 photos and catalog pages of 2 rows (`tiny`), so a library of a dozen photos
 crosses many round and page boundaries. Outcomes are checked against the disk (every candidate photo indexed
-with its content hash, nothing else live) and against a one-round run on an identical library. Tests marked
-xfail(strict=True) record defects found in review: each passes once the defect is fixed (and then the marker
-must go).
+with its content hash, nothing else live) and against a one-round run on an identical library. The defects
+this review found are fixed; their tests stay as regression tests.
 """
 
 from __future__ import annotations
