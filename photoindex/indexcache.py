@@ -119,6 +119,15 @@ class IndexHandle:
         )
         self.dirty = True
 
+    def remove(self, ids: np.ndarray, state: Any, anchor: str | None, max_id: int) -> None:
+        """Take out vectors just deleted from SQLite by this writer (no rebuild); `state`, `anchor` and
+        `max_id` describe the catalog after that commit. The index must have been current before it."""
+        self.index.remove(ids)
+        self.index.meta.update(
+            generation=state.generation, epoch=state.vectors_epoch, max_id=max_id, anchor=anchor
+        )
+        self.dirty = True
+
     def save_if_dirty(self) -> bool:
         """Write the file atomically when it differs from what is on disk; True if written."""
         if not self.dirty:

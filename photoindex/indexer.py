@@ -277,12 +277,17 @@ class Indexer:
             self.report.planned.extend(PlannedChange("forget", path) for path in paths)
             self.report.forgotten = len(paths)
             return
+        handle = self._open_index()  # current with the catalog before anything is deleted
+        model_id = self.lib.model_id
         with self.lib.db.write() as s:
-            forgotten, deleted = catalog.forget_missing(s, self.lib.model_id, root_ids, missing_since=since)
+            forgotten, deleted = catalog.forget_missing(s, model_id, root_ids, missing_since=since)
+            after = (catalog.index_state(s, model_id), catalog.vectors_anchor(s, model_id),
+                     catalog.max_vector_id(s, model_id))
         self.report.forgotten += forgotten
         if deleted:
-            # The vectors epoch moved on: the index is rebuilt from SQLite now, not in the next search.
-            self._index_fresh = False
+            # The ids are known: take them out of the open index rather than rebuilding it from SQLite
+            # (the new epoch would otherwise make every reader rebuild).
+            handle.remove(np.asarray(deleted, dtype=np.int64), *after)
             self.report.index_written = self._finish_index() or self.report.index_written
 
     def run_paths(self, paths: Iterable[str]) -> IndexReport:
