@@ -249,10 +249,15 @@ class Indexer:
         return report
 
     def _root_there(self, root: catalog.RootRecord) -> bool:
-        """A folder root is there as a folder; a one-photo root as that file (not a folder that became a file,
-        which the catalog tells by the photos it has below the root's path)."""
+        """A folder root is there as a folder with something in it (an empty one is most likely the mount
+        point of an unplugged drive); a one-photo root as that file (not a folder that became a file, which
+        the catalog tells by the photos it has below the root's path)."""
         if os.path.isdir(root.path):
-            return True
+            try:
+                with os.scandir(root.path) as entries:
+                    return any(True for _ in entries)
+            except OSError:
+                return False
         if not os.path.isfile(root.path):
             return False
         from photoindex import reads

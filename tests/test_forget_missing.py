@@ -119,3 +119,15 @@ def test_forgetting_takes_vectors_out_of_the_index_without_a_rebuild(
         assert sorted(handle.index.ids().tolist()) == [i for (i,) in sql(config, "SELECT id FROM vectors ORDER BY id")]
     hits = cli("search", "blue", "--limit", "5")
     assert all("blue" not in h["path"] for h in hits)
+
+
+def test_an_empty_root_folder_is_an_unplugged_drive_not_a_deletion(library: Path, config: Config) -> None:
+    """A root folder that is there but empty (the mount point of a drive that is not mounted) keeps its photos
+    however long they are missing; once something is in it again, the clock applies."""
+    for photo in list(library.iterdir()):
+        photo.unlink()
+    assert cli("reindex")["missing"] == 5
+    backdate_missing(config, 400)
+    assert cli("reindex")["forgotten"] == 0
+    make_photo(library / "9-new.jpg", COLOURS["blue"], (64, 48), seed=5)
+    assert cli("reindex")["forgotten"] == 5

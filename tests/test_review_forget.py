@@ -282,7 +282,7 @@ def test_a_root_folder_that_became_a_photo_file_is_not_there(tmp_path: Path, con
 
 
 def test_when_every_photo_is_forgotten_the_index_is_empty_and_search_answers(tmp_path: Path, config: Config) -> None:
-    """A folder emptied for good: all its photos and every vector are forgotten, the saved index is empty and
+    """A folder emptied of photos for good: all its photos and every vector are forgotten, the saved index is empty and
     a search answers with no hits; a photo added later is encoded and found."""
     root = tmp_path / "gone"
     make_photo(root / "red.jpg", COLOURS["red"], (64, 48))
@@ -290,6 +290,7 @@ def test_when_every_photo_is_forgotten_the_index_is_empty_and_search_answers(tmp
     cli("index", str(root))
     for p in root.iterdir():
         p.unlink()
+    (root / "notes.txt").write_text("not a photo")  # an empty root would be an unplugged drive's mount point
     cli("reindex")
     backdate_missing(config, 31)
     assert cli("reindex")["forgotten"] == 2
