@@ -16,7 +16,7 @@ from photoindex.decodepool import DecodeJob, DecodePool
 from photoindex.encoders import ImageEncoder
 from photoindex.imaging import decode_photo, preprocess
 from photoindex.manifest import Bundle, ImageSpec
-from photoindex.runtime import OrtSession, TensorSpec
+from photoindex.runtime import FixedSpecs, OrtSession, TensorSpec
 
 NPU_SECONDS_PER_IMAGE = 0.0042  # ViT-B/32 image encoder on the AX650N NPU (Axera's published figure)
 
@@ -146,7 +146,7 @@ def naive_rate(paths: Sequence[Path], encoder: ImageEncoder, spec: ImageSpec) ->
 # --- the NPU stand-in ---------------------------------------------------------------------------
 
 
-class NpuStandinSession:
+class NpuStandinSession(FixedSpecs):
     """Shaped like an axengine session of Axera's 2023 image build: uint8 [1,S,S,3] in, [1,D] out.
 
     A run costs 4.2 ms of wall time and no CPU, as the NPU does; the vector is a fixed projection of
@@ -162,16 +162,6 @@ class NpuStandinSession:
         self._outputs = [TensorSpec("image_features", (1, dim), np.dtype(np.float32))]
         self._projection = np.random.default_rng(7).standard_normal((3, dim)).astype(np.float32)
         self.runs = 0
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        """The compiled input: one NHWC uint8 image."""
-        return list(self._inputs)
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        """One [1, D] float32 vector."""
-        return list(self._outputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Wait out the NPU's time per image; strict about the compiled shape and dtype as axengine is."""

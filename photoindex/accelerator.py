@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -261,7 +261,23 @@ class _CpuSwitch(Generic[_E]):
             return cpu
 
 
-class FallbackImageEncoder(ImageEncoder):
+class _FallsBack:
+    """What both NPU encoders with a CPU fallback tell about it."""
+
+    _fallback: _CpuSwitch[Any]
+
+    @property
+    def fell_back(self) -> bool:
+        """Whether the NPU failed and the CPU does the work now."""
+        return self._fallback.cpu is not None
+
+    @property
+    def warnings(self) -> list[str]:
+        """The fallback warning line, once the NPU has failed to run."""
+        return list(self._fallback.warnings)
+
+
+class FallbackImageEncoder(_FallsBack, ImageEncoder):
     """An image encoder on the NPU that switches to the CPU, once and for good, when a run fails.
 
     Its `layout` stays the NPU model's for its whole life (callers decode to it); after the switch,
@@ -279,16 +295,6 @@ class FallbackImageEncoder(ImageEncoder):
         super().__init__(session, spec, embedding_dim)
         self._spec = spec
         self._fallback = _CpuSwitch(session, open_cpu, on_warning)
-
-    @property
-    def fell_back(self) -> bool:
-        """Whether the NPU failed and the CPU does the work now."""
-        return self._fallback.cpu is not None
-
-    @property
-    def warnings(self) -> list[str]:
-        """The fallback warning line, once the NPU has failed to run."""
-        return list(self._fallback.warnings)
 
     def _valid_input(self, pixels: np.ndarray) -> bool:
         # Only the NPU's own failures fall back; a caller's wrong pixels are an error on any device.
@@ -310,7 +316,7 @@ class FallbackImageEncoder(ImageEncoder):
         return cpu.encode(_convert_pixels(pixels, self.layout, cpu.layout, self._spec))
 
 
-class FallbackTextEncoder(TextEncoder):
+class FallbackTextEncoder(_FallsBack, TextEncoder):
     """A text encoder on the NPU that switches to the CPU, once and for good, when a run fails."""
 
     def __init__(
@@ -323,16 +329,6 @@ class FallbackTextEncoder(TextEncoder):
     ) -> None:
         super().__init__(session, tokenizer, embedding_dim)
         self._fallback = _CpuSwitch(session, open_cpu, on_warning)
-
-    @property
-    def fell_back(self) -> bool:
-        """Whether the NPU failed and the CPU does the work now."""
-        return self._fallback.cpu is not None
-
-    @property
-    def warnings(self) -> list[str]:
-        """The fallback warning line, once the NPU has failed to run."""
-        return list(self._fallback.warnings)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Like TextEncoder.encode; on the first NPU failure, warn once and use the CPU from then on."""

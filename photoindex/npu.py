@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from photoindex.errors import ModelError, RuntimeUnavailable
-from photoindex.runtime import TensorSpec
+from photoindex.runtime import FixedSpecs, TensorSpec
 
 logger = logging.getLogger("photoindex")
 
@@ -134,7 +134,7 @@ def _ax_spec(arg: Any, path: Path) -> TensorSpec:
     return TensorSpec(name=str(arg.name), shape=shape, dtype=dtype)
 
 
-class AxSession:
+class AxSession(FixedSpecs):
     """An `.axmodel` run on the Axera NPU by pyaxengine, behind the `Session` protocol; thread-safe."""
 
     def __init__(self, path: Path, provider: str | None = None) -> None:
@@ -161,16 +161,6 @@ class AxSession:
         name = providers if isinstance(providers, str) else (list(providers) or ["unknown"])[0]
         self.provider = f"axengine:{name}"
         self._lock = threading.Lock()
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        """The compiled model's inputs (static shapes)."""
-        return list(self._inputs)
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        """The compiled model's outputs."""
-        return list(self._outputs)
 
     def _check_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Refuse anything but the exact compiled shape and dtype (pyaxengine asserts; it never casts)."""

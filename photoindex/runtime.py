@@ -78,7 +78,24 @@ def _ort_spec(arg: Any, path: Path) -> TensorSpec:
     return TensorSpec(name=arg.name, shape=shape, dtype=dtype)
 
 
-class OrtSession:
+class FixedSpecs:
+    """`inputs` and `outputs` of a session whose specs are fixed when it is made (kept in `_inputs`, `_outputs`)."""
+
+    _inputs: list[TensorSpec]
+    _outputs: list[TensorSpec]
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        """The model's inputs (a copy: callers cannot change the session's)."""
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        """The model's outputs, in the order `run` returns them."""
+        return list(self._outputs)
+
+
+class OrtSession(FixedSpecs):
     """A model file run by ONNX Runtime on the CPU, behind the `Session` protocol."""
 
     def __init__(self, path: Path, threads: int = 0, cache_dir: Path | None = None) -> None:
@@ -130,16 +147,6 @@ class OrtSession:
     def _fast_copy(self, ort: Any, cache_dir: Path) -> Path | None:
         copy = modelcache.lookup(self.path, cache_dir, ort.__version__)
         return copy if copy is not None else modelcache.make(self.path, cache_dir, ort)
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        """The model's inputs as declared in the graph."""
-        return list(self._inputs)
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        """The model's outputs as declared in the graph."""
-        return list(self._outputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run the model on the CPU; every output is returned, in declaration order."""

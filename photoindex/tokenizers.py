@@ -51,6 +51,15 @@ _FTFY_INERT = frozenset(chr(c) for c in range(0x20, 0x7F) if chr(c) != "&") | {"
 _BPE_CACHE_LIMIT = 20_000
 
 
+def _check_context_length(kind: str, context_length: int) -> None:
+    # Room for the start and end markers at least.
+    if context_length < 2:
+        raise ModelError(
+            f"a {kind} tokenizer needs a context length of at least 2, got {context_length}",
+            "fix `context_length` in the model manifest",
+        )
+
+
 class Tokenizer(Protocol):
     """Turns query text into the int64 id rows a text encoder takes."""
 
@@ -141,11 +150,7 @@ class ClipBpeTokenizer:
     kind = "clip-bpe"
 
     def __init__(self, context_length: int = 77) -> None:
-        if context_length < 2:
-            raise ModelError(
-                f"a CLIP tokenizer needs a context length of at least 2, got {context_length}",
-                "fix `context_length` in the model manifest",
-            )
+        _check_context_length("CLIP", context_length)
         import regex  # noqa: PLC0415 - the only user of `regex`; keeps `import photoindex...` light
 
         self.context_length = context_length
@@ -315,11 +320,7 @@ class BertChineseTokenizer:
     max_word_chars = 200
 
     def __init__(self, context_length: int = 52) -> None:
-        if context_length < 2:
-            raise ModelError(
-                f"a BERT tokenizer needs a context length of at least 2, got {context_length}",
-                "fix `context_length` in the model manifest",
-            )
+        _check_context_length("BERT", context_length)
         self.context_length = context_length
         path = data_file(BERT_VOCAB)
         try:

@@ -3,42 +3,16 @@ vectors only they held; photos of an unplugged drive are kept however long it is
 
 from __future__ import annotations
 
-import json
 import shutil
-import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from helpers import backdate_missing, cli, sql
 
-from photoindex.cli import app
 from photoindex.config import Config
 from photoindex.testing import COLOURS
 from photoindex.testing.photos import make_photo
 from photoindex.vectorindex import VectorIndex
-
-runner = CliRunner()
-
-
-def cli(*args: str) -> Any:
-    result = runner.invoke(app, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def sql(config: Config, statement: str, *params: Any) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(config.db_path)
-    try:
-        with con:
-            return con.execute(statement, params).fetchall()
-    finally:
-        con.close()
-
-
-def backdate_missing(config: Config, days: float) -> None:
-    """Pretend the missing photos went missing `days` ago (timestamps are stored as naive UTC text)."""
-    sql(config, "UPDATE photos SET updated_at = datetime(updated_at, ?) WHERE status = 'missing'", f"-{days} days")
 
 
 def index_vectors(config: Config) -> int:

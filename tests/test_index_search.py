@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import cli, sql
 from typer.testing import CliRunner
 
 from photoindex.cli import app
@@ -29,20 +30,8 @@ from photoindex.vectorindex import VectorIndex
 runner = CliRunner()
 
 
-def cli(*args: str) -> Any:
-    """Run the CLI in-process with --json and return the parsed output (asserting exit 0)."""
-    result = runner.invoke(app, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
-def db_rows(config: Config, sql: str) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(config.db_path)
-    con.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def index_file(config: Config) -> Path:
@@ -127,11 +116,11 @@ def test_index_search_and_keep_true(
     renamed = root / "album-01 (renamed)"
     album.rename(renamed)
     tree = {(renamed / p.relative_to(album) if album in p.parents else p): c for p, c in tree.items()}
-    vectors_before = db_rows(config, "SELECT count(*) FROM vectors")[0][0]
+    vectors_before = sql(config, "SELECT count(*) FROM vectors")[0][0]
     moved = cli("index", str(root))
     assert moved["encoded"] == 0
     assert moved["moved"] == 50
-    assert db_rows(config, "SELECT count(*) FROM vectors")[0][0] == vectors_before
+    assert sql(config, "SELECT count(*) FROM vectors")[0][0] == vectors_before
     in_folder = cli("search", "red", "--folder", str(renamed), "--limit", "100")
     assert in_folder and all(Path(h["path"]).parent == renamed for h in in_folder)
     everything = cli("search", "something", "--limit", "1000")
@@ -153,7 +142,7 @@ def test_damaged_index_is_rebuilt_from_sqlite(tmp_path: Path, config: Config) ->
     tree = make_photo_tree(root, 40, seed=5)
     cli("index", str(root))
     expected = cli("search", "blue", "--limit", "10")
-    encoded = db_rows(config, "SELECT count(*) FROM vectors")[0][0]
+    encoded = sql(config, "SELECT count(*) FROM vectors")[0][0]
     idx = index_file(config)
 
     idx.unlink()  # deleted
@@ -167,7 +156,7 @@ def test_damaged_index_is_rebuilt_from_sqlite(tmp_path: Path, config: Config) ->
 
     idx.write_bytes(b"")  # empty
     assert cli("search", "blue", "--limit", "10") == expected
-    assert db_rows(config, "SELECT count(*) FROM vectors")[0][0] == encoded  # nothing re-encoded
+    assert sql(config, "SELECT count(*) FROM vectors")[0][0] == encoded  # nothing re-encoded
     assert len(tree) == 40
 
 
@@ -183,7 +172,7 @@ def test_status_and_dry_run(tmp_path: Path, config: Config) -> None:
     actions = {(c["action"], Path(c["path"]).name) for c in plan["planned"]}
     assert ("add", "new.jpg") in actions
     assert any(a == "missing" for a, _ in actions)
-    assert db_rows(config, "SELECT count(*) FROM photos WHERE status = 'missing'")[0][0] == 0  # wrote nothing
+    assert sql(config, "SELECT count(*) FROM photos WHERE status = 'missing'")[0][0] == 0  # wrote nothing
     status = cli("status")
     assert status["counts"]["indexed"] == 12
     assert status["roots"][0]["path"] == str(root)
@@ -211,7 +200,7 @@ def test_errors_are_one_clear_line(tmp_path: Path, config: Config) -> None:
 
 
 def _vector_ids(config: Config) -> set[int]:
-    return {r[0] for r in db_rows(config, "SELECT id FROM vectors")}
+    return {r[0] for r in sql(config, "SELECT id FROM vectors")}
 
 
 @pytest.mark.slow
@@ -228,7 +217,7 @@ def test_kill_9_during_index_then_resume(tmp_path: Path, config: Config, home_en
         while proc.poll() is None and time.monotonic() < deadline:
             if config.db_path.exists():
                 try:
-                    n = db_rows(config, "SELECT count(*) FROM vectors")[0][0]
+                    n = sql(config, "SELECT count(*) FROM vectors")[0][0]
                 except sqlite3.OperationalError:
                     n = 0
                 if n >= threshold:
@@ -240,11 +229,11 @@ def test_kill_9_during_index_then_resume(tmp_path: Path, config: Config, home_en
     assert kills_mid_run >= 2, "the kills must land while indexing runs"
     final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
-    rows = db_rows(config, "SELECT path, status, content_hash FROM photos")
+    rows = sql(config, "SELECT path, status, content_hash FROM photos")
     assert sorted(Path(r[0]) for r in rows) == sorted(tree)
     assert all(r[1] == "indexed" for r in rows)
     hashes = {r[2] for r in rows}
-    assert len(db_rows(config, "SELECT id FROM vectors")) == len(hashes)  # one vector per content
+    assert len(sql(config, "SELECT id FROM vectors")) == len(hashes)  # one vector per content
     index = VectorIndex.load(index_file(config))
     assert set(index.ids().tolist()) == _vector_ids(config)
     _assert_index_matches_catalog(config)
@@ -263,7 +252,7 @@ def test_ctrl_c_stops_after_the_batch_and_the_next_run_continues(
     while time.monotonic() < deadline:
         if config.db_path.exists():
             try:
-                if db_rows(config, "SELECT count(*) FROM vectors")[0][0] >= 8:
+                if sql(config, "SELECT count(*) FROM vectors")[0][0] >= 8:
                     break
             except sqlite3.OperationalError:
                 pass
@@ -302,7 +291,7 @@ def test_concurrent_searches_during_indexing_all_succeed(
     # Wait until the writer has marked the deleted photos missing (its first transaction).
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if db_rows(config, "SELECT count(*) FROM photos WHERE status = 'missing'")[0][0] == len(gone):
+        if sql(config, "SELECT count(*) FROM photos WHERE status = 'missing'")[0][0] == len(gone):
             break
         time.sleep(0.01)
 
@@ -324,7 +313,7 @@ def _assert_index_matches_catalog(config: Config) -> None:
     import numpy as np
 
     index = VectorIndex.load(index_file(config))
-    rows = db_rows(config, "SELECT id, vector FROM vectors ORDER BY id")
+    rows = sql(config, "SELECT id, vector FROM vectors ORDER BY id")
     assert index.ids().tolist() == [r[0] for r in rows]
     for vid, blob in rows:
         stored = np.frombuffer(blob, dtype="<f4")
@@ -380,12 +369,12 @@ def test_forget_a_root_then_purge_its_vectors(tmp_path: Path, config: Config) ->
     hits = cli("search", "anything", "--limit", "100")
     assert {Path(h["path"]) for h in hits} == set(keep)  # gone from results, files untouched
     assert all(p.exists() for p in drop)
-    assert db_rows(config, "SELECT count(*) FROM vectors")[0][0] == 22
+    assert sql(config, "SELECT count(*) FROM vectors")[0][0] == 22
     again = cli("index", str(tmp_path / "drop"))  # a return costs no encoding
     assert again["encoded"] == 0 and again["added"] == 11
     purged = cli("forget", str(tmp_path / "drop"), "--purge")
     assert purged["vectors_deleted"] == 11 and purged["index_rebuilt"] is True
-    assert db_rows(config, "SELECT count(*) FROM vectors")[0][0] == 11
+    assert sql(config, "SELECT count(*) FROM vectors")[0][0] == 11
     _assert_index_matches_catalog(config)
     assert {Path(h["path"]) for h in cli("search", "anything", "--limit", "100")} == set(keep)
 
@@ -412,5 +401,5 @@ def test_a_folder_that_cannot_be_read_keeps_its_photos(
     report = run_index(config)
     assert report.missing == 0 and report.encoded == 0
     assert any(str(sick) in w and "Input/output error" in w for w in report.warnings)
-    assert db_rows(config, "SELECT count(*) FROM photos WHERE status = 'missing'")[0][0] == 0
+    assert sql(config, "SELECT count(*) FROM photos WHERE status = 'missing'")[0][0] == 0
     assert len(cli("search", "anything", "--limit", "100")) == len(tree)

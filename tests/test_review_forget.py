@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import backdate_missing, cli, sql
 from typer.testing import CliRunner
 
 from photoindex import catalog, indexer
@@ -34,24 +35,10 @@ runner = CliRunner()
 # ---------------------------------------------------------------- helpers
 
 
-def cli(*args: str) -> Any:
-    result = runner.invoke(app, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
-def sql(config: Config, statement: str, *params: Any) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(config.db_path)
-    try:
-        with con:
-            return con.execute(statement, params).fetchall()
-    finally:
-        con.close()
 
 
-def backdate_missing(config: Config, days: float) -> None:
-    """Pretend the missing photos went missing `days` earlier than recorded."""
-    sql(config, "UPDATE photos SET updated_at = datetime(updated_at, ?) WHERE status = 'missing'", f"-{days} days")
 
 
 def missing_for(config: Config, path: Path, days: float) -> None:
