@@ -179,6 +179,14 @@ def index_root(env: dict[str, str], root: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def empty_root(tmp_path: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    """(home, root): an empty folder added as the library's root before the daemon starts."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    index_root(env, root)
+    return Path(env["PHOTOINDEX_HOME"]), root
+
+
 # ---------------------------------------------------------------- acceptance
 
 
@@ -211,10 +219,7 @@ def test_photos_copied_in_are_all_indexed_and_searchable_and_a_new_root_is_picke
 def test_a_big_file_written_slowly_is_indexed_once_after_it_is_complete(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:
-    home = Path(env["PHOTOINDEX_HOME"])
-    root = tmp_path / "photos"
-    root.mkdir()
-    index_root(env, root)
+    home, root = empty_root(tmp_path, env)
     d = start()
     # A real JPEG padded to 20 MB: decodable from the first chunk on, so an early read would index
     # it (and the later complete file again). Written in 20 chunks over about 5 s.
@@ -241,10 +246,7 @@ def test_a_big_file_written_slowly_is_indexed_once_after_it_is_complete(
 def test_a_temporary_name_renamed_gives_one_photo_under_its_final_name(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:
-    home = Path(env["PHOTOINDEX_HOME"])
-    root = tmp_path / "photos"
-    root.mkdir()
-    index_root(env, root)
+    home, root = empty_root(tmp_path, env)
     d = start()
     make_photo(root / "x.jpg.tmp", GREEN, seed=3, fmt="JPEG")
     time.sleep(0.8)  # the temporary file sits there past the settle time, as a slow camera app's would
@@ -320,10 +322,7 @@ def test_when_watching_fails_the_daemon_says_so_and_rescans_find_new_photos(
 def test_sigterm_during_a_batch_stops_within_10_s_and_a_restart_loses_and_doubles_nothing(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:
-    home = Path(env["PHOTOINDEX_HOME"])
-    root = tmp_path / "photos"
-    root.mkdir()
-    index_root(env, root)
+    home, root = empty_root(tmp_path, env)
     d = start(PHOTOINDEX_INDEX_BATCH_SIZE="4")
     album = make_album(tmp_path / "staging", 120, GREEN, seed=1000)
     shutil.copytree(tmp_path / "staging", root / "album")
@@ -375,10 +374,7 @@ def test_the_daemon_waits_for_another_writer_and_still_stops_promptly(
 ) -> None:
     from photoindex.writerlock import WriterLock
 
-    home = Path(env["PHOTOINDEX_HOME"])
-    root = tmp_path / "photos"
-    root.mkdir()
-    index_root(env, root)
+    home, root = empty_root(tmp_path, env)
     other = WriterLock(home / "writer.lock", "reindex")
     other.acquire()
     try:
