@@ -26,7 +26,6 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -36,7 +35,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from photoindex import reads
 from photoindex.errors import CatalogError
-from photoindex.reads import IndexState, Photo, PhotoState
+from photoindex.reads import IndexState, Photo
 from photoindex.schema import PHOTO_STATUSES, WATCH_MODES, Base
 
 _ROOTS: Table = Base.metadata.tables["roots"]
@@ -101,7 +100,6 @@ class ImageFacts(Protocol):
 
 
 _PHOTO_COLUMNS = [_PHOTOS.c[name] for name in Photo.__dataclass_fields__]
-_STATE_COLUMNS = [_PHOTOS.c[name] for name in PhotoState.__dataclass_fields__]
 _INFO_FIELDS = ("width", "height", "format", "taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon")
 
 
@@ -109,8 +107,8 @@ def _photo(row: Any) -> Photo:
     return Photo(*row)
 
 
-def _con(session: Session) -> sqlite3.Connection:
-    """The sqlite3 connection under `session`, inside its transaction (for the shared plain-SQL reads)."""
+def connection(session: Session) -> sqlite3.Connection:
+    """The sqlite3 connection under `session`, inside its transaction, for the functions of `photoindex.reads`."""
     return cast(sqlite3.Connection, session.connection().connection.driver_connection)
 
 
@@ -240,19 +238,6 @@ def set_roots_scanned(
 
 
 # ---------------------------------------------------------------- photos
-
-
-def photos_under_root(session: Session, root_id: int) -> dict[str, PhotoState]:
-    """Every cataloged file of a root, keyed by path: the "before" side of a scan diff."""
-    rows = session.execute(select(*_STATE_COLUMNS).where(_PHOTOS.c.root_id == root_id))
-    return {row.path: PhotoState(*row) for row in rows}
-
-
-def photos_under(session: Session, path: str | os.PathLike[str]) -> dict[str, PhotoState]:
-    """Every cataloged file at `path` or below it (a folder or a single file), keyed by path."""
-    target = os.fspath(path)
-    query = select(*_STATE_COLUMNS).where(or_(_PHOTOS.c.path == target, _under(target)))
-    return {row.path: PhotoState(*row) for row in session.execute(query)}
 
 
 def get_photo(session: Session, path: str | os.PathLike[str]) -> Photo | None:
@@ -546,16 +531,6 @@ def vector_ids_for_hashes(session: Session, model_id: str, content_hashes: Itera
     return found
 
 
-def vector_id_for_hash(session: Session, model_id: str, content_hash: str) -> int | None:
-    """The stored vector id of one content hash under `model_id`, or None."""
-    return vector_ids_for_hashes(session, model_id, [content_hash]).get(content_hash)
-
-
-def vector_for_hash(session: Session, model_id: str, content_hash: str) -> np.ndarray | None:
-    """The stored vector (float32) of one content hash under `model_id`, or None."""
-    return reads.vector_for_hash(_con(session), model_id, content_hash)
-
-
 def _model_dim(session: Session, model_id: str) -> int | None:
     return session.execute(select(_VECTORS.c.dim).where(_VECTORS.c.model_id == model_id).limit(1)).scalar()
 
@@ -646,51 +621,21 @@ def delete_orphan_vectors(session: Session, model_id: str, *, now: datetime | No
     return ids
 
 
-def iter_vectors(
-    session: Session, model_id: str, *, after_id: int = 0, chunk: int = 20_000
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Chunks (ids, vectors) of the model's vectors with id > after_id (see `reads.iter_vectors`)."""
-    return reads.iter_vectors(_con(session), model_id, after_id=after_id, chunk=chunk)
-
-
 def vector_count(session: Session, model_id: str) -> int:
     """How many vectors the model has."""
-    return reads.vector_count(_con(session), model_id)
+    return reads.vector_count(connection(session), model_id)
 
 
 def max_vector_id(session: Session, model_id: str) -> int:
     """The model's largest vector id (0 when it has none)."""
-    return reads.max_vector_id(_con(session), model_id)
+    return reads.max_vector_id(connection(session), model_id)
 
 
 def index_state(session: Session, model_id: str) -> IndexState:
     """The model's generation and epoch (zeros before its first vector)."""
-    return reads.index_state(_con(session), model_id)
-
-
-# ---------------------------------------------------------------- search results
-
-
-def _under(prefix: str | os.PathLike[str]) -> ColumnElement[bool]:
-    """Photos strictly below the folder `prefix`, as a byte range the path index can use."""
-    low = os.fsencode(prefix).rstrip(b"/") + b"/"
-    high = low[:-1] + b"0"  # '0' follows '/': the range holds exactly the names starting with low
-    return and_(_PHOTOS.c.path >= low, _PHOTOS.c.path < high)
-
-
-
-def live_photos_for_vectors(
-    session: Session, model_id: str, vector_ids: Sequence[int], prefix: str | os.PathLike[str] | None = None
-) -> dict[int, list[Photo]]:
-    """For each vector id, its indexed photos (optionally only under the folder `prefix`), by path."""
-    return reads.live_photos_for_vectors(_con(session), model_id, vector_ids, prefix)
-
-
-def vector_ids_under(session: Session, model_id: str, prefix: str | os.PathLike[str]) -> np.ndarray:
-    """Sorted int64 ids of the model's vectors held by an indexed photo under the folder `prefix`."""
-    return reads.vector_ids_under(_con(session), model_id, prefix)
+    return reads.index_state(connection(session), model_id)
 
 
 def vectors_anchor(session: Session, model_id: str) -> str | None:
     """A fingerprint of the model's first vector (see `reads.vectors_anchor`)."""
-    return reads.vectors_anchor(_con(session), model_id)
+    return reads.vectors_anchor(connection(session), model_id)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from photoindex import catalog
+from photoindex import catalog, reads
 from photoindex.config import Config
 from photoindex.decodepool import DecodeJob, DecodePool, DecodeResult
 from photoindex.errors import ConfigError, PhotoindexError
@@ -105,7 +105,7 @@ class _Pending:
 
     fact: FileFact
     root_id: int
-    known: catalog.PhotoState | None
+    known: reads.PhotoState | None
 
 
 class _Batch:
@@ -152,7 +152,7 @@ class Indexer:
 
     # ------------------------------------------------------------ scanning and diffing
 
-    def _diff(self, scopes: Sequence[tuple[catalog.RootRecord, str]]) -> Iterator[_Pending | catalog.PhotoState]:
+    def _diff(self, scopes: Sequence[tuple[catalog.RootRecord, str]]) -> Iterator[_Pending | reads.PhotoState]:
         """Work to do (`_Pending`) and vanished rows (`PhotoState`), scope by scope, in path order.
 
         A scope is a whole root (reconciliation) or a path inside one (a watcher hint): a folder is
@@ -188,7 +188,7 @@ class Indexer:
                     if self.stop.is_set():
                         break  # an incomplete walk proves nothing about what vanished after this point
                 key = os.fsencode(fact.path)
-                k: catalog.PhotoState | None = None
+                k: reads.PhotoState | None = None
                 for row in known.until(key):
                     if row.path == fact.path:
                         k = row
@@ -260,7 +260,6 @@ class Indexer:
                 return False
         if not os.path.isfile(root.path):
             return False
-        from photoindex import reads
 
         with self.lib.db.reads() as con:
             below = reads.photo_states_under(con, root.path, after=os.fsencode(root.path), limit=1)
@@ -320,7 +319,7 @@ class Indexer:
         started_at = datetime.now(timezone.utc)
         self._copies = []
         todo: list[_Pending] = []
-        vanished: list[catalog.PhotoState] = []
+        vanished: list[reads.PhotoState] = []
         rounds = 0
         for item in self._diff(scopes):
             if isinstance(item, _Pending):
@@ -359,7 +358,7 @@ class Indexer:
         self.report.added -= folded
         self.report.missing -= folded
 
-    def _work(self, todo: list[_Pending], vanished: list[catalog.PhotoState], *, last: bool) -> None:
+    def _work(self, todo: list[_Pending], vanished: list[reads.PhotoState], *, last: bool) -> None:
         """One round: mark the vanished missing, relink likely moves by hash, decode and encode the rest."""
         if vanished:
             with self.lib.db.write() as s:
@@ -380,7 +379,7 @@ class Indexer:
         if not self.report.interrupted:
             self._encode_all(decode_more + decode_rest, last=last)
 
-    def _plan(self, todo: list[_Pending], vanished: list[catalog.PhotoState]) -> None:
+    def _plan(self, todo: list[_Pending], vanished: list[reads.PhotoState]) -> None:
         for p in sorted(todo, key=lambda p: p.fact.path):
             action = "add" if p.known is None else ("check" if p.known.status == "missing" else "update")
             self.report.planned.append(PlannedChange(action, p.fact.path))
@@ -390,7 +389,7 @@ class Indexer:
         self.report.updated = sum(1 for c in self.report.planned if c.action in ("update", "check"))
         self.report.missing = len(vanished)
 
-    def _missing_keys(self, vanished: list[catalog.PhotoState], todo: Iterable[_Pending]) -> set[tuple[int, int]]:
+    def _missing_keys(self, vanished: list[reads.PhotoState], todo: Iterable[_Pending]) -> set[tuple[int, int]]:
         """The (size, mtime) keys of work items that match a missing or just-vanished photo."""
         wanted = {(p.fact.size, p.fact.mtime_ns) for p in todo}
         with self.lib.db.read() as s:
@@ -616,7 +615,7 @@ def _rate(done: int, since: float) -> float:
     return done / elapsed if elapsed > 0 else 0.0
 
 
-def _vanished(row: catalog.PhotoState, blind: Sequence[str]) -> bool:
+def _vanished(row: reads.PhotoState, blind: Sequence[str]) -> bool:
     """A cataloged file the walk passed without finding: gone, unless already missing or unreadable."""
     return row.status != "missing" and not any(_inside(row.path, b) for b in blind)
 
@@ -635,7 +634,7 @@ class _CatalogStream:
     def __init__(self, lib: Library, scope: str) -> None:
         self._lib = lib
         self._scope = scope
-        self._page: list[catalog.PhotoState] = []
+        self._page: list[reads.PhotoState] = []
         self._keys: list[bytes] = []  # the page's paths as bytes, the order both streams share
         self._at = 0
         self._after: bytes | None = None
@@ -646,8 +645,6 @@ class _CatalogStream:
     def _more(self) -> bool:
         """Whether a row is left, reading the next page when this one is used up."""
         if self._at == len(self._page) and not self._over:
-            from photoindex import reads
-
             with self._lib.db.reads() as con:
                 self._page = reads.photo_states_under(con, self._scope, after=self._after, limit=self.PAGE)
             self._keys = [os.fsencode(row.path) for row in self._page]
@@ -658,13 +655,13 @@ class _CatalogStream:
                 self._after = self._keys[-1]
         return self._at < len(self._page)
 
-    def until(self, key: bytes) -> Iterator[catalog.PhotoState]:
+    def until(self, key: bytes) -> Iterator[reads.PhotoState]:
         """Rows whose path sorts at or before `key` (the path's bytes), in order."""
         while self._more() and self._keys[self._at] <= key:
             self._at += 1
             yield self._page[self._at - 1]
 
-    def rest(self) -> Iterator[catalog.PhotoState]:
+    def rest(self) -> Iterator[reads.PhotoState]:
         """Every row not read yet."""
         while self._more():
             self._at += 1

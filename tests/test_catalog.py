@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
-from photoindex import catalog
+from photoindex import catalog, reads
 from photoindex.db import Database, open_database
 from photoindex.errors import CatalogError
 
@@ -32,6 +32,11 @@ class Info:
     camera_model: str | None = "EOS"
     gps_lat: float | None = 1.5
     gps_lon: float | None = -2.25
+
+
+def states_under(s: Session, path: str | Path) -> dict[str, reads.PhotoState]:
+    """What a scan sees of the catalog at or under `path` (one page holding everything), keyed by path."""
+    return {p.path: p for p in reads.photo_states_under(catalog.connection(s), path, limit=1_000_000)}
 
 
 @pytest.fixture
@@ -74,7 +79,7 @@ def test_roots_are_resolved_unique_and_never_overlap(
         assert outer.path == str(tmp_path / "photos")
         # The parent replaced the inner root and took over its photos.
         assert [r.path for r in catalog.list_roots(s)] == [outer.path]
-        assert list(catalog.photos_under_root(s, outer.id)) == [str(tmp_path / "photos" / "2023" / "a.jpg")]
+        assert list(states_under(s, outer.path)) == [str(tmp_path / "photos" / "2023" / "a.jpg")]
         assert catalog.add_root(s, tmp_path / "photos" / "2023" / "deeper").id == outer.id
         sibling = catalog.add_root(s, tmp_path / "photos-old")  # a string prefix, not a subfolder
         assert sibling.id != outer.id
@@ -108,9 +113,9 @@ def test_root_summaries_and_photos_under_a_subfolder(db: Database, tmp_path: Pat
         catalog.set_roots_scanned(s, [a.id], {a.id: True}, at=T0)
     with db.read() as s:
         summaries = catalog.root_summaries(s)
-        assert set(catalog.photos_under(s, tmp_path / "a" / "x")) == {one, two}
-        assert list(catalog.photos_under(s, one)) == [one]
-        assert catalog.photos_under(s, tmp_path / "b") == {}
+        assert set(states_under(s, tmp_path / "a" / "x")) == {one, two}
+        assert list(states_under(s, one)) == [one]
+        assert states_under(s, tmp_path / "b") == {}
     common = {"present": True, "watch_mode": "auto"}
     assert summaries == [
         {"id": a.id, "path": a.path, **common, "last_scan_at": T0.isoformat(), "photos": 2},
@@ -153,7 +158,7 @@ def test_non_utf8_file_names_round_trip(db: Database, tmp_path: Path) -> None:
             [(f"h-{n.encode('utf-8', 'surrogateescape').hex()}", vec(i)) for i, n in enumerate(names)],
         )
     with db.read() as s:
-        known = catalog.photos_under_root(s, root.id)
+        known = states_under(s, root.path)
         expected = {str(folder / n) for n in names}
         assert set(known) == expected
         assert [root.path] == [r.path for r in catalog.list_roots(s)]
@@ -161,10 +166,10 @@ def test_non_utf8_file_names_round_trip(db: Database, tmp_path: Path) -> None:
             photo = catalog.get_photo(s, path)
             assert photo is not None and photo.path == path
             assert Path(photo.path).read_bytes() == b"jpeg"  # the stored name opens the real file
-        under = catalog.vector_ids_under(s, MODEL, folder)
-        hits = catalog.live_photos_for_vectors(s, MODEL, under.tolist(), folder)
+        under = reads.vector_ids_under(catalog.connection(s), MODEL, folder)
+        hits = reads.live_photos_for_vectors(catalog.connection(s), MODEL, under.tolist(), folder)
         assert sorted(p.path for ps in hits.values() for p in ps) == sorted(expected)
-        assert catalog.vector_ids_under(s, MODEL, tmp_path / "cafe").size == 0
+        assert reads.vector_ids_under(catalog.connection(s), MODEL, tmp_path / "cafe").size == 0
 
 
 def test_store_keeps_first_seen_and_replaces_facts(db: Database, tmp_path: Path) -> None:
@@ -245,7 +250,7 @@ def test_scan_diff_state_missing_marks_and_counts(db: Database, tmp_path: Path) 
             )
         indexed(s, root, "x.jpg", "hx", size=7, mtime_ns=70)
     with db.read() as s:
-        known = catalog.photos_under_root(s, root.id)
+        known = states_under(s, root.path)
     assert len(known) == n + 1
     state = known[str(tmp_path / "00005.jpg")]
     assert (state.size, state.mtime_ns, state.status, state.content_hash) == (5, 50, "pending", None)
@@ -307,10 +312,10 @@ def test_vectors_round_trip_bit_exactly(db: Database) -> None:
     with db.write() as s:
         ids = catalog.add_vectors(s, MODEL, [(f"h{i}", row) for i, row in enumerate(matrix)])
     with db.read() as s:
-        ((got_ids, got),) = list(catalog.iter_vectors(s, MODEL))
-        one = catalog.vector_for_hash(s, MODEL, "h0")
-        assert catalog.vector_for_hash(s, MODEL, "nope") is None
-        assert catalog.vector_for_hash(s, "other-model", "h0") is None
+        ((got_ids, got),) = list(reads.iter_vectors(catalog.connection(s), MODEL))
+        one = reads.vector_for_hash(catalog.connection(s), MODEL, "h0")
+        assert reads.vector_for_hash(catalog.connection(s), MODEL, "nope") is None
+        assert reads.vector_for_hash(catalog.connection(s), "other-model", "h0") is None
     assert got_ids.dtype == np.int64 and got_ids.tolist() == ids
     assert got.dtype == np.float32 and got.flags.writeable and got.flags.c_contiguous
     assert got.tobytes() == matrix.tobytes()
@@ -332,13 +337,13 @@ def test_add_vectors_ids_dedup_and_generation(db: Database) -> None:
         assert catalog.add_vectors(s, MODEL, []) == []
         assert catalog.index_state(s, MODEL).generation == 2
         assert catalog.vector_ids_for_hashes(s, MODEL, ["a", "c", "zz"]) == {"a": ids[0], "c": again[1]}
-        assert catalog.vector_id_for_hash(s, MODEL, "b") == ids[1]
+        assert catalog.vector_ids_for_hashes(s, MODEL, ["b"])["b"] == ids[1]
         # Another model is a separate space with its own state.
         assert catalog.add_vectors(s, "other", [("a", vec(1, dim=4))]) != []
         assert catalog.index_state(s, "other").generation == 1
         assert catalog.vector_count(s, MODEL) == 3 and catalog.vector_count(s, "other") == 1
     with db.read() as s:
-        assert catalog.vector_for_hash(s, MODEL, "b").tobytes() == vec(2).tobytes()  # type: ignore[union-attr]
+        assert reads.vector_for_hash(catalog.connection(s), MODEL, "b").tobytes() == vec(2).tobytes()  # type: ignore[union-attr]
 
 
 def test_vector_dimensions_must_match_the_model(db: Database) -> None:
@@ -376,10 +381,10 @@ def test_iter_vectors_in_chunks_and_after_an_id(db: Database) -> None:
         ids = catalog.add_vectors(s, MODEL, [(f"h{i}", row) for i, row in enumerate(matrix)])
         catalog.add_vectors(s, "other", [("h0", vec(0))])
     with db.read() as s:
-        chunks = list(catalog.iter_vectors(s, MODEL, chunk=10))
-        tail = list(catalog.iter_vectors(s, MODEL, after_id=ids[19], chunk=10))
-        assert list(catalog.iter_vectors(s, MODEL, after_id=ids[-1])) == []
-        assert list(catalog.iter_vectors(s, "nobody")) == []
+        chunks = list(reads.iter_vectors(catalog.connection(s), MODEL, chunk=10))
+        tail = list(reads.iter_vectors(catalog.connection(s), MODEL, after_id=ids[19], chunk=10))
+        assert list(reads.iter_vectors(catalog.connection(s), MODEL, after_id=ids[-1])) == []
+        assert list(reads.iter_vectors(catalog.connection(s), "nobody")) == []
     assert [len(i) for i, _ in chunks] == [10, 10, 5]
     assert np.concatenate([i for i, _ in chunks]).tolist() == ids
     assert np.concatenate([m for _, m in chunks]).tobytes() == matrix.tobytes()
@@ -408,18 +413,18 @@ def test_live_photos_for_vectors_filters_status_model_and_folder(db: Database, t
             error="decode: broken",
         )
     with db.read() as s:
-        hits = catalog.live_photos_for_vectors(s, MODEL, [vc, vb, va, 999])
+        hits = reads.live_photos_for_vectors(catalog.connection(s), MODEL, [vc, vb, va, 999])
         assert {v: [p.path for p in ps] for v, ps in hits.items()} == {va: sorted([a1, a2, a3]), vb: [b1]}
         assert hits[vb][0].width == 640 and hits[vb][0].taken_at == "2023-07-01T10:00:00"
         trip = tmp_path / "trip"
-        in_trip = catalog.live_photos_for_vectors(s, MODEL, [va, vb, vc], trip)
+        in_trip = reads.live_photos_for_vectors(catalog.connection(s), MODEL, [va, vb, vc], trip)
         assert {v: [p.path for p in ps] for v, ps in in_trip.items()} == {va: sorted([a1, a2]), vb: [b1]}
-        slash = catalog.live_photos_for_vectors(s, MODEL, [va], str(trip) + "/")
+        slash = reads.live_photos_for_vectors(catalog.connection(s), MODEL, [va], str(trip) + "/")
         assert [p.path for p in slash[va]] == sorted([a1, a2])
-        assert catalog.vector_ids_under(s, MODEL, trip).tolist() == sorted([va, vb])
-        assert catalog.vector_ids_under(s, MODEL, tmp_path / "trip2").tolist() == [va]
-        assert catalog.vector_ids_under(s, MODEL, tmp_path / "nowhere").tolist() == []
-        assert catalog.live_photos_for_vectors(s, "other", [va]) == {}  # other model, other ids
+        assert reads.vector_ids_under(catalog.connection(s), MODEL, trip).tolist() == sorted([va, vb])
+        assert reads.vector_ids_under(catalog.connection(s), MODEL, tmp_path / "trip2").tolist() == [va]
+        assert reads.vector_ids_under(catalog.connection(s), MODEL, tmp_path / "nowhere").tolist() == []
+        assert reads.live_photos_for_vectors(catalog.connection(s), "other", [va]) == {}  # other model, other ids
 
 
 def test_missing_stat_keys_can_look_up_only_candidates(tmp_path: Path) -> None:
@@ -428,7 +433,7 @@ def test_missing_stat_keys_can_look_up_only_candidates(tmp_path: Path) -> None:
         root = catalog.add_root(s, tmp_path)
         for i in range(5):
             catalog.store_pending(s, root_id=root.id, path=tmp_path / f"{i}.jpg", size=10 + i, mtime_ns=100 + i)
-        catalog.mark_missing(s, [p.id for p in catalog.photos_under(s, tmp_path).values()])
+        catalog.mark_missing(s, [p.id for p in states_under(s, tmp_path).values()])
     with db.read() as s:
         assert catalog.missing_stat_keys(s) == {(10 + i, 100 + i) for i in range(5)}
         assert catalog.missing_stat_keys(s, [(11, 101), (12, 999), (99, 1)]) == {(11, 101)}

@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 
-from photoindex import catalog, resources
+from photoindex import catalog, reads, resources
 from photoindex.db import (
     create_catalog_engine,
     current_revision,
@@ -98,7 +98,7 @@ def test_first_revision_with_data_upgrades_to_head_intact_with_a_backup(tmp_path
             roots = catalog.list_roots(s)
             assert [(r.path, r.watch_mode, r.present) for r in roots] == [("/photos", "auto", True)]
             assert catalog.get_photo(s, "/photos/caf\udce9.jpg") is not None
-            assert catalog.vector_for_hash(s, "m", "h1").tolist() == [1.0, 2.0]  # type: ignore[union-attr]
+            assert reads.vector_for_hash(catalog.connection(s), "m", "h1").tolist() == [1.0, 2.0]  # type: ignore[union-attr]
             assert catalog.index_state(s, "m").generation == 1
         with db.write() as s:
             catalog.update_root(s, roots[0].id, watch_mode="poll")

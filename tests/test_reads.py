@@ -116,10 +116,10 @@ def test_reads_match_the_orm_path_and_what_was_written(filled: Filled) -> None:
             catalog.vectors_anchor(s, MODEL),
             catalog.max_vector_id(s, MODEL),
             catalog.vector_count(s, MODEL),
-            list(catalog.iter_vectors(s, MODEL, chunk=3)),
-            catalog.vector_for_hash(s, MODEL, "h2"),
-            catalog.vector_for_hash(s, "other", "h1"),
-            catalog.vector_for_hash(s, MODEL, "nope"),
+            list(reads.iter_vectors(catalog.connection(s), MODEL, chunk=3)),
+            reads.vector_for_hash(catalog.connection(s), MODEL, "h2"),
+            reads.vector_for_hash(catalog.connection(s), "other", "h1"),
+            reads.vector_for_hash(catalog.connection(s), MODEL, "nope"),
             catalog.index_state(s, "nobody"),
         )
     state, anchor, max_id, count, chunks, h2, other, nope, nobody = plain
@@ -151,9 +151,9 @@ def test_folder_filters_and_live_photos_match_the_orm_path(filled: Filled) -> No
         live_b = reads.live_photos_for_vectors(con, MODEL, every, b)
         live_odd = reads.live_photos_for_vectors(con, MODEL, every, b / ODD_NAME)
     with db.read() as s:
-        assert under == [catalog.vector_ids_under(s, MODEL, p).tolist() for p in prefixes]
-        assert live == catalog.live_photos_for_vectors(s, MODEL, every)
-        assert live_b == catalog.live_photos_for_vectors(s, MODEL, every, b)
+        assert under == [reads.vector_ids_under(catalog.connection(s), MODEL, p).tolist() for p in prefixes]
+        assert live == reads.live_photos_for_vectors(catalog.connection(s), MODEL, every)
+        assert live_b == reads.live_photos_for_vectors(catalog.connection(s), MODEL, every, b)
         by_orm = {p: catalog.get_photo(s, p) for ps in filled.paths.values() for p in ps}
     assert under == [
         [ids["h1"], ids["h2"]],  # not h3 (in /a/bc) nor h4 (its only photo is missing)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from photoindex import catalog, indexer, reads
 from photoindex.config import Config, ScanConfig
@@ -550,11 +550,12 @@ _PREFIXES = [
 def _old_orm_ids(s: Any, model: str, prefix: str) -> list[int]:
     """vector_ids_under as the SQLAlchemy query it replaced (ccb3c65) built it."""
     photos, vectors = catalog._PHOTOS, catalog._VECTORS
+    low = os.fsencode(prefix).rstrip(b"/") + b"/"
     query = (
         select(vectors.c.id)
         .select_from(vectors.join(photos, photos.c.content_hash == vectors.c.content_hash))
         .where(vectors.c.model_id == model, photos.c.status == "indexed")
-        .where(or_(photos.c.path == prefix, catalog._under(prefix)))
+        .where(or_(photos.c.path == prefix, and_(photos.c.path >= low, photos.c.path < low[:-1] + b"0")))
         .distinct()
         .order_by(vectors.c.id)
     )
