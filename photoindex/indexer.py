@@ -639,7 +639,7 @@ class _CatalogStream:
         self._at = 0
         self._after: bytes | None = None
         self._over = False
-        self._below = os.fsencode(scope).rstrip(b"/") + b"/"
+        self._below = reads.path_range(scope)[1]
         self.had_rows_below = False  # rows under `scope/` were read: it was a folder
 
     def _more(self) -> bool:

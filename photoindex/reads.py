@@ -167,17 +167,19 @@ def vector_for_hash(con: sqlite3.Connection, model_id: str, content_hash: str) -
 # ---------------------------------------------------------------- search results
 
 
-def _at_or_under(prefix: str | os.PathLike[str]) -> tuple[str, tuple[bytes, bytes, bytes]]:
-    """SQL (and its parameters) for the photo at `prefix` itself (a root that is one file) or below the folder.
-
-    "Below" is a byte range the path index can use: names starting with `prefix/` are those from
-    `prefix/` up to `prefix0` ('0' follows '/').
-    """
-    exact = os.fsencode(prefix)
+def path_range(path: str | os.PathLike[str]) -> tuple[bytes, bytes, bytes]:
+    """`path` as stored (its bytes), and the byte range [low, high) of every path below it as a folder:
+    names starting with `path/` lie from `path/` up to `path0` ('0' follows '/')."""
+    exact = os.fsencode(path)
     low = exact.rstrip(b"/") + b"/"
-    high = low[:-1] + b"0"
+    return exact, low, low[:-1] + b"0"
+
+
+def _at_or_under(prefix: str | os.PathLike[str]) -> tuple[str, tuple[bytes, bytes, bytes]]:
+    """SQL (and its parameters) for the photo at `prefix` itself (a root that is one file) or below the folder
+    (a byte range, `path_range`, that the path index can use)."""
     sql = "(p.path = CAST(? AS TEXT) OR (p.path >= CAST(? AS TEXT) AND p.path < CAST(? AS TEXT)))"
-    return sql, (exact, low, high)
+    return sql, path_range(prefix)
 
 
 def live_photos_for_vectors(
@@ -234,9 +236,7 @@ def photo_states_under(
     in step with its walk (`scanner.walk` yields the same order). Each page is one range scan of
     the index (an OR of "at" and "under" would make SQLite sort, ~25 ms a page at 300k photos).
     """
-    exact = os.fsencode(scope)
-    low = exact.rstrip(b"/") + b"/"
-    high = low[:-1] + b"0"
+    exact, low, high = path_range(scope)
     columns = "id, path, size, mtime_ns, status, content_hash, error"
     rows: list[tuple[object, ...]] = []
     if after is None or after < exact:  # the file at `scope` itself sorts before everything below it
