@@ -51,6 +51,17 @@ _FTFY_INERT = frozenset(chr(c) for c in range(0x20, 0x7F) if chr(c) != "&") | {"
 _BPE_CACHE_LIMIT = 20_000
 
 
+def _id_rows(texts: Sequence[str], context_length: int, row_ids: Callable[[str], list[int]]) -> np.ndarray:
+    """An [N, context_length] int64 array, zero-padded, of `row_ids(text)` for each text (one str is one text)."""
+    if isinstance(texts, str):
+        texts = [texts]
+    rows = np.zeros((len(texts), context_length), dtype=np.int64)
+    for row, text in enumerate(texts):
+        ids = row_ids(text)
+        rows[row, : len(ids)] = ids
+    return rows
+
+
 def _check_context_length(kind: str, context_length: int) -> None:
     # Room for the start and end markers at least.
     if context_length < 2:
@@ -225,14 +236,10 @@ class ClipBpeTokenizer:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """An [N, context_length] int64 array of `[SOT] ids [EOT]` rows, EOT kept when cut, zero-padded."""
-        if isinstance(texts, str):
-            texts = [texts]
-        rows = np.zeros((len(texts), self.context_length), dtype=np.int64)
-        for row, text in enumerate(texts):
-            ids = [CLIP_SOT, *self.encode(text)][: self.context_length - 1]
-            ids.append(CLIP_EOT)
-            rows[row, : len(ids)] = ids
-        return rows
+        def row(text: str) -> list[int]:
+            return [*[CLIP_SOT, *self.encode(text)][: self.context_length - 1], CLIP_EOT]
+
+        return _id_rows(texts, self.context_length, row)
 
 
 # The CJK Unified Ideographs blocks that BERT splits one character per token (the reference's list;
@@ -372,13 +379,10 @@ class BertChineseTokenizer:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """An [N, context_length] int64 array of `[CLS] ids [SEP]` rows, ids cut to fit, zero-padded."""
-        if isinstance(texts, str):
-            texts = [texts]
-        rows = np.zeros((len(texts), self.context_length), dtype=np.int64)
-        for row, text in enumerate(texts):
-            ids = [BERT_CLS, *self.encode(text)[: self.context_length - 2], BERT_SEP]
-            rows[row, : len(ids)] = ids
-        return rows
+        def row(text: str) -> list[int]:
+            return [BERT_CLS, *self.encode(text)[: self.context_length - 2], BERT_SEP]
+
+        return _id_rows(texts, self.context_length, row)
 
 
 @functools.cache
