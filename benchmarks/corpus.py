@@ -12,7 +12,7 @@ import multiprocessing
 import shutil
 from pathlib import Path
 
-from photoindex.manifest import Bundle, resolve_bundle
+from photoindex.inference.bundle import Bundle, resolve_bundle
 
 
 def _bundle(path: Path) -> Bundle:
@@ -21,7 +21,7 @@ def _bundle(path: Path) -> Bundle:
 
 def model_bundles(cache: Path, kind: str) -> tuple[Bundle, Bundle]:
     """(fp32, int8) bundles of `kind` ("vit-b32" or "toy"), built on first use."""
-    from photoindex.quantize import quantize_bundle
+    from photoindex.inference.quantize import quantize_bundle
     from photoindex.testing import make_bundle
 
     fp32_dir = cache / "bundles" / kind

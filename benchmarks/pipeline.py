@@ -87,9 +87,9 @@ def cli_index(photos: Path, home: Path, bundle: Path, **settings: str) -> IndexR
 def npu_index(photos: Path, home: Path, bundle: Path, workers: int, batch_size: int) -> IndexRun:
     """The real Indexer (decode pool, batches, transactions, index file) with the NPU stand-in encoder."""
     from benchmarks.stages import npu_encoder
-    from photoindex import catalog
+    from photoindex.catalog import writes as catalog
     from photoindex.config import load_config
-    from photoindex.indexer import Indexer
+    from photoindex.indexing.indexer import Indexer
     from photoindex.library import open_library
 
     shutil.rmtree(home, ignore_errors=True)

@@ -18,10 +18,10 @@ HERE = Path(__file__).resolve().parent
 
 def prepare(work: Path, count: int) -> dict[str, str]:
     """The library and a home whose catalog holds every photo as indexed; returns the environment."""
-    from photoindex import catalog
+    from photoindex.catalog import writes as catalog
     from photoindex.config import load_config
-    from photoindex.imaging import PhotoInfo
     from photoindex.library import open_library
+    from photoindex.photos.imaging import PhotoInfo
     from photoindex.testing import make_bundle
     from photoindex.testing.photos import make_photo
 

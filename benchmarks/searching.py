@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from photoindex.scoring import l2_normalize
+from photoindex.vectors.scoring import l2_normalize
 
 QUERIES = ("a dog on the beach", "sunset over the mountains", "birthday cake with candles",
            "a red car in the snow", "two children playing football", "the eiffel tower at night",
@@ -52,7 +52,7 @@ def _latencies(index: Any, queries: np.ndarray) -> dict[str, float]:
 
 def vector_search(sizes: list[int], dim: int, n_queries: int, slow_queries: int) -> list[dict[str, Any]]:
     """p50/p95 of one-query searches (top 10) for exact FAISS, numpy and IVF at each size, IVF recall@10."""
-    from photoindex.vectorindex import VectorIndex, recall_at_k
+    from photoindex.vectors.index import VectorIndex, recall_at_k
 
     rows: list[dict[str, Any]] = []
     for n in sizes:
@@ -92,7 +92,7 @@ class _Info:
 
 def fill_catalog(config: Any, count: int, chunk: int = 5000) -> float:
     """`count` fake photos with clustered vectors, straight through the catalog; returns seconds taken."""
-    from photoindex import catalog
+    from photoindex.catalog import writes as catalog
     from photoindex.library import open_library
 
     start = time.perf_counter()
@@ -118,9 +118,9 @@ def fill_catalog(config: Any, count: int, chunk: int = 5000) -> float:
 
 def warm_text_query(config: Any, rounds: int) -> dict[str, Any]:
     """Latency of a text query in a running process: tokenize, encode, top-k, metadata from SQLite."""
-    from photoindex.indexcache import IndexHandle
     from photoindex.library import open_library
-    from photoindex.search import query_vector_for_text, search_vector
+    from photoindex.search.query import query_vector_for_text, search_vector
+    from photoindex.vectors.cache import IndexHandle
 
     with open_library(config) as lib:
         t = time.perf_counter()

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from photoindex.decodepool import DecodeJob, DecodePool
-from photoindex.encoders import ImageEncoder
-from photoindex.imaging import decode_photo, preprocess
-from photoindex.manifest import Bundle, ImageSpec
-from photoindex.runtime import FixedSpecs, OrtSession, TensorSpec
+from photoindex.inference.bundle import Bundle, ImageSpec
+from photoindex.inference.encoders import ImageEncoder
+from photoindex.inference.sessions.base import FixedSpecs, TensorSpec
+from photoindex.inference.sessions.ort import OrtSession
+from photoindex.photos.decodepool import DecodeJob, DecodePool
+from photoindex.photos.imaging import decode_photo, preprocess
 
 NPU_SECONDS_PER_IMAGE = 0.0042  # ViT-B/32 image encoder on the AX650N NPU (Axera's published figure)
 
@@ -134,7 +135,7 @@ def decodepool_rate(paths: Sequence[Path], spec: ImageSpec, workers: int, max_pi
 
 def naive_rate(paths: Sequence[Path], encoder: ImageEncoder, spec: ImageSpec) -> float:
     """Axera's demo loop: for each photo, full decode then a batch-1 encode, one after the other."""
-    from photoindex.indexer import to_model_input
+    from photoindex.indexing.indexer import to_model_input
 
     start = time.perf_counter()
     for p in paths:

@@ -1,6 +1,6 @@
 """Alembic environment for the photoindex catalog.
 
-photoindex runs migrations itself (`photoindex.db.upgrade_database`): it passes, in
+photoindex runs migrations itself (`photoindex.catalog.db.upgrade_database`): it passes, in
 `config.attributes["connection"]`, a connection that already holds `BEGIN IMMEDIATE` with
 foreign keys off, so every revision of one upgrade commits or rolls back together. The
 `alembic` command line (developers only, see alembic.ini) gets the same kind of connection.
@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 from photoindex.errors import CatalogError
-from photoindex.schema import Base
+from photoindex.catalog.schema import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -26,7 +26,7 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite's ALTER TABLE is limited: recreate tables when needed
-        transactional_ddl=True,  # true once BEGIN is ours (photoindex.db takes it over from pysqlite)
+        transactional_ddl=True,  # true once BEGIN is ours (photoindex.catalog.db takes it over from pysqlite)
         compare_type=True,
     )
     with context.begin_transaction():
@@ -52,7 +52,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from photoindex.db import create_catalog_engine
+    from photoindex.catalog.db import create_catalog_engine
 
     url = make_url(config.get_main_option("sqlalchemy.url") or "")
     if not url.database:

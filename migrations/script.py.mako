@@ -4,7 +4,7 @@ Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 
-Runs inside the single transaction photoindex.db opens for the whole upgrade (BEGIN IMMEDIATE,
+Runs inside the single transaction photoindex.catalog.db opens for the whole upgrade (BEGIN IMMEDIATE,
 foreign keys off): keep it to schema and data statements, never COMMIT, and use batch mode
 (`with op.batch_alter_table(...)`) for anything SQLite's ALTER TABLE cannot do.
 """

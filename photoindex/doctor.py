@@ -18,7 +18,7 @@ from typing import Literal
 
 from photoindex.config import Config
 from photoindex.errors import PhotoindexError
-from photoindex.manifest import Bundle
+from photoindex.inference.bundle import Bundle
 
 # Distribution names (what pip installs) in the order doctor shows them.
 _PACKAGES = (
@@ -191,7 +191,7 @@ def _packages(findings: list[Finding]) -> list[PackageVersion]:
 
 
 def _axengine(findings: list[Finding]) -> str:
-    from photoindex.npu import INSTALL_HINT, axengine_status
+    from photoindex.inference.sessions.npu import INSTALL_HINT, axengine_status
 
     status = axengine_status()
     if status.reason is not None:
@@ -216,7 +216,7 @@ def _ort_providers() -> list[str]:
 
 
 def _encoders(config: Config, bundle: Bundle | None, findings: list[Finding]) -> list[EncoderRuntime]:
-    from photoindex.accelerator import plan_runtime
+    from photoindex.inference.select import plan_runtime
 
     out = []
     for which in ("image", "text"):
@@ -237,7 +237,7 @@ def _encoders(config: Config, bundle: Bundle | None, findings: list[Finding]) ->
 
 
 def _bundle(bundle: Bundle, findings: list[Finding]) -> BundleState:
-    from photoindex.download import missing_files_hint, verify_bundle
+    from photoindex.inference.download import missing_files_hint, verify_bundle
 
     files = []
     missing = False
@@ -271,7 +271,7 @@ def _bundle(bundle: Bundle, findings: list[Finding]) -> BundleState:
 
 
 def _model_cache(config: Config, bundle: Bundle | None) -> ModelCacheState:
-    from photoindex import modelcache
+    from photoindex.inference import modelcache
 
     directory = config.runtime.model_cache_dir
     if directory is None:
@@ -324,8 +324,8 @@ def _roots(config: Config, findings: list[Finding]) -> list[str]:
     try:
         from sqlalchemy import select
 
-        from photoindex.db import open_database
-        from photoindex.schema import RootRow
+        from photoindex.catalog.db import open_database
+        from photoindex.catalog.schema import RootRow
 
         db = open_database(config.db_path, migrate=False)
         try:
@@ -342,7 +342,7 @@ def _roots(config: Config, findings: list[Finding]) -> list[str]:
 
 def _count_folders(roots: list[str], config: Config, limit: int) -> tuple[int, bool]:
     """Folders the daemon would watch under `roots` (rules as the scanner's), stopping past `limit`."""
-    from photoindex.scanner import is_excluded
+    from photoindex.photos.scanner import is_excluded
 
     scan = config.scan
     count = 0

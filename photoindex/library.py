@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from photoindex.config import Config
 from photoindex.errors import ConfigError, ModelError
-from photoindex.manifest import Bundle, resolve_bundle, shipped_manifests
+from photoindex.inference.bundle import Bundle, resolve_bundle, shipped_manifests
 from photoindex.resources import config_example
 
 if TYPE_CHECKING:
-    from photoindex.accelerator import RuntimeChoice
-    from photoindex.db import Database
-    from photoindex.encoders import ImageEncoder, TextEncoder
+    from photoindex.catalog.db import Database
+    from photoindex.inference.encoders import ImageEncoder, TextEncoder
+    from photoindex.inference.select import RuntimeChoice
 
 
 def write_starting_config(config: Config, *, force: bool = False) -> Path:
@@ -84,7 +84,7 @@ def ensure_bundle(bundle: Bundle, progress: Callable[[str, int, int | None], Non
     missing = bundle.missing()
     if not missing:
         return
-    from photoindex.download import fetch_bundle, missing_files_hint
+    from photoindex.inference.download import fetch_bundle, missing_files_hint
 
     if all(f.url for f in missing):
         try:
@@ -118,7 +118,7 @@ class Library:
     def image_encoder(self) -> ImageEncoder:
         """The image encoder (NPU or CPU, as `[runtime] image` and the machine decide)."""
         if self._image is None:
-            from photoindex.accelerator import open_image_encoder
+            from photoindex.inference.select import open_image_encoder
 
             ensure_bundle(self.bundle)
             self._image, choice = open_image_encoder(
@@ -130,8 +130,8 @@ class Library:
     def text_encoder(self) -> TextEncoder:
         """The text encoder with the bundle's tokenizer."""
         if self._text is None:
-            from photoindex.accelerator import open_text_encoder
-            from photoindex.tokenizers import load_tokenizer
+            from photoindex.inference.select import open_text_encoder
+            from photoindex.inference.tokenizers import load_tokenizer
 
             ensure_bundle(self.bundle)
             m = self.bundle.manifest
@@ -172,7 +172,7 @@ class Library:
 
 def open_library(config: Config) -> Library:
     """Open (creating and migrating as needed) the library described by `config`."""
-    from photoindex.db import open_database
+    from photoindex.catalog.db import open_database
 
     bundle = bundle_for(config)
     try:

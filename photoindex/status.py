@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from photoindex import catalog
+from photoindex.catalog import writes as catalog
 from photoindex.config import Config
 from photoindex.library import open_library
 
@@ -128,7 +128,7 @@ def daemon_status(config: Config) -> DaemonStatus:
     running = alive and data.get("state") != "stopped"
     serving = str(data["serving"]) if running and data.get("serving") else None
     if serving:
-        from photoindex.queryclient import ping
+        from photoindex.search.client import ping
 
         serving = serving if ping(config.home) else None
     return DaemonStatus(
@@ -145,7 +145,7 @@ def daemon_status(config: Config) -> DaemonStatus:
 
 def library_status(config: Config) -> LibraryStatus:
     """Collect the status in one short read transaction (it never blocks the writer)."""
-    from photoindex.writerlock import lock_holder
+    from photoindex.catalog.writerlock import lock_holder
 
     with open_library(config) as lib:
         with lib.db.read() as s:

@@ -10,6 +10,9 @@ import pytest
 from photoindex.config import Config, load_config
 
 
+# The real-daemon fixtures (`bundle`, `env`, `start`, `empty_root`) for tests/daemon and tests/search.
+pytest_plugins = ["daemonproc"]
+
 @pytest.fixture(scope="session")
 def toy_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated toy bundle (colour semantics, Axera's I/O contract), shared by the session."""

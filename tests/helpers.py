@@ -8,7 +8,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from photoindex.cli import app
+from photoindex.cli.app import app
 from photoindex.config import Config
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from photoindex import doctor
-from photoindex.cli import app
+from photoindex.cli.app import app
 from photoindex.config import Config, load_config
 from photoindex.testing import make_bundle
 
@@ -135,8 +135,8 @@ def test_sqlite_before_3_51_3_is_a_warning(
 
 
 def _catalog_with_root(home: Path, root: Path) -> None:
-    from photoindex import catalog
-    from photoindex.db import open_database
+    from photoindex.catalog import writes as catalog
+    from photoindex.catalog.db import open_database
 
     db = open_database(home / "photoindex.db")
     try:

@@ -4,8 +4,8 @@ Revision ID: 0001
 Revises:
 Create Date: 2025-01-01 00:00:00
 
-Runs inside the single transaction photoindex.db opens for the whole upgrade (BEGIN IMMEDIATE,
-foreign keys off). Revisions never import photoindex.schema, whose models move on: paths are
+Runs inside the single transaction photoindex.catalog.db opens for the whole upgrade (BEGIN IMMEDIATE,
+foreign keys off). Revisions never import photoindex.catalog.schema, whose models move on: paths are
 TEXT (holding the name's exact bytes) and timestamps naive-UTC DATETIME text.
 """
 

@@ -6,7 +6,7 @@ Create Date: 2025-01-02 00:00:00
 
 Network folders (NFS, SMB) deliver no inotify events: the daemon polls a root marked 'poll'.
 The CHECK constraint makes batch mode recreate `roots`, which `photos` references; that is safe
-because photoindex.db runs migrations with foreign keys off and checks them before committing.
+because photoindex.catalog.db runs migrations with foreign keys off and checks them before committing.
 """
 
 from __future__ import annotations

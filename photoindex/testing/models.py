@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from photoindex.download import file_sha256
-from photoindex.manifest import MANIFEST_NAME, ImageSpec
+from photoindex.inference.bundle import MANIFEST_NAME, ImageSpec
+from photoindex.inference.download import file_sha256
 from photoindex.resources import data_file
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ def _toy_image_model(
 
 def _colour_token_ids(tokenizer: str) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of every colour word and the colour index each one names."""
-    from photoindex.tokenizers import load_tokenizer
+    from photoindex.inference.tokenizers import load_tokenizer
 
     tok = load_tokenizer(tokenizer, _CONTEXT[tokenizer])
     names = list(COLOURS)

@@ -1,0 +1,641 @@
+"""The repository of roots, photos and vectors: plain functions over a `Session` that never commit.
+
+Callers own the unit of work (`with db.write() as s:` around one batch) and get dataclasses back,
+never ORM objects. Paths go in as `str` or `PathLike` and come out as `str` in the `os.fsdecode`
+spelling, so a name that is not valid UTF-8 round-trips. Every change to a model's vectors bumps
+its `generation` in the same transaction; deleting vectors also bumps `vectors_epoch`, which tells
+an index cache to rebuild rather than catch up (ids only ever grow, so catching up is "id > N").
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Protocol, cast
+
+import numpy as np
+from sqlalchemy import (
+    CursorResult,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from photoindex.catalog import reads
+from photoindex.catalog.reads import IndexState, Photo
+from photoindex.catalog.schema import PHOTO_STATUSES, WATCH_MODES, Base
+from photoindex.errors import CatalogError
+
+_ROOTS: Table = Base.metadata.tables["roots"]
+_PHOTOS: Table = Base.metadata.tables["photos"]
+_VECTORS: Table = Base.metadata.tables["vectors"]
+_STATE: Table = Base.metadata.tables["index_state"]
+
+# Bound parameters per statement stay far below SQLite's limit (999 before 3.32).
+_IN_CHUNK = 500
+_VECTOR_DTYPE = np.dtype("<f4")
+
+LinkOutcome = Literal["added", "updated", "restored", "moved"]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _rowcount(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class RootRecord:
+    """A folder being indexed (`id` -1: not in the catalog yet)."""
+
+    id: int
+    path: str
+    present: bool = True
+    added_at: datetime | None = None
+    last_scan_at: datetime | None = None
+    watch_mode: str = "auto"
+
+
+class ImageFacts(Protocol):
+    """What decoding learned about a photo (`imaging.PhotoInfo` has this shape; read-only is enough)."""
+
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def taken_at(self) -> str | None: ...
+    @property
+    def camera_make(self) -> str | None: ...
+    @property
+    def camera_model(self) -> str | None: ...
+    @property
+    def gps_lat(self) -> float | None: ...
+    @property
+    def gps_lon(self) -> float | None: ...
+
+
+_PHOTO_COLUMNS = [_PHOTOS.c[name] for name in Photo.__dataclass_fields__]
+_INFO_FIELDS = ("width", "height", "format", "taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon")
+
+
+def _photo(row: Any) -> Photo:
+    return Photo(*row)
+
+
+def connection(session: Session) -> sqlite3.Connection:
+    """The sqlite3 connection under `session`, inside its transaction, for the functions of `photoindex.reads`."""
+    return cast(sqlite3.Connection, session.connection().connection.driver_connection)
+
+
+def _root(row: Any) -> RootRecord:
+    return RootRecord(
+        id=row.id, path=row.path, present=bool(row.present), added_at=row.added_at,
+        last_scan_at=row.last_scan_at, watch_mode=row.watch_mode,
+    )
+
+
+# ---------------------------------------------------------------- roots
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or below it (component-wise, not string-prefix)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def list_roots(session: Session) -> list[RootRecord]:
+    """All roots, by path."""
+    return [_root(r) for r in session.execute(select(_ROOTS).order_by(_ROOTS.c.path))]
+
+
+def root_for_path(session: Session, path: str | os.PathLike[str]) -> RootRecord | None:
+    """The root that contains `path` (a file or folder), or None."""
+    target = os.fspath(path)
+    for root in list_roots(session):
+        if _inside(target, root.path):
+            return root
+    return None
+
+
+def add_root(
+    session: Session, path: str | os.PathLike[str], *, watch_mode: str = "auto", now: datetime | None = None
+) -> RootRecord:
+    """Add a folder to index (resolved to an absolute path) and return its root.
+
+    Roots never overlap, so a photo belongs to one root: a folder inside an existing root returns
+    that root; a folder that contains existing roots takes over their photos and replaces them.
+    """
+    if watch_mode not in WATCH_MODES:
+        raise CatalogError(f"unknown watch mode {watch_mode!r}", f"use one of: {', '.join(WATCH_MODES)}")
+    resolved = os.fspath(Path(path).expanduser().resolve())
+    roots = list_roots(session)
+    for root in roots:
+        if _inside(resolved, root.path):
+            return root
+    result = cast(CursorResult[Any], session.execute(
+        insert(_ROOTS).values(path=resolved, added_at=now or _now(), present=True, watch_mode=watch_mode)
+    ))
+    (root_id,) = result.inserted_primary_key or (None,)
+    row = session.execute(select(_ROOTS).where(_ROOTS.c.id == root_id)).one()
+    inner = [r.id for r in roots if _inside(r.path, resolved)]
+    if inner:
+        away = [r.id for r in roots if r.id in inner and not r.present]
+        if away:
+            # Missing because their drive was away, not deleted: the forgetting clock
+            # (`forget_missing`) starts now, under a root that is there.
+            session.execute(
+                update(_PHOTOS)
+                .where(_PHOTOS.c.root_id.in_(away), _PHOTOS.c.status == "missing")
+                .values(updated_at=now or _now())
+            )
+        session.execute(update(_PHOTOS).where(_PHOTOS.c.root_id.in_(inner)).values(root_id=row.id))
+        session.execute(delete(_ROOTS).where(_ROOTS.c.id.in_(inner)))
+    return _root(row)
+
+
+def remove_root(session: Session, root_id: int) -> int:
+    """Forget a root and its photos (vectors stay until `delete_orphan_vectors`); returns the photo count."""
+    removed = _rowcount(session.execute(delete(_PHOTOS).where(_PHOTOS.c.root_id == root_id)))
+    session.execute(delete(_ROOTS).where(_ROOTS.c.id == root_id))
+    return removed
+
+
+def update_root(
+    session: Session,
+    root_id: int,
+    *,
+    present: bool | None = None,
+    last_scan_at: datetime | None = None,
+    watch_mode: str | None = None,
+) -> None:
+    """Change a root's scan facts or watch mode (None leaves a field as it is)."""
+    values: dict[str, Any] = {}
+    if present is not None:
+        values["present"] = present
+    if last_scan_at is not None:
+        values["last_scan_at"] = last_scan_at
+    if watch_mode is not None:
+        if watch_mode not in WATCH_MODES:
+            raise CatalogError(f"unknown watch mode {watch_mode!r}", f"use one of: {', '.join(WATCH_MODES)}")
+        values["watch_mode"] = watch_mode
+    if values:
+        session.execute(update(_ROOTS).where(_ROOTS.c.id == root_id).values(**values))
+
+
+def root_summaries(session: Session) -> list[dict[str, Any]]:
+    """Per root, JSON-ready: id, path, present, watch_mode, last_scan_at (ISO/None), photos (not missing)."""
+    live = func.count(_PHOTOS.c.id).filter(_PHOTOS.c.status != "missing")
+    query = (
+        select(_ROOTS, live.label("photos"))
+        .select_from(_ROOTS.outerjoin(_PHOTOS, _PHOTOS.c.root_id == _ROOTS.c.id))
+        .group_by(_ROOTS.c.id)
+        .order_by(_ROOTS.c.path)
+    )
+    return [
+        {
+            "id": row.id,
+            "path": row.path,
+            "present": bool(row.present),
+            "watch_mode": row.watch_mode,
+            "last_scan_at": row.last_scan_at.isoformat() if row.last_scan_at else None,
+            "photos": int(row.photos),
+        }
+        for row in session.execute(query)
+    ]
+
+
+def set_roots_scanned(
+    session: Session, root_ids: Iterable[int], present: Mapping[int, bool], *, at: datetime | None = None
+) -> None:
+    """Record that the roots were just scanned, and whether each folder was there."""
+    when = at or _now()
+    for root_id in root_ids:
+        update_root(session, root_id, present=present.get(root_id, True), last_scan_at=when)
+
+
+# ---------------------------------------------------------------- photos
+
+
+def get_photo(session: Session, path: str | os.PathLike[str]) -> Photo | None:
+    """The photo at `path`, or None."""
+    row = session.execute(select(*_PHOTO_COLUMNS).where(_PHOTOS.c.path == os.fspath(path))).one_or_none()
+    return None if row is None else _photo(row)
+
+
+def photos_with_hash(session: Session, content_hash: str) -> list[Photo]:
+    """Every photo (any status) holding this content, by path."""
+    rows = session.execute(
+        select(*_PHOTO_COLUMNS).where(_PHOTOS.c.content_hash == content_hash).order_by(_PHOTOS.c.path)
+    )
+    return [_photo(r) for r in rows]
+
+
+def photos_with_status(
+    session: Session, status: str, *, root_id: int | None = None, limit: int | None = None
+) -> list[Photo]:
+    """Photos in one status (optionally of one root), most recently updated first."""
+    query = select(*_PHOTO_COLUMNS).where(_PHOTOS.c.status == status)
+    if root_id is not None:
+        query = query.where(_PHOTOS.c.root_id == root_id)
+    query = query.order_by(_PHOTOS.c.updated_at.desc(), _PHOTOS.c.id.desc()).limit(limit)
+    return [_photo(r) for r in session.execute(query)]
+
+
+def recent_failures(session: Session, limit: int = 20) -> list[Photo]:
+    """The most recently failed photos, with their `error`."""
+    return photos_with_status(session, "failed", limit=limit)
+
+
+def count_by_status(session: Session, *, root_id: int | None = None) -> dict[str, int]:
+    """How many photos are in each status (every status present, 0 when none)."""
+    query = select(_PHOTOS.c.status, func.count()).group_by(_PHOTOS.c.status)
+    if root_id is not None:
+        query = query.where(_PHOTOS.c.root_id == root_id)
+    counts = dict.fromkeys(PHOTO_STATUSES, 0)
+    counts.update({status: int(n) for status, n in session.execute(query)})
+    return counts
+
+
+def missing_stat_keys(
+    session: Session, candidates: Iterable[tuple[int, int]] | None = None
+) -> set[tuple[int, int]]:
+    """(size, mtime_ns) of missing photos: a new file matching one is likely a move, so hash it first.
+
+    With `candidates`, only those keys are looked up (by size, in chunks), so a daemon batch of a
+    few files does not read every missing row of an unplugged drive.
+    """
+    base = select(_PHOTOS.c.size, _PHOTOS.c.mtime_ns).where(_PHOTOS.c.status == "missing")
+    if candidates is None:
+        return {(int(size), int(mtime)) for size, mtime in session.execute(base)}
+    wanted = set(candidates)
+    found: set[tuple[int, int]] = set()
+    for chunk in _chunks(sorted({size for size, _ in wanted})):
+        rows = session.execute(base.where(_PHOTOS.c.size.in_(chunk)))
+        found.update(key for key in ((int(a), int(b)) for a, b in rows) if key in wanted)
+    return found
+
+
+def _info_values(info: ImageFacts | None) -> dict[str, Any]:
+    if info is None:
+        return dict.fromkeys(_INFO_FIELDS)
+    return {name: getattr(info, name) for name in _INFO_FIELDS}
+
+
+def _upsert_photo(session: Session, values: dict[str, Any], now: datetime) -> None:
+    """Insert the photo at values["path"], or update the columns given; first_seen is kept."""
+    statement = sqlite_insert(_PHOTOS).values(first_seen=now, updated_at=now, **values)
+    changes = {name: statement.excluded[name] for name in values if name != "path"}
+    changes["updated_at"] = statement.excluded["updated_at"]
+    session.execute(statement.on_conflict_do_update(index_elements=[_PHOTOS.c.path], set_=changes))
+
+
+def store_indexed(
+    session: Session,
+    *,
+    root_id: int,
+    path: str | os.PathLike[str],
+    size: int,
+    mtime_ns: int,
+    content_hash: str,
+    info: ImageFacts | None,
+    now: datetime | None = None,
+) -> None:
+    """Record a photo whose content now has a stored vector (status 'indexed')."""
+    values = dict(root_id=root_id, path=os.fspath(path), size=size, mtime_ns=mtime_ns,
+                  content_hash=content_hash, status="indexed", error=None)
+    values.update(_info_values(info))
+    _upsert_photo(session, values, now or _now())
+
+
+def store_failed(
+    session: Session,
+    *,
+    root_id: int,
+    path: str | os.PathLike[str],
+    size: int,
+    mtime_ns: int,
+    content_hash: str | None,
+    error: str,
+    now: datetime | None = None,
+) -> None:
+    """Record a photo that could not be indexed; it is retried only when its size or mtime change."""
+    values = dict(root_id=root_id, path=os.fspath(path), size=size, mtime_ns=mtime_ns,
+                  content_hash=content_hash, status="failed", error=error)
+    values.update(_info_values(None))
+    _upsert_photo(session, values, now or _now())
+
+
+def store_pending(
+    session: Session,
+    *,
+    root_id: int,
+    path: str | os.PathLike[str],
+    size: int,
+    mtime_ns: int,
+    now: datetime | None = None,
+) -> None:
+    """Record a file seen on disk but not processed yet (status 'pending')."""
+    values = dict(root_id=root_id, path=os.fspath(path), size=size, mtime_ns=mtime_ns,
+                  status="pending", error=None)
+    _upsert_photo(session, values, now or _now())
+
+
+def link_photo(
+    session: Session,
+    *,
+    root_id: int,
+    path: str | os.PathLike[str],
+    size: int,
+    mtime_ns: int,
+    content_hash: str,
+    info: ImageFacts | None = None,
+    now: datetime | None = None,
+) -> LinkOutcome:
+    """Point `path` at content whose vector is already stored (status 'indexed'); says what happened.
+
+    "restored": the path was missing and is back; "updated": the path was known; "moved": a
+    missing photo with this content now lives at `path` (its row moves, keeping id and
+    first_seen); "added": a new photo (a copy of known content).
+    """
+    when = now or _now()
+    target = os.fspath(path)
+    facts: dict[str, Any] = dict(root_id=root_id, size=size, mtime_ns=mtime_ns, content_hash=content_hash,
+                                 status="indexed", error=None, updated_at=when)
+    existing = session.execute(
+        select(_PHOTOS.c.id, _PHOTOS.c.status, _PHOTOS.c.content_hash).where(_PHOTOS.c.path == target)
+    ).one_or_none()
+    if info is not None:
+        facts.update(_info_values(info))
+    elif existing is not None and existing.content_hash != content_hash:
+        facts.update(_info_values(None))  # new content: the old metadata describes something else
+    if existing is not None:
+        session.execute(update(_PHOTOS).where(_PHOTOS.c.id == existing.id).values(**facts))
+        return "restored" if existing.status == "missing" else "updated"
+    moved = session.execute(
+        select(_PHOTOS.c.id)
+        .where(_PHOTOS.c.content_hash == content_hash, _PHOTOS.c.status == "missing")
+        .order_by(_PHOTOS.c.updated_at.desc(), _PHOTOS.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if moved is not None:
+        session.execute(update(_PHOTOS).where(_PHOTOS.c.id == moved).values(path=target, **facts))
+        return "moved"
+    session.execute(insert(_PHOTOS).values(path=target, first_seen=when, **facts))
+    return "added"
+
+
+def merge_moved(session: Session, path: str | os.PathLike[str], *, missing_since: datetime) -> bool:
+    """Fold a late-found move: the photo added at `path` as a copy of known content becomes the row of a
+    photo with that content that went missing since `missing_since` (keeping its id and first_seen).
+
+    A scan that works in rounds can link a photo at its new path before it passes the old path (a
+    folder renamed to a name earlier in the walk); this gives the result `link_photo` gives when
+    the old row is already missing. Returns whether a row was folded.
+    """
+    target = os.fspath(path)
+    new = session.execute(
+        select(*_PHOTO_COLUMNS).where(_PHOTOS.c.path == target, _PHOTOS.c.status == "indexed")
+    ).one_or_none()
+    if new is None or new.content_hash is None:
+        return False
+    old = session.execute(
+        select(_PHOTOS.c.id)
+        .where(
+            _PHOTOS.c.content_hash == new.content_hash,
+            _PHOTOS.c.status == "missing",
+            _PHOTOS.c.updated_at >= missing_since,
+        )
+        .order_by(_PHOTOS.c.updated_at.desc(), _PHOTOS.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if old is None:
+        return False
+    facts = {name: getattr(new, name) for name in Photo.__dataclass_fields__ if name not in ("id", "first_seen")}
+    session.execute(delete(_PHOTOS).where(_PHOTOS.c.id == new.id))
+    session.execute(update(_PHOTOS).where(_PHOTOS.c.id == old).values(**facts))
+    return True
+
+
+def set_photo_status(
+    session: Session, photo_ids: Sequence[int], status: str, *, error: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Set the status (and error) of many photos; returns how many rows changed."""
+    if status not in PHOTO_STATUSES:
+        raise ValueError(f"unknown photo status {status!r}")
+    when = now or _now()
+    changed = 0
+    for chunk in _chunks(list(photo_ids)):
+        result = session.execute(
+            update(_PHOTOS).where(_PHOTOS.c.id.in_(chunk)).values(status=status, error=error, updated_at=when)
+        )
+        changed += _rowcount(result)
+    return changed
+
+
+def mark_missing(session: Session, photo_ids: Sequence[int], *, now: datetime | None = None) -> int:
+    """Mark photos whose files are gone as 'missing' (their vectors stay, for when they come back)."""
+    return set_photo_status(session, photo_ids, "missing", now=now)
+
+
+def _long_missing(root_ids: Sequence[int], missing_since: datetime) -> ColumnElement[bool]:
+    return and_(
+        _PHOTOS.c.root_id.in_(list(root_ids)),
+        _PHOTOS.c.status == "missing",
+        _PHOTOS.c.updated_at < missing_since,
+    )
+
+
+def long_missing(session: Session, root_ids: Sequence[int], *, missing_since: datetime) -> list[str]:
+    """Paths of these roots' photos missing since before `missing_since` (what `forget_missing` would delete)."""
+    paths: list[str] = []
+    for chunk in _chunks(list(root_ids)):
+        query = select(_PHOTOS.c.path).where(_long_missing(chunk, missing_since)).order_by(_PHOTOS.c.path)
+        paths.extend(session.execute(query).scalars())
+    return paths
+
+
+def forget_missing(
+    session: Session, model_id: str, root_ids: Sequence[int], *, missing_since: datetime
+) -> tuple[int, list[int]]:
+    """Delete these roots' photos missing since before `missing_since`, and the vectors only they held.
+
+    Returns (photos deleted, vector ids deleted). Other vectors nobody holds now are left alone:
+    `photoindex forget ROOT` keeps them on purpose, for the root's return.
+    """
+    forgotten = 0
+    hashes: set[str] = set()
+    for chunk in _chunks(list(root_ids)):
+        gone = _long_missing(chunk, missing_since)
+        hashes.update(h for h in session.execute(select(_PHOTOS.c.content_hash).where(gone)).scalars() if h)
+        forgotten += _rowcount(session.execute(delete(_PHOTOS).where(gone)))
+    orphans: list[int] = []
+    for chunk in _chunks(sorted(hashes)):
+        orphans.extend(
+            int(i)
+            for i in session.execute(
+                select(_VECTORS.c.id).where(
+                    _VECTORS.c.model_id == model_id,
+                    _VECTORS.c.content_hash.in_(chunk),
+                    ~exists().where(_PHOTOS.c.content_hash == _VECTORS.c.content_hash),
+                )
+            ).scalars()
+        )
+    delete_vectors(session, model_id, orphans)
+    return forgotten, sorted(orphans)
+
+
+# ---------------------------------------------------------------- vectors
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=_VECTOR_DTYPE).tobytes()
+
+
+
+def vector_ids_for_hashes(session: Session, model_id: str, content_hashes: Iterable[str]) -> dict[str, int]:
+    """The stored vector id of each content hash that has one under `model_id`."""
+    hashes = sorted(set(content_hashes))
+    found: dict[str, int] = {}
+    for chunk in _chunks(hashes):
+        rows = session.execute(
+            select(_VECTORS.c.content_hash, _VECTORS.c.id).where(
+                _VECTORS.c.model_id == model_id, _VECTORS.c.content_hash.in_(chunk)
+            )
+        )
+        found.update({h: int(i) for h, i in rows})
+    return found
+
+
+def _model_dim(session: Session, model_id: str) -> int | None:
+    return session.execute(select(_VECTORS.c.dim).where(_VECTORS.c.model_id == model_id).limit(1)).scalar()
+
+
+def _bump(session: Session, model_id: str, *, deleted: bool, now: datetime) -> None:
+    """Advance the model's generation (and epoch when vectors were deleted) in the caller's transaction."""
+    epoch = 1 if deleted else 0
+    statement = sqlite_insert(_STATE).values(
+        model_id=model_id, generation=1, vectors_epoch=epoch, updated_at=now
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[_STATE.c.model_id],
+            set_={
+                "generation": _STATE.c.generation + 1,
+                "vectors_epoch": _STATE.c.vectors_epoch + epoch,
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
+    )
+
+
+def add_vectors(
+    session: Session, model_id: str, items: Sequence[tuple[str, np.ndarray]], *, now: datetime | None = None
+) -> list[int]:
+    """Store vectors by content hash and return their ids, in input order; a hash already stored keeps its id.
+
+    New ids are larger than every id handed out before (AUTOINCREMENT) and follow the input order.
+    Bumps the model's generation when anything was added.
+    """
+    if not items:
+        return []
+    dims = {int(np.asarray(v).size) for _, v in items}
+    stored_dim = _model_dim(session, model_id)
+    if len(dims) != 1 or (stored_dim is not None and dims != {stored_dim}):
+        raise CatalogError(
+            f"vectors of model {model_id!r} must all have {stored_dim or 'the same'} dimensions, "
+            f"got {sorted(dims)}",
+            "the model bundle changed without changing its id; give the new bundle its own id",
+        )
+    dim = dims.pop()
+    known = vector_ids_for_hashes(session, model_id, (h for h, _ in items))
+    fresh: dict[str, np.ndarray] = {}
+    for content_hash, vector in items:
+        if content_hash not in known and content_hash not in fresh:
+            fresh[content_hash] = vector
+    if fresh:
+        when = now or _now()
+        session.execute(
+            insert(_VECTORS),
+            [
+                dict(model_id=model_id, content_hash=h, dim=dim, vector=_blob(v), created_at=when)
+                for h, v in fresh.items()
+            ],
+        )
+        known.update(vector_ids_for_hashes(session, model_id, fresh))
+        _bump(session, model_id, deleted=False, now=when)
+    return [known[h] for h, _ in items]
+
+
+def delete_vectors(
+    session: Session, model_id: str, vector_ids: Sequence[int], *, now: datetime | None = None
+) -> int:
+    """Delete vectors by id; bumps generation and epoch (index caches must rebuild). Returns how many."""
+    deleted = 0
+    for chunk in _chunks(list(vector_ids)):
+        result = session.execute(
+            delete(_VECTORS).where(_VECTORS.c.model_id == model_id, _VECTORS.c.id.in_(chunk))
+        )
+        deleted += _rowcount(result)
+    if deleted:
+        _bump(session, model_id, deleted=True, now=now or _now())
+    return deleted
+
+
+def delete_orphan_vectors(session: Session, model_id: str, *, now: datetime | None = None) -> list[int]:
+    """Delete the model's vectors that no photo row (in any status) holds any more; returns their ids."""
+    orphans = session.execute(
+        select(_VECTORS.c.id)
+        .where(
+            _VECTORS.c.model_id == model_id,
+            ~exists().where(_PHOTOS.c.content_hash == _VECTORS.c.content_hash),
+        )
+        .order_by(_VECTORS.c.id)
+    ).scalars().all()
+    ids = [int(i) for i in orphans]
+    delete_vectors(session, model_id, ids, now=now)
+    return ids
+
+
+def vector_count(session: Session, model_id: str) -> int:
+    """How many vectors the model has."""
+    return reads.vector_count(connection(session), model_id)
+
+
+def max_vector_id(session: Session, model_id: str) -> int:
+    """The model's largest vector id (0 when it has none)."""
+    return reads.max_vector_id(connection(session), model_id)
+
+
+def index_state(session: Session, model_id: str) -> IndexState:
+    """The model's generation and epoch (zeros before its first vector)."""
+    return reads.index_state(connection(session), model_id)
+
+
+def vectors_anchor(session: Session, model_id: str) -> str | None:
+    """A fingerprint of the model's first vector (see `reads.vectors_anchor`)."""
+    return reads.vectors_anchor(connection(session), model_id)

@@ -1,0 +1,550 @@
+"""The `photoindex` command line: parse options, call one core function, render the result.
+
+This is the one place where errors become `error:`/`hint:` lines and exit codes. Heavy modules
+(onnxruntime, faiss, SQLAlchemy, numpy) are imported inside the commands so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from typer.core import TyperGroup
+
+from photoindex.errors import PhotoindexError
+
+if TYPE_CHECKING:
+    from photoindex.config import Config
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # nothing could be done (bad input, missing model, broken config)
+EXIT_USAGE = 2  # wrong options (click's own code)
+EXIT_LOCKED = 3  # another photoindex process holds the writer lock
+EXIT_INTERRUPTED = 130
+
+
+class _Group(TyperGroup):
+    """Turns PhotoindexError into `error:`/`hint:` lines and its exit code, for every sub-command."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PhotoindexError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _fail(exc: PhotoindexError) -> None:
+    typer.echo(f"error: {exc.message}", err=True)
+    if exc.hint:
+        typer.echo(f"hint: {exc.hint}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Find your photos by describing them: CLIP search over a persistent SQLite + FAISS index.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+models_app = typer.Typer(cls=_Group, help="List, fetch and verify model bundles.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Config file (default: $PHOTOINDEX_HOME/config.toml)."
+    ),
+) -> None:
+    ctx.obj = {"config_file": config}
+    import logging
+
+    # Library warnings (an NPU fallback, an unwatched folder) go to stderr, never to stdout,
+    # which `--json` keeps for its document. The daemon sets its own level and format.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def _config(ctx: typer.Context) -> Config:
+    from photoindex.config import load_config
+
+    root = ctx.find_root()
+    path = (root.obj or {}).get("config_file") if root.obj else None
+    return load_config(config_file=path)
+
+
+def _emit_json(data: Any) -> None:
+    def default(o: Any) -> Any:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return dataclasses.asdict(o)
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(type(o).__name__)
+
+    text = json.dumps(data, default=default, ensure_ascii=False, indent=2)
+    # A non-UTF-8 file name holds lone surrogates: write them as \udcXX escapes, valid JSON from
+    # which json.loads + os.fsencode give the exact name back, whatever stdout's error handler.
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+
+
+def _interactive(quiet: bool, as_json: bool) -> bool:
+    return not quiet and not as_json and sys.stderr.isatty()
+
+
+def _display(path: str) -> str:
+    # Non-UTF-8 names are kept with surrogate escapes; show them without crashing the terminal.
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# ---------------------------------------------------------------- init
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing config file."),
+) -> None:
+    """Write a starting config.toml (every key documented, with its default)."""
+    from photoindex.library import write_starting_config
+
+    cfg = _config(ctx)
+    path = write_starting_config(cfg, force=force)
+    typer.echo(f"wrote {path}")
+    typer.echo(f"state lives in {cfg.home} (set PHOTOINDEX_HOME to move it)")
+
+
+# ---------------------------------------------------------------- index / reindex
+
+
+class _Progress:
+    """A rich progress bar on a terminal, silence elsewhere."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.label, total=None, rate="")
+        return self
+
+    def __call__(self, event: Any) -> None:
+        if not self.enabled:
+            return
+        rate = f"{event.rate:.1f} photos/s" if getattr(event, "rate", 0) else ""
+        self._bar.update(
+            self._task,
+            description=f"{self.label}: {event.stage}",
+            completed=event.done,
+            total=event.total,
+            rate=rate,
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
+def _print_failures(report: Any) -> None:
+    for f in report.failures:
+        typer.echo(f"skipped: {_display(f.path)}: {f.message}" + (f" ({f.hint})" if f.hint else ""), err=True)
+
+
+def _summary_line(report: Any) -> str:
+    parts = [
+        f"{report.added} added",
+        f"{report.updated} updated",
+        f"{report.moved} moved",
+        f"{report.missing} missing",
+        *([f"{report.forgotten} forgotten (long missing)"] if report.forgotten else []),
+        f"{report.failed} failed",
+        f"{report.unchanged} unchanged",
+        f"{report.encoded} encoded",
+    ]
+    return ", ".join(parts) + f" in {report.seconds:.1f} s"
+
+
+class _StopOnInterrupt:
+    """First Ctrl-C (or SIGTERM): finish the current batch and stop; a second Ctrl-C aborts at once."""
+
+    def __init__(self, quiet: bool) -> None:
+        import threading
+
+        self.event = threading.Event()
+        self.quiet = quiet
+        self._saved: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        import signal
+
+        if self.event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.event.set()
+        if not self.quiet:
+            typer.echo("stopping after the current batch (Ctrl-C again to abort)", err=True)
+
+    def __enter__(self) -> _StopOnInterrupt:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
+def _run_indexing(ctx: typer.Context, paths: list[Path] | None, quiet: bool, as_json: bool, dry_run: bool) -> None:
+    from photoindex.indexing.indexer import run_index
+
+    cfg = _config(ctx)
+
+    def waiting(message: str) -> None:
+        if not as_json:
+            typer.echo(f"waiting: {message}", err=True)
+
+    with (
+        _StopOnInterrupt(quiet or as_json) as stop,
+        _Progress(_interactive(quiet, as_json), "indexing") as progress,
+    ):
+        report = run_index(cfg, paths, progress=progress, dry_run=dry_run, stop=stop.event, on_wait=waiting)
+    if as_json:
+        _emit_json(report.to_json())
+    else:
+        if not quiet or report.failed_new:
+            _print_failures(report)
+        if dry_run:
+            for change in report.planned:
+                typer.echo(f"{change.action}\t{_display(change.path)}")
+        if not quiet:
+            typer.echo(_summary_line(report))
+    if report.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@app.command()
+def index(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="Folders (or single photos) to add as roots and index."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Add folders as roots and index them (only new and changed photos are encoded)."""
+    _run_indexing(ctx, paths, quiet, as_json, dry_run=False)
+
+
+@app.command()
+def reindex(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would change; write nothing."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures (the default off a terminal)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Reconcile every root with the disk (the cron safety net)."""
+    _run_indexing(ctx, None, quiet or not sys.stdout.isatty(), as_json, dry_run=dry_run)
+
+
+@app.command()
+def forget(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="A root folder to take out of the library (files are not touched)."),
+    purge: bool = typer.Option(False, "--purge", help="Also delete the vectors no photo needs any more."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Take a folder out of the library; its photos leave the results (the files stay on disk)."""
+    from photoindex.indexing.roots import forget_root
+
+    def waiting(message: str) -> None:
+        if not as_json:
+            typer.echo(f"waiting: {message}", err=True)
+
+    report = forget_root(_config(ctx), path, purge=purge, on_wait=waiting)
+    if as_json:
+        _emit_json(report)
+        return
+    typer.echo(
+        f"forgot {_display(report.root)}: {report.photos} photos"
+        + (f", {report.vectors_deleted} vectors purged" if purge else " (their vectors are kept for a return)")
+    )
+
+
+# ---------------------------------------------------------------- search
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    text: str | None = typer.Argument(None, help='What to look for, e.g. "a dog on the beach".'),
+    image: Path | None = typer.Option(None, "--image", "-i", help="Find photos like this one."),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="How many results (default 20)."),
+    min_score: float | None = typer.Option(None, "--min-score", help="Drop results below this cosine score."),
+    folder: Path | None = typer.Option(None, "--folder", help="Only photos under this folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+) -> None:
+    """Find photos by a text description or by an example photo."""
+    if not text and image is None:
+        raise PhotoindexError(
+            "nothing to search for", 'give a text, e.g. `photoindex search "a red car"`, or --image PATH'
+        )
+    cfg = _config(ctx)
+    limit = limit if limit is not None else cfg.search.limit
+    min_score = min_score if min_score is not None else cfg.search.min_score
+    rows = _ask_daemon(cfg, text, image, limit, min_score, folder) if cfg.search.use_daemon else None
+    if rows is None:
+        from photoindex.search.query import run_search
+
+        hits = run_search(cfg, text=text, image=image, limit=limit, min_score=min_score, folder=folder)
+        rows = [h.to_json() for h in hits]
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        typer.echo("no matching photos", err=True)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, show_edge=False, pad_edge=False)
+    table.add_column("score", justify="right")
+    table.add_column("path", overflow="fold")
+    table.add_column("taken")
+    for h in rows:
+        shown = _display(h["path"])
+        link = Path(h["path"]).as_uri() if shown == h["path"] else None
+        cell = f"[link={link}]{shown}[/link]" if link else shown
+        table.add_row(f"{h['score']:.3f}", cell, h["taken_at"] or "")
+    Console(soft_wrap=False).print(table, markup=True, highlight=False)
+
+
+def _ask_daemon(
+    cfg: Config, text: str | None, image: Path | None, limit: int, min_score: float, folder: Path | None
+) -> list[dict[str, Any]] | None:
+    """The running daemon's answer (its model and index are warm), or None: search in this process."""
+    from photoindex.library import bundle_for
+    from photoindex.search.client import MAX_LIMIT, ask_daemon
+
+    if limit > MAX_LIMIT:
+        return None
+    try:
+        model_id = bundle_for(cfg).manifest.model_id  # reads one manifest: no model is loaded
+    except PhotoindexError:
+        return None  # the local search reports it
+    request = {
+        "text": text,
+        # The daemon runs elsewhere: paths go absolute, folders resolved as the local search would.
+        "image": str(image.expanduser().absolute()) if image is not None else None,
+        "limit": limit,
+        "min_score": min_score,
+        "folder": str(folder.expanduser().resolve()) if folder is not None else None,
+        "bundle": model_id,
+    }
+    return ask_daemon(cfg.home, request)
+
+
+# ---------------------------------------------------------------- status
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Roots, photo counts, the model, the index and the daemon."""
+    from photoindex.status import library_status
+
+    st = library_status(_config(ctx))
+    if as_json:
+        _emit_json(st)
+        return
+    for line in st.lines():
+        typer.echo(_display(line))
+
+
+# ---------------------------------------------------------------- daemon
+
+
+@app.command()
+def daemon(ctx: typer.Context) -> None:
+    """Watch the roots and index new, changed, moved and deleted photos as they happen."""
+    from photoindex.daemon.loop import run_daemon
+
+    raise typer.Exit(run_daemon(_config(ctx)))
+
+
+# ---------------------------------------------------------------- doctor
+
+
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """What runtime and accelerator will be used, and why; versions, limits and problems."""
+    from photoindex.doctor import diagnose
+
+    report = diagnose(_config(ctx))
+    if as_json:
+        _emit_json(report)
+    else:
+        for line in report.lines():
+            typer.echo(_display(line))
+    if not report.ok:
+        raise typer.Exit(EXIT_ERROR)
+
+
+# ---------------------------------------------------------------- models
+
+
+def _bytes_progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(name: str, done: int, total: int | None) -> None:
+        if not tasks:
+            bar.start()
+        if name not in tasks:
+            tasks[name] = bar.add_task(name, total=total)
+        bar.update(tasks[name], completed=done, total=total)
+
+    update.stop = bar.stop  # type: ignore[attr-defined]
+    return update
+
+
+def _render_checks(checks: list[Any]) -> bool:
+    ok = True
+    for c in checks:
+        mark = "ok" if c.ok else "FAIL"
+        note = f"  {c.problem}" if c.problem else ""
+        typer.echo(f"{mark:4}  {c.file.role:10} {c.path}{note}")
+        ok = ok and c.ok
+    return ok
+
+
+@models_app.command("list")
+def models_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """The bundles photoindex knows, and which one is configured."""
+    from photoindex.library import list_bundles
+
+    cfg = _config(ctx)
+    rows = list_bundles(cfg)
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        mark = "*" if r.configured else " "
+        state = "ready" if r.present else "not fetched"
+        typer.echo(f"{mark} {r.name:24} {r.embedding_dim:4}-d  {r.tokenizer:12} {state:12} {r.title}")
+
+
+@models_app.command("verify")
+def models_verify(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="Bundle name or folder (default: the configured one)."),
+) -> None:
+    """Check that a bundle's files are present and match their sha256."""
+    from photoindex.inference.download import verify_bundle
+    from photoindex.library import bundle_for
+
+    cfg = _config(ctx)
+    bundle = bundle_for(cfg, name)
+    if not _render_checks(verify_bundle(bundle, progress=None)):
+        from photoindex.inference.download import missing_files_hint
+
+        raise PhotoindexError(f"bundle {bundle.manifest.name} is not complete", missing_files_hint(bundle))
+    typer.echo(f"bundle {bundle.manifest.name} verified in {bundle.directory}")
+
+
+@models_app.command("fetch")
+def models_fetch(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="Bundle name (default: the configured one)."),
+    source: str | None = typer.Option(None, "--from", help="A base URL or a local folder holding the files."),
+    optional: bool = typer.Option(False, "--all", help="Also fetch optional files (e.g. the .axmodel)."),
+) -> None:
+    """Download a bundle's files (resumable, sha256-checked, placed atomically)."""
+    from photoindex.inference.download import fetch_bundle
+    from photoindex.library import bundle_for
+
+    cfg = _config(ctx)
+    bundle = bundle_for(cfg, name)
+    progress = _bytes_progress(sys.stderr.isatty())
+    try:
+        checks = fetch_bundle(bundle, source, progress=progress, include_optional=optional)
+    finally:
+        if progress is not None:
+            progress.stop()
+    _render_checks(checks)
+    typer.echo(f"bundle {bundle.manifest.name} ready in {bundle.directory}")
+
+
+@models_app.command("quantize")
+def models_quantize(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="Bundle name or folder (default: the configured one)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder to write (default: NAME-int8 beside the bundle)."),
+    text: bool = typer.Option(False, "--text", help="Also quantize the text encoder (faster, smaller searches)."),
+    force: bool = typer.Option(False, "--force", help="Replace the output folder if it exists."),
+) -> None:
+    """Write an int8 variant of a bundle (dynamic quantization of its ONNX encoders) as a new bundle."""
+    from photoindex.inference.quantize import quantize_bundle
+    from photoindex.library import bundle_for
+
+    bundle = bundle_for(_config(ctx), name)
+    folder = quantize_bundle(bundle, out, text=text, overwrite=force)
+    typer.echo(f"bundle {bundle.manifest.name}-int8 written to {folder}")
+    typer.echo(f'use it with PHOTOINDEX_MODEL_BUNDLE={folder}, or `bundle = "{folder}"` under [model] in config.toml')
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

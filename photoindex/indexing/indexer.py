@@ -1,0 +1,757 @@
+"""Indexing: scan -> diff -> hash/decode (worker processes) -> encode in batches -> commit -> index.
+
+A run reconciles roots with the disk: new and changed photos are encoded, moved, renamed and
+copied ones reuse their stored vector (found by content hash), vanished ones are marked missing,
+and failed ones are retried only when they change. Each batch is one transaction, so a crash at
+any point leaves a catalog the next run simply continues from (DESIGN.md invariants 2, 6, 7).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photoindex.catalog import reads
+from photoindex.catalog import writes as catalog
+from photoindex.config import Config
+from photoindex.errors import ConfigError, PhotoindexError
+from photoindex.library import Library, open_library
+from photoindex.photos.decodepool import DecodeJob, DecodePool, DecodeResult
+from photoindex.photos.scanner import FileFact, ScanProblem, ignored_below, stat_fact, walk
+
+log = logging.getLogger("photoindex")
+
+# Photos (or vanished rows) found by a scan before they are worked on: bounds the run's memory
+# (~0.4 KB each, so ~20 MB), and below it a run knows its total (and the progress bar its ETA).
+WORK_ROUND = 50_000
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A photo that could not be indexed, with what to do about it."""
+
+    path: str
+    reason: str
+    message: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One line of `--dry-run`: what a run would do to a path."""
+
+    action: str  # add | update | missing | check
+    path: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress event: `stage` is scanning, hashing or encoding; `total` None when unknown."""
+
+    stage: str
+    done: int
+    total: int | None
+    rate: float = 0.0
+
+
+@dataclass
+class IndexReport:
+    """What a run did; `failures` lists only photos that failed for the first time in this run."""
+
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    missing: int = 0
+    forgotten: int = 0  # photos missing longer than `[index] forget_missing_after_days`, deleted with their vectors
+    failed: int = 0
+    unchanged: int = 0
+    encoded: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    index_written: bool = False
+    roots: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    planned: list[PlannedChange] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed_new(self) -> int:
+        """How many photos failed for the first time in this run."""
+        return len(self.failures)
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary printed by `--json`."""
+        data = asdict(self)
+        data["failures"] = [asdict(f) for f in self.failures]
+        data["planned"] = [asdict(p) for p in self.planned]
+        return data
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass
+class _Pending:
+    """A path that needs work, with what the catalog knew about it."""
+
+    fact: FileFact
+    root_id: int
+    known: reads.PhotoState | None
+
+
+class _Batch:
+    """Photos decoded and waiting to be encoded and committed together."""
+
+    def __init__(self) -> None:
+        self.pixels: list[np.ndarray] = []
+        self.new: list[tuple[_Pending, DecodeResult]] = []  # to encode
+        self.linked: list[
+            tuple[_Pending, DecodeResult | None, str, int]
+        ] = []  # (item, result, hash, vector id)
+        self.failed: list[tuple[_Pending, DecodeResult]] = []
+
+    def __len__(self) -> int:
+        return len(self.new)
+
+    def empty(self) -> bool:
+        return not (self.new or self.linked or self.failed)
+
+
+class Indexer:
+    """Reconciles roots with the disk for one open library; the caller holds the writer lock."""
+
+    def __init__(
+        self,
+        lib: Library,
+        progress: ProgressFn | None = None,
+        stop: threading.Event | None = None,
+        *,
+        index: Any = None,
+        save_index: bool = True,
+    ) -> None:
+        """`index`: an open `IndexHandle` to reuse (the daemon keeps one); `save_index`: write it when the run ends."""
+        self.lib = lib
+        self.config = lib.config
+        self.progress = progress or (lambda p: None)
+        self.stop = stop or threading.Event()
+        self.report = IndexReport()
+        self._index: Any = index  # indexcache.IndexHandle, opened (or refreshed) on first commit
+        self._index_fresh = False
+        self._save_index = save_index
+        self._encoding_done = 0  # photos through the decode/encode stage in earlier rounds of this run
+        self._copies: list[str] = []  # paths added in this run as copies of known content (maybe moves)
+
+    # ------------------------------------------------------------ scanning and diffing
+
+    def _diff(self, scopes: Sequence[tuple[catalog.RootRecord, str]]) -> Iterator[_Pending | reads.PhotoState]:
+        """Work to do (`_Pending`) and vanished rows (`PhotoState`), scope by scope, in path order.
+
+        A scope is a whole root (reconciliation) or a path inside one (a watcher hint): a folder is
+        walked, a file is stat'ed, a path that is gone makes everything the catalog had there vanish.
+        The walk and the catalog are two streams sorted by path, merged one entry at a time, so
+        memory does not grow with the size of a root. Callers may commit between items: rows they
+        add or change are at paths already passed (see `_CatalogStream`).
+        """
+        seen = 0
+        for root, scope in scopes:
+            problems = _Problems()
+            facts: Iterator[FileFact]
+            if ignored_below(scope, root.path, self.config.scan):
+                facts = iter(())  # a hint inside a hidden or excluded folder: a full walk never goes there
+            elif os.path.isdir(scope):
+                facts = walk(Path(scope), self.config.scan, problems.add, base=root.path)
+            elif os.path.isfile(scope):
+                fact = stat_fact(scope, self.config.scan, base=root.path)
+                facts = iter([fact] if fact is not None else [])
+            else:
+                if scope == root.path:
+                    self._warn(
+                        f"{root.path}: the folder is not there (unplugged drive or deleted folder); "
+                        "its photos are marked missing and come back without re-encoding when it returns"
+                    )
+                facts = iter(())
+            known = _CatalogStream(self.lib, scope)
+            for fact in facts:
+                seen += 1
+                if seen % 1000 == 0:
+                    if not self._encoding_done:  # once rounds of work began, progress counts the work
+                        self.progress(Progress("scanning", seen, None))
+                    if self.stop.is_set():
+                        break  # an incomplete walk proves nothing about what vanished after this point
+                key = os.fsencode(fact.path)
+                k: reads.PhotoState | None = None
+                for row in known.until(key):
+                    if row.path == fact.path:
+                        k = row
+                    elif _vanished(row, problems.blind):
+                        yield row
+                if (
+                    k is not None
+                    and k.size == fact.size
+                    and k.mtime_ns == fact.mtime_ns
+                    and k.status in ("indexed", "failed")
+                ):
+                    self.report.unchanged += 1
+                    continue
+                yield _Pending(fact, root.id, k)
+            if self.stop.is_set():
+                self.report.interrupted = True
+                return
+            for row in known.rest():
+                if _vanished(row, problems.blind):
+                    yield row
+            for prob in problems.seen:
+                self._warn(f"{prob.path}: {prob.message}")
+            if scope == root.path and os.path.isfile(scope) and known.had_rows_below:
+                self._warn(
+                    f"{root.path}: the folder is now a file; its photos are marked missing "
+                    "and come back without re-encoding if the folder returns"
+                )
+
+    def _warn(self, line: str) -> None:
+        """A problem worth one line: logged (stderr) and kept in the report (`--json`)."""
+        log.warning("%s", line)
+        self.report.warnings.append(line)
+
+    # ------------------------------------------------------------ the run
+
+    def run(self, roots: Sequence[catalog.RootRecord], *, dry_run: bool = False) -> IndexReport:
+        """Reconcile the given roots; returns the report (also on interruption)."""
+        if not dry_run:
+            # The caller's root records may be stale (the daemon caches them): a root may have been
+            # absorbed by a parent added since. Map each to the root that holds it now.
+            with self.lib.db.read() as s:
+                current = catalog.list_roots(s)
+            fresh = {}
+            for r in roots:
+                holder = _root_of(current, r.path)
+                if holder is not None:
+                    fresh[holder.id] = holder
+            roots = list(fresh.values())
+        self.report.roots = [r.path for r in roots]
+        _check_forget_setting(self.config.index.forget_missing_after_days)
+        report = self.run_scopes([(r, r.path) for r in roots], dry_run=dry_run)
+        if not report.interrupted:
+            present = {r.id: self._root_there(r) for r in roots}
+            if not dry_run:
+                with self.lib.db.write() as s:
+                    catalog.set_roots_scanned(s, [r.id for r in roots], present)
+            self._forget_long_missing([r.id for r in roots if present[r.id]], dry_run=dry_run)
+        return report
+
+    def _root_there(self, root: catalog.RootRecord) -> bool:
+        """A folder root is there as a folder with something in it (an empty one is most likely the mount
+        point of an unplugged drive); a one-photo root as that file (not a folder that became a file, which
+        the catalog tells by the photos it has below the root's path)."""
+        if os.path.isdir(root.path):
+            try:
+                with os.scandir(root.path) as entries:
+                    return any(True for _ in entries)
+            except OSError:
+                return False
+        if not os.path.isfile(root.path):
+            return False
+
+        with self.lib.db.reads() as con:
+            below = reads.photo_states_under(con, root.path, after=os.fsencode(root.path), limit=1)
+        return not below
+
+    def _forget_long_missing(self, root_ids: list[int], *, dry_run: bool) -> None:
+        """After a full scan: forget photos missing for longer than configured, and the vectors only they held.
+
+        Only roots that are there: the photos of an unplugged drive wait for it however long it takes.
+        A dry run lists them (action "forget").
+        """
+        days = self.config.index.forget_missing_after_days
+        if days <= 0 or not root_ids:
+            return
+        since = datetime.now(timezone.utc) - timedelta(days=days)
+        if dry_run:
+            with self.lib.db.read() as s:
+                paths = catalog.long_missing(s, root_ids, missing_since=since)
+            self.report.planned.extend(PlannedChange("forget", path) for path in paths)
+            self.report.forgotten = len(paths)
+            return
+        handle = self._open_index()  # current with the catalog before anything is deleted
+        model_id = self.lib.model_id
+        with self.lib.db.write() as s:
+            forgotten, deleted = catalog.forget_missing(s, model_id, root_ids, missing_since=since)
+            after = (catalog.index_state(s, model_id), catalog.vectors_anchor(s, model_id),
+                     catalog.max_vector_id(s, model_id))
+        self.report.forgotten += forgotten
+        if deleted:
+            # The ids are known: take them out of the open index rather than rebuilding it from SQLite
+            # (the new epoch would otherwise make every reader rebuild).
+            handle.remove(np.asarray(deleted, dtype=np.int64), *after)
+            self.report.index_written = self._finish_index() or self.report.index_written
+
+    def run_paths(self, paths: Iterable[str]) -> IndexReport:
+        """Bring specific paths (files or folders, existing or gone) up to date: the daemon's unit of work."""
+        with self.lib.db.read() as s:
+            roots = catalog.list_roots(s)
+        scopes = []
+        for path in sorted({os.path.abspath(p) for p in paths}):
+            root = _root_of(roots, path)
+            if root is not None:
+                scopes.append((root, path))
+        # A folder and a path inside it: the folder's walk covers the inner one.
+        scopes = [sc for sc in scopes if not any(o is not sc and _inside(sc[1], o[1]) for o in scopes)]
+        return self.run_scopes(scopes)
+
+    def run_scopes(
+        self, scopes: Sequence[tuple[catalog.RootRecord, str]], *, dry_run: bool = False
+    ) -> IndexReport:
+        """Diff the scopes against the catalog and do the work: the common path of every run.
+
+        Work is done in rounds of up to WORK_ROUND photos (and vanished rows) as the diff finds
+        them, so neither the walk nor the work list grows with the library; a dry run lists all.
+        """
+        started = time.monotonic()
+        started_at = datetime.now(timezone.utc)
+        self._copies = []
+        todo: list[_Pending] = []
+        vanished: list[reads.PhotoState] = []
+        rounds = 0
+        for item in self._diff(scopes):
+            if isinstance(item, _Pending):
+                todo.append(item)
+            else:
+                vanished.append(item)
+            if not dry_run and (len(todo) >= WORK_ROUND or len(vanished) >= WORK_ROUND):
+                self._work(todo, vanished, last=False)
+                todo, vanished = [], []
+                rounds += 1
+                if self.stop.is_set():
+                    self.report.interrupted = True
+                if self.report.interrupted:
+                    break
+        if dry_run:
+            if not self.report.interrupted:
+                self._plan(todo, vanished)
+        elif not self.report.interrupted:
+            self._work(todo, vanished, last=True)
+            rounds += 1
+            if rounds > 1:
+                self._fold_late_moves(started_at)
+        if not dry_run and rounds:  # a walk interrupted before any work leaves everything as it was
+            self.report.index_written = self._finish_index()
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _fold_late_moves(self, started_at: datetime) -> None:
+        """After several rounds: copies added before their original was found gone are moves after all."""
+        if not self._copies:
+            return
+        with self.lib.db.write() as s:
+            folded = sum(catalog.merge_moved(s, path, missing_since=started_at) for path in self._copies)
+        self._copies = []
+        self.report.moved += folded
+        self.report.added -= folded
+        self.report.missing -= folded
+
+    def _work(self, todo: list[_Pending], vanished: list[reads.PhotoState], *, last: bool) -> None:
+        """One round: mark the vanished missing, relink likely moves by hash, decode and encode the rest."""
+        if vanished:
+            with self.lib.db.write() as s:
+                catalog.mark_missing(s, [v.id for v in vanished])
+            self.report.missing += len(vanished)
+        if not todo:
+            return
+        missing_keys = self._missing_keys(vanished, todo)
+        hash_first = [
+            p
+            for p in todo
+            if (p.fact.size, p.fact.mtime_ns) in missing_keys
+            or (p.known is not None and p.known.status == "missing")
+        ]
+        hashed = {id(p) for p in hash_first}
+        decode_rest = [p for p in todo if id(p) not in hashed]
+        decode_more = self._relink_by_hash(hash_first) if hash_first else []
+        if not self.report.interrupted:
+            self._encode_all(decode_more + decode_rest, last=last)
+
+    def _plan(self, todo: list[_Pending], vanished: list[reads.PhotoState]) -> None:
+        for p in sorted(todo, key=lambda p: p.fact.path):
+            action = "add" if p.known is None else ("check" if p.known.status == "missing" else "update")
+            self.report.planned.append(PlannedChange(action, p.fact.path))
+        for v in vanished:
+            self.report.planned.append(PlannedChange("missing", v.path))
+        self.report.added = sum(1 for c in self.report.planned if c.action == "add")
+        self.report.updated = sum(1 for c in self.report.planned if c.action in ("update", "check"))
+        self.report.missing = len(vanished)
+
+    def _missing_keys(self, vanished: list[reads.PhotoState], todo: Iterable[_Pending]) -> set[tuple[int, int]]:
+        """The (size, mtime) keys of work items that match a missing or just-vanished photo."""
+        wanted = {(p.fact.size, p.fact.mtime_ns) for p in todo}
+        with self.lib.db.read() as s:
+            keys = catalog.missing_stat_keys(s, wanted)
+        keys.update(k for k in ((v.size, v.mtime_ns) for v in vanished) if k in wanted)
+        return keys
+
+    def _pool(self) -> DecodePool:
+        workers = self.config.index.workers or (os.cpu_count() or 1)
+        return DecodePool(
+            self.lib.bundle.manifest.image,
+            workers=workers,
+            max_pixels=self.config.scan.max_image_pixels,
+            timeout=self.config.index.decode_timeout,
+        )
+
+    def _relink_by_hash(self, items: list[_Pending]) -> list[_Pending]:
+        """Hash likely moves (same size and mtime as a vanished photo); relink known content, return the rest."""
+        by_key = dict(enumerate(items))
+        results: list[tuple[_Pending, DecodeResult]] = []
+        pool = self._pool()
+        for i, r in enumerate(pool.run(DecodeJob(k, p.fact.path, "hash") for k, p in by_key.items())):
+            results.append((by_key[r.key], r))
+            self.progress(Progress("hashing", i + 1, len(items)))
+            if self.stop.is_set():
+                pool.stop()
+                self.report.interrupted = True
+                break
+        ok = [(p, r) for p, r in results if r.ok and r.content_hash]
+        rest = [p for p, r in results if not (r.ok and r.content_hash)]
+        with self.lib.db.write() as s:
+            hashes = {r.content_hash for _, r in ok if r.content_hash}
+            vectors = catalog.vector_ids_for_hashes(s, self.lib.model_id, hashes)
+            for p, r in ok:
+                assert r.content_hash is not None
+                if r.content_hash in vectors:
+                    self._link(s, p, r, r.content_hash)
+                else:
+                    rest.append(p)
+        return rest
+
+    def _link(self, s: Any, p: _Pending, r: DecodeResult | None, digest: str) -> None:
+        """Point a path at content whose vector is already stored (a move, a rename, a copy, a return)."""
+        size = r.size if r and r.size is not None else p.fact.size
+        mtime = r.mtime_ns if r and r.mtime_ns is not None else p.fact.mtime_ns
+        info = r.info if r is not None else None
+        outcome = catalog.link_photo(
+            s, root_id=p.root_id, path=p.fact.path, size=size, mtime_ns=mtime, content_hash=digest, info=info
+        )
+        self.report.reused += 1
+        if outcome == "moved":
+            # The row marked missing at the start of this run lives on under its new path.
+            self.report.moved += 1
+            self.report.missing = max(0, self.report.missing - 1)
+        elif outcome == "added":
+            self.report.added += 1
+            self._copies.append(p.fact.path)
+        else:  # "restored" (back from a missing drive) or "updated"
+            self.report.updated += 1
+
+    def _encode_all(self, items: list[_Pending], *, last: bool = True) -> None:
+        """Decode and encode `items` in batches; progress counts across rounds (the total is known in the last)."""
+        if not items:
+            return
+        by_key = dict(enumerate(items))
+        batch = _Batch()
+        batch_hashes: set[str] = set()
+        pool = self._pool()
+        before = self._encoding_done
+        total = before + len(items) if last else None
+        done = before
+        t0 = time.monotonic()
+        size = max(1, self.config.index.batch_size)
+        for r in pool.run(DecodeJob(k, p.fact.path, "decode") for k, p in by_key.items()):
+            p = by_key[r.key]
+            if not r.ok:
+                batch.failed.append((p, r))
+            elif r.content_hash in batch_hashes:
+                batch.linked.append((p, r, r.content_hash, -1))  # a copy of a photo in this very batch
+            else:
+                assert r.content_hash is not None and r.pixels is not None
+                batch.new.append((p, r))
+                batch.pixels.append(r.pixels)
+                batch_hashes.add(r.content_hash)
+            done += 1
+            if len(batch) >= size or len(batch.failed) + len(batch.linked) >= 4 * size:
+                self._commit(batch)
+                batch, batch_hashes = _Batch(), set()
+                self.progress(Progress("encoding", done, total, _rate(done - before, t0)))
+                if self.stop.is_set():
+                    pool.stop()
+                    self.report.interrupted = True
+                    break
+        # On interruption the partial batch is dropped: the next run picks these photos up again.
+        if not batch.empty() and not self.report.interrupted:
+            self._commit(batch)
+        self._encoding_done = done
+        self.progress(Progress("encoding", done, total, _rate(done - before, t0)))
+
+    def _commit(self, batch: _Batch) -> None:
+        """Encode the batch's new content, then write vectors and photos in one transaction."""
+        with self.lib.db.read() as s:
+            stored = catalog.vector_ids_for_hashes(
+                s, self.lib.model_id, {r.content_hash for _, r in batch.new if r.content_hash}
+            )
+        # Content stored since it was queued (a copy in an earlier batch, another writer) is linked, not encoded.
+        todo = [(i, p, r) for i, (p, r) in enumerate(batch.new) if r.content_hash not in stored]
+        batch.linked.extend(
+            (p, r, r.content_hash, stored[r.content_hash]) for p, r in batch.new if r.content_hash in stored
+        )
+        fresh: list[tuple[str, np.ndarray]] = []
+        if todo:
+            encoder = self.lib.image_encoder()
+            pixels = np.stack([batch.pixels[i] for i, _, _ in todo])
+            vectors = encoder.encode(to_model_input(pixels, self.lib.bundle.manifest.image, encoder.layout))
+            self.report.encoded += len(todo)
+            fresh = [(r.content_hash, vec) for (_, _, r), vec in zip(todo, vectors, strict=False) if r.content_hash]
+        index = self._open_index()
+        with self.lib.db.write() as s:
+            new_ids = catalog.add_vectors(s, self.lib.model_id, fresh) if fresh else []
+            for _, p, r in todo:
+                self._store(s, p, r)
+            for p, linked, digest, _ in batch.linked:
+                self._link(s, p, linked, digest)
+            for p, r in batch.failed:
+                self._store_failure(s, p, r)
+            state = catalog.index_state(s, self.lib.model_id)
+            anchor = catalog.vectors_anchor(s, self.lib.model_id) if fresh else None
+        if fresh:
+            # Ids only grow under the writer lock; an id at or below the index's top was already
+            # there (add_vectors keeps the id of content another writer stored meanwhile).
+            top = int(index.index.meta.get("max_id", 0))
+            keep = [(i, v) for i, (_, v) in zip(new_ids, fresh, strict=True) if i > top]
+            if keep:
+                index.add(np.asarray([i for i, _ in keep], np.int64), np.stack([v for _, v in keep]), state, anchor)
+
+    def _store(self, s: Any, p: _Pending, r: DecodeResult) -> None:
+        assert r.content_hash is not None
+        catalog.store_indexed(
+            s,
+            root_id=p.root_id,
+            path=p.fact.path,
+            size=r.size or p.fact.size,
+            mtime_ns=r.mtime_ns or p.fact.mtime_ns,
+            content_hash=r.content_hash,
+            info=r.info,
+        )
+        if p.known is None:
+            self.report.added += 1
+        else:
+            self.report.updated += 1
+
+    def _store_failure(self, s: Any, p: _Pending, r: DecodeResult) -> None:
+        if self.stop.is_set() and r.reason in ("crashed", "timeout"):
+            return  # the worker may have died of our own shutdown: not the photo's fault, try it next run
+        message = r.message or r.reason or "failed"
+        error = f"{r.reason}: {message}"
+        # Reported once: again only if the file changed and now fails differently.
+        first_time = p.known is None or p.known.status != "failed" or p.known.error != error
+        catalog.store_failed(
+            s,
+            root_id=p.root_id,
+            path=p.fact.path,
+            size=r.size or p.fact.size,
+            mtime_ns=r.mtime_ns or p.fact.mtime_ns,
+            content_hash=r.content_hash,
+            error=error,
+        )
+        self.report.failed += 1
+        if first_time:
+            self.report.failures.append(Failure(p.fact.path, r.reason or "failed", message, r.hint))
+
+    # ------------------------------------------------------------ the vector index cache
+
+    def _open_index(self) -> Any:
+        if self._index is None:
+            from photoindex.vectors.cache import IndexHandle
+
+            self._index = IndexHandle.open(self.lib)
+        elif not self._index_fresh:
+            self._index.refresh()  # a handle kept across runs: another writer may have added vectors
+        self._index_fresh = True
+        return self._index
+
+    def _finish_index(self) -> bool:
+        """Write the index file if this run changed it, or if it was missing, stale or damaged."""
+        from photoindex.errors import VectorIndexError
+
+        handle = self._open_index()
+        if not self._save_index:
+            return False
+        try:
+            return bool(handle.save_if_dirty())
+        except VectorIndexError as exc:
+            # The index is a cache: the catalog holds every vector, so the run itself succeeded.
+            self._warn(f"{exc.message} ({exc.hint})")
+            return False
+
+
+@dataclass
+class _Problems:
+    """What a walk could not read; unreadable folders and files are blind spots, not vanished photos."""
+
+    seen: list[ScanProblem] = field(default_factory=list)
+    blind: list[str] = field(default_factory=list)
+
+    def add(self, prob: ScanProblem) -> None:
+        self.seen.append(prob)
+        if prob.reason == "unreadable":
+            self.blind.append(prob.path)
+
+
+def _check_forget_setting(days: float) -> None:
+    if not 0 <= days <= 36_500:  # also NaN
+        raise ConfigError(
+            f"[index] forget_missing_after_days = {days} is not a number of days from 0 (never) to 36500",
+            "fix it in the config file (or PHOTOINDEX_INDEX_FORGET_MISSING_AFTER_DAYS)",
+        )
+
+
+def _rate(done: int, since: float) -> float:
+    elapsed = time.monotonic() - since
+    return done / elapsed if elapsed > 0 else 0.0
+
+
+def _vanished(row: reads.PhotoState, blind: Sequence[str]) -> bool:
+    """A cataloged file the walk passed without finding: gone, unless already missing or unreadable."""
+    return row.status != "missing" and not any(_inside(row.path, b) for b in blind)
+
+
+class _CatalogStream:
+    """The catalog's files at or under a scope, read page by page in the walk's order (bytes of the path).
+
+    The indexer commits between pages: it adds or changes rows only at paths the walk has passed,
+    which are never after the last row read (the walk does not pass a row before it is read), so
+    a page read later never returns them. Once a read comes back short the stream is over: nothing
+    it could return later would lie ahead of the walk.
+    """
+
+    PAGE = 2000
+
+    def __init__(self, lib: Library, scope: str) -> None:
+        self._lib = lib
+        self._scope = scope
+        self._page: list[reads.PhotoState] = []
+        self._keys: list[bytes] = []  # the page's paths as bytes, the order both streams share
+        self._at = 0
+        self._after: bytes | None = None
+        self._over = False
+        self._below = reads.path_range(scope)[1]
+        self.had_rows_below = False  # rows under `scope/` were read: it was a folder
+
+    def _more(self) -> bool:
+        """Whether a row is left, reading the next page when this one is used up."""
+        if self._at == len(self._page) and not self._over:
+            with self._lib.db.reads() as con:
+                self._page = reads.photo_states_under(con, self._scope, after=self._after, limit=self.PAGE)
+            self._keys = [os.fsencode(row.path) for row in self._page]
+            self.had_rows_below = self.had_rows_below or any(k.startswith(self._below) for k in self._keys)
+            self._at = 0
+            self._over = len(self._page) < self.PAGE
+            if self._page:
+                self._after = self._keys[-1]
+        return self._at < len(self._page)
+
+    def until(self, key: bytes) -> Iterator[reads.PhotoState]:
+        """Rows whose path sorts at or before `key` (the path's bytes), in order."""
+        while self._more() and self._keys[self._at] <= key:
+            self._at += 1
+            yield self._page[self._at - 1]
+
+    def rest(self) -> Iterator[reads.PhotoState]:
+        """Every row not read yet."""
+        while self._more():
+            self._at += 1
+            yield self._page[self._at - 1]
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` itself or below it (by path components, not string prefix)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _root_of(roots: Sequence[catalog.RootRecord], path: str) -> catalog.RootRecord | None:
+    """The innermost root that holds `path`."""
+    best = None
+    for r in roots:
+        if _inside(path, r.path) and (best is None or len(r.path) > len(best.path)):
+            best = r
+    return best
+
+
+def to_model_input(pixels: np.ndarray, spec: Any, layout: str) -> np.ndarray:
+    """uint8 [N,S,S,3] RGB from the decode workers -> the encoder's layout (normalizing for float models)."""
+    if layout == "nhwc-uint8":
+        return np.ascontiguousarray(pixels)
+    # The same arithmetic as imaging's float path, on the whole batch at once.
+    std = np.asarray(spec.std, dtype=np.float32)
+    scale = 1.0 / (255.0 * std)
+    offset = np.asarray(spec.mean, dtype=np.float32) / std
+    return np.ascontiguousarray((pixels.astype(np.float32) * scale - offset).transpose(0, 3, 1, 2))
+
+
+def _resolve_roots(lib: Library, paths: Iterable[Path] | None) -> list[catalog.RootRecord]:
+    with lib.db.write() as s:
+        if paths is None:
+            roots = catalog.list_roots(s)
+            if not roots:
+                raise PhotoindexError("no folders to index yet", "add one with `photoindex index PATH`")
+            return roots
+        out = []
+        for p in paths:
+            path = Path(p).expanduser()
+            if not path.exists():
+                raise PhotoindexError(f"{path}: no such file or folder", "check the path")
+            out.append(catalog.add_root(s, os.path.abspath(path)))
+        return out
+
+
+def run_index(
+    config: Config,
+    paths: Iterable[Path] | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    dry_run: bool = False,
+    stop: threading.Event | None = None,
+    lock_wait: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> IndexReport:
+    """`photoindex index PATH...` (paths given) or `photoindex reindex` (every root).
+
+    Takes the writer lock, waiting for another writer (the daemon between two batches, another
+    run) for up to `lock_wait` seconds (None: as long as it takes, until `stop` is set); `on_wait`
+    hears once who is being waited for.
+    """
+    from photoindex.catalog.writerlock import WriterLock, acquire_patiently
+
+    stop = stop or threading.Event()
+    with open_library(config) as lib:
+        if dry_run:
+            roots = _resolve_roots_readonly(lib, paths)
+            return Indexer(lib, progress, stop).run(roots, dry_run=True)
+        lock = WriterLock(config.lock_path, "reindex" if paths is None else "index")
+        if not acquire_patiently(lock, wait=lock_wait, stop=stop, on_wait=on_wait):
+            return IndexReport(interrupted=True)
+        try:
+            roots = _resolve_roots(lib, paths)
+            report = Indexer(lib, progress, stop).run(roots)
+            report.warnings.extend(lib.warnings)
+            return report
+        finally:
+            lock.release()
+
+
+def _resolve_roots_readonly(lib: Library, paths: Iterable[Path] | None) -> list[catalog.RootRecord]:
+    with lib.db.read() as s:
+        roots = catalog.list_roots(s)
+    if paths is None:
+        if not roots:
+            raise PhotoindexError("no folders to index yet", "add one with `photoindex index PATH`")
+        return roots
+    wanted = {os.path.abspath(Path(p).expanduser()) for p in paths}
+    known = {r.path: r for r in roots}
+    return [known.get(w, catalog.RootRecord(id=-1, path=w, present=True)) for w in sorted(wanted)]

@@ -1,0 +1,302 @@
+"""Decoding photos in worker processes: bounded, crash-proof, and overlapping with encoding.
+
+Each worker reads a file once, hashes its bytes and (for decode jobs) turns it into the model's
+uint8 input. A worker that crashes (a decoder bug, the memory limit) or runs past the timeout is
+killed and replaced; only the photo it held is reported as failed. A feeder thread keeps every
+worker busy while the caller encodes, and a bounded queue keeps memory flat whatever the
+library size.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from photoindex.inference.bundle import ImageSpec
+
+JobKind = Literal["hash", "decode"]
+
+# Virtual memory a worker may map: generous for big photos, but a decompression bomb that slips
+# past the header check dies alone instead of taking the machine down.
+_WORKER_MEMORY_FLOOR = 3 << 30
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    """One photo to hash (and decode); `key` is the caller's handle."""
+
+    key: int
+    path: str
+    kind: JobKind = "decode"
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """What a worker made of one photo: hash, pixels (uint8 [S,S,3]) and metadata, or the failure."""
+
+    key: int
+    path: str
+    kind: JobKind
+    content_hash: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+    pixels: np.ndarray | None = None
+    info: Any = None  # imaging.PhotoInfo
+    reason: str | None = None
+    message: str | None = None
+    hint: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the job succeeded."""
+        return self.reason is None
+
+
+def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int) -> DecodeResult:
+    """Run one job in the current process (workers call this; so does the in-process mode)."""
+    from photoindex.errors import ImageError
+    from photoindex.photos.imaging import decode_photo
+    from photoindex.photos.scanner import hash_bytes
+
+    try:
+        with open(job.path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            data = fh.read()
+    except OSError as exc:
+        return DecodeResult(
+            job.key,
+            job.path,
+            job.kind,
+            reason="unreadable",
+            message=f"cannot read the file: {exc.strerror or exc}",
+            hint="check the file's permissions",
+        )
+    digest = hash_bytes(data)
+
+    def result(**outcome: Any) -> DecodeResult:
+        return DecodeResult(job.key, job.path, job.kind, digest, st.st_size, st.st_mtime_ns, **outcome)
+
+    if job.kind == "hash":
+        return result()
+    try:
+        # The second read comes from the page cache; hashing first keeps the worker's memory to one file.
+        del data
+        pixels, info = decode_photo(Path(job.path), spec, "nhwc-uint8", max_pixels=max_pixels)
+    except ImageError as exc:
+        return result(reason=exc.reason, message=exc.message.removeprefix(f"{job.path}: "), hint=exc.hint)
+    except MemoryError:
+        return result(
+            reason="too-large",
+            message="ran out of memory while decoding",
+            hint="raise the memory limit or lower `[scan] max_image_pixels`",
+        )
+    return result(pixels=pixels, info=info)
+
+
+def _worker_main(conn: Connection, spec: ImageSpec, max_pixels: int, crash_on: str | None = None) -> None:
+    import signal
+
+    # Ctrl-C on a terminal reaches the whole process group: the parent decides when to stop, and a
+    # worker killed mid-photo would record that photo as failed.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the same for a SIGTERM sent to the process group
+    try:
+        import resource
+
+        limit = max(_WORKER_MEMORY_FLOOR, max_pixels * 12 + (1 << 30))
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - platform without RLIMIT_AS
+        pass
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if job is None:
+            return
+        if crash_on is not None and job.path == crash_on:
+            os.kill(os.getpid(), signal.SIGSEGV)  # tests: a decoder that dies as a C library bug would
+        conn.send(process_job(job, spec, max_pixels))
+
+
+class _Worker:
+    def __init__(self, ctx: Any, spec: ImageSpec, max_pixels: int, crash_on: str | None = None) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, spec, max_pixels, crash_on), daemon=True)
+        self.proc.start()
+        child.close()
+        self.job: DecodeJob | None = None
+        self.started = 0.0
+
+    def give(self, job: DecodeJob) -> None:
+        self.job = job
+        self.started = time.monotonic()
+        self.conn.send(job)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+
+def _mp_context() -> Any:
+    # forkserver on Linux: workers fork from a clean server, not from a parent that already runs
+    # ONNX Runtime threads; spawn elsewhere.
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["photoindex.photos.imaging", "photoindex.photos.decodepool"])
+    return ctx
+
+
+_DONE = object()
+
+
+class DecodePool:
+    """A pool of decode workers; `run(jobs)` yields results as they complete (not in job order)."""
+
+    def __init__(
+        self, spec: ImageSpec, *, workers: int, max_pixels: int, timeout: float = 60.0, buffer: int = 64
+    ) -> None:
+        self.spec = spec
+        self.workers = workers
+        self.max_pixels = max_pixels
+        self.timeout = timeout
+        self.buffer = buffer
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._crash_on: str | None = None  # tests only: a path on which a worker dies as a decoder crash would
+
+    def stop(self) -> None:
+        """Ask a running `run` to stop feeding new jobs (in-flight ones are abandoned)."""
+        self._stop.set()
+
+    def run(self, jobs: Iterable[DecodeJob]) -> Iterator[DecodeResult]:
+        """Process every job; a job that crashes or hangs its worker yields a failed result."""
+        self._stop.clear()
+        if self.workers <= 0:
+            for job in jobs:
+                if self._stop.is_set():
+                    return
+                yield process_job(job, self.spec, self.max_pixels)
+            return
+        out: queue.Queue[Any] = queue.Queue(maxsize=self.buffer)
+        feeder = threading.Thread(
+            target=self._feed, args=(iter(jobs), out), name="decode-feeder", daemon=True
+        )
+        feeder.start()
+        try:
+            while True:
+                try:
+                    item = out.get(timeout=0.1)
+                except queue.Empty:
+                    if feeder.is_alive():
+                        continue
+                    break  # stopped from another thread: the feeder is gone without an end marker
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stop.set()
+            # Unblock the feeder if it waits on a full queue, then let it tear the workers down.
+            while feeder.is_alive():
+                try:
+                    out.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            feeder.join()
+
+    def _put(self, out: queue.Queue[Any], item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _feed(self, jobs: Iterator[DecodeJob], out: queue.Queue[Any]) -> None:
+        ctx = _mp_context()
+        pool: list[_Worker] = []
+        try:
+            pool = [_Worker(ctx, self.spec, self.max_pixels, self._crash_on) for _ in range(self.workers)]
+            exhausted = False
+            while not self._stop.is_set():
+                for w in pool:
+                    if w.job is None and not exhausted:
+                        job = next(jobs, None)
+                        if job is None:
+                            exhausted = True
+                        else:
+                            w.give(job)
+                busy = [w for w in pool if w.job is not None]
+                if not busy:
+                    break
+                ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.2)
+                now = time.monotonic()
+                for i, w in enumerate(pool):
+                    if w.job is None:
+                        continue
+                    result: DecodeResult | None = None
+                    if w.conn in ready:
+                        try:
+                            result = w.conn.recv()
+                        except (EOFError, OSError):
+                            result = None
+                    if result is not None:
+                        w.job = None
+                        if not self._put(out, result):
+                            return
+                        continue
+                    crashed = w.proc.sentinel in ready or not w.proc.is_alive()
+                    timed_out = now - w.started > self.timeout
+                    if crashed or timed_out:
+                        job = w.job
+                        w.kill()
+                        pool[i] = _Worker(ctx, self.spec, self.max_pixels, self._crash_on)
+                        self.restarts += 1
+                        failure = DecodeResult(
+                            job.key,
+                            job.path,
+                            job.kind,
+                            reason="timeout" if timed_out and not crashed else "crashed",
+                            message=(
+                                f"decoding took longer than {self.timeout:g} s"
+                                if timed_out and not crashed
+                                else "the decoder crashed on this file"
+                            ),
+                            hint="the file may be damaged; it is retried when it changes "
+                            "(or raise `[index] decode_timeout`)",
+                        )
+                        if not self._put(out, failure):
+                            return
+            self._put(out, _DONE)
+        except BaseException as exc:  # hand the error to the consuming thread
+            self._put(out, exc)
+        finally:
+            for w in pool:
+                try:
+                    if w.job is not None:
+                        w.proc.kill()  # its result is abandoned, and it may block on a full pipe
+                    elif w.proc.is_alive():
+                        w.conn.send(None)
+                except OSError:
+                    pass
+            deadline = time.monotonic() + 1.0  # one second for all of them, not one each
+            for w in pool:
+                w.proc.join(max(0.0, deadline - time.monotonic()))
+                if w.proc.is_alive():
+                    w.kill()

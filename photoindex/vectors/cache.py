@@ -1,0 +1,184 @@
+"""The vector index as a cache of SQLite: load the file, check its stamp, catch up or rebuild, save.
+
+The file records the model, the vectors epoch and the highest vector id it holds. Vector ids only
+grow, so a file that is merely behind is caught up by adding the vectors with larger ids (read in
+one transaction: a batch is seen whole or not at all). A file that is missing, damaged, of
+another model or epoch is rebuilt from the stored vectors, never by re-encoding (invariant 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from photoindex.catalog import reads
+from photoindex.errors import LockedError, VectorIndexError
+
+if TYPE_CHECKING:
+    from photoindex.library import Library
+    from photoindex.vectors.index import VectorIndex
+
+REBUILD_CHUNK = 50_000
+
+
+@dataclass
+class IndexHandle:
+    """An open vector index for a library's model, and whether it differs from its file."""
+
+    lib: Library
+    index: VectorIndex
+    dirty: bool
+    reason: str  # "loaded", "caught up", or why it was rebuilt
+
+    @classmethod
+    def open(cls, lib: Library) -> IndexHandle:
+        """Load the index file, catching it up with SQLite, or rebuild it from the stored vectors."""
+        from photoindex.vectors.index import VectorIndex
+
+        try:
+            index: VectorIndex | None = VectorIndex.load(lib.index_path())
+            reason = "loaded"
+        except VectorIndexError as exc:
+            index, reason = None, f"rebuilt: {exc.message}"
+        if index is None:
+            index = cls._empty(lib)
+        handle = cls(lib, index, dirty=False, reason=reason)
+        if reason != "loaded":
+            handle.index.meta.clear()
+            handle.dirty = True
+        handle.refresh()
+        return handle
+
+    @staticmethod
+    def _empty(lib: Library) -> VectorIndex:
+        from photoindex.vectors.index import VectorIndex
+
+        cfg = lib.config.index
+        return VectorIndex.create(
+            lib.bundle.manifest.embedding_dim,
+            backend=cfg.backend,  # type: ignore[arg-type]
+            approximate_threshold=cfg.approximate_threshold,
+        )
+
+    def refresh(self) -> int:
+        """Bring the index up to date with SQLite (another writer may have added vectors); returns how many were added.
+
+        Vectors committed since the index's highest id are added, read in one transaction; a new
+        vectors epoch (vectors were deleted) or another model means a rebuild from SQLite.
+        """
+        lib = self.lib
+        added = 0
+        with lib.db.reads() as con:
+            state = reads.index_state(con, lib.model_id)
+            anchor = reads.vectors_anchor(con, lib.model_id)
+            meta = self.index.meta
+            if meta and (
+                meta.get("model_id") != lib.model_id
+                or meta.get("epoch") != state.vectors_epoch
+                or self.index.dim != lib.bundle.manifest.embedding_dim
+                or self.index.backend != lib.config.index.backend
+            ):
+                self.index = self._empty(lib)
+                self.reason = "rebuilt: the file belongs to another model or an older epoch"
+                meta = {}
+            elif meta and (
+                meta.get("anchor") != anchor
+                or int(meta.get("generation", 0)) > state.generation
+                or int(meta.get("max_id", 0)) > reads.max_vector_id(con, lib.model_id)
+            ):
+                # The catalog was replaced (a restored backup, a new file, lost last commits): the
+                # same ids may now name other content, so nothing in the file can be trusted.
+                self.index = self._empty(lib)
+                self.reason = "rebuilt: the index file was built from another state of the catalog"
+                meta = {}
+            after = int(meta.get("max_id", 0)) if meta else 0
+            max_id = after
+            for ids, vectors in reads.iter_vectors(con, lib.model_id, after_id=after, chunk=REBUILD_CHUNK):
+                self.index.add(ids, vectors)
+                max_id = max(max_id, int(ids.max()))
+                added += len(ids)
+        if added or not self.index.meta:
+            self.dirty = True
+            if self.reason == "loaded":
+                self.reason = "caught up"
+        self.index.meta.update(
+            model_id=lib.model_id, epoch=state.vectors_epoch, generation=state.generation, max_id=max_id, anchor=anchor
+        )
+        return added
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray, state: Any, anchor: str | None) -> None:
+        """Add vectors just committed to SQLite; `state` and `anchor` describe the catalog after that commit."""
+        self.index.add(ids, vectors)
+        self.index.meta.update(
+            generation=state.generation,
+            epoch=state.vectors_epoch,
+            max_id=max(int(self.index.meta.get("max_id", 0)), int(np.max(ids))),
+            anchor=anchor,
+        )
+        self.dirty = True
+
+    def remove(self, ids: np.ndarray, state: Any, anchor: str | None, max_id: int) -> None:
+        """Take out vectors just deleted from SQLite by this writer (no rebuild); `state`, `anchor` and
+        `max_id` describe the catalog after that commit. The index must have been current before it."""
+        self.index.remove(ids)
+        self.index.meta.update(
+            generation=state.generation, epoch=state.vectors_epoch, max_id=max_id, anchor=anchor
+        )
+        self.dirty = True
+
+    def save_if_dirty(self) -> bool:
+        """Write the file atomically when it differs from what is on disk; True if written."""
+        if not self.dirty:
+            return False
+        from photoindex.vectors.index import read_meta
+
+        path = self.lib.index_path()
+        on_disk = read_meta(path)
+        mine = self.index.meta
+        rebuilt = self.reason.startswith("rebuilt")  # the file is damaged or foreign: always replace it
+        keys = ("model_id", "epoch", "anchor")
+        same_catalog = on_disk is not None and all(on_disk.get(k) == mine.get(k) for k in keys)
+        if (
+            not rebuilt
+            and on_disk is not None
+            and same_catalog
+            and int(on_disk.get("max_id", 0)) >= int(mine.get("max_id", 0))
+            and int(on_disk.get("generation", 0)) >= int(mine.get("generation", 0))
+        ):
+            self.dirty = False  # the file is as new as this copy, or newer (another writer saved it)
+            return False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.index.save(path)
+        except OSError as exc:
+            raise VectorIndexError(
+                f"{path}: cannot write the vector index: {exc.strerror or exc}",
+                "free space on that disk; the catalog is intact and the index is rebuilt from it",
+            ) from None
+        self.dirty = False
+        return True
+
+    def save_opportunistically(self) -> bool:
+        """From a reader: save an index it had to rebuild, only if no writer is busy (never wait).
+
+        A file that is merely behind is left alone: catching up from SQLite is cheap, and
+        rewriting a large file would slow the query down.
+        """
+        if not self.dirty or not self.reason.startswith("rebuilt"):
+            return False
+        from photoindex.catalog.writerlock import WriterLock
+
+        lock = WriterLock(self.lib.config.lock_path, "search: saving the rebuilt index")
+        try:
+            lock.acquire(wait=0)
+        except LockedError:
+            return False
+        try:
+            self.refresh()  # under the lock: include what a writer committed meanwhile
+            return self.save_if_dirty()
+        except (OSError, VectorIndexError):
+            return False  # a read-only or full disk: the search still works from memory
+        finally:
+            lock.release()

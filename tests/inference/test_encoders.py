@@ -1,0 +1,208 @@
+"""OrtSession and the image/text encoders, on generated toy bundles run by real ONNX Runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from photoindex.errors import ConfigError, ModelError
+from photoindex.inference.bundle import Bundle, FileRole, ImageSpec, resolve_bundle
+from photoindex.inference.encoders import ImageEncoder, TextEncoder
+from photoindex.inference.sessions.base import TensorSpec
+from photoindex.inference.sessions.ort import OrtSession
+from photoindex.inference.tokenizers import load_tokenizer
+from photoindex.testing import COLOURS, make_bundle
+
+
+def _file(bundle: Bundle, role: FileRole) -> Path:
+    """The bundle's file for `role`, which these generated bundles always have."""
+    path = bundle.path(role)
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    out = make_bundle(tmp_path_factory.mktemp("bundles") / "toy", "toy", npu_layout="nhwc-uint8")
+    return resolve_bundle(str(out), Path("/nonexistent"))
+
+
+def _pixels(n: int, seed: int = 0) -> np.ndarray:
+    """Normalized NCHW float32 inputs of flat colours with noise, one colour per item."""
+    rng = np.random.default_rng(seed)
+    colours = np.asarray(list(COLOURS.values()), dtype=np.float32)[np.arange(n) % len(COLOURS)]
+    rgb = colours[:, :, None, None] / 255.0 + rng.normal(0, 0.05, (n, 3, 224, 224)).astype(np.float32)
+    spec = ImageSpec(size=224)
+    mean = np.asarray(spec.mean, np.float32)[None, :, None, None]
+    std = np.asarray(spec.std, np.float32)[None, :, None, None]
+    return ((rgb - mean) / std).astype(np.float32)
+
+
+def _static_batch_copy(src: Path, dst: Path, batch: int) -> Path:
+    """The same model with its batch axis compiled to `batch`, as an .axmodel's is."""
+    model = onnx.load(str(src))
+    for value in [*model.graph.input, *model.graph.output]:
+        value.type.tensor_type.shape.dim[0].dim_value = batch
+    onnx.save(model, str(dst))
+    return dst
+
+
+# --- OrtSession ----------------------------------------------------------------------------------
+
+
+def test_ort_session_reads_specs_with_numpy_dtypes_and_dynamic_axes(toy: Bundle) -> None:
+    image = OrtSession(_file(toy, "image"))
+    assert image.provider == "onnxruntime:CPUExecutionProvider"
+    assert image.inputs == [TensorSpec("images", (None, 3, 224, 224), np.dtype(np.float32))]
+    assert image.outputs == [TensorSpec("image_features", (None, 512), np.dtype(np.float32))]
+    assert image.inputs[0].static_batch is None
+    text = OrtSession(_file(toy, "text"), threads=1)
+    assert text.inputs == [TensorSpec("texts", (None, 77), np.dtype(np.int32))]
+    npu = OrtSession(_file(toy, "image-npu"))
+    assert npu.inputs == [TensorSpec("images", (1, 224, 224, 3), np.dtype(np.uint8))]
+    assert npu.inputs[0].static_batch == 1
+
+
+def test_ort_session_missing_file_names_it_and_says_what_to_do(tmp_path: Path) -> None:
+    missing = tmp_path / "image_encoder.onnx"
+    with pytest.raises(ModelError) as err:
+        OrtSession(missing)
+    assert str(missing) in err.value.message
+    assert err.value.hint is not None and "photoindex models fetch" in err.value.hint
+
+
+def test_ort_session_corrupt_file_is_a_model_error_pointing_at_verify(toy: Bundle, tmp_path: Path) -> None:
+    broken = tmp_path / "text_encoder.onnx"
+    broken.write_bytes(_file(toy, "text").read_bytes()[:5000])  # a truncated download
+    with pytest.raises(ModelError) as err:
+        OrtSession(broken)
+    assert str(broken) in err.value.message
+    assert err.value.hint is not None and "photoindex models verify" in err.value.hint
+
+
+def test_ort_session_rejects_negative_threads(toy: Bundle) -> None:
+    with pytest.raises(ConfigError):
+        OrtSession(_file(toy, "image"), threads=-1)
+
+
+def test_ort_session_run_with_wrong_dtype_is_a_model_error(toy: Bundle) -> None:
+    session = OrtSession(_file(toy, "text"))
+    with pytest.raises(ModelError, match="inference failed"):
+        session.run({"texts": np.zeros((1, 77), dtype=np.float32)})
+
+
+# --- ImageEncoder --------------------------------------------------------------------------------
+
+
+def test_image_encoder_batch_equals_single_items_and_is_unit_length(toy: Bundle) -> None:
+    enc = ImageEncoder(OrtSession(_file(toy, "image")), toy.manifest.image, 512)
+    assert (enc.layout, enc.batch_size, enc.input_size) == ("nchw-float32", None, 224)
+    assert enc.provider == "onnxruntime:CPUExecutionProvider"
+    pixels = _pixels(5)
+    batch = enc.encode(pixels)
+    singles = np.concatenate([enc.encode(pixels[i : i + 1]) for i in range(5)])
+    assert batch.shape == (5, 512) and batch.dtype == np.float32
+    np.testing.assert_allclose(batch, singles, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-6)
+    assert enc.encode(pixels[:0]).shape == (0, 512)
+
+
+@pytest.mark.parametrize(("batch", "n"), [(1, 5), (4, 6), (4, 4), (4, 1)])
+def test_static_batch_model_is_fed_chunks_with_the_same_vectors(
+    toy: Bundle, tmp_path: Path, batch: int, n: int
+) -> None:
+    dynamic = ImageEncoder(OrtSession(_file(toy, "image")), toy.manifest.image, 512)
+    static_path = _static_batch_copy(_file(toy, "image"), tmp_path / "static.onnx", batch)
+    # ONNX Runtime rejects any other batch size for a static axis, so success proves the chunking.
+    static_session = OrtSession(static_path)
+    static = ImageEncoder(static_session, toy.manifest.image, 512)
+    assert static.batch_size == batch
+    pixels = _pixels(n, seed=3)
+    with pytest.raises(ModelError):
+        static_session.run({"images": _pixels(batch + 1)})
+    np.testing.assert_allclose(static.encode(pixels), dynamic.encode(pixels), atol=1e-6)
+
+
+def test_npu_layout_is_read_from_the_session_and_gives_the_same_vectors(toy: Bundle) -> None:
+    npu = ImageEncoder(OrtSession(_file(toy, "image-npu")), toy.manifest.image, 512)
+    cpu = ImageEncoder(OrtSession(_file(toy, "image")), toy.manifest.image, 512)
+    assert (npu.layout, npu.batch_size) == ("nhwc-uint8", 1)
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, size=(3, 224, 224, 3), dtype=np.uint8)
+    spec = toy.manifest.image
+    normalized = (rgb / np.float32(255.0) - np.asarray(spec.mean, np.float32)) / np.asarray(
+        spec.std, np.float32
+    )
+    np.testing.assert_allclose(npu.encode(rgb), cpu.encode(normalized.transpose(0, 3, 1, 2)), atol=1e-5)
+    with pytest.raises(ModelError, match="uint8"):
+        npu.encode(rgb.astype(np.float32))
+
+
+def test_image_size_other_than_the_manifest_is_a_model_error(toy: Bundle) -> None:
+    session = OrtSession(_file(toy, "image"))
+    with pytest.raises(ModelError, match="224x224 images, the manifest says 256") as err:
+        ImageEncoder(session, ImageSpec(size=256), 512)
+    assert str(_file(toy, "image")) in err.value.message
+    with pytest.raises(ModelError, match="512 dimensions, the manifest says 768"):
+        ImageEncoder(session, toy.manifest.image, 768)
+
+
+def test_image_encoder_rejects_a_text_model_and_wrong_pixels(toy: Bundle) -> None:
+    with pytest.raises(ModelError, match="expected 4 axes"):
+        ImageEncoder(OrtSession(_file(toy, "text")), toy.manifest.image, 512)
+    enc = ImageEncoder(OrtSession(_file(toy, "image")), toy.manifest.image, 512)
+    with pytest.raises(ModelError, match="shape"):
+        enc.encode(np.zeros((2, 224, 224, 3), dtype=np.float32))
+
+
+# --- TextEncoder ---------------------------------------------------------------------------------
+
+
+def test_text_encoder_batch_equals_single_and_colours_match(toy: Bundle) -> None:
+    tok = load_tokenizer("clip-bpe", 77)
+    enc = TextEncoder(OrtSession(_file(toy, "text")), tok, 512)
+    assert (enc.context_length, enc.batch_size) == (77, None)
+    texts = ["a photo of something red", "blue", "a dog", "a grey cat"]
+    batch = enc.encode(texts)
+    singles = np.concatenate([enc.encode([t]) for t in texts])
+    np.testing.assert_allclose(batch, singles, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-6)
+    names = list(COLOURS)
+    assert int(np.argmax(batch[0])) == names.index("red")
+    assert int(np.argmax(batch[1])) == names.index("blue")
+    assert int(np.argmax(batch[3])) == names.index("gray")
+    assert np.abs(batch[2][: len(COLOURS)]).max() == 0.0  # no colour named: the neutral direction
+    assert enc.encode([]).shape == (0, 512)
+
+
+def test_static_batch_text_model_is_fed_one_at_a_time(toy: Bundle, tmp_path: Path) -> None:
+    tok = load_tokenizer("clip-bpe", 77)
+    dynamic = TextEncoder(OrtSession(_file(toy, "text")), tok, 512)
+    static = TextEncoder(OrtSession(_static_batch_copy(_file(toy, "text"), tmp_path / "t.onnx", 1)), tok, 512)
+    assert static.batch_size == 1
+    texts = ["red", "green", "nothing"]
+    np.testing.assert_allclose(static.encode(texts), dynamic.encode(texts), atol=1e-6)
+
+
+def test_context_length_must_match_the_model(toy: Bundle) -> None:
+    with pytest.raises(ModelError, match="takes 77 tokens, the tokenizer makes 52"):
+        TextEncoder(OrtSession(_file(toy, "text")), load_tokenizer("clip-bpe", 52), 512)
+
+
+def test_open_clip_style_int64_bundle_works_through_its_manifest(tmp_path: Path) -> None:
+    bundle = resolve_bundle(str(make_bundle(tmp_path / "oc", "toy", flavour="open_clip")), tmp_path)
+    m = bundle.manifest
+    assert _file(bundle, "text") == bundle.directory / "textual.onnx"
+    session = OrtSession(_file(bundle, "text"))
+    assert session.inputs == [TensorSpec("input", (None, 77), np.dtype(np.int64))]
+    enc = TextEncoder(session, load_tokenizer(m.text.tokenizer, m.text.context_length), m.embedding_dim)
+    vectors = enc.encode(["a photo of something pink", "pink", "a tree"])
+    # The model returns unnormalized vectors; the encoder's are unit length.
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    assert int(np.argmax(vectors[0])) == list(COLOURS).index("pink")
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)
+    image = ImageEncoder(OrtSession(_file(bundle, "image")), m.image, m.embedding_dim)
+    assert (image.input_size, image.layout) == (256, "nchw-float32")
