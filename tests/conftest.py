@@ -9,7 +9,6 @@ import pytest
 
 from photoindex.config import Config, load_config
 
-
 # The real-daemon fixtures (`bundle`, `env`, `start`, `empty_root`) for tests/daemon and tests/search.
 pytest_plugins = ["daemonproc"]
 

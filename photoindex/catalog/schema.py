@@ -1,7 +1,7 @@
 """The catalog's tables as SQLAlchemy 2.x declarative models (the Alembic migrations mirror them).
 
 Photos link to vectors by `(content_hash, model_id)`, not by a foreign key: a moved, renamed or
-duplicated file shares the one stored vector (DESIGN.md invariant 6). Vector ids are FAISS ids,
+duplicated file shares the one stored vector (docs/architecture.md, invariant 6). Vector ids are FAISS ids,
 so `vectors` uses AUTOINCREMENT and an id is never handed out twice, even after deletions.
 """
 

@@ -37,6 +37,7 @@ from photoindex.catalog import reads
 from photoindex.catalog.reads import IndexState, Photo
 from photoindex.catalog.schema import PHOTO_STATUSES, WATCH_MODES, Base
 from photoindex.errors import CatalogError
+from photoindex.paths import within
 
 _ROOTS: Table = Base.metadata.tables["roots"]
 _PHOTOS: Table = Base.metadata.tables["photos"]
@@ -122,11 +123,6 @@ def _root(row: Any) -> RootRecord:
 # ---------------------------------------------------------------- roots
 
 
-def _inside(path: str, folder: str) -> bool:
-    """Whether `path` is `folder` or below it (component-wise, not string-prefix)."""
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
 def list_roots(session: Session) -> list[RootRecord]:
     """All roots, by path."""
     return [_root(r) for r in session.execute(select(_ROOTS).order_by(_ROOTS.c.path))]
@@ -136,7 +132,7 @@ def root_for_path(session: Session, path: str | os.PathLike[str]) -> RootRecord 
     """The root that contains `path` (a file or folder), or None."""
     target = os.fspath(path)
     for root in list_roots(session):
-        if _inside(target, root.path):
+        if within(target, root.path):
             return root
     return None
 
@@ -154,14 +150,14 @@ def add_root(
     resolved = os.fspath(Path(path).expanduser().resolve())
     roots = list_roots(session)
     for root in roots:
-        if _inside(resolved, root.path):
+        if within(resolved, root.path):
             return root
     result = cast(CursorResult[Any], session.execute(
         insert(_ROOTS).values(path=resolved, added_at=now or _now(), present=True, watch_mode=watch_mode)
     ))
     (root_id,) = result.inserted_primary_key or (None,)
     row = session.execute(select(_ROOTS).where(_ROOTS.c.id == root_id)).one()
-    inner = [r.id for r in roots if _inside(r.path, resolved)]
+    inner = [r.id for r in roots if within(r.path, resolved)]
     if inner:
         away = [r.id for r in roots if r.id in inner and not r.present]
         if away:

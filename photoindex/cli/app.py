@@ -180,19 +180,6 @@ def _print_failures(report: Any) -> None:
         typer.echo(f"skipped: {_display(f.path)}: {f.message}" + (f" ({f.hint})" if f.hint else ""), err=True)
 
 
-def _summary_line(report: Any) -> str:
-    parts = [
-        f"{report.added} added",
-        f"{report.updated} updated",
-        f"{report.moved} moved",
-        f"{report.missing} missing",
-        *([f"{report.forgotten} forgotten (long missing)"] if report.forgotten else []),
-        f"{report.failed} failed",
-        f"{report.unchanged} unchanged",
-        f"{report.encoded} encoded",
-    ]
-    return ", ".join(parts) + f" in {report.seconds:.1f} s"
-
 
 class _StopOnInterrupt:
     """First Ctrl-C (or SIGTERM): finish the current batch and stop; a second Ctrl-C aborts at once."""
@@ -252,7 +239,7 @@ def _run_indexing(ctx: typer.Context, paths: list[Path] | None, quiet: bool, as_
             for change in report.planned:
                 typer.echo(f"{change.action}\t{_display(change.path)}")
         if not quiet:
-            typer.echo(_summary_line(report))
+            typer.echo(report.summary())
     if report.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
 

@@ -5,7 +5,7 @@ settler holds each path until it has stopped changing, and ready paths are index
 work (`Indexer.run_paths`) once `[index] batch_size` are ready or the oldest has waited
 `[daemon] max_batch_wait` seconds. A reconciliation scan (`Indexer.run`) runs at start, every
 `rescan_interval`, and at once when the watcher reports trouble: the watcher is a hint, the scan
-is the truth (DESIGN.md invariant 5).
+is the truth (docs/architecture.md, invariant 5).
 
 One writer: the writer lock is taken for each unit of work and released between them, so a
 `photoindex index` or `reindex` started meanwhile waits for its turn, runs, and the daemon goes
@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from photoindex.catalog import writes as catalog
 from photoindex.catalog.writerlock import WriterLock, lock_holder
@@ -41,7 +41,11 @@ from photoindex.daemon.watcher import Event, Hint, Trouble, Watcher
 from photoindex.errors import ConfigError, LockedError, PhotoindexError
 from photoindex.indexing.indexer import Indexer, IndexReport
 from photoindex.library import Library, open_library
+from photoindex.paths import within
 from photoindex.search.server import QueryServer
+
+if TYPE_CHECKING:
+    from photoindex.vectors.cache import IndexHandle
 
 log = logging.getLogger("photoindex.daemon")
 
@@ -144,22 +148,6 @@ class StateFile:
         self._written_at = now
 
 
-def _summary(report: IndexReport) -> str:
-    parts = [
-        f"{n} {what}"
-        for n, what in (
-            (report.added, "added"),
-            (report.updated, "updated"),
-            (report.moved, "moved"),
-            (report.missing, "missing"),
-            (report.forgotten, "forgotten (long missing)"),
-            (report.failed, "failed"),
-            (report.encoded, "encoded"),
-        )
-        if n
-    ]
-    return (", ".join(parts) or "no changes") + f" in {report.seconds:.1f} s"
-
 
 def _changed(report: IndexReport) -> bool:
     return bool(
@@ -195,7 +183,7 @@ class Daemon:
         self._lock = WriterLock(self.config.lock_path, "daemon")
         self._errors = 0
         self._not_before = 0.0  # no unit of work before this time (backoff after an error)
-        self._index: Any = None  # indexcache.IndexHandle, kept open across units of work
+        self._index: IndexHandle | None = None  # kept open across units of work
         # Held around each unit of work (and index save): the query server catches the shared
         # index up from SQLite only when no unit adds to it (see queryserver.py).
         self._work = threading.Lock()
@@ -369,7 +357,7 @@ class Daemon:
             # Let a waiting `photoindex index`/`reindex` in before the next unit takes the lock back.
             self.stop.wait(_LOCK_GAP)
 
-    def _index_handle(self) -> Any:
+    def _index_handle(self) -> IndexHandle:
         """The vector index kept open across units of work (opened from its file or SQLite once)."""
         if self._index is None:
             from photoindex.vectors.cache import IndexHandle
@@ -403,7 +391,7 @@ class Daemon:
         log.log(logging.DEBUG if routine else logging.INFO, "rescan: %s", why)
         for r in roots:
             # The scan covers whatever was waiting below these roots and has already settled.
-            for path in [p for p in self.ready if p == r.path or p.startswith(r.path.rstrip(os.sep) + os.sep)]:
+            for path in [p for p in self.ready if within(p, r.path)]:
                 del self.ready[path]
         self._unit(
             f"rescan of {len(roots)} root(s)",
@@ -419,7 +407,7 @@ class Daemon:
         roots = {
             r.path
             for r in self.roots
-            if any(p == r.path or p.startswith(r.path.rstrip(os.sep) + os.sep) for p in paths)
+            if any(within(p, r.path) for p in paths)
         }
         self._unit(f"indexing {shown}", "indexing", lambda ix: ix.run_paths(paths), on_error=sorted(roots))
 
@@ -460,9 +448,9 @@ class Daemon:
             log.warning("skipped: %s: %s%s", f.path, f.message, f" ({f.hint})" if f.hint else "")
         tail = " (interrupted; the rest is picked up at the next start)" if report.interrupted else ""
         level = logging.INFO if _changed(report) or not routine else logging.DEBUG
-        log.log(level, "%s: %s%s", what, _summary(report), tail)
+        log.log(level, "%s: %s%s", what, report.summary(changes_only=True), tail)
         if _changed(report) or not routine:
-            self.state.update(last_batch=f"{_now_iso()} {what}: {_summary(report)}{tail}")
+            self.state.update(last_batch=f"{_now_iso()} {what}: {report.summary(changes_only=True)}{tail}")
 
 
 # ---------------------------------------------------------------- the entry point

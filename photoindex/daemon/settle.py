@@ -1,7 +1,7 @@
 """Settling: a watched path is worked on only once it has stopped changing.
 
 `on_created` fires before a file is fully written, and a big copy gives one created and many
-modified events (RELIABILITY.md, file watching). The robust rule, as chokidar's `awaitWriteFinish`
+modified events (docs/daemon.md, "What the daemon does"). The robust rule, as chokidar's `awaitWriteFinish`
 and immich do it: a path is due once its size and mtime have been stable for `settle_seconds`.
 Close-write events are only a hint: a file that was written but not yet closed (inotify tells us
 both) waits longer, so a writer that pauses between chunks is not read half-written.
@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from photoindex.paths import within
 
 # A writer that has not closed its file yet may be pausing between chunks: wait this many
 # times longer before trusting a stable size (inotify only; polling never sees a close).
@@ -35,11 +37,6 @@ class _Entry:
     quiet_since: float  # the last event under it, or the last time its signature changed
     open_writer: bool
     partner: str | None
-
-
-def _inside(path: str, folder: str) -> bool:
-    """Whether `path` is strictly below `folder` (by path components, not string prefix)."""
-    return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 class Settler:
@@ -128,7 +125,7 @@ class Settler:
         # Both ends of a move go together, or neither does; a ready folder takes what is below it.
         while True:
             folders = [p for p in ready if self._pending[p].folder]
-            covered = {p for p in self._pending if p not in ready and any(_inside(p, f) for f in folders)}
+            covered = {p for p in self._pending if p not in ready and any(p != f and within(p, f) for f in folders)}
             held = {
                 p
                 for p in ready
@@ -142,7 +139,7 @@ class Settler:
             ready -= held
         for path in ready | covered:
             del self._pending[path]
-        return sorted(p for p in ready if not any(_inside(p, f) for f in folders))
+        return sorted(p for p in ready if not any(p != f and within(p, f) for f in folders))
 
     def next_due(self, now: float) -> float | None:
         """Seconds until the earliest pending path may be due (0 when overdue), None when none is."""
@@ -152,7 +149,7 @@ class Settler:
 
     def drop_under(self, folder: str) -> int:
         """Forget pending paths at or below `folder` (a rescan of it covers them); returns how many."""
-        gone = [p for p in self._pending if p == folder or _inside(p, folder)]
+        gone = [p for p in self._pending if within(p, folder)]
         for p in gone:
             del self._pending[p]
         return len(gone)

@@ -1,6 +1,6 @@
 """Watching the roots with watchdog: events become hints, failures become trouble reports.
 
-The watcher is an optimisation; the scan is the truth (DESIGN.md invariant 5). So this module
+The watcher is an optimisation; the scan is the truth (docs/architecture.md, invariant 5). So this module
 never decides anything about the catalog: handlers only put a `Hint` (a path worth looking at)
 on the daemon's queue, and whatever makes the hints incomplete is put there as a `Trouble`
 (the daemon answers with a reconciliation scan):
@@ -45,6 +45,7 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver
 
 from photoindex.config import DaemonConfig, ScanConfig
+from photoindex.paths import within
 from photoindex.photos.scanner import ignored_below, is_candidate
 
 log = logging.getLogger(__name__)
@@ -140,15 +141,11 @@ def read_mounts(text: str) -> list[tuple[str, str]]:
     return mounts
 
 
-def _inside_or_same(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
 def filesystem_of(path: str, mounts: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
     """The (mount point, fs type) holding `path`: the longest mount point above it (the last mounted wins)."""
     best: tuple[str, str] | None = None
     for point, fstype in mounts:
-        if _inside_or_same(path, point) and (best is None or len(point) >= len(best[0])):
+        if within(path, point) and (best is None or len(point) >= len(best[0])):
             best = (point, fstype)
     return best
 
@@ -164,7 +161,7 @@ def watch_mode(
     real = os.path.realpath(root)
     for listed in polling_roots:
         listed_real = os.path.realpath(os.path.expanduser(listed))
-        if _inside_or_same(real, listed_real):
+        if within(real, listed_real):
             return "polling", f"listed in [daemon] polling_roots ({listed})"
     fs = filesystem_of(real, mounts)
     if fs is not None:
@@ -208,7 +205,7 @@ class _Handler(FileSystemEventHandler):
         self.hints_writing = hints_writing  # polling never sees a close-write, so "still writing" means nothing there
 
     def _wanted(self, path: str, folder: bool) -> bool:
-        if not path or path == self.root or not _inside_or_same(path, self.root):
+        if not path or path == self.root or not within(path, self.root):
             return False  # the root itself is `Watcher.check()`'s business
         if not folder and not is_candidate(os.path.basename(path), self.scan):
             return False  # `x.jpg.tmp`, `x.part`: never a photo; its rename arrives as a move

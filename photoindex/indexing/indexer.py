@@ -3,7 +3,7 @@
 A run reconciles roots with the disk: new and changed photos are encoded, moved, renamed and
 copied ones reuse their stored vector (found by content hash), vanished ones are marked missing,
 and failed ones are retried only when they change. Each batch is one transaction, so a crash at
-any point leaves a catalog the next run simply continues from (DESIGN.md invariants 2, 6, 7).
+any point leaves a catalog the next run simply continues from (docs/architecture.md, invariants 2, 6, 7).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,8 +25,14 @@ from photoindex.catalog import writes as catalog
 from photoindex.config import Config
 from photoindex.errors import ConfigError, PhotoindexError
 from photoindex.library import Library, open_library
+from photoindex.paths import within
 from photoindex.photos.decodepool import DecodeJob, DecodePool, DecodeResult
 from photoindex.photos.scanner import FileFact, ScanProblem, ignored_below, stat_fact, walk
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from photoindex.vectors.cache import IndexHandle
 
 log = logging.getLogger("photoindex")
 
@@ -89,6 +95,25 @@ class IndexReport:
         """How many photos failed for the first time in this run."""
         return len(self.failures)
 
+    def summary(self, *, changes_only: bool = False) -> str:
+        """One line of counts and time, e.g. "2 added, ..., 5 encoded in 1.2 s".
+
+        `changes_only` (the daemon's log) leaves out zero counts and the unchanged photos.
+        """
+        counts = [
+            (self.added, "added"),
+            (self.updated, "updated"),
+            (self.moved, "moved"),
+            (self.missing, "missing"),
+            (self.forgotten, "forgotten (long missing)"),
+            (self.failed, "failed"),
+            *([] if changes_only else [(self.unchanged, "unchanged")]),
+            (self.encoded, "encoded"),
+        ]
+        always = () if changes_only else ("added", "updated", "moved", "missing", "failed", "unchanged", "encoded")
+        parts = [f"{n} {what}" for n, what in counts if n or what in always]
+        return (", ".join(parts) or "no changes") + f" in {self.seconds:.1f} s"
+
     def to_json(self) -> dict[str, Any]:
         """The summary printed by `--json`."""
         data = asdict(self)
@@ -136,7 +161,7 @@ class Indexer:
         progress: ProgressFn | None = None,
         stop: threading.Event | None = None,
         *,
-        index: Any = None,
+        index: IndexHandle | None = None,
         save_index: bool = True,
     ) -> None:
         """`index`: an open `IndexHandle` to reuse (the daemon keeps one); `save_index`: write it when the run ends."""
@@ -145,7 +170,7 @@ class Indexer:
         self.progress = progress or (lambda p: None)
         self.stop = stop or threading.Event()
         self.report = IndexReport()
-        self._index: Any = index  # indexcache.IndexHandle, opened (or refreshed) on first commit
+        self._index = index  # opened (or refreshed) on first commit
         self._index_fresh = False
         self._save_index = save_index
         self._encoding_done = 0  # photos through the decode/encode stage in earlier rounds of this run
@@ -305,7 +330,7 @@ class Indexer:
             if root is not None:
                 scopes.append((root, path))
         # A folder and a path inside it: the folder's walk covers the inner one.
-        scopes = [sc for sc in scopes if not any(o is not sc and _inside(sc[1], o[1]) for o in scopes)]
+        scopes = [sc for sc in scopes if not any(o is not sc and within(sc[1], o[1]) for o in scopes)]
         return self.run_scopes(scopes)
 
     def run_scopes(
@@ -432,7 +457,7 @@ class Indexer:
                     rest.append(p)
         return rest
 
-    def _link(self, s: Any, p: _Pending, r: DecodeResult | None, digest: str) -> None:
+    def _link(self, s: Session, p: _Pending, r: DecodeResult | None, digest: str) -> None:
         """Point a path at content whose vector is already stored (a move, a rename, a copy, a return)."""
         size = r.size if r and r.size is not None else p.fact.size
         mtime = r.mtime_ns if r and r.mtime_ns is not None else p.fact.mtime_ns
@@ -527,7 +552,7 @@ class Indexer:
             if keep:
                 index.add(np.asarray([i for i, _ in keep], np.int64), np.stack([v for _, v in keep]), state, anchor)
 
-    def _store(self, s: Any, p: _Pending, r: DecodeResult) -> None:
+    def _store(self, s: Session, p: _Pending, r: DecodeResult) -> None:
         assert r.content_hash is not None
         catalog.store_indexed(
             s,
@@ -543,7 +568,7 @@ class Indexer:
         else:
             self.report.updated += 1
 
-    def _store_failure(self, s: Any, p: _Pending, r: DecodeResult) -> None:
+    def _store_failure(self, s: Session, p: _Pending, r: DecodeResult) -> None:
         if self.stop.is_set() and r.reason in ("crashed", "timeout"):
             return  # the worker may have died of our own shutdown: not the photo's fault, try it next run
         message = r.message or r.reason or "failed"
@@ -565,7 +590,7 @@ class Indexer:
 
     # ------------------------------------------------------------ the vector index cache
 
-    def _open_index(self) -> Any:
+    def _open_index(self) -> IndexHandle:
         if self._index is None:
             from photoindex.vectors.cache import IndexHandle
 
@@ -618,7 +643,7 @@ def _rate(done: int, since: float) -> float:
 
 def _vanished(row: reads.PhotoState, blind: Sequence[str]) -> bool:
     """A cataloged file the walk passed without finding: gone, unless already missing or unreadable."""
-    return row.status != "missing" and not any(_inside(row.path, b) for b in blind)
+    return row.status != "missing" and not any(within(row.path, b) for b in blind)
 
 
 class _CatalogStream:
@@ -669,16 +694,11 @@ class _CatalogStream:
             yield self._page[self._at - 1]
 
 
-def _inside(path: str, folder: str) -> bool:
-    """Whether `path` is `folder` itself or below it (by path components, not string prefix)."""
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
 def _root_of(roots: Sequence[catalog.RootRecord], path: str) -> catalog.RootRecord | None:
     """The innermost root that holds `path`."""
     best = None
     for r in roots:
-        if _inside(path, r.path) and (best is None or len(r.path) > len(best.path)):
+        if within(path, r.path) and (best is None or len(r.path) > len(best.path)):
             best = r
     return best
 

@@ -2,7 +2,7 @@
 
 A manifest is the single description of a model: which files make it up (with sha256 and a
 download URL when known), how images are preprocessed, which tokenizer feeds the text encoder,
-and the embedding size. Nothing about a model is guessed in code (DESIGN.md invariant 8).
+and the embedding size. Nothing about a model is guessed in code (docs/architecture.md, invariant 8).
 """
 
 from __future__ import annotations

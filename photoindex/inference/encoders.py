@@ -1,6 +1,6 @@
 """Image and text encoders: a runtime session plus the model's input contract, returning unit vectors.
 
-The session tells what the model really takes (DESIGN.md invariant 8): the image layout is read
+The session tells what the model really takes (docs/architecture.md, invariant 8): the image layout is read
 from the input's dtype and shape (float32 NCHW normalized, or uint8 NHWC with the normalization
 compiled in, as Axera's NPU builds take), the id dtype from the text input (int32 for Axera's
 exports, int64 for open_clip's), and a static batch axis (every .axmodel) is fed chunk by chunk.

@@ -2,7 +2,7 @@
 
 `quantize_bundle` writes a new bundle folder beside the original (`<name>-int8`), with its own
 manifest: a new name and model id (int8 vectors are close to, but not the same as, the fp32 ones,
-so DESIGN.md invariant 8 keeps them apart), real sha256s, and the same preprocessing and text specs.
+so docs/architecture.md, invariant 8 keeps them apart), real sha256s, and the same preprocessing and text specs.
 Point `[model] bundle` (or `PHOTOINDEX_MODEL_BUNDLE`) at that folder and it is used like any other.
 
 Weights are int8 (signed) per tensor and activations uint8, quantized on the fly: on x86 CPUs with

@@ -19,11 +19,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from photoindex.inference.bundle import ImageSpec
+
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkServerContext, SpawnContext
+
+    Context = ForkServerContext | SpawnContext
+
+    from photoindex.photos.imaging import PhotoInfo
 
 JobKind = Literal["hash", "decode"]
 
@@ -52,7 +59,7 @@ class DecodeResult:
     size: int | None = None
     mtime_ns: int | None = None
     pixels: np.ndarray | None = None
-    info: Any = None  # imaging.PhotoInfo
+    info: PhotoInfo | None = None
     reason: str | None = None
     message: str | None = None
     hint: str | None = None
@@ -131,7 +138,7 @@ def _worker_main(conn: Connection, spec: ImageSpec, max_pixels: int, crash_on: s
 
 
 class _Worker:
-    def __init__(self, ctx: Any, spec: ImageSpec, max_pixels: int, crash_on: str | None = None) -> None:
+    def __init__(self, ctx: Context, spec: ImageSpec, max_pixels: int, crash_on: str | None = None) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, spec, max_pixels, crash_on), daemon=True)
         self.proc.start()
@@ -150,13 +157,13 @@ class _Worker:
         self.conn.close()
 
 
-def _mp_context() -> Any:
+def _mp_context() -> Context:
     # forkserver on Linux: workers fork from a clean server, not from a parent that already runs
     # ONNX Runtime threads; spawn elsewhere.
-    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(["photoindex.photos.imaging", "photoindex.photos.decodepool"])
+    if not sys.platform.startswith("linux"):
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["photoindex.photos.imaging", "photoindex.photos.decodepool"])
     return ctx
 
 

@@ -1,6 +1,6 @@
 """Filesystem facts: walk the roots, filter photo files, stat them, hash their content.
 
-The scan is the truth (DESIGN.md invariant 5): it never trusts watcher events, it only reads the
+The scan is the truth (docs/architecture.md, invariant 5): it never trusts watcher events, it only reads the
 disk. Nothing here touches the catalog.
 """
 

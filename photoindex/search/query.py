@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,8 @@ from photoindex.config import Config
 from photoindex.errors import PhotoindexError
 from photoindex.library import Library, open_library
 
+if TYPE_CHECKING:
+    from photoindex.vectors.cache import IndexHandle
 
 @dataclass(frozen=True)
 class Hit:
@@ -75,7 +77,7 @@ def search_vector(
     limit: int,
     min_score: float = -1.0,
     folder: Path | None = None,
-    index: Any = None,
+    index: IndexHandle | None = None,
 ) -> list[Hit]:
     """The best `limit` live photos for a unit query vector, best first."""
     from photoindex.vectors.cache import IndexHandle

@@ -1,4 +1,4 @@
-"""Generated model bundles with the contracts of Axera's CLIP export (MODELS.md), for tests and benchmarks.
+"""Generated model bundles with the contracts of Axera's CLIP export (docs/models.md), for tests and benchmarks.
 
 Two kinds share the bundle layout, file names, tensor names, dtypes and shapes of the real thing:
 
@@ -171,7 +171,7 @@ def _save(model: Any, path: Path) -> None:
 
 
 def make_feature_matmul(path: Path, embedding_dim: int = EMBEDDING_DIM) -> None:
-    """Write `feature_matmul.onnx` as MODELS.md defines it.
+    """Write `feature_matmul.onnx` as docs/models.md defines it.
 
     logits_per_image = softmax(100 * norm(image_features) @ text_features.T, axis=1) and
     logits_per_text = softmax(logits.T, axis=1); only the image side is normalized.

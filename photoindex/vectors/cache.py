@@ -9,7 +9,7 @@ another model or epoch is rebuilt from the stored vectors, never by re-encoding 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from photoindex.catalog import reads
 from photoindex.errors import LockedError, VectorIndexError
 
 if TYPE_CHECKING:
+    from photoindex.catalog.reads import IndexState
     from photoindex.library import Library
     from photoindex.vectors.index import VectorIndex
 
@@ -108,7 +109,7 @@ class IndexHandle:
         )
         return added
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray, state: Any, anchor: str | None) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, state: IndexState, anchor: str | None) -> None:
         """Add vectors just committed to SQLite; `state` and `anchor` describe the catalog after that commit."""
         self.index.add(ids, vectors)
         self.index.meta.update(
@@ -119,7 +120,7 @@ class IndexHandle:
         )
         self.dirty = True
 
-    def remove(self, ids: np.ndarray, state: Any, anchor: str | None, max_id: int) -> None:
+    def remove(self, ids: np.ndarray, state: IndexState, anchor: str | None, max_id: int) -> None:
         """Take out vectors just deleted from SQLite by this writer (no rebuild); `state`, `anchor` and
         `max_id` describe the catalog after that commit. The index must have been current before it."""
         self.index.remove(ids)

@@ -1,6 +1,6 @@
 """The vector index: unit vectors keyed by SQLite vector ids, searched by cosine; a rebuildable cache.
 
-SQLite holds the truth (DESIGN.md invariant 1): the ids here are the primary keys of the vectors
+SQLite holds the truth (docs/architecture.md, invariant 1): the ids here are the primary keys of the vectors
 table and this index can always be rebuilt from it. Two backends rank identically: FAISS
 (`IndexIDMap2(IndexFlatIP)` exact, or `IndexIVFFlat` with inner product once the index reaches
 `approximate_threshold` vectors) and numpy (a matrix product, the equivalent of Axera's
@@ -524,7 +524,7 @@ class VectorIndex:
         """Write the index to `path` atomically: a crash at any point leaves the old file or the new one."""
         path = Path(path)
         # One fixed temporary name: a crash leaves at most one leftover, overwritten by the next save.
-        # The single-writer lock file (DESIGN.md invariant 4) keeps two processes from sharing it.
+        # The single-writer lock file (docs/architecture.md, invariant 4) keeps two processes from sharing it.
         tmp = path.with_name(f".{path.name}.tmp")
         with self._writer:  # no add/remove during the save; searches carry on
             expected = self._ids

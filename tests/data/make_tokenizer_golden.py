@@ -111,7 +111,7 @@ def _references() -> dict[str, Any]:
 
 # fmt: off
 HAND_WRITTEN = [
-    # English, the examples of MODELS.md, colours
+    # English, the examples of docs/models.md, colours
     "a", "photo", "of", "cat", "dog", "bird", "a photo of a cat", "a photo of a dog", "A PHOTO OF A BIRD",
     "red", "green", "blue", "yellow", "orange", "purple", "pink", "brown", "black", "white", "gray", "grey",
     "a red car parked on the street", "sunset over the mountains", "Golden retriever puppy playing in snow",

@@ -1,4 +1,4 @@
-"""scoring.py against ONNX Runtime running the generated `feature_matmul.onnx` (MODELS.md's definition)."""
+"""scoring.py against ONNX Runtime running the generated `feature_matmul.onnx` (docs/models.md)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_numpy_feature_matmul_equals_onnx_runtime(
 
 
 def test_softmax_over_images_depends_on_collection_size_but_cosine_does_not() -> None:
-    # Why search ranks by cosine (MODELS.md "Scores"): adding photos changes softmax scores, not cosines.
+    # Why search ranks by cosine (docs/models.md, "Scores"): adding photos changes softmax scores, not cosines.
     rng = np.random.default_rng(9)
     img = l2_normalize(rng.standard_normal((10, 512)).astype(np.float32))
     txt = l2_normalize(rng.standard_normal((1, 512)).astype(np.float32))

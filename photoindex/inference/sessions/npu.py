@@ -1,6 +1,6 @@
 """The Axera NPU through pyaxengine (Python module `axengine`), behind the `Session` protocol of ONNX Runtime.
 
-pyaxengine's contract (MODELS.md): `import axengine` prints its providers to stdout and raises
+pyaxengine's contract (docs/models.md): `import axengine` prints its providers to stdout and raises
 ImportError when neither `libax_engine` nor `libaxcl_rt` is found; `.axmodel` files have static
 shapes (batch 1); `run` asserts each array's exact shape and dtype and never casts; one session has
 one set of IO buffers and no lock; `get_providers()` returns a str; builds before 0.1.3rc1 return

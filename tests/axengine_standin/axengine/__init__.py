@@ -1,7 +1,7 @@
 """TEST STAND-IN for pyaxengine's `axengine` module. This is NOT pyaxengine and must never be installed.
 
 photoindex's tests put `tests/axengine_standin` on `sys.path` to exercise the NPU code path on
-machines without an Axera NPU. The stand-in enforces pyaxengine's contract as MODELS.md describes
+machines without an Axera NPU. The stand-in enforces pyaxengine's contract as docs/models.md describes
 it, strictly, so code that passes here does not trip the real runtime:
 
 - importing prints the available providers to stdout (from Python, and from "C" through fd 1);
