@@ -1,6 +1,6 @@
 """`photoindex daemon`: watch the roots, settle the changes, index them in units of work.
 
-An adapter over the core, like `cli.py`: the watcher turns filesystem events into hints, the
+An adapter over the core, like `cli/`: the watcher turns filesystem events into hints, the
 settler holds each path until it has stopped changing, and ready paths are indexed in units of
 work (`Indexer.run_paths`) once `[index] batch_size` are ready or the oldest has waited
 `[daemon] max_batch_wait` seconds. A reconciliation scan (`Indexer.run`) runs at start, every
@@ -12,7 +12,7 @@ One writer: the writer lock is taken for each unit of work and released between 
 on. SIGTERM/SIGINT set a stop event: the current unit stops between encoder batches (what it did
 not commit is found again by the start-up scan) and the daemon exits 0.
 
-It also answers `photoindex search` over a Unix socket (`queryserver.py`, `[search] use_daemon`),
+It also answers `photoindex search` over a Unix socket (`search/server.py`, `[search] use_daemon`),
 in a thread of its own, from the same library and in-memory index.
 """
 
@@ -185,7 +185,7 @@ class Daemon:
         self._not_before = 0.0  # no unit of work before this time (backoff after an error)
         self._index: IndexHandle | None = None  # kept open across units of work
         # Held around each unit of work (and index save): the query server catches the shared
-        # index up from SQLite only when no unit adds to it (see queryserver.py).
+        # index up from SQLite only when no unit adds to it (see search/server.py).
         self._work = threading.Lock()
         self.queries = QueryServer(
             lib, work_lock=self._work, current_index=lambda: self._index, open_index=self._index_handle

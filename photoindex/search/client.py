@@ -1,4 +1,4 @@
-"""`photoindex search` asks the running daemon first (see `queryserver.py`); it imports nothing heavy.
+"""`photoindex search` asks the running daemon first (see `server.py`); it imports nothing heavy.
 
 Request, one JSON line: `{"text", "image", "limit", "min_score", "folder", "bundle"}` with
 absolute paths and the model id of the configured bundle. Answer, one JSON line: `{"hits": [...]}`

@@ -2,7 +2,7 @@
 
 A served search costs a warm query (tens of milliseconds) instead of a cold start (imports, the
 text model, the index file). The protocol is one JSON object per line each way; see
-`queryclient.py` for the request. The socket lives in the photoindex home with mode 0600 and
+`client.py` for the request. The socket lives in the photoindex home with mode 0600 and
 only connections from the daemon's own user are answered: a request names a query, never code.
 
 Queries run one at a time in the server's thread. The daemon's main thread adds vectors to the

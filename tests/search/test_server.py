@@ -1,7 +1,7 @@
 """The daemon answers `photoindex search` over its socket: same hits as a local search, or a local fallback.
 
 The end-to-end tests run the real daemon and the real CLI as subprocesses (the helpers of
-test_daemon.py); which side answered is told by the daemon's log (`served a search` per query).
+tests/daemonproc.py); which side answered is told by the daemon's log (`served a search` per query).
 The unit tests drive the client against hand-made sockets and the server's `answer` in-process.
 """
 
