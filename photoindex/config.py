@@ -3,17 +3,37 @@
 Precedence, lowest first: built-in defaults, the config file (`PHOTOINDEX_CONFIG`, else
 `$PHOTOINDEX_HOME/config.toml`), then `PHOTOINDEX_<SECTION>_<KEY>` variables. `PHOTOINDEX_HOME`
 moves all state (database, index files, model bundles, lock and daemon status).
+
+Every setting is declared once, below, as a field of its section's dataclass:
+
+    limit: int = setting(20, "Default number of results of `photoindex search`.", at_least=1)
+
+The annotation is its type, the first argument its default, the text its comment in
+config.example.toml, and `at_least` / `above` / `at_most` / `choices` its allowed range. From
+that one line it is read from the file and from `PHOTOINDEX_SEARCH_LIMIT`, type- and
+range-checked at load (a bad value is a ConfigError naming the key, the value, the file and line
+or the variable, and the range), and documented.
+
+To add a setting: add that line, then regenerate the example with
+`python -m photoindex.config > config.example.toml` (tests/test_config.py checks that the file
+matches the declarations). To add a section: a frozen dataclass of `setting(...)` fields, plus
+one `name: Cls = section(Cls)` line in `Config`. Section names have no underscore (the variable
+name is split at the first one).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
+import re
 import sys
-from collections.abc import Mapping
+import textwrap
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from photoindex.errors import ConfigError
 
@@ -22,26 +42,116 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+T = TypeVar("T")
+
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a setting accepts (besides its type) and the comment that documents it."""
+
+    doc: str
+    at_least: float | None = None
+    above: float | None = None
+    at_most: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def describe(self, kind: type) -> str:
+        """The allowed values in words: 'a whole number of at least 1', 'one of faiss, numpy'."""
+        if kind is bool:
+            return "true or false"
+        if kind is tuple:
+            return "a list of strings"
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        noun = "a whole number" if kind is int else "a number" if kind is float else "a string"
+        low = self.at_least if self.at_least is not None else self.above
+        if low is not None and self.at_most is not None:
+            if self.above is not None:
+                return f"{noun} above {_num(low)} and at most {_num(self.at_most)}"
+            return f"{noun} from {_num(low)} to {_num(self.at_most)}"
+        if self.above is not None:
+            return f"{noun} above {_num(self.above)}"
+        if self.at_least is not None:
+            return f"{noun} of at least {_num(self.at_least)}"
+        if self.at_most is not None:
+            return f"{noun} of at most {_num(self.at_most)}"
+        return noun
+
+    def allows(self, value: Any) -> bool:
+        """Whether an already-typed value lies in range."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self.at_least is not None and value < self.at_least:
+                return False
+            if self.above is not None and value <= self.above:
+                return False
+            if self.at_most is not None and value > self.at_most:
+                return False
+        return True
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def setting(
+    default: T,
+    doc: str,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+    choices: tuple[str, ...] = (),
+) -> T:
+    """Declare one setting: its default, its comment in config.example.toml and its allowed range."""
+    rule = Rule(doc, at_least=at_least, above=above, at_most=at_most, choices=choices)
+    result: T = field(default=default, metadata={"rule": rule})
+    return result
+
+
+def section(cls: type[T]) -> T:
+    """Declare one `[section]` of `Config`, a dataclass of settings."""
+    result: T = field(default_factory=cls, metadata={"section": True})
+    return result
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """`[model]`: which bundle encodes photos and queries."""
 
-    bundle: str = "clip-vit-b32"
+    bundle: str = setting(
+        "clip-vit-b32",
+        "A shipped bundle name (`photoindex models list`), or the path of a bundle folder that holds its "
+        "own manifest.toml next to the model files (any CLIP export, no code changes needed). A relative "
+        "path is taken from the folder photoindex starts in.",
+    )
+
+
+_WHERE = ("auto", "npu", "cpu")
 
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """`[runtime]`: where each encoder runs ("auto" | "npu" | "cpu") and CPU threads (0 = all cores)."""
+    """`[runtime]`: where each encoder runs, CPU threads and the fast-loading model copies."""
 
-    image: str = "auto"
-    text: str = "auto"
-    threads: int = 0
-    # Fast-loading copies of the ONNX models (see photoindex.modelcache): "" = the home's
-    # cache/models folder (filled in by load_config), "off" = load the bundle's files directly.
-    model_cache: str = ""
+    image: str = setting(
+        "auto",
+        'Where each encoder runs: "auto" (the NPU when axengine imports and the bundle has an .axmodel, '
+        'else ONNX Runtime on the CPU), "npu" (fail clearly if it cannot), or "cpu".',
+        choices=_WHERE,
+    )
+    text: str = setting("auto", "", choices=_WHERE)
+    threads: int = setting(0, "ONNX Runtime intra-op threads; 0 = one per core.", at_least=0)
+    # "" is filled in by load_config with the home's cache/models folder.
+    model_cache: str = setting(
+        "",
+        "ONNX models are loaded through a copy whose weights sit in a side file that is memory-mapped: "
+        "15 ms instead of 0.3 s for a ViT-B/32 text encoder, and about half the memory. The copy is made "
+        'on first use and costs the model\'s size on disk. "" = $PHOTOINDEX_HOME/cache/models; "off" = no copy.',
+    )
 
     @property
     def model_cache_dir(self) -> Path | None:
@@ -54,45 +164,102 @@ class RuntimeConfig:
 class IndexConfig:
     """`[index]`: vector index backend and encoding pipeline sizes."""
 
-    backend: str = "faiss"  # "faiss" | "numpy"
-    approximate_threshold: int = 200_000  # above this many vectors use an approximate FAISS index
-    batch_size: int = 16
-    workers: int = 0  # decode worker processes; 0 = number of cores
-    decode_timeout: float = 60.0
-    # A photo missing this long from a root that is present is forgotten, with its vector; 0 = never.
-    forget_missing_after_days: float = 30.0
+    backend: str = setting(
+        "faiss",
+        '"faiss" or "numpy" (the exact equivalent of Axera\'s feature_matmul.onnx; same top-k as FAISS).',
+        choices=("faiss", "numpy"),
+    )
+    approximate_threshold: int = setting(
+        200_000,
+        "From this many vectors on, FAISS uses an approximate IVF index (recall@10 >= 0.95) instead of exact search.",
+        at_least=1,
+    )
+    batch_size: int = setting(
+        16, "Photos encoded per batch; each batch is committed in one transaction.", at_least=1, at_most=4096
+    )
+    workers: int = setting(0, "Decode worker processes; 0 = one per core.", at_least=0, at_most=256)
+    decode_timeout: float = setting(
+        60.0, "Seconds one photo may take to decode before it is recorded as failed.", above=0
+    )
+    forget_missing_after_days: float = setting(
+        30.0,
+        "A photo whose file has been gone this many days (from a root folder that is still there) is "
+        "forgotten by the next full scan, with its vector; until then it comes back without re-encoding. "
+        "Photos of an unplugged drive (the root folder gone, or empty: a mount point with nothing "
+        "mounted) are kept. 0 = never forget.",
+        at_least=0,
+        at_most=36_500,
+    )
 
 
 @dataclass(frozen=True)
 class ScanConfig:
     """`[scan]`: which files under the roots are photos."""
 
-    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
-    exclude: tuple[str, ...] = ()
-    include_hidden: bool = False
-    follow_symlinks: bool = True
-    max_image_pixels: int = 178_956_970  # Pillow's hard limit (2x its warning level); raise for panoramas
+    extensions: tuple[str, ...] = setting(DEFAULT_EXTENSIONS, "File name endings that are photos (case-insensitive).")
+    exclude: tuple[str, ...] = setting(
+        (), "Glob patterns (matched against the path relative to its root, and against the name) to skip."
+    )
+    include_hidden: bool = setting(False, "Index files and folders whose names start with a dot.")
+    follow_symlinks: bool = setting(True, "Follow symbolic links (loops are detected and walked once).")
+    max_image_pixels: int = setting(
+        178_956_970,  # Pillow's hard limit (2x its warning level)
+        "Photos with more pixels than this are skipped as possible decompression bombs; raise it for huge panoramas.",
+        at_least=1,
+    )
 
 
 @dataclass(frozen=True)
 class DaemonConfig:
     """`[daemon]`: watching, settling, batching and periodic rescans."""
 
-    settle_seconds: float = 2.0
-    max_batch_wait: float = 5.0
-    rescan_interval: float = 3600.0
-    polling_roots: tuple[str, ...] = ()  # roots to poll instead of inotify (network folders)
-    poll_interval: float = 60.0
-    log_level: str = "INFO"
+    settle_seconds: float = setting(
+        2.0,
+        "A new or changed file is indexed once its size and mtime have been stable this long.",
+        at_least=0,
+        at_most=86_400,
+    )
+    max_batch_wait: float = setting(
+        5.0,
+        "A batch is encoded when it is full or when its oldest photo has waited this long.",
+        at_least=0,
+        at_most=86_400,
+    )
+    rescan_interval: float = setting(
+        3600.0,
+        "Full reconciliation scan interval (the watcher is a hint; the scan is the truth).",
+        above=0,
+    )
+    polling_roots: tuple[str, ...] = setting(
+        (),
+        "Roots to poll instead of watching with inotify (network or FUSE folders are detected automatically).",
+    )
+    poll_interval: float = setting(60.0, "Seconds between polls of such roots.", above=0)
+    log_level: str = setting(
+        "INFO",
+        "DEBUG, INFO, WARNING or ERROR; log lines go to stderr (journald-friendly).",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+    )
 
 
 @dataclass(frozen=True)
 class SearchConfig:
     """`[search]`: defaults for `photoindex search`."""
 
-    limit: int = 20
-    min_score: float = -1.0  # cosine scores lie in [-1, 1]: -1 keeps every result
-    use_daemon: bool = True  # ask the running daemon (warm model and index) before searching in-process
+    limit: int = setting(20, "Default number of results of `photoindex search`.", at_least=1, at_most=10_000)
+    min_score: float = setting(
+        -1.0,
+        "Default minimum cosine score (-1.0 keeps every result; real CLIP matches typically score 0.2 to 0.35).",
+        at_least=-1,
+        at_most=1,
+    )
+    use_daemon: bool = setting(
+        True,
+        "Let the running daemon answer searches over its socket ($PHOTOINDEX_HOME/daemon.sock): its "
+        "text model and index stay loaded, so a search skips the cold start (the model then stays in the "
+        "daemon's memory). Without a daemon (or with false) `photoindex search` loads them itself; "
+        "false also keeps the daemon from listening.",
+    )
 
 
 @dataclass(frozen=True)
@@ -101,12 +268,12 @@ class Config:
 
     home: Path
     config_file: Path | None = None
-    model: ModelConfig = field(default_factory=ModelConfig)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    index: IndexConfig = field(default_factory=IndexConfig)
-    scan: ScanConfig = field(default_factory=ScanConfig)
-    daemon: DaemonConfig = field(default_factory=DaemonConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
+    model: ModelConfig = section(ModelConfig)
+    runtime: RuntimeConfig = section(RuntimeConfig)
+    index: IndexConfig = section(IndexConfig)
+    scan: ScanConfig = section(ScanConfig)
+    daemon: DaemonConfig = section(DaemonConfig)
+    search: SearchConfig = section(SearchConfig)
 
     @property
     def db_path(self) -> Path:
@@ -134,73 +301,170 @@ class Config:
         return self.home / "daemon.json"
 
 
-_SECTIONS: dict[str, type] = {
-    "model": ModelConfig,
-    "runtime": RuntimeConfig,
-    "index": IndexConfig,
-    "scan": ScanConfig,
-    "daemon": DaemonConfig,
-    "search": SearchConfig,
-}
+def sections() -> dict[str, type]:
+    """Section name -> its dataclass, in declaration order."""
+    out: dict[str, type] = {}
+    for f in dataclasses.fields(Config):
+        if f.metadata.get("section"):
+            out[f.name] = f.default_factory  # type: ignore[assignment]
+    return out
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting, as read from its dataclass field."""
+
+    section: str
+    name: str
+    kind: type  # str, int, float, bool or tuple (of strings)
+    default: Any
+    rule: Rule
+
+    @property
+    def key(self) -> str:
+        """`[section] name`, as messages show it."""
+        return f"[{self.section}] {self.name}"
+
+    @property
+    def variable(self) -> str:
+        """The environment variable that overrides it."""
+        return f"PHOTOINDEX_{self.section.upper()}_{self.name.upper()}"
+
+
+def declared() -> Iterator[Setting]:
+    """Every declared setting, section by section, in declaration order."""
+    for name, cls in sections().items():
+        for f in dataclasses.fields(cls):
+            default = f.default
+            kind = type(default)
+            yield Setting(name, f.name, kind, default, f.metadata["rule"])
 
 
 def default_home() -> Path:
-    """`PHOTOINDEX_HOME`, else the platform's user data folder."""
+    """`PHOTOINDEX_HOME`, else the platform's user data folder (always absolute)."""
     env = os.environ.get("PHOTOINDEX_HOME")
     if env:
-        return Path(env).expanduser()
+        return _absolute(env)
     from platformdirs import user_data_path
 
-    return user_data_path("photoindex", appauthor=False)
+    return _absolute(user_data_path("photoindex", appauthor=False))
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Turn a TOML or environment value into the type of the field's default."""
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if isinstance(default, int):
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(value)
-        if isinstance(default, float):
+def _absolute(path: str | Path) -> Path:
+    # Resolved once, at start: a later `cd` must not move the library (abspath keeps symlinks).
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+_ENV_TRUE = ("1", "true", "yes", "on")
+_ENV_FALSE = ("0", "false", "no", "off")
+
+
+def _typed(s: Setting, value: Any, from_env: bool) -> Any:
+    """The value in the setting's type, or raise ValueError."""
+    if s.kind is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and value.strip().lower() in _ENV_TRUE + _ENV_FALSE:
+            return value.strip().lower() in _ENV_TRUE
+        raise ValueError
+    if s.kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if from_env:
+            return int(value.strip().replace("_", ""))
+        raise ValueError
+    if s.kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        if isinstance(default, tuple):
-            if isinstance(value, str):
-                items = [v.strip() for v in value.split(",") if v.strip()]
-            elif isinstance(value, list):
-                items = [str(v) for v in value]
-            else:
-                raise ValueError(value)
-            return tuple(items)
-        if isinstance(default, str):
-            if not isinstance(value, (str, int, float)):
-                raise ValueError(value)
-            return str(value)
-    except (TypeError, ValueError):
-        kind = type(default).__name__ if not isinstance(default, tuple) else "list of strings"
-        raise ConfigError(f"{where}: {value!r} is not a valid {kind}", "fix the value or remove it") from None
+        if from_env:
+            return float(value.strip())
+        raise ValueError
+    if s.kind is tuple:
+        if from_env:
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ValueError
+    if not isinstance(value, str):
+        raise ValueError
+    if s.rule.choices:
+        for choice in s.rule.choices:
+            if value.strip().casefold() == choice.casefold():
+                return choice
+        raise ValueError
     return value
 
 
-def _section(cls: type, values: Mapping[str, Any], where: str) -> Any:
-    defaults = cls()
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
+def _check(s: Setting, value: Any, source: str, hint: str) -> Any:
+    """The typed, range-checked value; else a ConfigError naming key, value, source and range."""
+    from_env = source.startswith("PHOTOINDEX_")
+    try:
+        typed = _typed(s, value, from_env)
+    except (TypeError, ValueError, AttributeError):
+        typed = None
+    if typed is None or not s.rule.allows(typed):
+        shown = value if from_env else _toml_value(value)
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
-            f"known keys: {', '.join(sorted(known))} (see config.example.toml)",
+            f"{s.key} = {shown} (from {source}) is not {s.rule.describe(s.kind)}",
+            hint,
         )
-    kwargs = {k: _coerce(v, getattr(defaults, k), f"{where}.{k}") for k, v in values.items()}
-    return dataclasses.replace(defaults, **kwargs)
+    return typed
+
+
+def _toml_value(value: Any) -> str:
+    """A value as TOML would spell it (for messages and the example file)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    return str(value)
+
+
+_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_-]+)\s*\]")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def _key_lines(text: str) -> dict[tuple[str, str], int]:
+    """(section, key) -> 1-based line number, for messages (tomllib keeps no positions)."""
+    out: dict[tuple[str, str], int] = {}
+    current = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _HEADER.match(line)
+        if header:
+            current = header.group(1)
+            continue
+        key = _KEY.match(line)
+        if key:
+            out.setdefault((current, key.group(1)), number)
+    return out
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], dict[tuple[str, str], int]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read the config file: {exc.strerror or exc}", "check its permissions"
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+            "save the file as UTF-8, or start again with `photoindex init --force`",
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path}: invalid TOML: {exc}", "fix the syntax, or start again with `photoindex init --force`"
+        ) from None
+    return data, _key_lines(text)
 
 
 def load_config(
@@ -208,40 +472,94 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     home: Path | None = None,
 ) -> Config:
-    """Build the configuration from defaults, the config file and the environment."""
+    """Build the configuration from defaults, the config file and the environment; every value is checked."""
     env = os.environ if environ is None else environ
     if home is None:
-        home = Path(env["PHOTOINDEX_HOME"]).expanduser() if env.get("PHOTOINDEX_HOME") else default_home()
-    explicit = config_file or (
-        Path(env["PHOTOINDEX_CONFIG"]).expanduser() if env.get("PHOTOINDEX_CONFIG") else None
-    )
-    path = explicit or home / "config.toml"
+        home = _absolute(env["PHOTOINDEX_HOME"]) if env.get("PHOTOINDEX_HOME") else default_home()
+    else:
+        home = _absolute(home)
+    explicit = config_file or (Path(env["PHOTOINDEX_CONFIG"]) if env.get("PHOTOINDEX_CONFIG") else None)
+    path = _absolute(explicit) if explicit is not None else home / "config.toml"
     data: dict[str, Any] = {}
+    lines: dict[tuple[str, str], int] = {}
     if path.is_file():
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(
-                f"{path}: invalid TOML: {exc}", "fix the syntax, or start again with `photoindex init`"
-            ) from None
+        data, lines = _read_file(path)
     elif explicit is not None:
         raise ConfigError(f"{path}: config file not found", "check PHOTOINDEX_CONFIG or --config")
-    unknown = set(data) - set(_SECTIONS)
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown section(s) {', '.join(sorted(unknown))}",
-            f"known sections: {', '.join(_SECTIONS)}",
-        )
-    merged: dict[str, dict[str, Any]] = {name: dict(data.get(name, {})) for name in _SECTIONS}
-    for key, value in env.items():
-        if not key.startswith("PHOTOINDEX_") or key in ("PHOTOINDEX_HOME", "PHOTOINDEX_CONFIG"):
+    known_sections = sections()
+    for name, table in data.items():
+        if name not in known_sections:
+            raise ConfigError(f"{path}: unknown section [{name}]", f"known sections: {', '.join(known_sections)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: `{name}` must be a [{name}] table", "see config.example.toml")
+    by_section: dict[str, dict[str, Setting]] = {}
+    for decl in declared():
+        by_section.setdefault(decl.section, {})[decl.name] = decl
+    values: dict[str, dict[str, Any]] = {name: {} for name in known_sections}
+    for name, table in data.items():
+        for key, value in table.items():
+            found = by_section.get(name, {}).get(key)
+            line = lines.get((name, key))
+            source = f"{path} line {line}" if line else str(path)
+            if found is None:
+                raise ConfigError(
+                    f"[{name}] {key} (from {source}) is not a known key",
+                    f"known keys of [{name}]: {', '.join(by_section.get(name, {}))} (see config.example.toml)",
+                )
+            values[name][key] = _check(found, value, source, f"fix it in {path}")
+    for var, value in env.items():
+        if not var.startswith("PHOTOINDEX_") or var in ("PHOTOINDEX_HOME", "PHOTOINDEX_CONFIG"):
             continue
-        rest = key[len("PHOTOINDEX_") :].lower()
-        section, _, name = rest.partition("_")
-        if section in _SECTIONS and name:
-            merged[section][name] = value
-    sections = {name: _section(cls, merged[name], f"[{name}]") for name, cls in _SECTIONS.items()}
-    if not sections["runtime"].model_cache.strip():
-        sections["runtime"] = dataclasses.replace(sections["runtime"], model_cache=str(home / "cache" / "models"))
-    return Config(home=home, config_file=path if path.is_file() else None, **sections)
+        section_name, _, key = var[len("PHOTOINDEX_") :].lower().partition("_")
+        if section_name not in known_sections or not key:
+            continue
+        setting_ = by_section.get(section_name, {}).get(key)
+        if setting_ is None:
+            raise ConfigError(
+                f"{var}: [{section_name}] has no key {key!r}",
+                f"unset it; known keys of [{section_name}]: {', '.join(by_section.get(section_name, {}))}",
+            )
+        values[section_name][key] = _check(setting_, value, var, f"fix or unset {var}")
+    built = {name: cls(**values[name]) for name, cls in known_sections.items()}
+    runtime: RuntimeConfig = built["runtime"]
+    if not runtime.model_cache.strip():
+        built["runtime"] = dataclasses.replace(runtime, model_cache=str(home / "cache" / "models"))
+    model: ModelConfig = built["model"]
+    built["model"] = dataclasses.replace(model, bundle=_bundle_spec(model.bundle))
+    return Config(home=home, config_file=path if path.is_file() else None, **built)
+
+
+def _bundle_spec(spec: str) -> str:
+    # A bundle given as a path is made absolute once, here, like the home; a name stays a name.
+    if "/" in spec or spec.startswith((".", "~")) or Path(spec).is_dir():
+        return str(_absolute(spec))
+    return spec
+
+
+def example() -> str:
+    """config.example.toml, rendered from the declarations (the file must equal this)."""
+    out = [_EXAMPLE_HEADER]
+    current = ""
+    for s in declared():
+        if s.section != current:
+            current = s.section
+            out.append(f"\n[{s.section}]\n")
+        if s.rule.doc:
+            out.extend(f"# {line}\n" for line in textwrap.wrap(s.rule.doc, 108))
+        out.append(f"{s.name} = {_toml_value(s.default)}\n")
+    return "".join(out)
+
+
+_EXAMPLE_HEADER = """\
+# photoindex configuration. Every key is shown with its default; delete what you don't change.
+# File: $PHOTOINDEX_HOME/config.toml (or the file named by PHOTOINDEX_CONFIG / --config).
+# Any key can also be set from the environment as PHOTOINDEX_<SECTION>_<KEY>,
+# e.g. PHOTOINDEX_MODEL_BUNDLE=cnclip-vit-b16 or PHOTOINDEX_INDEX_BATCH_SIZE=32.
+# PHOTOINDEX_HOME moves all state: the catalog, index files, model bundles, lock and daemon status.
+# Each value is checked when photoindex starts: a wrong type or a value out of range stops it
+# with a message naming the key, where it was set and what it accepts.
+"""
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m photoindex.config > config.example.toml`
+    sys.stdout.write(example())

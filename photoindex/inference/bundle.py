@@ -7,6 +7,7 @@ and the embedding size. Nothing about a model is guessed in code (docs/architect
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,60 +107,96 @@ class Bundle:
         return [f for f in self.manifest.files if not f.optional and not (self.directory / f.name).is_file()]
 
 
+_MANIFEST_HINT = "fix the manifest; see models/clip-vit-b32.toml for a complete one"
+
+
 def _req(table: dict[str, Any], key: str, where: str) -> Any:
     if key not in table:
-        raise ModelError(
-            f"{where}: missing key `{key}`", "see models/clip-vit-b32.toml for a complete manifest"
-        )
+        raise ModelError(f"{where}: missing key `{key}`", _MANIFEST_HINT)
     return table[key]
 
 
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ModelError(f"{where}: expected a table, got {value!r}", _MANIFEST_HINT)
+    return value
+
+
+def _int(value: Any, where: str, at_least: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < at_least:
+        raise ModelError(f"{where} = {value!r} is not a whole number of at least {at_least}", _MANIFEST_HINT)
+    return value
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ModelError(f"{where} = {value!r} is not a non-empty string", _MANIFEST_HINT)
+    return value
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ModelError(f"{where} = {value!r} is not true or false", _MANIFEST_HINT)
+    return value
+
+
 def _triple(value: Any, where: str) -> tuple[float, float, float]:
-    if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)):
-        raise ModelError(f"{where}: expected a list of three numbers, got {value!r}")
+    if not (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    ):
+        raise ModelError(f"{where}: expected a list of three numbers, got {value!r}", _MANIFEST_HINT)
     return (float(value[0]), float(value[1]), float(value[2]))
 
 
 def _choice(value: Any, allowed: tuple[str, ...], where: str) -> Any:
     if value not in allowed:
-        raise ModelError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+        raise ModelError(f"{where}: {value!r} is not one of {', '.join(allowed)}", _MANIFEST_HINT)
     return value
 
 
 def parse_manifest(data: dict[str, Any], where: str) -> Manifest:
     """Validate a manifest's TOML tables; `where` names the source in error messages."""
-    name = str(_req(data, "name", where))
-    img = _req(data, "image", where)
-    txt = _req(data, "text", where)
+    name = _str(_req(data, "name", where), f"{where}: name")
+    img = _table(_req(data, "image", where), f"{where} [image]")
+    txt = _table(_req(data, "text", where), f"{where} [text]")
     image = ImageSpec(
-        size=int(_req(img, "size", f"{where} [image]")),
+        size=_int(_req(img, "size", f"{where} [image]"), f"{where} [image] size"),
         resize=_choice(img.get("resize", "crop"), _RESIZE, f"{where} [image] resize"),
         interpolation=_choice(img.get("interpolation", "bicubic"), _INTERP, f"{where} [image] interpolation"),
         mean=_triple(img.get("mean", list(ImageSpec.mean)), f"{where} [image] mean"),
         std=_triple(img.get("std", list(ImageSpec.std)), f"{where} [image] std"),
-        normalized_output=bool(img.get("normalized_output", False)),
+        normalized_output=_bool(img.get("normalized_output", False), f"{where} [image] normalized_output"),
     )
     text = TextSpec(
         tokenizer=_choice(
             _req(txt, "tokenizer", f"{where} [text]"), _TOKENIZERS, f"{where} [text] tokenizer"
         ),
-        context_length=int(_req(txt, "context_length", f"{where} [text]")),
-        normalized_output=bool(txt.get("normalized_output", False)),
+        context_length=_int(_req(txt, "context_length", f"{where} [text]"), f"{where} [text] context_length"),
+        normalized_output=_bool(txt.get("normalized_output", False), f"{where} [text] normalized_output"),
     )
     files: list[ModelFile] = []
-    for i, f in enumerate(data.get("files", [])):
+    listed = data.get("files", [])
+    if not isinstance(listed, list):
+        raise ModelError(f"{where}: `files` must be [[files]] tables", _MANIFEST_HINT)
+    for i, entry in enumerate(listed):
         fw = f"{where} [[files]] #{i + 1}"
+        f = _table(entry, fw)
         sha = f.get("sha256") or None
-        if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower())):
-            raise ModelError(f"{fw}: sha256 {sha!r} is not 64 hex digits")
+        if sha is not None and (
+            not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower())
+        ):
+            raise ModelError(f"{fw}: sha256 {sha!r} is not 64 hex digits", _MANIFEST_HINT)
+        url = f.get("url") or None
         files.append(
             ModelFile(
                 role=_choice(_req(f, "role", fw), _ROLES, f"{fw} role"),
-                name=str(_req(f, "name", fw)),
+                name=_str(_req(f, "name", fw), f"{fw} name"),
                 sha256=sha.lower() if sha else None,
-                url=f.get("url") or None,
-                size=int(f["size"]) if f.get("size") is not None else None,
-                optional=bool(f.get("optional", False)),
+                url=_str(url, f"{fw} url") if url is not None else None,
+                size=_int(f["size"], f"{fw} size", at_least=0) if f.get("size") is not None else None,
+                optional=_bool(f.get("optional", False), f"{fw} optional"),
             )
         )
     roles = {f.role for f in files}
@@ -169,12 +206,12 @@ def parse_manifest(data: dict[str, Any], where: str) -> Manifest:
         raise ModelError(f"{where}: the bundle has no text encoder file (role `text`)")
     return Manifest(
         name=name,
-        title=str(data.get("title", name)),
-        embedding_dim=int(_req(data, "embedding_dim", where)),
+        title=_str(data.get("title", name), f"{where}: title"),
+        embedding_dim=_int(_req(data, "embedding_dim", where), f"{where}: embedding_dim"),
         image=image,
         text=text,
         files=tuple(files),
-        model_id=str(data.get("model_id", name)),
+        model_id=_str(data.get("model_id", name), f"{where}: model_id"),
         homepage=data.get("homepage"),
         notes=data.get("notes"),
     )
@@ -183,10 +220,20 @@ def parse_manifest(data: dict[str, Any], where: str) -> Manifest:
 def read_manifest(path: Path) -> Manifest:
     """Read and validate one manifest file."""
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ModelError(f"{path}: manifest not found") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the manifest: {exc.strerror or exc}", "check its permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ModelError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})", "save the manifest as UTF-8"
+        ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ModelError(f"{path}: invalid TOML: {exc}", "fix the manifest's syntax") from None
     return parse_manifest(data, str(path))
