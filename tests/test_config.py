@@ -146,7 +146,9 @@ def test_a_relative_home_is_made_absolute_once(tmp_path: Path, monkeypatch: pyte
     assert cfg.home == tmp_path / "demo" and cfg.home.is_absolute()
     assert cfg.model.bundle == str(tmp_path / "mybundle")
     # a shipped bundle name stays a name
-    assert load_config(environ={"PHOTOINDEX_MODEL_BUNDLE": "clip-vit-b32"}, home=tmp_path).model.bundle == "clip-vit-b32"
+    assert (
+        load_config(environ={"PHOTOINDEX_MODEL_BUNDLE": "clip-vit-b32"}, home=tmp_path).model.bundle == "clip-vit-b32"
+    )
 
 
 def test_adding_a_setting_is_one_declaration() -> None:
