@@ -5,11 +5,21 @@ manifest: a new name and model id (int8 vectors are close to, but not the same a
 so docs/architecture.md, invariant 8 keeps them apart), real sha256s, and the same preprocessing and text specs.
 Point `[model] bundle` (or `PHOTOINDEX_MODEL_BUNDLE`) at that folder and it is used like any other.
 
-Weights are int8 (signed) per tensor and activations uint8, quantized on the fly: on x86 CPUs with
-AVX2/AVX-512 VNNI that is ONNX Runtime's fast U8S8 path (measured here: about 2x the fp32
-throughput of a ViT-B/32 at batch 32; unsigned weights and per-channel scales were slower and no
-closer, cosine 0.9996 against fp32 on both). Only MatMul is quantized: it carries nearly all of a
-ViT's compute, and ConvInteger (the patch embedding) is slower in ONNX Runtime than the float Conv.
+Weights are int8 (signed) per tensor and activations uint8, quantized on the fly: that is ONNX
+Runtime's fast U8S8 path (about 2x the fp32 throughput of a ViT-B/32). Only MatMul is quantized: it
+carries nearly all of a ViT's compute, and ConvInteger (the patch embedding) is slower in ONNX
+Runtime than the float Conv.
+
+Signed weights are quantized to 7 bits ([-64, 64], ONNX Runtime's `reduce_range`). On x86 CPUs
+without VNNI (AVX2-only cores, e.g. AMD before Zen 4) the U8S8 kernel multiplies with VPMADDUBSW,
+which adds two u8*s8 products into a saturating int16: 255*127*2 = 64770 is clipped, silently, so
+a bundle quantized to full 8 bits can give vectors unrelated to the fp32 ones on such a machine
+(the toy model's bright colours, whose activations are all near 255, came out at cosine 0.02 to
+fp32 on an AVX2-only AMD EPYC, with ONNX Runtime 1.30 and 1.32 alike). With 7 bits,
+255*64*2 = 32640 always fits. A bundle is a file that moves between machines, so it is made safe
+for all of them, whichever CPU quantized it. Measured on a random-weight ViT-B/32: cosine to fp32
+0.9990 (full 8 bits: 0.9996 where nothing saturates) at the same speed; unsigned weights (U8U8,
+never saturating) are 0.9996 but ~20% slower.
 """
 
 from __future__ import annotations
@@ -62,7 +72,9 @@ def _quantize_file(src: Path, dst: Path, weight_type: WeightType, per_channel: b
     root.addFilter(advice)
     try:
         q.quantize_dynamic(
-            str(src), str(dst), weight_type=kind, per_channel=per_channel, op_types_to_quantize=["MatMul"]
+            str(src), str(dst), weight_type=kind, per_channel=per_channel, op_types_to_quantize=["MatMul"],
+            # Signed weights in 7 bits: no int16 saturation on CPUs without VNNI (see the module doc).
+            reduce_range=weight_type == "qint8",
         )
     # The quantizer raises whatever onnx or its graph walk raises on a model it cannot handle.
     except Exception as exc:

@@ -147,3 +147,16 @@ def test_models_quantize_command_writes_a_bundle_that_verifies(tmp_path: Path, c
     assert again.exit_code == 1 and "error:" in again.output  # refuses to overwrite without --force
     verified = runner.invoke(app, ["models", "verify", str(out)])
     assert verified.exit_code == 0, verified.output
+
+
+def test_signed_weights_fit_seven_bits(toy_int8: tuple[Path, Path]) -> None:
+    """u8 x s8 pairs must fit int16 on CPUs without VNNI (VPMADDUBSW saturates): weights in [-64, 64]."""
+    import onnx
+    from onnx import numpy_helper
+
+    _, out = toy_int8
+    weights = [numpy_helper.to_array(t) for t in onnx.load(str(out / "image_encoder.onnx")).graph.initializer
+               if t.data_type == onnx.TensorProto.INT8]
+    assert weights
+    assert all(w.min() >= -64 and w.max() <= 64 for w in weights)
+    assert max(int(w.max()) for w in weights) > 32  # still 7 bits used, not fewer
