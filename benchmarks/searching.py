@@ -119,7 +119,8 @@ def fill_catalog(config: Any, count: int, chunk: int = 5000) -> float:
 def warm_text_query(config: Any, rounds: int) -> dict[str, Any]:
     """Latency of a text query in a running process: tokenize, encode, top-k, metadata from SQLite."""
     from photoindex.library import open_library
-    from photoindex.search.query import query_vector_for_text, search_vector
+    from photoindex.search import SearchRequest, query_vector
+    from photoindex.search.query import search_vector
     from photoindex.vectors.cache import IndexHandle
 
     with open_library(config) as lib:
@@ -133,9 +134,10 @@ def warm_text_query(config: Any, rounds: int) -> dict[str, Any]:
         for i in range(rounds):
             text = QUERIES[i % len(QUERIES)] + ("" if i < len(QUERIES) else f" {i}")
             t0 = time.perf_counter()
-            q = query_vector_for_text(lib, text)
+            request = SearchRequest.build(text=text, limit=20)
+            q = query_vector(lib, request.terms)
             t1 = time.perf_counter()
-            hits = len(search_vector(lib, q, limit=20, index=handle))
+            hits = len(search_vector(lib, q, request, index=handle))
             total.append(time.perf_counter() - t0)
             encode.append(t1 - t0)
         return {"total": percentiles(total), "text_encode": percentiles(encode), "index_open_s": open_s,

@@ -13,13 +13,18 @@ stored as (see `schema.FsPath`) and come back in their `os.fsdecode` spelling.
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from photoindex.search.filters import Filters
 
 _IN_CHUNK = 500  # bound parameters per statement, far below SQLite's limit (999 before 3.32)
 _VECTOR_DTYPE = np.dtype("<f4")
@@ -53,6 +58,13 @@ class Photo:
     camera_model: str | None
     gps_lat: float | None
     gps_lon: float | None
+    gps_alt: float | None
+    lens: str | None
+    taken_local: str | None
+    taken_offset: int | None
+    taken_source: str | None
+    place_id: int | None
+    meta_version: int
     status: str
     error: str | None
     first_seen: datetime
@@ -70,6 +82,7 @@ class PhotoState:
     status: str
     content_hash: str | None
     error: str | None
+    meta_version: int = 0
 
 
 PHOTO_COLUMNS: tuple[str, ...] = tuple(Photo.__dataclass_fields__)
@@ -187,13 +200,20 @@ def live_photos_for_vectors(
     model_id: str,
     vector_ids: Sequence[int],
     prefix: str | os.PathLike[str] | None = None,
+    *,
+    filters: Filters | None = None,
 ) -> dict[int, list[Photo]]:
-    """For each vector id, its indexed photos (optionally only under the folder `prefix`), by path."""
+    """For each vector id, its indexed photos (optionally only under the folder `prefix`, or only those
+    passing `filters`), by path."""
     where: str = ""
-    extra: tuple[bytes, ...] = ()
+    extra: tuple[object, ...] = ()
     if prefix is not None:
         clause, extra = _at_or_under(prefix)
         where = " AND " + clause
+    if filters is not None and not filters.empty:
+        clause, params = filter_clause(con, filters)
+        where += " AND " + clause
+        extra = (*extra, *params)
     found: dict[int, list[Photo]] = {}
     for chunk in _chunks(sorted({int(i) for i in vector_ids})):
         marks = ", ".join("?" * len(chunk))
@@ -224,6 +244,151 @@ def vector_ids_under(con: sqlite3.Connection, model_id: str, prefix: str | os.Pa
     return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
 
+def vector_ids_matching(con: sqlite3.Connection, model_id: str, filters: Filters) -> np.ndarray:
+    """Sorted int64 ids of the model's vectors held by an indexed photo that passes `filters`."""
+    if filters.folder is not None and filters.metadata_only.empty:
+        return vector_ids_under(con, model_id, filters.folder)
+    where, params = filter_clause(con, filters)
+    rows = con.execute(
+        "SELECT DISTINCT v.id FROM photos AS p JOIN vectors AS v ON v.content_hash = p.content_hash "
+        f"WHERE +p.status = 'indexed' AND {where} AND v.model_id = ? ORDER BY v.id",
+        (*params, model_id),
+    )
+    return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+
+def list_photos(con: sqlite3.Connection, filters: Filters, *, limit: int, offset: int = 0) -> list[Photo]:
+    """A page of the indexed photos passing `filters`, newest first (undated ones last, by path)."""
+    where, params = filter_clause(con, filters) if not filters.empty else ("1", ())
+    rows = con.execute(
+        f"SELECT {_PHOTO_SELECT} FROM photos AS p WHERE p.status = 'indexed' AND {where} "
+        "ORDER BY p.taken_local IS NULL, p.taken_local DESC, p.path LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    )
+    return [photo(r) for r in rows]
+
+
+def places(con: sqlite3.Connection, place_ids: Sequence[int]) -> dict[int, Place]:
+    """The places of these ids (those the catalog has)."""
+    found: dict[int, Place] = {}
+    for chunk in _chunks(sorted({int(i) for i in place_ids})):
+        marks = ", ".join("?" * len(chunk))
+        for row in con.execute(
+            f"SELECT id, city, region, country_code, country, lat, lon FROM places WHERE id IN ({marks})", tuple(chunk)
+        ):
+            found[int(row[0])] = Place(*row)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A GeoNames city some photo was taken nearest to."""
+
+    id: int
+    city: str
+    region: str | None
+    country_code: str
+    country: str | None
+    lat: float
+    lon: float
+
+    @property
+    def label(self) -> str:
+        """"City, Country" (or the country code when the name is unknown)."""
+        return f"{self.city}, {self.country or self.country_code}"
+
+
+def filter_clause(con: sqlite3.Connection, filters: Filters) -> tuple[str, tuple[object, ...]]:
+    """SQL over the photos alias `p` (and its parameters) for the photos passing `filters`.
+
+    Each filter has an index to enter by (docs/search.md, "Filters"); `--camera` and `--place`
+    are first resolved to the few cameras and places the catalog knows, so they become `IN` lists.
+    """
+    parts: list[str] = []
+    params: list[object] = []
+    if filters.folder is not None:
+        clause, extra = _at_or_under(filters.folder)
+        parts.append(clause)
+        params += extra
+    if filters.after is not None:
+        parts.append("p.taken_local >= ?")
+        params.append(filters.after)
+    if filters.before is not None:
+        parts.append("p.taken_local < ?")
+        params.append(filters.before)
+    if filters.camera is not None:
+        needle = filters.camera.casefold()
+        pairs = [
+            (make, model)
+            for make, model in con.execute(
+                "SELECT DISTINCT camera_make, camera_model FROM photos WHERE camera_make IS NOT NULL "
+                "OR camera_model IS NOT NULL"
+            )
+            if needle in " ".join(x for x in (make, model) if x).casefold()
+            or needle in (model or "").casefold()
+        ]
+        if not pairs:
+            parts.append("0")
+        else:
+            ors = []
+            for make, model in pairs:
+                ors.append("(p.camera_make IS ? AND p.camera_model IS ?)")
+                params += [make, model]
+            parts.append("(" + " OR ".join(ors) + ")")
+    if filters.place is not None:
+        parts.append("p.place_id IN (SELECT place_id FROM place_names WHERE name = ?)")
+        params.append(place_key(filters.place))
+    if filters.near is not None:
+        lat, lon, km = filters.near.lat, filters.near.lon, filters.near.km
+        dlat = math.degrees(km / EARTH_KM)
+        parts.append("p.gps_lat BETWEEN ? AND ?")
+        params += [lat - dlat, lat + dlat]
+        cos = math.cos(math.radians(lat))
+        dlon = math.degrees(km / (EARTH_KM * cos)) if cos > 1e-6 and lat - dlat > -90 and lat + dlat < 90 else 180.0
+        if dlon < 180.0:
+            low, high = lon - dlon, lon + dlon
+            if low < -180.0 or high > 180.0:  # across the antimeridian
+                parts.append("(p.gps_lon >= ? OR p.gps_lon <= ?)")
+                params += [low + 360.0 if low < -180.0 else low, high - 360.0 if high > 180.0 else high]
+            else:
+                parts.append("p.gps_lon BETWEEN ? AND ?")
+                params += [low, high]
+        # The box above uses the index; the great-circle distance itself is exact.
+        parts.append("near_km(p.gps_lat, p.gps_lon, ?, ?) <= ?")
+        params += [lat, lon, km]
+        _register_near_km(con)
+    if filters.formats:
+        parts.append(f"p.format IN ({', '.join('?' * len(filters.formats))})")
+        params += list(filters.formats)
+    return " AND ".join(parts) or "1", tuple(params)
+
+
+EARTH_KM = 6371.0088  # mean Earth radius
+
+
+def place_key(name: str) -> str:
+    """How a place name is looked up: case-folded, inner spaces collapsed."""
+    return " ".join(name.casefold().split())
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine) in kilometres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _near_km(lat: float | None, lon: float | None, lat0: float, lon0: float) -> float | None:
+    if lat is None or lon is None:
+        return None
+    return distance_km(lat, lon, lat0, lon0)
+
+
+def _register_near_km(con: sqlite3.Connection) -> None:
+    con.create_function("near_km", 4, _near_km, deterministic=True)
+
+
 # ---------------------------------------------------------------- the scan diff
 
 
@@ -237,7 +402,7 @@ def photo_states_under(
     the index (an OR of "at" and "under" would make SQLite sort, ~25 ms a page at 300k photos).
     """
     exact, low, high = path_range(scope)
-    columns = "id, path, size, mtime_ns, status, content_hash, error"
+    columns = "id, path, size, mtime_ns, status, content_hash, error, meta_version"
     rows: list[tuple[object, ...]] = []
     if after is None or after < exact:  # the file at `scope` itself sorts before everything below it
         rows += con.execute(f"SELECT {columns} FROM photos WHERE path = CAST(? AS TEXT)", (exact,)).fetchall()

@@ -127,6 +127,12 @@ class PhotoRow(Base):
         Index(None, "content_hash"),
         Index(None, "status"),
         Index(None, "root_id"),
+        # Revision 0004: the search filters' ways in (docs/search.md, "Filters").
+        Index(None, "taken_local"),
+        Index(None, "camera_make", "camera_model"),
+        Index(None, "gps_lat", "gps_lon"),
+        Index(None, "place_id"),
+        Index(None, "format"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -143,10 +149,45 @@ class PhotoRow(Base):
     camera_model: Mapped[str | None] = mapped_column(Text, nullable=True)
     gps_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
     gps_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Added in revision 0004 (docs/search.md, "Metadata"): the wall-clock time the photo was taken
+    # ('YYYY-MM-DDTHH:MM:SS', sortable), its UTC offset in minutes when recorded, and where the time
+    # came from ('exif' DateTimeOriginal, 'exif-datetime' the file's DateTime tag, 'mtime').
+    gps_alt: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lens: Mapped[str | None] = mapped_column(Text, nullable=True)
+    taken_local: Mapped[str | None] = mapped_column(String(19), nullable=True)
+    taken_offset: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    taken_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    place_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # places.id, the nearest city
+    # Which metadata reader filled the row: older rows are read again (headers only) by the next scan.
+    meta_version: Mapped[int] = mapped_column(Integer, server_default="0")
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PlaceRow(Base):
+    """A GeoNames city some photo was taken nearest to (revision 0004); its id is the GeoNames id."""
+
+    __tablename__ = "places"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    city: Mapped[str] = mapped_column(Text)
+    region: Mapped[str | None] = mapped_column(Text, nullable=True)
+    country_code: Mapped[str] = mapped_column(String(2))
+    country: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+
+
+class PlaceNameRow(Base):
+    """One spelling (case-folded) of a place's city or country: what `--place` looks up."""
+
+    __tablename__ = "place_names"
+    __table_args__ = (Index(None, "place_id"),)
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    place_id: Mapped[int] = mapped_column(ForeignKey("places.id", ondelete="CASCADE"), primary_key=True)
 
 
 class VectorRow(Base):

@@ -41,6 +41,8 @@ from photoindex.paths import within
 
 _ROOTS: Table = Base.metadata.tables["roots"]
 _PHOTOS: Table = Base.metadata.tables["photos"]
+_PLACES: Table = Base.metadata.tables["places"]
+_PLACE_NAMES: Table = Base.metadata.tables["place_names"]
 _VECTORS: Table = Base.metadata.tables["vectors"]
 _STATE: Table = Base.metadata.tables["index_state"]
 
@@ -101,7 +103,12 @@ class ImageFacts(Protocol):
 
 
 _PHOTO_COLUMNS = [_PHOTOS.c[name] for name in Photo.__dataclass_fields__]
-_INFO_FIELDS = ("width", "height", "format", "taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon")
+_INFO_FIELDS = ("width", "height", "format", "taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon",
+                "gps_alt", "lens")
+_DERIVED_FIELDS = ("taken_local", "taken_offset", "taken_source", "place_id")
+# Bumped when the metadata read from a photo's header changes: older rows are read again by the
+# next scan, headers only (docs/search.md, "Metadata").
+META_VERSION = 1
 
 
 def _photo(row: Any) -> Photo:
@@ -295,10 +302,83 @@ def missing_stat_keys(
     return found
 
 
-def _info_values(info: ImageFacts | None) -> dict[str, Any]:
+def _info_values(session: Session, info: ImageFacts | None, mtime_ns: int | None = None) -> dict[str, Any]:
+    """The metadata columns of a photo: what its header said, when it was taken, where (the nearest city)."""
     if info is None:
-        return dict.fromkeys(_INFO_FIELDS)
-    return {name: getattr(info, name) for name in _INFO_FIELDS}
+        return {**dict.fromkeys(_INFO_FIELDS), **dict.fromkeys(_DERIVED_FIELDS), "meta_version": 0}
+    values = {name: getattr(info, name, None) for name in _INFO_FIELDS}
+    values.update(taken_fields(values["taken_at"], getattr(info, "taken_source", None), mtime_ns))
+    values["taken_at"] = values.pop("taken_iso")
+    values["place_id"] = None
+    if values["gps_lat"] is not None and values["gps_lon"] is not None:
+        values["place_id"] = _place_id(session, values["gps_lat"], values["gps_lon"])
+    values["meta_version"] = META_VERSION
+    return values
+
+
+def taken_fields(taken_at: str | None, source: str | None, mtime_ns: int | None) -> dict[str, Any]:
+    """taken_iso, taken_local, taken_offset (minutes), taken_source from EXIF's ISO time, else the file's mtime.
+
+    An EXIF time without an offset is the camera's wall clock in an unknown zone: kept as it is, offset
+    None. The mtime is an instant, shown in this machine's zone (the best guess of where it was taken).
+    """
+    if taken_at is not None:
+        try:
+            moment = datetime.fromisoformat(taken_at)
+        except ValueError:
+            moment = None
+        if moment is not None:
+            offset = moment.utcoffset()
+            minutes = None if offset is None else int(offset.total_seconds() // 60)
+            return dict(taken_iso=taken_at, taken_local=moment.replace(tzinfo=None).isoformat(timespec="seconds"),
+                        taken_offset=minutes, taken_source=source or "exif")
+    if mtime_ns is None:
+        return dict(taken_iso=None, taken_local=None, taken_offset=None, taken_source=None)
+    try:
+        local = datetime.fromtimestamp(mtime_ns / 1e9, tz=timezone.utc).astimezone()
+    except (OverflowError, OSError, ValueError):
+        return dict(taken_iso=None, taken_local=None, taken_offset=None, taken_source=None)
+    offset = local.utcoffset()
+    return dict(
+        taken_iso=local.isoformat(timespec="seconds"),
+        taken_local=local.replace(tzinfo=None).isoformat(timespec="seconds"),
+        taken_offset=None if offset is None else int(offset.total_seconds() // 60),
+        taken_source="mtime",
+    )
+
+
+def _place_id(session: Session, lat: float, lon: float) -> int | None:
+    """The GeoNames id of the city nearest (lat, lon), its rows added to `places` on first use; None
+    without the places data (the `places` extra)."""
+    from photoindex.places import nearest_place
+
+    place = nearest_place(lat, lon)
+    if place is None:
+        return None
+    known = session.execute(select(_PLACES.c.id).where(_PLACES.c.id == place.id)).scalar_one_or_none()
+    if known is None:
+        session.execute(
+            insert(_PLACES).values(
+                id=place.id, city=place.city, region=place.region, country_code=place.country_code,
+                country=place.country, lat=place.lat, lon=place.lon,
+            )
+        )
+        names = sorted({reads.place_key(n) for n in place.names if n.strip()})
+        session.execute(
+            sqlite_insert(_PLACE_NAMES).on_conflict_do_nothing(),
+            [{"name": n, "place_id": place.id} for n in names],
+        )
+    return place.id
+
+
+def store_metadata(session: Session, rows: Sequence[tuple[int, ImageFacts, int]]) -> int:
+    """Fill the metadata columns of photos (id, what the header says, mtime_ns): the backfill of rows
+    written before the metadata they now carry; their content and vectors are untouched."""
+    for photo_id, info, mtime_ns in rows:
+        values = _info_values(session, info, mtime_ns)
+        values.pop("width"), values.pop("height")  # as stored at decoding (both display the same)
+        session.execute(update(_PHOTOS).where(_PHOTOS.c.id == photo_id).values(**values))
+    return len(rows)
 
 
 def _upsert_photo(session: Session, values: dict[str, Any], now: datetime) -> None:
@@ -323,7 +403,7 @@ def store_indexed(
     """Record a photo whose content now has a stored vector (status 'indexed')."""
     values = dict(root_id=root_id, path=os.fspath(path), size=size, mtime_ns=mtime_ns,
                   content_hash=content_hash, status="indexed", error=None)
-    values.update(_info_values(info))
+    values.update(_info_values(session, info, mtime_ns))
     _upsert_photo(session, values, now or _now())
 
 
@@ -341,7 +421,7 @@ def store_failed(
     """Record a photo that could not be indexed; it is retried only when its size or mtime change."""
     values = dict(root_id=root_id, path=os.fspath(path), size=size, mtime_ns=mtime_ns,
                   content_hash=content_hash, status="failed", error=error)
-    values.update(_info_values(None))
+    values.update(_info_values(session, None))
     _upsert_photo(session, values, now or _now())
 
 
@@ -385,9 +465,9 @@ def link_photo(
         select(_PHOTOS.c.id, _PHOTOS.c.status, _PHOTOS.c.content_hash).where(_PHOTOS.c.path == target)
     ).one_or_none()
     if info is not None:
-        facts.update(_info_values(info))
+        facts.update(_info_values(session, info, mtime_ns))
     elif existing is not None and existing.content_hash != content_hash:
-        facts.update(_info_values(None))  # new content: the old metadata describes something else
+        facts.update(_info_values(session, None))  # new content: the old metadata describes something else
     if existing is not None:
         session.execute(update(_PHOTOS).where(_PHOTOS.c.id == existing.id).values(**facts))
         return "restored" if existing.status == "missing" else "updated"

@@ -19,6 +19,7 @@ from photoindex.errors import PhotoindexError
 
 if TYPE_CHECKING:
     from photoindex.config import Config
+    from photoindex.search.protocol import Hit, SearchRequest
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # nothing could be done (bad input, missing model, broken config)
@@ -293,74 +294,98 @@ def forget(
 # ---------------------------------------------------------------- search
 
 
-@app.command()
+_SEARCH_EPILOG = """\b
+Examples:
+  photoindex search "a dog on the beach"
+  photoindex search "beach + sunset - people"        (add and subtract ideas)
+  photoindex search "2:sunset + beach"               (weigh one idea twice)
+  photoindex search "./dog.jpg + in the snow"        (an example photo as a term)
+  photoindex search -i a.jpg -i b.jpg --not-image blurry.jpg
+  photoindex search "mountains" --after 2024-06 --before 2024-08 --camera pixel
+  photoindex search --place Paris --after 2023       (no query: the photos by date)
+  photoindex search --place 杭州 --sort date
+  photoindex search "lake" --near 30.25,120.15,10 --type heic
+  photoindex search "cat" --folder ~/Pictures/2024 --limit 20 --offset 20
+"""
+
+
+@app.command(epilog=_SEARCH_EPILOG)
 def search(
     ctx: typer.Context,
-    text: str | None = typer.Argument(None, help='What to look for, e.g. "a dog on the beach".'),
-    image: Path | None = typer.Option(None, "--image", "-i", help="Find photos like this one."),
+    text: str | None = typer.Argument(
+        None, help='What to look for, e.g. "a dog on the beach"; "beach + sunset - people", "2:sunset + beach".'
+    ),
+    image: list[Path] = typer.Option([], "--image", "-i", help="Find photos like this one (repeatable)."),
+    not_image: list[Path] = typer.Option([], "--not-image", help="Push away from this photo (repeatable)."),
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="How many results (default 20)."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many results (the next page)."),
     min_score: float | None = typer.Option(None, "--min-score", help="Drop results below this cosine score."),
     folder: Path | None = typer.Option(None, "--folder", help="Only photos under this folder."),
+    after: str | None = typer.Option(
+        None, "--after", help="Taken in or after this year, month or day (2024, 2024-06, 2024-06-15)."
+    ),
+    before: str | None = typer.Option(None, "--before", help="Taken in or before this year, month or day."),
+    camera: str | None = typer.Option(
+        None, "--camera", help="Camera make or model containing this text (e.g. pixel, canon)."
+    ),
+    place: str | None = typer.Option(
+        None, "--place", help="Taken in this city or country (any spelling: Hangzhou, 杭州)."
+    ),
+    near: str | None = typer.Option(None, "--near", help="Within KM (default 5) of LAT,LON: --near 48.85,2.35,10."),
+    types: list[str] = typer.Option(
+        [], "--type", help="Only these file types: jpeg, heic, png, webp, ... (repeatable)."
+    ),
+    sort: str = typer.Option("score", "--sort", help="score (best first) or date (newest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
-    """Find photos by a text description or by an example photo."""
-    if not text and image is None:
+    """Find photos by a text description, example photos, or filters alone (then newest first)."""
+    from photoindex.search.filters import Filters
+    from photoindex.search.protocol import SearchRequest
+
+    filters = Filters.from_options(
+        folder=folder, after=after, before=before, camera=camera, place=place, near=near, types=types
+    )
+    if not text and not image and filters.empty:
         raise PhotoindexError(
-            "nothing to search for", 'give a text, e.g. `photoindex search "a red car"`, or --image PATH'
+            "nothing to search for",
+            'give a text, e.g. `photoindex search "a red car"`, --image PATH, or a filter such as --after 2024',
         )
     cfg = _config(ctx)
-    limit = limit if limit is not None else cfg.search.limit
-    min_score = min_score if min_score is not None else cfg.search.min_score
-    rows = _ask_daemon(cfg, text, image, limit, min_score, folder) if cfg.search.use_daemon else None
-    if rows is None:
+    request = SearchRequest.build(
+        text=text,
+        images=image,
+        not_images=not_image,
+        limit=limit if limit is not None else cfg.search.limit,
+        offset=offset,
+        min_score=min_score if min_score is not None else cfg.search.min_score,
+        sort=sort,
+        filters=filters,
+    )
+    hits = _ask_daemon(cfg, request) if cfg.search.use_daemon else None
+    if hits is None:
         from photoindex.search.query import run_search
 
-        hits = run_search(cfg, text=text, image=image, limit=limit, min_score=min_score, folder=folder)
-        rows = [h.to_json() for h in hits]
+        hits = run_search(cfg, request)
+    from photoindex.cli import render
+
     if as_json:
-        _emit_json(rows)
-        return
-    if not rows:
+        _emit_json([h.to_json() for h in hits])
+    elif not hits:
         typer.echo("no matching photos", err=True)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, show_edge=False, pad_edge=False)
-    table.add_column("score", justify="right")
-    table.add_column("path", overflow="fold")
-    table.add_column("taken")
-    for h in rows:
-        shown = _display(h["path"])
-        link = Path(h["path"]).as_uri() if shown == h["path"] else None
-        cell = f"[link={link}]{shown}[/link]" if link else shown
-        table.add_row(f"{h['score']:.3f}", cell, h["taken_at"] or "")
-    Console(soft_wrap=False).print(table, markup=True, highlight=False)
+    else:
+        render.hits_table(hits)
 
 
-def _ask_daemon(
-    cfg: Config, text: str | None, image: Path | None, limit: int, min_score: float, folder: Path | None
-) -> list[dict[str, Any]] | None:
+def _ask_daemon(cfg: Config, request: SearchRequest) -> list[Hit] | None:
     """The running daemon's answer (its model and index are warm), or None: search in this process."""
     from photoindex.library import bundle_for
-    from photoindex.search.client import MAX_LIMIT, ask_daemon
+    from photoindex.search.client import ask_daemon
 
-    if limit > MAX_LIMIT:
-        return None
     try:
         model_id = bundle_for(cfg).manifest.model_id  # reads one manifest: no model is loaded
     except PhotoindexError:
         return None  # the local search reports it
-    request = {
-        "text": text,
-        # The daemon runs elsewhere: paths go absolute, folders resolved as the local search would.
-        "image": str(image.expanduser().absolute()) if image is not None else None,
-        "limit": limit,
-        "min_score": min_score,
-        "folder": str(folder.expanduser().resolve()) if folder is not None else None,
-        "bundle": model_id,
-    }
-    return ask_daemon(cfg.home, request)
+    return ask_daemon(cfg.home, request, model_id)
 
 
 # ---------------------------------------------------------------- status

@@ -82,6 +82,7 @@ class IndexReport:
     unchanged: int = 0
     encoded: int = 0
     reused: int = 0
+    metadata_backfilled: int = 0  # unchanged photos whose metadata was read from their headers (docs/search.md)
     seconds: float = 0.0
     interrupted: bool = False
     index_written: bool = False
@@ -175,6 +176,7 @@ class Indexer:
         self._save_index = save_index
         self._encoding_done = 0  # photos through the decode/encode stage in earlier rounds of this run
         self._copies: list[str] = []  # paths added in this run as copies of known content (maybe moves)
+        self._stale_meta: list[tuple[int, str]] = []  # unchanged photos indexed before today's metadata
 
     # ------------------------------------------------------------ scanning and diffing
 
@@ -227,6 +229,8 @@ class Indexer:
                     and k.status in ("indexed", "failed")
                 ):
                     self.report.unchanged += 1
+                    if k.status == "indexed" and k.meta_version < catalog.META_VERSION:
+                        self._stale_meta.append((k.id, k.path))
                     continue
                 yield _Pending(fact, root.id, k)
             if self.stop.is_set():
@@ -352,6 +356,8 @@ class Indexer:
                 todo.append(item)
             else:
                 vanished.append(item)
+            if not dry_run and len(self._stale_meta) >= WORK_ROUND:
+                self._backfill_metadata()
             if not dry_run and (len(todo) >= WORK_ROUND or len(vanished) >= WORK_ROUND):
                 self._work(todo, vanished, last=False)
                 todo, vanished = [], []
@@ -365,6 +371,7 @@ class Indexer:
                 self._plan(todo, vanished)
         elif not self.report.interrupted:
             self._work(todo, vanished, last=True)
+            self._backfill_metadata()
             rounds += 1
             if rounds > 1:
                 self._fold_late_moves(started_at)
@@ -372,6 +379,29 @@ class Indexer:
             self.report.index_written = self._finish_index()
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _backfill_metadata(self) -> None:
+        """Read the headers (never the pixels) of unchanged photos indexed before the metadata the
+        catalog now keeps, and store it; nothing is decoded or encoded again."""
+        from photoindex.photos.imaging import probe
+
+        stale, self._stale_meta = self._stale_meta, []
+        max_pixels = self.config.scan.max_image_pixels
+        for start in range(0, len(stale), 1000):
+            rows: list[tuple[int, Any, int]] = []
+            for photo_id, path in stale[start : start + 1000]:
+                try:
+                    info = probe(Path(path), max_pixels=max_pixels)
+                    mtime_ns = os.stat(path).st_mtime_ns
+                except (PhotoindexError, OSError):
+                    continue  # changed or gone since the diff: the next scan sees it as such
+                rows.append((photo_id, info, mtime_ns))
+            if rows:
+                with self.lib.db.write() as s:
+                    self.report.metadata_backfilled += catalog.store_metadata(s, rows)
+            if self.stop.is_set():
+                self.report.interrupted = True
+                return
 
     def _fold_late_moves(self, started_at: datetime) -> None:
         """After several rounds: copies added before their original was found gone are moves after all."""

@@ -116,6 +116,9 @@ class PhotoInfo:
     camera_model: str | None = None
     gps_lat: float | None = None  # decimal degrees, south negative
     gps_lon: float | None = None  # decimal degrees, west negative
+    gps_alt: float | None = None  # metres above sea level, below negative
+    lens: str | None = None  # EXIF LensModel (with LensMake when the model does not name it)
+    taken_source: str | None = None  # 'exif' (DateTimeOriginal) or 'exif-datetime' (the DateTime tag)
 
 
 def decode_photo(
@@ -471,10 +474,10 @@ def _photo_info(im: Image.Image, exif: Image.Exif | None, size: tuple[int, int])
         sub = exif.get_ifd(0x8769)
     except _DECODER_ERRORS:
         sub = {}
-    taken = _iso_datetime(sub.get(0x9003), sub.get(0x9011)) or _iso_datetime(
-        exif.get(0x0132), sub.get(0x9010)
-    )
-    lat, lon = _gps(exif)
+    taken, source = _iso_datetime(sub.get(0x9003), sub.get(0x9011)), "exif"
+    if taken is None:
+        taken, source = _iso_datetime(exif.get(0x0132), sub.get(0x9010)), "exif-datetime"
+    lat, lon, alt = _gps(exif)
     return PhotoInfo(
         width=size[0],
         height=size[1],
@@ -484,7 +487,20 @@ def _photo_info(im: Image.Image, exif: Image.Exif | None, size: tuple[int, int])
         camera_model=_text(exif.get(0x0110)),
         gps_lat=lat,
         gps_lon=lon,
+        gps_alt=alt,
+        lens=_lens(sub.get(0xA433), sub.get(0xA434)),
+        taken_source=source if taken is not None else None,
     )
+
+
+def _lens(make: object, model: object) -> str | None:
+    """LensModel, prefixed by LensMake unless the model already names it."""
+    lens_make, lens_model = _text(make), _text(model)
+    if lens_model is None:
+        return None
+    if lens_make and not lens_model.casefold().startswith(lens_make.casefold()):
+        return f"{lens_make} {lens_model}"
+    return lens_model
 
 
 def _text(value: object) -> str | None:
@@ -516,17 +532,30 @@ def _iso_datetime(value: object, offset: object) -> str | None:
     return iso
 
 
-def _gps(exif: Image.Exif) -> tuple[float | None, float | None]:
-    """Signed decimal degrees from the GPS IFD, or (None, None) when absent or nonsensical."""
+def _gps(exif: Image.Exif) -> tuple[float | None, float | None, float | None]:
+    """Signed decimal degrees and metres from the GPS IFD; (None, None, None) when absent or nonsensical."""
     try:
         gps = exif.get_ifd(0x8825)
         lat = _degrees(gps.get(2), gps.get(1), "S", 90.0)
         lon = _degrees(gps.get(4), gps.get(3), "W", 180.0)
+        alt = _altitude(gps.get(6), gps.get(5))
     except _DECODER_ERRORS:
-        return None, None
+        return None, None, None
     if lat is None or lon is None:
-        return None, None
-    return lat, lon
+        return None, None, None
+    return lat, lon, alt
+
+
+def _altitude(value: object, ref: object) -> float | None:
+    """GPSAltitude (a rational, metres) signed by GPSAltitudeRef (1: below sea level)."""
+    try:
+        metres = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not math.isfinite(metres) or not 0.0 <= metres <= 100_000.0:
+        return None
+    below = ref in (1, b"\x01", "\x01") or (isinstance(ref, bytes) and ref[:1] == b"\x01")
+    return -metres if below else metres
 
 
 def _degrees(dms: object, ref: object, negative: str, limit: float) -> float | None:

