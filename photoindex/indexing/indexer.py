@@ -110,6 +110,7 @@ class IndexReport:
             (self.failed, "failed"),
             *([] if changes_only else [(self.unchanged, "unchanged")]),
             (self.encoded, "encoded"),
+            (self.metadata_backfilled, "with metadata read again"),
         ]
         always = () if changes_only else ("added", "updated", "moved", "missing", "failed", "unchanged", "encoded")
         parts = [f"{n} {what}" for n, what in counts if n or what in always]
