@@ -1,16 +1,25 @@
-"""Shared fixtures: a toy model bundle (generated once per session) and an isolated photoindex home."""
+"""Shared fixtures: generated model bundles (made once per session), an isolated photoindex home, a catalog
+database, a machine without axengine, and an os.fsync spy."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from photoindex.catalog.db import Database, open_database
 from photoindex.config import Config, load_config
 
-# The real-daemon fixtures (`bundle`, `env`, `start`, `empty_root`) for tests/daemon and tests/search.
+# The real-daemon fixtures (`env`, `start`, `empty_root`) for tests/daemon and tests/search.
 pytest_plugins = ["daemonproc"]
+
+STANDIN = Path(__file__).parent / "axengine_standin"
+# The switches of the axengine stand-in (tests/axengine_standin) that make it fail like a real board can.
+STANDIN_SWITCHES = ("AXENGINE_STANDIN_NO_DRIVER", "AXENGINE_STANDIN_FAIL_LOAD", "AXENGINE_STANDIN_FAIL_RUN")
+
 
 @pytest.fixture(scope="session")
 def toy_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -18,6 +27,14 @@ def toy_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from photoindex.testing import make_bundle
 
     return make_bundle(tmp_path_factory.mktemp("bundles") / "toy", "toy")
+
+
+@pytest.fixture(scope="session")
+def npu_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The toy bundle with an NHWC uint8 image .axmodel beside its ONNX models, shared by the session."""
+    from photoindex.testing import make_bundle
+
+    return make_bundle(tmp_path_factory.mktemp("bundles") / "toy", "toy", npu_layout="nhwc-uint8")
 
 
 @pytest.fixture
@@ -28,7 +45,7 @@ def home_env(tmp_path: Path, toy_bundle: Path, monkeypatch: pytest.MonkeyPatch) 
         "PHOTOINDEX_MODEL_BUNDLE": str(toy_bundle),
         "PHOTOINDEX_INDEX_WORKERS": "1",
     }
-    for key in [k for k in list(__import__("os").environ) if k.startswith("PHOTOINDEX_")]:
+    for key in [k for k in list(os.environ) if k.startswith("PHOTOINDEX_")]:
         monkeypatch.delenv(key, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -39,3 +56,52 @@ def home_env(tmp_path: Path, toy_bundle: Path, monkeypatch: pytest.MonkeyPatch) 
 def config(home_env: dict[str, str]) -> Config:
     """The configuration of the isolated home."""
     return load_config()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """A fresh catalog database (migrated) under tmp_path/home, closed after the test."""
+    database = open_database(tmp_path / "home" / "photoindex.db")
+    yield database
+    database.close()
+
+
+def forget_axengine() -> None:
+    """Drop axengine (the stand-in) from sys.modules, so the next import looks for it again."""
+    for name in [m for m in sys.modules if m == "axengine" or m.startswith("axengine.")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def no_axengine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This machine as it is: no axengine importable (the stand-in is not on the path), no stand-in switches."""
+    for var in STANDIN_SWITCHES:
+        monkeypatch.delenv(var, raising=False)
+    forget_axengine()
+    yield
+    forget_axengine()
+
+
+@pytest.fixture
+def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """The axengine stand-in on sys.path, not imported yet; the monkeypatch sets its failure switches."""
+    for var in STANDIN_SWITCHES:
+        monkeypatch.delenv(var, raising=False)
+    forget_axengine()
+    monkeypatch.syspath_prepend(str(STANDIN))
+    yield monkeypatch
+    forget_axengine()
+
+
+@pytest.fixture
+def fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path os.fsync is called on (the real fsync still runs), in call order."""
+    seen: list[str] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    return seen

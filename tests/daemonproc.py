@@ -1,6 +1,6 @@
 """A real daemon process for tests: an isolated home with the toy bundle, start/stop, and catalog reads from outside.
 
-Shared by the daemon tests and the query-socket tests (import the fixtures `bundle`, `env`, `start`).
+Shared by the daemon tests and the query-socket tests (fixtures `env`, `start`; the bundle is `toy_bundle`).
 """
 
 from __future__ import annotations
@@ -19,23 +19,18 @@ from typing import Any
 
 import pytest
 
-from photoindex.testing import make_bundle, make_photo
+from photoindex.testing import make_photo
 
 DEADLINE = 40.0  # generous: a loaded 2-core CI machine; a healthy run takes a few seconds
 RED, GREEN, BLUE = (200, 30, 30), (30, 180, 40), (30, 40, 200)
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_bundle(tmp_path_factory.mktemp("bundle") / "toy", "toy")
-
-
 @pytest.fixture
-def env(tmp_path: Path, bundle: Path) -> dict[str, str]:
+def env(tmp_path: Path, toy_bundle: Path) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOINDEX_") and k != "JOURNAL_STREAM"}
     e.update(
         PHOTOINDEX_HOME=str(tmp_path / "home"),
-        PHOTOINDEX_MODEL_BUNDLE=str(bundle),
+        PHOTOINDEX_MODEL_BUNDLE=str(toy_bundle),
         PHOTOINDEX_DAEMON_SETTLE_SECONDS="0.5",
         PHOTOINDEX_DAEMON_MAX_BATCH_WAIT="0.5",
         PHOTOINDEX_DAEMON_LOG_LEVEL="DEBUG",

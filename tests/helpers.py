@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import pytest
 from typer.testing import CliRunner
 
 from photoindex.cli.app import app
 from photoindex.config import Config
+
+if TYPE_CHECKING:
+    from photoindex.indexing.indexer import IndexReport, Progress
 
 runner = CliRunner()
 
@@ -35,3 +40,59 @@ def sql(config: Config, statement: str, *params: Any) -> list[tuple[Any, ...]]:
 def backdate_missing(config: Config, days: float) -> None:
     """Pretend the missing photos went missing `days` earlier (timestamps are stored as naive UTC text)."""
     sql(config, "UPDATE photos SET updated_at = datetime(updated_at, ?) WHERE status = 'missing'", f"-{days} days")
+
+
+def statuses(config: Config) -> dict[str, str]:
+    """path -> status of every catalog row."""
+    return dict(sql(config, "SELECT path, status FROM photos"))
+
+
+def live_paths(config: Config) -> set[str]:
+    """The paths of the indexed (live) photos."""
+    return {p for p, st in statuses(config).items() if st == "indexed"}
+
+
+def on_disk(folder: Path) -> set[str]:
+    """Every file below `folder`, as the catalog spells its path."""
+    return {str(p) for p in folder.rglob("*") if p.is_file()}
+
+
+def vector_count(config: Config) -> int:
+    """How many vectors the catalog holds."""
+    return int(sql(config, "SELECT count(*) FROM vectors")[0][0])
+
+
+def index_file_vectors(config: Config) -> int:
+    """How many vectors the saved index file of the home holds."""
+    from photoindex.vectors.index import VectorIndex
+
+    (path,) = (config.home / "index").glob("*.idx")
+    return len(VectorIndex.load(path))
+
+
+# os.fsync spies (the `fsynced` fixture) read the path of each descriptor from /proc.
+needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads fd paths from /proc")
+
+
+def index_roots(
+    config: Config, *, dry_run: bool = False, stop_when: Any = None, events: list[Any] | None = None
+) -> IndexReport:
+    """One reconciliation of every root by the real Indexer; each progress event is appended to `events` (if
+    given), then `stop_when(event) -> True` sets the run's stop (what Ctrl-C does)."""
+    from photoindex.catalog import writes as catalog
+    from photoindex.indexing.indexer import Indexer
+    from photoindex.library import open_library
+
+    with open_library(config) as lib:
+        with lib.db.read() as s:
+            roots = catalog.list_roots(s)
+        run = Indexer(lib)
+
+        def progress(event: Progress) -> None:
+            if events is not None:
+                events.append(event)
+            if stop_when is not None and stop_when(event):
+                run.stop.set()
+
+        run.progress = progress
+        return run.run(roots, dry_run=dry_run)

@@ -4,41 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import cli
 from typer.testing import CliRunner
 
 from photoindex import doctor
 from photoindex.cli.app import app
 from photoindex.config import Config, load_config
-from photoindex.testing import make_bundle
+from photoindex.testing import COLOURS
+from photoindex.testing.photos import make_photo
 
 STANDIN = Path(__file__).parent / "axengine_standin"
-_ENV = ("AXENGINE_STANDIN_NO_DRIVER", "AXENGINE_STANDIN_FAIL_LOAD", "AXENGINE_STANDIN_FAIL_RUN")
-
-
-def _forget_axengine() -> None:
-    for name in [m for m in sys.modules if m == "axengine" or m.startswith("axengine.")]:
-        del sys.modules[name]
-
-
-@pytest.fixture(autouse=True)
-def fresh_axengine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every test starts with axengine not imported (this machine has none) and no stand-in switches."""
-    for var in _ENV:
-        monkeypatch.delenv(var, raising=False)
-    _forget_axengine()
-    yield
-    _forget_axengine()
-
-
-@pytest.fixture(scope="module")
-def toy_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete toy bundle with an NHWC uint8 image .axmodel."""
-    return make_bundle(tmp_path_factory.mktemp("bundle") / "toy", "toy", npu_layout="nhwc-uint8")
+# Every test starts with axengine not imported (this machine has none) and no stand-in switches.
+pytestmark = pytest.mark.usefixtures("no_axengine")
 
 
 def _config(home: Path, bundle: Path | str, **runtime: str) -> Config:
@@ -48,10 +31,10 @@ def _config(home: Path, bundle: Path | str, **runtime: str) -> Config:
 
 
 def test_doctor_on_this_machine_says_the_npu_is_not_available_and_why(
-    toy_bundle: Path, tmp_path: Path
+    npu_bundle: Path, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    report = doctor.diagnose(_config(home, toy_bundle))
+    report = doctor.diagnose(_config(home, npu_bundle))
     assert report.ok, report.lines()
     lines = report.lines()
     text = "\n".join(lines)
@@ -70,10 +53,10 @@ def test_doctor_on_this_machine_says_the_npu_is_not_available_and_why(
     assert not home.exists()  # doctor creates no state
 
 
-def test_missing_model_files_are_a_problem_with_a_hint(toy_bundle: Path, tmp_path: Path) -> None:
+def test_missing_model_files_are_a_problem_with_a_hint(npu_bundle: Path, tmp_path: Path) -> None:
     partial = tmp_path / "partial"
     partial.mkdir()
-    for f in toy_bundle.iterdir():
+    for f in npu_bundle.iterdir():
         if f.name != "text_encoder.onnx":
             (partial / f.name).write_bytes(f.read_bytes())
     report = doctor.diagnose(_config(tmp_path / "home", partial))
@@ -84,8 +67,8 @@ def test_missing_model_files_are_a_problem_with_a_hint(toy_bundle: Path, tmp_pat
     assert "PROBLEM  text_encoder.onnx [text] (missing)" in "\n".join(report.lines())
 
 
-def test_a_forced_npu_that_cannot_work_is_a_problem(toy_bundle: Path, tmp_path: Path) -> None:
-    report = doctor.diagnose(_config(tmp_path / "home", toy_bundle, image="npu"))
+def test_a_forced_npu_that_cannot_work_is_a_problem(npu_bundle: Path, tmp_path: Path) -> None:
+    report = doctor.diagnose(_config(tmp_path / "home", npu_bundle, image="npu"))
     assert not report.ok
     (problem,) = [f for f in report.findings if f.level == "problem"]
     assert "the NPU is not available: No module named 'axengine'" in problem.message
@@ -94,10 +77,10 @@ def test_a_forced_npu_that_cannot_work_is_a_problem(toy_bundle: Path, tmp_path: 
 
 
 def test_with_the_npu_runtime_doctor_names_it(
-    toy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    npu_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.syspath_prepend(str(STANDIN))
-    report = doctor.diagnose(_config(tmp_path / "home", toy_bundle))
+    report = doctor.diagnose(_config(tmp_path / "home", npu_bundle))
     assert report.ok
     assert report.encoders[0].device == "npu"
     assert (
@@ -109,11 +92,11 @@ def test_with_the_npu_runtime_doctor_names_it(
 
 
 def test_a_broken_axengine_install_is_a_warning(
-    toy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    npu_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(STANDIN))
     monkeypatch.setenv("AXENGINE_STANDIN_NO_DRIVER", "1")
-    report = doctor.diagnose(_config(tmp_path / "home", toy_bundle))
+    report = doctor.diagnose(_config(tmp_path / "home", npu_bundle))
     assert report.ok and report.axengine.startswith("installed but not importable (No providers found")
     assert any(
         f.level == "warning" and "axengine is installed but cannot be imported" in f.message
@@ -123,10 +106,10 @@ def test_a_broken_axengine_install_is_a_warning(
 
 @pytest.mark.parametrize(("version", "warned"), [("3.51.2", True), ("3.51.3", False), ("3.52.0", False)])
 def test_sqlite_before_3_51_3_is_a_warning(
-    version: str, warned: bool, toy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    version: str, warned: bool, npu_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(doctor.sqlite3, "sqlite_version", version)
-    report = doctor.diagnose(_config(tmp_path / "home", toy_bundle))
+    report = doctor.diagnose(_config(tmp_path / "home", npu_bundle))
     found = [f for f in report.findings if "WAL-reset bug" in f.message]
     assert report.sqlite_version == version and report.ok
     assert bool(found) is warned
@@ -147,7 +130,7 @@ def _catalog_with_root(home: Path, root: Path) -> None:
 
 
 def test_inotify_limits_against_the_folders_under_the_roots(
-    toy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    npu_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home, photos = tmp_path / "home", tmp_path / "photos"
     for folder in ("2023/01", "2023/02", "2024", ".thumbnails/x"):
@@ -158,7 +141,7 @@ def test_inotify_limits_against_the_folders_under_the_roots(
     (limits / "max_user_watches").write_text("100\n")
     (limits / "max_user_instances").write_text("128\n")
     monkeypatch.setattr(doctor, "_INOTIFY", limits)
-    report = doctor.diagnose(_config(home, toy_bundle))
+    report = doctor.diagnose(_config(home, npu_bundle))
     assert report.inotify == doctor.InotifyState(
         100, 128, roots=1, folders=5, counted_all=True
     )  # hidden skipped
@@ -166,7 +149,7 @@ def test_inotify_limits_against_the_folders_under_the_roots(
     assert "1 watched root(s) with 5 folder(s)" in "\n".join(report.lines())
 
     (limits / "max_user_watches").write_text("4\n")
-    report = doctor.diagnose(_config(home, toy_bundle))
+    report = doctor.diagnose(_config(home, npu_bundle))
     assert report.ok and report.inotify is not None and not report.inotify.counted_all
     (warning,) = [f for f in report.findings if "max_user_watches" in f.message]
     assert warning.level == "warning" and "more than 4 folders" in warning.message
@@ -174,9 +157,9 @@ def test_inotify_limits_against_the_folders_under_the_roots(
 
 
 def test_doctor_json_parses_and_stays_clean_with_the_npu_runtime(
-    toy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    npu_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    env = {"PHOTOINDEX_HOME": str(tmp_path / "home"), "PHOTOINDEX_MODEL_BUNDLE": str(toy_bundle)}
+    env = {"PHOTOINDEX_HOME": str(tmp_path / "home"), "PHOTOINDEX_MODEL_BUNDLE": str(npu_bundle)}
     runner = CliRunner()
     result = runner.invoke(app, ["doctor", "--json"], env=env)
     assert result.exit_code == 0, result.output
@@ -222,3 +205,54 @@ def test_doctor_tells_which_models_have_a_fast_copy(config: Config, monkeypatch:
     monkeypatch.setenv("PHOTOINDEX_RUNTIME_MODEL_CACHE", "off")
     off = diagnose(load_config())
     assert off.model_cache.directory is None and any("fast model copies: off" in line for line in off.lines())
+
+
+# ---------------------------------------------------------------- fast model copies
+
+
+def _own_bundle(toy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the toy bundle (its files may be touched), used by the home."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(toy_bundle, bundle)
+    monkeypatch.setenv("PHOTOINDEX_MODEL_BUNDLE", str(bundle))
+    return bundle
+
+
+def test_doctor_sees_a_copy_go_stale_and_creates_no_cache_folder(
+    home_env: dict[str, str], toy_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Doctor creates no cache folder; after indexing the image model's copy is ready; a model file rewritten
+    (a new mtime) makes it "made at its first load" again, in the text and in `doctor --json`."""
+    from photoindex.doctor import diagnose
+
+    bundle = _own_bundle(toy_bundle, tmp_path, monkeypatch)
+    cache = tmp_path / "model-cache"
+    monkeypatch.setenv("PHOTOINDEX_RUNTIME_MODEL_CACHE", str(cache))
+    cfg = load_config()
+    assert diagnose(cfg).model_cache.ready == {"image_encoder.onnx": False, "text_encoder.onnx": False}
+    assert not cache.exists()
+    make_photo(tmp_path / "p" / "red.jpg", COLOURS["red"], (64, 48))
+    assert cli("index", str(tmp_path / "p"))["encoded"] == 1
+    assert diagnose(cfg).model_cache.ready["image_encoder.onnx"] is True
+    image = bundle / "image_encoder.onnx"
+    st = image.stat()
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    report = diagnose(cfg)
+    assert report.model_cache.ready["image_encoder.onnx"] is False
+    assert any("image_encoder.onnx made at its first load" in line for line in report.lines())
+    result = CliRunner().invoke(app, ["doctor", "--json"])
+    data = json.loads(result.stdout)
+    assert data["model_cache"] == {"directory": str(cache), "ready": {"image_encoder.onnx": False,
+                                                                       "text_encoder.onnx": False}}
+
+
+def test_doctor_survives_an_onnxruntime_that_cannot_be_imported(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An onnxruntime that cannot be imported (a broken wheel): doctor still reports, with no ready copies."""
+    from photoindex.doctor import diagnose
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ImportError
+    report = diagnose(config)
+    assert report.onnxruntime_providers == []
+    assert not any(report.model_cache.ready.values())

@@ -13,20 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import needs_proc
 from sqlalchemy import exc, func, select
 
 from photoindex.catalog import writes as catalog
 from photoindex.catalog.db import SYNCHRONOUS, Database, current_revision, head_revision, open_database
 from photoindex.catalog.schema import RootRow
 from photoindex.catalog.writerlock import WriterLock, lock_holder
+from photoindex.config import Config
 from photoindex.errors import CatalogError, LockedError
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(tmp_path / "home" / "photoindex.db")
-    yield database
-    database.close()
+from photoindex.library import open_library
 
 
 def count_roots(db: Database) -> int:
@@ -275,3 +271,17 @@ def test_lock_holder_trusts_the_lock_not_the_file(tmp_path: Path) -> None:
     assert lock_holder(path) is None
     path.write_text('{"pid": 1, "purpose": "daemon", "since": "yesterday"}')
     assert lock_holder(path) is None
+
+
+@needs_proc
+def test_a_catalog_backup_and_its_folder_are_fsynced(config: Config, fsynced: list[str]) -> None:
+    """backup_database: the copy is flushed under its temporary name, then the folder after the rename."""
+    from photoindex.catalog import db
+
+    with open_library(config):
+        pass
+    fsynced.clear()
+    target = db.backup_database(config.db_path, "rev1")
+    tmp = str(target) + ".tmp"
+    assert tmp in fsynced and fsynced[-1] == str(target.parent) and fsynced.index(tmp) < len(fsynced) - 1
+    assert sqlite3.connect(target).execute("PRAGMA integrity_check").fetchone() == ("ok",)

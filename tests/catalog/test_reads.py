@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import and_, or_, select
 from typer.testing import CliRunner
 
 from photoindex.catalog import reads
@@ -377,3 +379,80 @@ def test_photo_states_under_pages_in_byte_order(filled: Filled) -> None:
         assert [r.path for r in reads.photo_states_under(con, filled.bc)] == [str(filled.bc / "y.jpg")]
         missing = [r for r in reads.photo_states_under(con, filled.b) if r.path.endswith("gone.jpg")]
         assert [r.status for r in missing] == ["missing"]
+
+
+# ---------------------------------------------------------------- --folder filtering through plain SQL
+
+
+_PREFIX_PHOTOS = [
+    b"a/1.jpg", b"a/sub/2.jpg", b"a-b/3.jpg", b"a.b/4.jpg", b"a0/5.jpg", b"A/6.jpg", b"a b/7.jpg", b"a%/8.jpg",
+    b"a_/9.jpg", "\u00e9/10.jpg".encode(), "e\u0301/11.jpg".encode(), b"\xff/12.jpg", b"\xffx/13.jpg",
+    "\U0001f600/14.jpg".encode(), b"f.jpg", b"f.jpg.bak/15.jpg", b"ab/16.jpg", b"a/0/17.jpg",
+    b"g.jpg", b"g.jpg/18.jpg", b"g.jpg0",  # a file and rows below the same path (it became a folder)
+]
+_PREFIXES = [
+    b"a", b"a/", b"a//", b"a/sub", b"a-b", b"A", b"a%", b"a_", "\u00e9".encode(), "e\u0301".encode(), b"\xff",
+    b"f.jpg", b"a/sub/2.jpg", b"", b"nope", b"a/0", "\U0001f600".encode(), b"g.jpg",
+]
+
+
+def _old_orm_ids(s: Any, model: str, prefix: str) -> list[int]:
+    """vector_ids_under as the SQLAlchemy query it replaced (ccb3c65) built it."""
+    photos, vectors = catalog._PHOTOS, catalog._VECTORS
+    low = os.fsencode(prefix).rstrip(b"/") + b"/"
+    query = (
+        select(vectors.c.id)
+        .select_from(vectors.join(photos, photos.c.content_hash == vectors.c.content_hash))
+        .where(vectors.c.model_id == model, photos.c.status == "indexed")
+        .where(or_(photos.c.path == prefix, and_(photos.c.path >= low, photos.c.path < low[:-1] + b"0")))
+        .distinct()
+        .order_by(vectors.c.id)
+    )
+    return [int(i) for i in s.execute(query).scalars()]
+
+
+def test_folder_prefixes_read_through_plain_sql_match_the_old_orm_query_and_path_components(tmp_path: Path) -> None:
+    """vector_ids_under and live_photos_for_vectors for prefixes next to '-', '.', ' ', '0', '%', '_', case,
+    NFC/NFD, non-UTF-8 and emoji names, a trailing slash or two, a file, the library itself: the same ids as the
+    replaced ORM query, and exactly the photos at the prefix or below it by path components; the scan's
+    photo_states_under pages through the same rows in byte order, with pages of 1 and 2 rows."""
+    top = tmp_path / "lib"
+    base = os.fsencode(str(top)) + b"/"
+    model, t0 = "clip-test", datetime(2024, 5, 1, tzinfo=timezone.utc)
+    db = open_database(tmp_path / "home" / "photoindex.db")
+    try:
+        with db.write() as s:
+            root = catalog.add_root(s, top, now=t0)
+            hashes = [f"h{i}" for i in range(len(_PREFIX_PHOTOS))]
+            rng = np.random.default_rng(0)
+            ids = catalog.add_vectors(s, model, [(h, rng.standard_normal(4).astype(np.float32)) for h in hashes])
+            for raw, digest in zip(_PREFIX_PHOTOS, hashes, strict=True):
+                catalog.store_indexed(
+                    s, root_id=root.id, path=os.fsdecode(base + raw), size=1, mtime_ns=1, content_hash=digest,
+                    info=None, now=t0,
+                )
+        by_id = {i: os.fsdecode(base + raw) for i, raw in zip(ids, _PREFIX_PHOTOS, strict=True)}
+        for prefix in [str(top), "/", *(os.fsdecode(base + raw) for raw in _PREFIXES)]:
+            folder = prefix.rstrip("/") + "/"
+            expected = sorted(i for i, p in by_id.items() if p == prefix or p.startswith(folder))
+            with db.reads() as con:
+                plain = reads.vector_ids_under(con, model, prefix).tolist()
+                live = reads.live_photos_for_vectors(con, model, ids, prefix)
+            with db.read() as s:
+                old = _old_orm_ids(s, model, prefix)
+            assert plain == old == expected, prefix
+            assert {v: [p.path for p in ps] for v, ps in live.items()} == {i: [by_id[i]] for i in expected}
+            for limit in (1, 2):
+                paged, after = [], None
+                with db.reads() as con:
+                    for _ in range(len(_PREFIX_PHOTOS) + 2):
+                        page = reads.photo_states_under(con, prefix, after=after, limit=limit)
+                        if not page:
+                            break
+                        paged += [row.path for row in page]
+                        after = os.fsencode(page[-1].path)
+                    else:
+                        pytest.fail(f"paging under {prefix!r} never ends")
+                assert paged == sorted((by_id[i] for i in expected), key=os.fsencode), (prefix, limit)
+    finally:
+        db.close()

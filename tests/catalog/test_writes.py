@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import sql
 from sqlalchemy.orm import Session
 
 from photoindex.catalog import reads
 from photoindex.catalog import writes as catalog
 from photoindex.catalog.db import Database, open_database
+from photoindex.config import Config
 from photoindex.errors import CatalogError
+from photoindex.library import open_library
 
 MODEL = "clip-test"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -38,13 +40,6 @@ class Info:
 def states_under(s: Session, path: str | Path) -> dict[str, reads.PhotoState]:
     """What a scan sees of the catalog at or under `path` (one page holding everything), keyed by path."""
     return {p.path: p for p in reads.photo_states_under(catalog.connection(s), path, limit=1_000_000)}
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(tmp_path / "home" / "photoindex.db")
-    yield database
-    database.close()
 
 
 def indexed(
@@ -440,3 +435,27 @@ def test_missing_stat_keys_can_look_up_only_candidates(tmp_path: Path) -> None:
         assert catalog.missing_stat_keys(s, [(11, 101), (12, 999), (99, 1)]) == {(11, 101)}
         assert catalog.missing_stat_keys(s, []) == set()
     db.close()
+
+
+def test_a_row_missing_before_the_run_is_not_folded(config: Config) -> None:
+    """merge_moved takes only a row that went missing at or after `missing_since` (the run's start): an older
+    missing row with the same content is left alone, and the copy stays a row of its own."""
+    t0 = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
+    base = config.home.parent / "somewhere"
+    with open_library(config) as lib, lib.db.write() as s:
+        root = catalog.add_root(s, str(base))
+        for name in ("old.jpg", "copy.jpg"):
+            catalog.store_indexed(
+                s, root_id=root.id, path=str(base / name), size=10, mtime_ns=1, content_hash="h" * 64, info=None,
+                now=t0 - timedelta(days=1),
+            )
+        old = catalog.get_photo(s, base / "old.jpg")
+        assert old is not None
+        catalog.mark_missing(s, [old.id], now=t0)
+        assert not catalog.merge_moved(s, base / "copy.jpg", missing_since=t0 + timedelta(microseconds=1))
+        assert not catalog.merge_moved(s, base / "old.jpg", missing_since=t0)  # not an indexed row
+    assert sorted(sql(config, "SELECT path, status FROM photos")) == [
+        (str(base / "copy.jpg"), "indexed"), (str(base / "old.jpg"), "missing")]
+    with open_library(config) as lib, lib.db.write() as s:
+        assert catalog.merge_moved(s, base / "copy.jpg", missing_since=t0)  # at the boundary: taken
+    assert sql(config, "SELECT id, path, status FROM photos") == [(old.id, str(base / "copy.jpg"), "indexed")]

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from helpers import needs_proc
 
 from photoindex.errors import DownloadError
 from photoindex.inference import download
@@ -468,3 +469,33 @@ def test_verify_in_a_read_only_folder_still_verifies(tmp_path: Path) -> None:
     assert check.ok and check.sha256 == sha(payload("image.onnx"))
     assert "cannot record" in (check.note or "")
     assert not (bundle.directory / "SHA256SUMS").exists()
+
+
+@needs_proc
+def test_a_downloaded_model_its_checksum_and_the_folder_are_fsynced(tmp_path: Path, fsynced: list[str]) -> None:
+    """fetch_bundle from a folder, no upstream checksum: the part is flushed before its rename, the folder after
+    it, and SHA256SUMS (trust on first use) is written durably too."""
+    from photoindex.inference.bundle import resolve_bundle
+    from photoindex.inference.download import fetch_bundle
+
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "image.onnx").write_bytes(b"i" * 5000)
+    (source / "text.onnx").write_bytes(b"t" * 3000)
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    (folder / "manifest.toml").write_text(
+        'name = "toy"\ntitle = "Toy"\nembedding_dim = 8\n[image]\nsize = 32\n[text]\ntokenizer = "clip-bpe"\n'
+        'context_length = 77\n[[files]]\nrole = "image"\nname = "image.onnx"\n'
+        '[[files]]\nrole = "text"\nname = "text.onnx"\n',
+        encoding="utf-8",
+    )
+    bundle = resolve_bundle(str(folder), tmp_path / "models-home")
+    fetch_bundle(bundle, str(source))
+    where = str(bundle.directory)
+    for name in ("image.onnx", "text.onnx"):
+        part = f"{where}/{name}.part"
+        assert part in fsynced and where in fsynced[fsynced.index(part) + 1:]
+    sums = f"{where}/SHA256SUMS.tmp"
+    assert sums in fsynced and fsynced[-1] == where
+    assert (bundle.directory / "image.onnx").read_bytes() == b"i" * 5000

@@ -25,9 +25,8 @@ def _file(bundle: Bundle, role: FileRole) -> Path:
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    out = make_bundle(tmp_path_factory.mktemp("bundles") / "toy", "toy", npu_layout="nhwc-uint8")
-    return resolve_bundle(str(out), Path("/nonexistent"))
+def toy(npu_bundle: Path) -> Bundle:
+    return resolve_bundle(str(npu_bundle), Path("/nonexistent"))
 
 
 def _pixels(n: int, seed: int = 0) -> np.ndarray:

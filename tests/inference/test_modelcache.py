@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import needs_proc
 
 from photoindex.config import Config, load_config
 from photoindex.errors import ModelError
@@ -313,3 +314,74 @@ def test_model_cache_set_to_a_folder_is_used(
         lib.text_encoder()
     assert [c.name.split("-")[0] for c in copies(elsewhere)] == ["text_encoder"]
     assert not (config.home / "cache").exists()
+
+
+def test_a_model_rewritten_in_place_with_its_size_and_mtime_is_not_served_from_its_old_copy(
+    toy_bundle: Path, tmp_path: Path
+) -> None:
+    """Weights changed inside the same file (same inode, same size, mtime restored): a session through the cache
+    computes what the file now holds, not what its old copy held."""
+    import onnx
+    from onnx import numpy_helper
+
+    source = tmp_path / "models" / "image_encoder.onnx"
+    source.parent.mkdir()
+    shutil.copy2(toy_bundle / "image_encoder.onnx", source)
+    cache = tmp_path / "cache"
+    pixels = {"images": np.random.default_rng(3).standard_normal((2, 3, 224, 224)).astype(np.float32)}
+    old = OrtSession(source, cache_dir=cache).run(pixels)
+
+    model = onnx.load(source)
+    weights = max(model.graph.initializer, key=lambda t: numpy_helper.to_array(t).size)
+    weights.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(weights), weights.name))
+    data, st = model.SerializeToString(), source.stat()
+    assert len(data) == st.st_size
+    with open(source, "r+b") as fh:  # what cp does to an existing target: same inode
+        fh.write(data)
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))  # what -p / tar / rsync -t do
+    assert source.stat().st_ino == st.st_ino
+    new = OrtSession(source).run(pixels)
+    assert not np.allclose(new[0], old[0])  # the edit changes what the model computes
+
+    cached = OrtSession(source, cache_dir=cache)
+    assert np.array_equal(cached.run(pixels)[0], new[0])
+
+
+def test_a_copy_is_never_used_for_another_file_or_another_runtime_version(toy_bundle: Path, tmp_path: Path) -> None:
+    """Two byte-identical model files (same name, other folders) get their own copies; a copy stamped for
+    another ONNX Runtime version is not looked up; a stamp edited to claim another source is refused."""
+    import onnxruntime as ort
+
+    from photoindex.inference import modelcache
+
+    cache = tmp_path / "cache"
+    one, two = tmp_path / "one" / "m.onnx", tmp_path / "two" / "m.onnx"
+    for path in (one, two):
+        path.parent.mkdir()
+        shutil.copy2(toy_bundle / "image_encoder.onnx", path)
+    first, second = OrtSession(one, cache_dir=cache), OrtSession(two, cache_dir=cache)
+    assert first.loaded_from is not None and second.loaded_from is not None
+    assert first.loaded_from != second.loaded_from
+    assert modelcache.lookup(one, cache, ort.__version__) == first.loaded_from
+    assert modelcache.lookup(one, cache, ort.__version__ + ".other") is None
+    stamp_file = first.loaded_from.parent / modelcache.STAMP
+    stamp = stamp_file.read_text()
+    stamp_file.write_text(stamp.replace(str(one.resolve()), str(two.resolve())))
+    assert modelcache.lookup(one, cache, ort.__version__) is None
+
+
+
+@needs_proc
+def test_a_fast_model_copy_is_fsynced_with_its_folder(toy_bundle: Path, tmp_path: Path, fsynced: list[str]) -> None:
+    """modelcache.make: the copy's three files are flushed before the rename, the cache folder after it."""
+    import onnxruntime
+
+    from photoindex.inference import modelcache
+
+    cache = tmp_path / "cache"
+    made = modelcache.make(toy_bundle / "text_encoder.onnx", cache, onnxruntime)
+    assert made is not None and made.is_file()
+    names = [Path(p).name for p in fsynced[:3]]
+    assert names == [modelcache.MODEL, modelcache.DATA, modelcache.STAMP]
+    assert all(Path(p).parent.name.startswith(".tmp-") for p in fsynced[:3])
+    assert fsynced[3:] == [str(cache)]

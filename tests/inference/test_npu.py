@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -39,38 +37,10 @@ from photoindex.inference.tokenizers import load_tokenizer
 from photoindex.photos.imaging import decode_photo
 from photoindex.testing import COLOURS, make_bundle, make_photo
 
-STANDIN = Path(__file__).parent.parent / "axengine_standin"
-_ENV = ("AXENGINE_STANDIN_NO_DRIVER", "AXENGINE_STANDIN_FAIL_LOAD", "AXENGINE_STANDIN_FAIL_RUN")
 AUTO = RuntimeConfig()
 CPU = RuntimeConfig(image="cpu", text="cpu")
 NPU = RuntimeConfig(image="npu", text="npu")
 PHOTO_COLOURS = ("red", "green", "blue", "yellow", "purple")
-
-
-def _forget_axengine() -> None:
-    for name in [m for m in sys.modules if m == "axengine" or m.startswith("axengine.")]:
-        del sys.modules[name]
-
-
-@pytest.fixture
-def no_axengine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This machine as it is: no axengine importable (the stand-in is not on the path)."""
-    for var in _ENV:
-        monkeypatch.delenv(var, raising=False)
-    _forget_axengine()
-    yield
-    _forget_axengine()
-
-
-@pytest.fixture
-def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """The axengine stand-in on sys.path, not imported yet; the monkeypatch sets its failure switches."""
-    for var in _ENV:
-        monkeypatch.delenv(var, raising=False)
-    _forget_axengine()
-    monkeypatch.syspath_prepend(str(STANDIN))
-    yield monkeypatch
-    _forget_axengine()
 
 
 def _axe() -> ModuleType:
@@ -91,15 +61,15 @@ def _add_text_npu(folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def bundles(tmp_path_factory: pytest.TempPathFactory, toy_bundle: Path, npu_bundle: Path) -> dict[str, Path]:
     """Toy bundle folders: an NHWC uint8 and an NCHW float32 image .axmodel (the latter with a text one)."""
     root = tmp_path_factory.mktemp("bundles")
     out = {
-        layout: make_bundle(root / layout, "toy", npu_layout=layout)
-        for layout in ("nhwc-uint8", "nchw-float32")
+        "nhwc-uint8": npu_bundle,
+        "nchw-float32": make_bundle(root / "nchw-float32", "toy", npu_layout="nchw-float32"),
     }
     _add_text_npu(out["nchw-float32"])
-    out["plain"] = make_bundle(root / "plain", "toy")
+    out["plain"] = toy_bundle
     return out
 
 

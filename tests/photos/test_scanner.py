@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from photoindex.config import ScanConfig
 from photoindex.photos.scanner import ScanProblem, content_hash, stat_fact, walk
 
@@ -73,3 +75,37 @@ def test_stat_fact_and_content_hash(tmp_path: Path) -> None:
     assert stat_fact(str(touch(tmp_path / ".h" / "y.jpg")), ScanConfig(), base=str(tmp_path)) is None
     inside_dot_root = touch(tmp_path / ".photos" / "z.jpg")
     assert stat_fact(str(inside_dot_root), ScanConfig(), base=str(tmp_path / ".photos")) is not None
+
+
+def _link_listed_before(folder: Path, target: str, stem: str) -> Path:
+    """A symlink in `folder` to `target` that os.scandir lists before `target` (found by trying names)."""
+    for i in range(200):
+        link = folder / f"{stem}{i:03d}"
+        link.symlink_to(target)
+        order = [e.name for e in os.scandir(folder)]
+        if order.index(link.name) < order.index(target):
+            return link
+        link.unlink()
+    pytest.skip("this file system lists no candidate name before the folder")
+
+
+def test_a_folder_and_a_symlink_to_it_walk_the_name_that_sorts_first(tmp_path: Path) -> None:
+    """lib/a and lib/b -> a are one folder walked once; which one must not depend on the order the file system
+    lists them in (before this change: the first by name, "a")."""
+    lib = tmp_path / "lib"
+    for i in range(2):
+        touch(lib / "a" / f"p{i}.jpg", bytes([i]))
+    link = _link_listed_before(lib, "a", "b")
+    assert sorted([link.name, "a"])[0] == "a"
+    found = sorted(os.path.relpath(f.path, lib) for f in walk(lib, ScanConfig()))
+    assert found == ["a/p0.jpg", "a/p1.jpg"]  # today: ['b000/p0.jpg', 'b000/p1.jpg'] or similar
+
+
+def test_an_excluded_symlink_does_not_hide_the_folder_it_points_to(tmp_path: Path) -> None:
+    """exclude = ["skip*"] and lib/skipNNN -> photos: the link is not walked, but lib/photos still is."""
+    lib = tmp_path / "lib"
+    for i in range(2):
+        touch(lib / "photos" / f"p{i}.jpg", bytes([i]))
+    _link_listed_before(lib, "photos", "skip")
+    scan = ScanConfig(exclude=("skip*",))
+    assert sorted(os.path.relpath(f.path, lib) for f in walk(lib, scan)) == ["photos/p0.jpg", "photos/p1.jpg"]

@@ -29,7 +29,7 @@ from photoindex.search.protocol import Declined, Hit, SearchRequest, parse_reque
 from photoindex.search.server import QueryServer
 
 # The daemon fixtures and helpers of tests/daemonproc.py: a toy bundle, an isolated home, a daemon process.
-bundle, env, start = td.bundle, td.env, td.start
+env, start = td.env, td.start
 _cli, wait_for = td._cli, td.wait_for
 index_root, make_album, photos = td.index_root, td.make_album, td.photos
 RED, GREEN, BLUE = td.RED, td.GREEN, td.BLUE
@@ -49,10 +49,10 @@ def search(env: dict[str, str], *args: str, local: bool = False) -> list[dict[st
     return hits
 
 
-def other_bundle(bundle: Path, tmp_path: Path) -> Path:
+def other_bundle(toy_bundle: Path, tmp_path: Path) -> Path:
     """The toy bundle under another model id: its vectors must never answer a query of the toy model."""
     other = tmp_path / "other-bundle"
-    shutil.copytree(bundle, other)
+    shutil.copytree(toy_bundle, other)
     manifest = other / "manifest.toml"
     text = manifest.read_text()
     assert 'model_id = "photoindex-testing/toy-v1"' in text
@@ -65,7 +65,7 @@ def other_bundle(bundle: Path, tmp_path: Path) -> Path:
 
 @linux_only
 def test_served_searches_match_local_ones_and_errors_deletions_and_other_models_behave(
-    tmp_path: Path, env: dict[str, str], bundle: Path, start: Callable[..., td.DaemonProcess]
+    tmp_path: Path, env: dict[str, str], toy_bundle: Path, start: Callable[..., td.DaemonProcess]
 ) -> None:
     home = Path(env["PHOTOINDEX_HOME"])
     root = tmp_path / "photos"
@@ -121,7 +121,7 @@ def test_served_searches_match_local_ones_and_errors_deletions_and_other_models_
 
     # Another model configured: the daemon declines and the CLI searches by itself (that model has no vectors).
     before = served(d)
-    assert search({**env, "PHOTOINDEX_MODEL_BUNDLE": str(other_bundle(bundle, tmp_path))}, "red") == []
+    assert search({**env, "PHOTOINDEX_MODEL_BUNDLE": str(other_bundle(toy_bundle, tmp_path))}, "red") == []
     assert served(d) == before
 
     status = _cli(env, "status")

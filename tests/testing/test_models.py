@@ -29,11 +29,11 @@ def _file(bundle: Bundle, role: FileRole) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Bundle]:
+def bundles(tmp_path_factory: pytest.TempPathFactory, npu_bundle: Path) -> dict[str, Bundle]:
     root = tmp_path_factory.mktemp("bundles")
     home = root / "models-home"
     return {
-        "toy": resolve_bundle(str(make_bundle(root / "toy", npu_layout="nhwc-uint8")), home),
+        "toy": resolve_bundle(str(npu_bundle), home),
         "zh": resolve_bundle(str(make_bundle(root / "zh", tokenizer="bert-chinese")), home),
     }
 

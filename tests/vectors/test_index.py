@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import needs_proc
 
 from photoindex.errors import VectorIndexError
 from photoindex.vectors.index import VectorIndex, recall_at_k
@@ -291,3 +292,14 @@ def test_concurrent_searches_see_whole_batches(backend: str) -> None:
         t.join()
     assert not errors, errors[0]
     assert seen and len(index) == len(ids)
+
+
+@needs_proc
+def test_the_index_file_and_its_folder_are_fsynced_in_that_order(tmp_path: Path, fsynced: list[str]) -> None:
+    """VectorIndex.save: the temporary file is flushed before the rename, its folder after it."""
+    index = VectorIndex.create(4, backend="numpy", approximate_threshold=1000)
+    index.add(np.arange(1, 4, dtype=np.int64), np.eye(3, 4, dtype=np.float32))
+    target = tmp_path / "x.idx"
+    index.save(target)
+    assert fsynced == [str(tmp_path / ".x.idx.tmp"), str(tmp_path)]
+    assert len(VectorIndex.load(target)) == 3
