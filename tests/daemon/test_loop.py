@@ -38,6 +38,7 @@ from photoindex.testing import make_photo
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the daemon tests use inotify")
 
+@pytest.mark.slow
 def test_photos_copied_in_are_all_indexed_and_searchable_and_a_new_root_is_picked_up(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:
@@ -64,6 +65,7 @@ def test_photos_copied_in_are_all_indexed_and_searchable_and_a_new_root_is_picke
     assert d.state()["state"] == "stopped"
 
 
+@pytest.mark.slow
 def test_a_big_file_written_slowly_is_indexed_once_after_it_is_complete(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:
@@ -91,6 +93,7 @@ def test_a_big_file_written_slowly_is_indexed_once_after_it_is_complete(
     assert d.encoded() == 1
 
 
+@pytest.mark.slow
 def test_a_temporary_name_renamed_gives_one_photo_under_its_final_name(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:
@@ -107,6 +110,7 @@ def test_a_temporary_name_renamed_gives_one_photo_under_its_final_name(
     assert d.encoded() == 1
 
 
+@pytest.mark.slow
 def test_a_moved_folder_is_relinked_without_encoding_and_a_deleted_one_leaves_the_results(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:
@@ -132,6 +136,7 @@ def test_a_moved_folder_is_relinked_without_encoding_and_a_deleted_one_leaves_th
     assert hits and not any("/2024/trip/" in h["path"] for h in hits)
 
 
+@pytest.mark.slow
 def test_a_root_removed_and_recreated_is_indexed_without_a_restart(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:
@@ -151,6 +156,7 @@ def test_a_root_removed_and_recreated_is_indexed_without_a_restart(
     assert d.encoded() == 4
 
 
+@pytest.mark.slow
 def test_when_watching_fails_the_daemon_says_so_and_rescans_find_new_photos(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:
@@ -167,6 +173,7 @@ def test_when_watching_fails_the_daemon_says_so_and_rescans_find_new_photos(
     assert "watch limit reached" in (d.state().get("watching") or "")
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_batch_stops_within_10_s_and_a_restart_loses_and_doubles_nothing(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:
@@ -187,6 +194,7 @@ def test_sigterm_during_a_batch_stops_within_10_s_and_a_restart_loses_and_double
     assert d.encoded() + d2.encoded() == len(album), (done_before, d.log(), d2.log())
 
 
+@pytest.mark.slow
 def test_reindex_beside_the_daemon_waits_its_turn_and_nothing_is_lost_or_encoded_twice(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:
@@ -208,6 +216,7 @@ def test_reindex_beside_the_daemon_waits_its_turn_and_nothing_is_lost_or_encoded
     assert set(photos(home).values()) == {"indexed"}
 
 
+@pytest.mark.slow
 def test_a_second_daemon_on_the_same_home_refuses_to_start(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:
@@ -217,6 +226,7 @@ def test_a_second_daemon_on_the_same_home_refuses_to_start(
     assert f"a photoindex daemon already runs (pid {d.proc.pid})" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_daemon_waits_for_another_writer_and_still_stops_promptly(
     tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess]
 ) -> None:

@@ -78,6 +78,7 @@ def library(tmp_path: Path, config: Config) -> tuple[Path, dict[Path, str], dict
     return root, tree, broken
 
 
+@pytest.mark.slow
 def test_index_search_and_keep_true(
     library: tuple[Path, dict[Path, str], dict[Path, str]], config: Config
 ) -> None:

@@ -291,6 +291,7 @@ def _mutate_odd_library(lib: Path) -> None:
     os.unlink(os.fsencode(str(lib)) + b"/\xff.jpg")
 
 
+@pytest.mark.slow
 def test_odd_names_in_tiny_rounds_match_the_disk_and_a_one_round_run(
     tmp_path: Path, config: Config, tiny: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -64,6 +64,7 @@ def other_bundle(toy_bundle: Path, tmp_path: Path) -> Path:
 
 
 @linux_only
+@pytest.mark.slow
 def test_served_searches_match_local_ones_and_errors_deletions_and_other_models_behave(
     tmp_path: Path, env: dict[str, str], toy_bundle: Path, start: Callable[..., td.DaemonProcess]
 ) -> None:
@@ -148,6 +149,7 @@ def subprocess_search_in(env: dict[str, str], cwd: Path, *args: str) -> list[dic
 
 
 @linux_only
+@pytest.mark.slow
 def test_after_kill_9_the_stale_socket_falls_back_to_a_local_search_and_a_new_daemon_replaces_it(
     tmp_path: Path, env: dict[str, str], start: Callable[..., td.DaemonProcess]
 ) -> None:

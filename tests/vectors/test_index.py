@@ -221,6 +221,7 @@ def test_missing_file_raises(tmp_path: Path) -> None:
     assert "nope.vindex" in info.value.message
 
 
+@pytest.mark.slow
 def test_ivf_recall_filter_remove_and_reload(tmp_path: Path) -> None:
     vectors = clustered(20_200, 512, centres=300, seed=3)
     ids, base, queries = ids_for(20_000), vectors[:20_000], vectors[20_000:]
