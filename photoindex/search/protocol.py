@@ -151,6 +151,12 @@ class Hit:
     size: int | None = None
     format: str | None = None
     camera: str | None = None
+    taken_source: str | None = None  # 'exif', 'exif-datetime' or 'mtime' (docs/search.md, "Metadata")
+    lens: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    altitude: float | None = None
+    place: str | None = None  # "City, Country": the nearest GeoNames city
 
     def to_json(self) -> dict[str, Any]:
         """The object printed by `--json` and sent by the daemon."""

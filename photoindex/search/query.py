@@ -60,7 +60,8 @@ def search(
     if not request.has_query:
         with lib.db.reads() as con:
             photos = reads.list_photos(con, request.filters, limit=request.limit, offset=request.offset)
-        return [_hit(p, None) for p in photos]
+            labels = _place_labels(con, photos)
+        return [_hit(p, None, labels) for p in photos]
     query = query_vector(lib, request.terms, encode_images=encode_images)
     if release_encoders:
         lib.release_encoders()
@@ -153,20 +154,29 @@ def search_vector(
         scores, ids = scores[keep], ids[keep]
         with lib.db.reads() as con:
             photos = reads.live_photos_for_vectors(con, lib.model_id, ids.tolist(), filters=filters)
-        hits = [
-            _hit(ph, float(score))
+            labels = _place_labels(con, [ph for group in photos.values() for ph in group])
+        found = [
+            (ph, float(score))
             for vid, score in zip(ids.tolist(), scores.tolist(), strict=True)
             for ph in photos.get(int(vid), [])
         ]
-        if request.sort == "date" or len(hits) >= wanted or k >= total or len(scores) < k:
+        if request.sort == "date" or len(found) >= wanted or k >= total or len(scores) < k:
             break
         k = min(total, k * 4)
     if request.sort == "date":
-        hits.sort(key=lambda h: (h.taken_at or "", h.path), reverse=True)
-    return hits[request.offset : wanted]
+        # As a listing orders them: newest first by the wall clock they were taken at, undated last.
+        found.sort(key=lambda f: f[0].path)
+        found.sort(key=lambda f: f[0].taken_local or "", reverse=True)
+        found.sort(key=lambda f: f[0].taken_local is None)
+    return [_hit(ph, score, labels) for ph, score in found[request.offset : wanted]]
 
 
-def _hit(ph: reads.Photo, score: float | None) -> Hit:
+def _place_labels(con: Any, photos: list[reads.Photo]) -> dict[int, str]:
+    ids = {p.place_id for p in photos if p.place_id is not None}
+    return {pid: place.label for pid, place in reads.places(con, sorted(ids)).items()} if ids else {}
+
+
+def _hit(ph: reads.Photo, score: float | None, places: dict[int, str]) -> Hit:
     return Hit(
         path=ph.path,
         score=score,
@@ -176,4 +186,10 @@ def _hit(ph: reads.Photo, score: float | None) -> Hit:
         size=ph.size,
         format=ph.format,
         camera=" ".join(x for x in (ph.camera_make, ph.camera_model) if x) or None,
+        taken_source=ph.taken_source,
+        lens=ph.lens,
+        latitude=ph.gps_lat,
+        longitude=ph.gps_lon,
+        altitude=ph.gps_alt,
+        place=places.get(ph.place_id) if ph.place_id is not None else None,
     )

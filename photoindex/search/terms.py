@@ -47,6 +47,8 @@ def parse_query(text: str, *, cwd: str | os.PathLike[str] | None = None) -> tupl
     pieces = _SPLIT.split(" " + text.strip() + " ")
     # pieces: [first, op, term, op, term, ...]; a query may also start with "- term".
     signs = [1.0] + [1.0 if op == "+" else -1.0 for op in pieces[1::2]]
+    if len(pieces) > 1 and not pieces[0].strip():  # "- people + beach": the first term has a sign
+        pieces, signs = pieces[2:], signs[1:]
     terms: list[Term] = []
     for sign, raw in zip(signs, pieces[0::2], strict=True):
         raw = raw.strip()

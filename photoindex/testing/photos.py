@@ -39,13 +39,18 @@ def _smooth_noise(
     return np.asarray(img, dtype=np.float32) * amplitude
 
 
-def _save(img: Image.Image, path: Path, fmt: str, exif: dict[int, Any] | None, **options: Any) -> Path:
+def _save(
+    img: Image.Image, path: Path, fmt: str, exif: dict[int, Any] | Image.Exif | None, **options: Any
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if exif:
+    if isinstance(exif, Image.Exif):
+        options["exif"] = exif.tobytes()
+    elif exif:
         tags = Image.Exif()
         for tag, value in exif.items():
             tags[tag] = value
         options["exif"] = tags.tobytes()
+
     if fmt == "JPEG":
         options.setdefault("quality", 90)
     img.save(path, format=fmt, **options)
@@ -59,7 +64,7 @@ def make_photo(
     *,
     fmt: str | None = None,
     seed: int = 0,
-    exif: dict[int, Any] | None = None,
+    exif: dict[int, Any] | Image.Exif | None = None,
 ) -> Path:
     """Write a photo-like image dominated by `colour` (lighting, texture, grain), distinct per seed.
 
@@ -88,6 +93,48 @@ def make_photo(
         tone = tuple(int(np.clip(c + rng.uniform(-40, 40), 0, 255)) for c in colour)
         draw.line((x0, y0, x1, y1), fill=tone, width=max(1, min(w, h) // 80))
     return _save(img, path, _format_for(path, fmt), exif)
+
+
+def camera_exif(
+    *,
+    taken: str | None = None,
+    offset: str | None = None,
+    datetime_only: str | None = None,
+    make: str | None = None,
+    model: str | None = None,
+    lens: str | None = None,
+    gps: tuple[float, float] | tuple[float, float, float] | None = None,
+) -> Image.Exif:
+    """A camera's EXIF block: DateTimeOriginal ("2024:06:15 18:30:00") with OffsetTimeOriginal ("+08:00"),
+    or only the file's DateTime tag; make, model, lens; GPS as signed decimal degrees (and metres)."""
+    exif = Image.Exif()
+    if make:
+        exif[0x010F] = make
+    if model:
+        exif[0x0110] = model
+    if datetime_only:
+        exif[0x0132] = datetime_only
+    sub = exif.get_ifd(0x8769)
+    if taken:
+        sub[0x9003] = taken
+    if offset:
+        sub[0x9011] = offset
+    if lens:
+        sub[0xA434] = lens
+    if gps is not None:
+        g = exif.get_ifd(0x8825)
+        lat, lon = gps[0], gps[1]
+
+        def dms(value: float) -> tuple[float, float, float]:
+            value = abs(value)
+            d = int(value)
+            m = int((value - d) * 60)
+            return (float(d), float(m), round((value - d - m / 60) * 3600, 4))
+
+        g.update({1: "N" if lat >= 0 else "S", 2: dms(lat), 3: "E" if lon >= 0 else "W", 4: dms(lon)})
+        if len(gps) == 3:
+            g.update({5: b"\x00" if gps[2] >= 0 else b"\x01", 6: abs(float(gps[2]))})  # type: ignore[misc]
+    return exif
 
 
 def make_large_photo(path: Path, seed: int, size: tuple[int, int] = (4000, 3000), quality: int = 90) -> Path:

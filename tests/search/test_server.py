@@ -80,7 +80,14 @@ def test_served_searches_match_local_ones_and_errors_deletions_and_other_models_
     assert d.state()["serving"] == str(sock)
 
     # Same hits, same order, same keys as the local search; the table is the same too.
-    for args in (("red",), ("green", "--limit", "2"), ("blue", "--folder", str(root / "blue"), "--min-score", "0.5")):
+    filtered = (
+        ("blue", "--folder", str(root / "blue"), "--min-score", "0.5"),
+        ("red", "--after", "2000", "--type", "jpeg", "--limit", "3", "--offset", "1"),
+        ("red + green - red", "--sort", "date"),
+        ("--after", "2000", "--limit", "4"),  # a listing by date, no query
+        ("red", "--place", "Hangzhou"),  # none of them has GPS: nothing, from both
+    )
+    for args in (("red",), ("green", "--limit", "2"), *filtered):
         before = served(d)
         assert search(env, *args) == search(env, *args, local=True)
         assert served(d) == before + 1
