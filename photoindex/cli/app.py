@@ -388,6 +388,35 @@ def _ask_daemon(cfg: Config, request: SearchRequest) -> list[Hit] | None:
     return ask_daemon(cfg.home, request, model_id)
 
 
+# ---------------------------------------------------------------- duplicates
+
+
+@app.command(epilog="""\b
+Examples:
+  photoindex duplicates
+  photoindex duplicates --folder ~/Pictures/2024 --threshold 0.9 --json
+""")
+def duplicates(
+    ctx: typer.Context,
+    threshold: float = typer.Option(
+        0.95, "--threshold", help="Cosine score from which two photos are near-duplicates (0-1]."
+    ),
+    folder: Path | None = typer.Option(None, "--folder", help="Only photos under this folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the groups as JSON."),
+) -> None:
+    """Groups of exact copies and near-duplicates (re-saved, resized, cropped, bursts); never deletes."""
+    from photoindex.cli import render
+    from photoindex.search.duplicates import find_duplicates
+
+    groups = find_duplicates(_config(ctx), threshold=threshold, folder=folder)
+    if as_json:
+        _emit_json([g.to_json() for g in groups])
+    elif not groups:
+        typer.echo("no duplicates", err=True)
+    else:
+        render.duplicate_groups(groups)
+
+
 # ---------------------------------------------------------------- status
 
 

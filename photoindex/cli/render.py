@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from photoindex.search.duplicates import DuplicateGroup
     from photoindex.search.protocol import Hit
 
 
@@ -36,3 +37,28 @@ def hits_table(hits: Sequence[Hit]) -> None:
             cells.insert(0, f"{h.score:.3f}" if h.score is not None else "")
         table.add_row(*cells)
     Console(soft_wrap=False).print(table, markup=True, highlight=False)
+
+
+def size_text(n: int) -> str:
+    """Bytes as a short human figure (1.2 MB)."""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+def duplicate_groups(groups: Sequence[DuplicateGroup]) -> None:
+    """Each group: a heading with what could be reclaimed, then its photos (the one to keep first)."""
+    import typer
+
+    total = sum(g.reclaimable for g in groups)
+    for number, g in enumerate(groups, 1):
+        kind = "exact copies" if g.exact else "near-duplicates"
+        typer.echo(f"group {number}: {len(g.photos)} {kind}, {size_text(g.reclaimable)} in all but the first")
+        for p in g.photos:
+            pixels = f"{p.width}x{p.height}" if p.width and p.height else "?"
+            same = "copy " if p.same_content and p is not g.photos[0] else ""
+            typer.echo(f"  {p.score:6.3f}  {pixels:>11}  {size_text(p.size):>9}  {same}{display(p.path)}")
+    typer.echo(f"{len(groups)} groups, {size_text(total)} in all but the first photo of each (nothing deleted)")
