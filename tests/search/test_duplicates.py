@@ -67,7 +67,8 @@ def test_copies_reencodes_resizes_and_crops_group_together_and_distinct_photos_d
     assert find_duplicates(config, folder=root / "c" / "green.jpg") == []
     # The table names the groups.
     shown = runner.invoke(app, ["duplicates"])
-    assert shown.exit_code == 0 and "group 1: 5 near-duplicates" in shown.stdout and "group 2: 2 exact copies" in shown.stdout
+    assert shown.exit_code == 0
+    assert "group 1: 5 near-duplicates" in shown.stdout and "group 2: 2 exact copies" in shown.stdout
 
 
 @pytest.mark.parametrize("value", ["0", "1.5", "nan"])
