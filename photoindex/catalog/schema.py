@@ -164,6 +164,11 @@ class PhotoRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Added in revision 0003: a failure's cause, the formats decodable when it failed, and how many
+    # runs in a row failed the unchanged file (see docs/indexing.md, "Failures").
+    failure_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    failure_decoders: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failure_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class PlaceRow(Base):
@@ -205,6 +210,8 @@ class VectorRow(Base):
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, `dim` values
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Added in revision 0003: when a scan first found no photo holding this vector (None: held).
+    orphaned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class IndexStateRow(Base):
