@@ -121,11 +121,10 @@ def warm_text_query(config: Any, rounds: int) -> dict[str, Any]:
     from photoindex.library import open_library
     from photoindex.search import SearchRequest, query_vector
     from photoindex.search.query import search_vector
-    from photoindex.vectors.cache import IndexHandle
 
     with open_library(config) as lib:
         t = time.perf_counter()
-        handle = IndexHandle.open(lib)
+        handle = lib.open_index()
         open_s = time.perf_counter() - t
         handle.save_if_dirty()  # the file cold searches will load
         lib.text_encoder()

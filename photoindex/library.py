@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from photoindex.catalog.db import Database
     from photoindex.inference.encoders import ImageEncoder, TextEncoder
     from photoindex.inference.select import RuntimeChoice
+    from photoindex.vectors.cache import IndexHandle
 
 
 def write_starting_config(config: Config, *, force: bool = False) -> Path:
@@ -154,10 +155,20 @@ class Library:
         self.choices.pop("image", None)
         self.release_text_encoder()
 
-    def index_path(self) -> Path:
-        """The FAISS (or numpy) index cache file of this model."""
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model_id)
-        return self.config.index_dir / f"{safe}.{self.config.index.backend}.idx"
+    def index_path(self, model_id: str | None = None) -> Path:
+        """The FAISS (or numpy) index cache file of a model (default: the configured one); one file per model."""
+        from photoindex.vectors.cache import index_file
+
+        return index_file(self.config.index_dir, model_id or self.model_id, self.config.index.backend)
+
+    def open_index(self, model_id: str | None = None, dim: int | None = None) -> IndexHandle:
+        """The vector index of a model (default: the configured one), loaded and caught up with the catalog."""
+        from photoindex.vectors.cache import IndexHandle
+
+        model_id = model_id or self.model_id
+        if dim is None:
+            dim = self.bundle.manifest.embedding_dim
+        return IndexHandle.open(self.db, model_id, dim, self.config.index, self.index_path(model_id))
 
     def close(self) -> None:
         """Release the database connections."""

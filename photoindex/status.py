@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from photoindex.catalog import reads
 from photoindex.catalog import writes as catalog
 from photoindex.config import Config
 from photoindex.library import open_library
@@ -46,6 +47,10 @@ class LibraryStatus:
     daemon: DaemonStatus
     writer: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    # Per model with vectors in the catalog: model_id, photos (indexed photos with its vector), vectors,
+    # configured (docs/models.md); and the indexed photos the configured model has not encoded yet.
+    models: list[dict[str, Any]] = field(default_factory=list)
+    not_encoded: int = 0
 
     def lines(self) -> list[str]:
         """Human-readable lines."""
@@ -58,6 +63,17 @@ class LibraryStatus:
             + f"{self.vectors} vectors, generation {self.generation})",
             "photos:    " + ", ".join(f"{n} {k}" for k, n in self.counts.items()),
         ]
+        for i, m in enumerate(self.models):
+            mark = " (configured)" if m["configured"] else ""
+            out.append(
+                ("models:    " if i == 0 else "           ")
+                + f"{m['model_id']}{mark}: {m['photos']} photos with vectors, {m['vectors']} vectors"
+            )
+        if self.not_encoded:
+            out.append(
+                f"           {self.not_encoded} photos not encoded for the configured model yet: "
+                "run `photoindex reindex` (or let the daemon catch up)"
+            )
         if self.roots:
             out.append("roots:")
             for r in self.roots:
@@ -154,6 +170,19 @@ def library_status(config: Config) -> LibraryStatus:
             failures = [{"path": p.path, "error": p.error or ""} for p in catalog.recent_failures(s, 5)]
             state = catalog.index_state(s, lib.model_id)
             vectors = catalog.vector_count(s, lib.model_id)
+            con = catalog.connection(s)
+            per_model = reads.photos_per_model(con)
+            models = sorted(set(reads.vector_models(con)) | {lib.model_id})
+            model_rows = [
+                {
+                    "model_id": m,
+                    "photos": per_model.get(m, 0),
+                    "vectors": reads.vector_count(con, m),
+                    "configured": m == lib.model_id,
+                }
+                for m in models
+            ]
+            not_encoded = reads.photos_without_vector(con, lib.model_id)
         index_path = lib.index_path()
         return LibraryStatus(
             home=str(config.home),
@@ -171,4 +200,6 @@ def library_status(config: Config) -> LibraryStatus:
             last_failures=failures,
             daemon=daemon_status(config),
             writer=lock_holder(config.lock_path),
+            models=[m for m in model_rows if m["vectors"] or m["configured"]],
+            not_encoded=not_encoded,
         )

@@ -73,7 +73,11 @@ class Photo:
 
 @dataclass(frozen=True, slots=True)
 class PhotoState:
-    """What a scan diff needs to know about a cataloged file."""
+    """What a scan diff needs to know about a cataloged file.
+
+    `has_vector`: its content has a vector for the model the diff asked about (None: not asked).
+    `failure_*`: a failure's cause, the formats decodable then, and the runs in a row that failed it.
+    """
 
     id: int
     path: str
@@ -83,6 +87,10 @@ class PhotoState:
     content_hash: str | None
     error: str | None
     meta_version: int = 0
+    failure_kind: str | None = None
+    failure_decoders: str | None = None
+    failure_attempts: int = 0
+    has_vector: bool | None = None
 
 
 PHOTO_COLUMNS: tuple[str, ...] = tuple(Photo.__dataclass_fields__)
@@ -146,6 +154,44 @@ def vectors_anchor(con: sqlite3.Connection, model_id: str) -> str | None:
         "SELECT id, content_hash, created_at FROM vectors WHERE model_id = ? ORDER BY id LIMIT 1", (model_id,)
     ).fetchone()
     return None if row is None else f"{row[0]}:{row[1]}:{utc(row[2])}"
+
+
+def vector_models(con: sqlite3.Connection) -> list[str]:
+    """Every model the catalog has kept vectors for (its bookkeeping row stays when they are all gone)."""
+    return [str(r[0]) for r in con.execute("SELECT model_id FROM index_state ORDER BY model_id")]
+
+
+def model_dim(con: sqlite3.Connection, model_id: str) -> int | None:
+    """The dimension of the model's stored vectors, or None when it has none."""
+    row = con.execute("SELECT dim FROM vectors WHERE model_id = ? LIMIT 1", (model_id,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def photos_without_vector(con: sqlite3.Connection, model_id: str) -> int:
+    """How many indexed photos have no vector for `model_id` yet (the model was switched since they were indexed).
+
+    While the catalog has only ever held this model's vectors, every indexed photo has one (a
+    photo becomes 'indexed' when its vector is stored, and only vectors no photo holds are
+    deleted), so the common case costs one look at `index_state`, not a scan of the photos.
+    """
+    others = con.execute("SELECT count(*) FROM index_state WHERE model_id != ?", (model_id,)).fetchone()[0]
+    if not others:
+        return 0
+    row = con.execute(
+        "SELECT count(*) FROM photos AS p WHERE p.status = 'indexed' AND NOT EXISTS "
+        "(SELECT 1 FROM vectors AS v WHERE v.model_id = ? AND v.content_hash = p.content_hash)",
+        (model_id,),
+    ).fetchone()
+    return int(row[0])
+
+
+def photos_per_model(con: sqlite3.Connection) -> dict[str, int]:
+    """For every model with vectors: how many indexed photos have a vector of that model."""
+    rows = con.execute(
+        "SELECT v.model_id, count(p.id) FROM vectors AS v JOIN photos AS p ON p.content_hash = v.content_hash "
+        "WHERE p.status = 'indexed' GROUP BY v.model_id"
+    )
+    return {str(model): int(n) for model, n in rows}
 
 
 def iter_vectors(
@@ -393,25 +439,45 @@ def _register_near_km(con: sqlite3.Connection) -> None:
 
 
 def photo_states_under(
-    con: sqlite3.Connection, scope: str | os.PathLike[str], *, after: bytes | None = None, limit: int = 2000
+    con: sqlite3.Connection,
+    scope: str | os.PathLike[str],
+    *,
+    after: bytes | None = None,
+    limit: int = 2000,
+    model_id: str | None = None,
 ) -> list[PhotoState]:
     """Up to `limit` cataloged files at `scope` or below it, by path in byte order, after the path `after`.
 
     Keyset pagination over the unique path index: the indexer pages through a root of any size
     in step with its walk (`scanner.walk` yields the same order). Each page is one range scan of
     the index (an OR of "at" and "under" would make SQLite sort, ~25 ms a page at 300k photos).
+    With `model_id`, each state says whether its content has a vector for that model (one lookup
+    in the vectors' (model_id, content_hash) index per row).
     """
     exact, low, high = path_range(scope)
-    columns = "id, path, size, mtime_ns, status, content_hash, error, meta_version"
+    columns = (
+        "id, path, size, mtime_ns, status, content_hash, error, meta_version, "
+        "failure_kind, failure_decoders, failure_attempts"
+    )
+    params: tuple[object, ...] = ()
+    if model_id is not None:
+        columns += (
+            ", EXISTS (SELECT 1 FROM vectors AS v WHERE v.model_id = ? AND v.content_hash = photos.content_hash)"
+        )
+        params = (model_id,)
     rows: list[tuple[object, ...]] = []
     if after is None or after < exact:  # the file at `scope` itself sorts before everything below it
-        rows += con.execute(f"SELECT {columns} FROM photos WHERE path = CAST(? AS TEXT)", (exact,)).fetchall()
+        rows += con.execute(
+            f"SELECT {columns} FROM photos WHERE path = CAST(? AS TEXT)", (*params, exact)
+        ).fetchall()
     if after is None or after < low:
         bound, lower = "path >= CAST(? AS TEXT)", low
     else:
         bound, lower = "path > CAST(? AS TEXT)", after
     rows += con.execute(
         f"SELECT {columns} FROM photos WHERE {bound} AND path < CAST(? AS TEXT) ORDER BY path LIMIT ?",
-        (lower, high, limit),
+        (*params, lower, high, limit),
     ).fetchall()
-    return [PhotoState(*row) for row in rows]  # type: ignore[arg-type]
+    if model_id is None:
+        return [PhotoState(*row) for row in rows]  # type: ignore[arg-type]
+    return [PhotoState(*row[:-1], has_vector=bool(row[-1])) for row in rows]  # type: ignore[arg-type]

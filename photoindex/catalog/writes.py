@@ -51,6 +51,7 @@ _IN_CHUNK = 500
 _VECTOR_DTYPE = np.dtype("<f4")
 
 LinkOutcome = Literal["added", "updated", "restored", "moved"]
+_NO_FAILURE: dict[str, Any] = dict(failure_kind=None, failure_decoders=None, failure_attempts=0)
 
 
 def _now() -> datetime:
@@ -402,7 +403,7 @@ def store_indexed(
 ) -> None:
     """Record a photo whose content now has a stored vector (status 'indexed')."""
     values = dict(root_id=root_id, path=os.fspath(path), size=size, mtime_ns=mtime_ns,
-                  content_hash=content_hash, status="indexed", error=None)
+                  content_hash=content_hash, status="indexed", error=None, **_NO_FAILURE)
     values.update(_info_values(session, info, mtime_ns))
     _upsert_photo(session, values, now or _now())
 
@@ -416,11 +417,17 @@ def store_failed(
     mtime_ns: int,
     content_hash: str | None,
     error: str,
+    kind: str | None = None,
+    decoders: str | None = None,
+    attempts: int = 1,
     now: datetime | None = None,
 ) -> None:
-    """Record a photo that could not be indexed; it is retried only when its size or mtime change."""
+    """Record a photo that could not be indexed: `kind` is the cause, `decoders` the formats decodable now,
+    `attempts` the runs in a row that failed the unchanged file. The indexer decides from these whether an
+    unchanged file is tried again (a decoder appeared; a timeout or crash not retried too often)."""
     values = dict(root_id=root_id, path=os.fspath(path), size=size, mtime_ns=mtime_ns,
-                  content_hash=content_hash, status="failed", error=error)
+                  content_hash=content_hash, status="failed", error=error, failure_kind=kind,
+                  failure_decoders=decoders, failure_attempts=attempts)
     values.update(_info_values(session, None))
     _upsert_photo(session, values, now or _now())
 
@@ -436,7 +443,7 @@ def store_pending(
 ) -> None:
     """Record a file seen on disk but not processed yet (status 'pending')."""
     values = dict(root_id=root_id, path=os.fspath(path), size=size, mtime_ns=mtime_ns,
-                  status="pending", error=None)
+                  status="pending", error=None, **_NO_FAILURE)
     _upsert_photo(session, values, now or _now())
 
 
@@ -460,7 +467,7 @@ def link_photo(
     when = now or _now()
     target = os.fspath(path)
     facts: dict[str, Any] = dict(root_id=root_id, size=size, mtime_ns=mtime_ns, content_hash=content_hash,
-                                 status="indexed", error=None, updated_at=when)
+                                 status="indexed", error=None, updated_at=when, **_NO_FAILURE)
     existing = session.execute(
         select(_PHOTOS.c.id, _PHOTOS.c.status, _PHOTOS.c.content_hash).where(_PHOTOS.c.path == target)
     ).one_or_none()
@@ -556,12 +563,14 @@ def long_missing(session: Session, root_ids: Sequence[int], *, missing_since: da
 
 
 def forget_missing(
-    session: Session, model_id: str, root_ids: Sequence[int], *, missing_since: datetime
-) -> tuple[int, list[int]]:
-    """Delete these roots' photos missing since before `missing_since`, and the vectors only they held.
+    session: Session, root_ids: Sequence[int], *, missing_since: datetime
+) -> tuple[int, dict[str, list[int]]]:
+    """Delete these roots' photos missing since before `missing_since`, and the vectors only they held,
+    of every model.
 
-    Returns (photos deleted, vector ids deleted). Other vectors nobody holds now are left alone:
-    `photoindex forget ROOT` keeps them on purpose, for the root's return.
+    Returns (photos deleted, {model id: vector ids deleted}). Other vectors nobody holds now are
+    left alone: `photoindex forget ROOT` keeps them on purpose, for the root's return (until they
+    are collected, `collect_unheld_vectors`).
     """
     forgotten = 0
     hashes: set[str] = set()
@@ -569,20 +578,20 @@ def forget_missing(
         gone = _long_missing(chunk, missing_since)
         hashes.update(h for h in session.execute(select(_PHOTOS.c.content_hash).where(gone)).scalars() if h)
         forgotten += _rowcount(session.execute(delete(_PHOTOS).where(gone)))
-    orphans: list[int] = []
+    orphans: dict[str, list[int]] = {}
     for chunk in _chunks(sorted(hashes)):
-        orphans.extend(
-            int(i)
-            for i in session.execute(
-                select(_VECTORS.c.id).where(
-                    _VECTORS.c.model_id == model_id,
-                    _VECTORS.c.content_hash.in_(chunk),
-                    ~exists().where(_PHOTOS.c.content_hash == _VECTORS.c.content_hash),
-                )
-            ).scalars()
+        rows = session.execute(
+            select(_VECTORS.c.model_id, _VECTORS.c.id).where(
+                _VECTORS.c.content_hash.in_(chunk),
+                ~exists().where(_PHOTOS.c.content_hash == _VECTORS.c.content_hash),
+            )
         )
-    delete_vectors(session, model_id, orphans)
-    return forgotten, sorted(orphans)
+        for model_id, vector_id in rows:
+            orphans.setdefault(str(model_id), []).append(int(vector_id))
+    for model_id, ids in orphans.items():
+        ids.sort()
+        delete_vectors(session, model_id, ids)
+    return forgotten, orphans
 
 
 # ---------------------------------------------------------------- vectors
@@ -695,6 +704,13 @@ def delete_orphan_vectors(session: Session, model_id: str, *, now: datetime | No
     ids = [int(i) for i in orphans]
     delete_vectors(session, model_id, ids, now=now)
     return ids
+
+
+def delete_unheld_vectors(session: Session, *, now: datetime | None = None) -> dict[str, list[int]]:
+    """Delete every model's vectors that no photo row holds any more; returns {model id: deleted ids}."""
+    models = session.execute(select(_VECTORS.c.model_id).distinct()).scalars().all()
+    deleted = {str(m): delete_orphan_vectors(session, str(m), now=now) for m in models}
+    return {m: ids for m, ids in deleted.items() if ids}
 
 
 def vector_count(session: Session, model_id: str) -> int:

@@ -366,6 +366,7 @@ def search(
         from photoindex.search.query import run_search
 
         hits = run_search(cfg, request)
+    _warn_not_encoded(cfg)
     from photoindex.cli import render
 
     if as_json:
@@ -374,6 +375,20 @@ def search(
         typer.echo("no matching photos", err=True)
     else:
         render.hits_table(hits)
+
+
+def _warn_not_encoded(cfg: Config) -> None:
+    """Say when the configured model has not encoded every photo yet (a model switch): results are partial."""
+    from photoindex.search.query import photos_not_encoded
+
+    model, missing = photos_not_encoded(cfg)
+    if missing:
+        typer.echo(
+            f"warning: {missing} photo{'' if missing == 1 else 's'} not encoded for model {model} yet: "
+            "they cannot be found until they are",
+            err=True,
+        )
+        typer.echo("hint: run `photoindex reindex` (or let the running daemon catch up)", err=True)
 
 
 def _ask_daemon(cfg: Config, request: SearchRequest) -> list[Hit] | None:

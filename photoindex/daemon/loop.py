@@ -360,9 +360,7 @@ class Daemon:
     def _index_handle(self) -> IndexHandle:
         """The vector index kept open across units of work (opened from its file or SQLite once)."""
         if self._index is None:
-            from photoindex.vectors.cache import IndexHandle
-
-            self._index = IndexHandle.open(self.lib)
+            self._index = self.lib.open_index()
         return self._index
 
     def _save_index(self, *, force: bool) -> None:

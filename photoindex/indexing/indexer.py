@@ -40,6 +40,10 @@ log = logging.getLogger("photoindex")
 # (~0.4 KB each, so ~20 MB), and below it a run knows its total (and the progress bar its ETA).
 WORK_ROUND = 50_000
 
+# Runs in a row that may fail an unchanged photo by a decode timeout or a crashed worker before it
+# waits for the file to change: such failures are often the machine's (load, memory), not the photo's.
+RETRY_LIMIT = 3
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -78,6 +82,8 @@ class IndexReport:
     moved: int = 0
     missing: int = 0
     forgotten: int = 0  # photos missing longer than `[index] forget_missing_after_days`, deleted with their vectors
+    caught_up: int = 0  # unchanged photos given a vector for the configured model (indexed under another one)
+    retried: int = 0  # unchanged photos that had failed, tried again (a decoder appeared, or a timeout or crash)
     failed: int = 0
     unchanged: int = 0
     encoded: int = 0
@@ -107,6 +113,8 @@ class IndexReport:
             (self.moved, "moved"),
             (self.missing, "missing"),
             (self.forgotten, "forgotten (long missing)"),
+            (self.caught_up, "encoded for the new model"),
+            (self.retried, "retried"),
             (self.failed, "failed"),
             *([] if changes_only else [(self.unchanged, "unchanged")]),
             (self.encoded, "encoded"),
@@ -134,6 +142,7 @@ class _Pending:
     fact: FileFact
     root_id: int
     known: reads.PhotoState | None
+    why: str = "changed"  # "changed" (new, edited, back); "model": only lacks the model's vector; "retry"
 
 
 class _Batch:
@@ -178,6 +187,7 @@ class Indexer:
         self._encoding_done = 0  # photos through the decode/encode stage in earlier rounds of this run
         self._copies: list[str] = []  # paths added in this run as copies of known content (maybe moves)
         self._stale_meta: list[tuple[int, str]] = []  # unchanged photos indexed before today's metadata
+        self._decoders: frozenset[str] | None = None  # image formats this process can decode (on first need)
 
     # ------------------------------------------------------------ scanning and diffing
 
@@ -208,7 +218,7 @@ class Indexer:
                         "its photos are marked missing and come back without re-encoding when it returns"
                     )
                 facts = iter(())
-            known = _CatalogStream(self.lib, scope)
+            known = _CatalogStream(self.lib, scope, self.lib.model_id)
             for fact in facts:
                 seen += 1
                 if seen % 1000 == 0:
@@ -223,15 +233,14 @@ class Indexer:
                         k = row
                     elif _vanished(row, problems.blind):
                         yield row
-                if (
-                    k is not None
-                    and k.size == fact.size
-                    and k.mtime_ns == fact.mtime_ns
-                    and k.status in ("indexed", "failed")
-                ):
-                    self.report.unchanged += 1
-                    if k.status == "indexed" and k.meta_version < catalog.META_VERSION:
-                        self._stale_meta.append((k.id, k.path))
+                if k is not None and k.size == fact.size and k.mtime_ns == fact.mtime_ns:
+                    why = self._unchanged_needs(k)
+                    if why is None:
+                        self.report.unchanged += 1
+                        if k.status == "indexed" and k.meta_version < catalog.META_VERSION:
+                            self._stale_meta.append((k.id, k.path))
+                        continue
+                    yield _Pending(fact, root.id, k, why)
                     continue
                 yield _Pending(fact, root.id, k)
             if self.stop.is_set():
@@ -247,6 +256,37 @@ class Indexer:
                     f"{root.path}: the folder is now a file; its photos are marked missing "
                     "and come back without re-encoding if the folder returns"
                 )
+
+    def _unchanged_needs(self, k: reads.PhotoState) -> str | None:
+        """What an unchanged file still needs: "model" (no vector for the configured model), "retry" (a
+        failure worth trying again), or None (nothing). A photo is indexed per model (docs/models.md)."""
+        if k.status == "indexed":
+            return "model" if k.has_vector is False else None
+        if k.status == "failed":
+            return "retry" if self._worth_retrying(k) else None
+        return "changed"  # pending or missing: never finished here
+
+    def _worth_retrying(self, k: reads.PhotoState) -> bool:
+        """A failure for want of a decoder that is there now, or a timeout or crashed worker not yet retried
+        RETRY_LIMIT times (docs/indexing.md, "Failures"); any other failure waits for the file to change."""
+        if k.failure_kind == "missing-decoder":
+            had = frozenset(filter(None, (k.failure_decoders or "").split(",")))
+            return not self.decoders() <= had
+        if k.failure_kind in ("timeout", "crashed"):
+            return k.failure_attempts < RETRY_LIMIT
+        return False
+
+    def decoders(self) -> frozenset[str]:
+        """The image formats this process can decode (pillow-heif installed or not), looked up once."""
+        if self._decoders is None:
+            from photoindex.photos.imaging import decodable_formats
+
+            self._decoders = frozenset(decodable_formats())
+        return self._decoders
+
+    def _warnings_of(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self._warn(line)
 
     def _warn(self, line: str) -> None:
         """A problem worth one line: logged (stderr) and kept in the report (`--json`)."""
@@ -315,15 +355,18 @@ class Indexer:
         handle = self._open_index()  # current with the catalog before anything is deleted
         model_id = self.lib.model_id
         with self.lib.db.write() as s:
-            forgotten, deleted = catalog.forget_missing(s, model_id, root_ids, missing_since=since)
+            forgotten, deleted = catalog.forget_missing(s, root_ids, missing_since=since)
             after = (catalog.index_state(s, model_id), catalog.vectors_anchor(s, model_id),
                      catalog.max_vector_id(s, model_id))
         self.report.forgotten += forgotten
-        if deleted:
+        mine = deleted.pop(model_id, [])
+        if mine:
             # The ids are known: take them out of the open index rather than rebuilding it from SQLite
             # (the new epoch would otherwise make every reader rebuild).
-            handle.remove(np.asarray(deleted, dtype=np.int64), *after)
+            handle.remove(np.asarray(mine, dtype=np.int64), *after)
             self.report.index_written = self._finish_index() or self.report.index_written
+        if deleted and self._save_index:
+            self._warnings_of(refresh_other_indexes(self.lib, deleted))
 
     def run_paths(self, paths: Iterable[str]) -> IndexReport:
         """Bring specific paths (files or folders, existing or gone) up to date: the daemon's unit of work."""
@@ -497,7 +540,9 @@ class Indexer:
             s, root_id=p.root_id, path=p.fact.path, size=size, mtime_ns=mtime, content_hash=digest, info=info
         )
         self.report.reused += 1
-        if outcome == "moved":
+        if p.why != "changed" and outcome == "updated":
+            self._count_unchanged_work(p)
+        elif outcome == "moved":
             # The row marked missing at the start of this run lives on under its new path.
             self.report.moved += 1
             self.report.missing = max(0, self.report.missing - 1)
@@ -596,8 +641,16 @@ class Indexer:
         )
         if p.known is None:
             self.report.added += 1
+        elif p.why != "changed":
+            self._count_unchanged_work(p)
         else:
             self.report.updated += 1
+
+    def _count_unchanged_work(self, p: _Pending) -> None:
+        if p.why == "model":
+            self.report.caught_up += 1
+        else:
+            self.report.retried += 1
 
     def _store_failure(self, s: Session, p: _Pending, r: DecodeResult) -> None:
         if self.stop.is_set() and r.reason in ("crashed", "timeout"):
@@ -606,15 +659,25 @@ class Indexer:
         error = f"{r.reason}: {message}"
         # Reported once: again only if the file changed and now fails differently.
         first_time = p.known is None or p.known.status != "failed" or p.known.error != error
+        size, mtime = r.size or p.fact.size, r.mtime_ns or p.fact.mtime_ns
+        again = (
+            p.known is not None and p.known.status == "failed" and p.known.failure_kind == r.reason
+            and (p.known.size, p.known.mtime_ns) == (size, mtime)
+        )
         catalog.store_failed(
             s,
             root_id=p.root_id,
             path=p.fact.path,
-            size=r.size or p.fact.size,
-            mtime_ns=r.mtime_ns or p.fact.mtime_ns,
+            size=size,
+            mtime_ns=mtime,
             content_hash=r.content_hash,
             error=error,
+            kind=r.reason,
+            decoders=",".join(sorted(self.decoders())),
+            attempts=(p.known.failure_attempts + 1) if again and p.known is not None else 1,
         )
+        if p.why == "retry":
+            self.report.retried += 1
         self.report.failed += 1
         if first_time:
             self.report.failures.append(Failure(p.fact.path, r.reason or "failed", message, r.hint))
@@ -623,9 +686,7 @@ class Indexer:
 
     def _open_index(self) -> IndexHandle:
         if self._index is None:
-            from photoindex.vectors.cache import IndexHandle
-
-            self._index = IndexHandle.open(self.lib)
+            self._index = self.lib.open_index()
         elif not self._index_fresh:
             self._index.refresh()  # a handle kept across runs: another writer may have added vectors
         self._index_fresh = True
@@ -688,9 +749,10 @@ class _CatalogStream:
 
     PAGE = 2000
 
-    def __init__(self, lib: Library, scope: str) -> None:
+    def __init__(self, lib: Library, scope: str, model_id: str | None = None) -> None:
         self._lib = lib
         self._scope = scope
+        self._model_id = model_id  # rows say whether this model has their content's vector
         self._page: list[reads.PhotoState] = []
         self._keys: list[bytes] = []  # the page's paths as bytes, the order both streams share
         self._at = 0
@@ -703,7 +765,9 @@ class _CatalogStream:
         """Whether a row is left, reading the next page when this one is used up."""
         if self._at == len(self._page) and not self._over:
             with self._lib.db.reads() as con:
-                self._page = reads.photo_states_under(con, self._scope, after=self._after, limit=self.PAGE)
+                self._page = reads.photo_states_under(
+                    con, self._scope, after=self._after, limit=self.PAGE, model_id=self._model_id
+                )
             self._keys = [os.fsencode(row.path) for row in self._page]
             self.had_rows_below = self.had_rows_below or any(k.startswith(self._below) for k in self._keys)
             self._at = 0
@@ -732,6 +796,34 @@ def _root_of(roots: Sequence[catalog.RootRecord], path: str) -> catalog.RootReco
         if within(path, r.path) and (best is None or len(r.path) > len(best.path)):
             best = r
     return best
+
+
+def refresh_other_indexes(lib: Library, models: Iterable[str]) -> list[str]:
+    """Bring the index files of other models than the configured one in step after their vectors were deleted.
+
+    Each model keeps its own file (docs/models.md); one left stale would be rebuilt by the next
+    search with that model, so it is rebuilt here, one model in memory at a time. A model left
+    with no vectors loses its file. Returns warnings (a file that could not be written).
+    """
+    from photoindex.errors import VectorIndexError
+
+    warnings: list[str] = []
+    for model_id in sorted(set(models) - {lib.model_id}):
+        path = lib.index_path(model_id)
+        if not path.exists():
+            continue  # never written: the model's next use builds it
+        with lib.db.reads() as con:
+            dim = reads.model_dim(con, model_id)
+        try:
+            if dim is None:
+                path.unlink()
+                continue
+            lib.open_index(model_id, dim).save_if_dirty()
+        except VectorIndexError as exc:
+            warnings.append(f"{exc.message} ({exc.hint})")
+        except OSError as exc:
+            warnings.append(f"{path}: cannot remove the index file: {exc.strerror or exc}")
+    return warnings
 
 
 def to_model_input(pixels: np.ndarray, spec: Any, layout: str) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Adding roots is part of indexing (`photoindex index PATH`); this is the other direction. Vectors
 are kept by default, so a folder added back later is relinked without re-encoding; `purge`
-deletes every vector no photo row holds any more, and the index is rebuilt from SQLite.
+deletes every vector no photo row holds any more, of every model, and their indexes are rebuilt
+from SQLite.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def forget_root(
 ) -> ForgetReport:
     """Remove the root `path` and its photos from the catalog (the files are not touched)."""
     from photoindex.catalog.writerlock import WriterLock, acquire_patiently
-    from photoindex.vectors.cache import IndexHandle
+    from photoindex.indexing.indexer import refresh_other_indexes
 
     # The root as it was added: absolute with symlinks resolved, even if the folder is gone now.
     wanted = os.path.realpath(os.path.abspath(Path(path).expanduser()))
@@ -56,11 +57,13 @@ def forget_root(
                         f"roots: {known} (see `photoindex status`)",
                     )
                 photos = catalog.remove_root(s, root.id)
-                deleted = catalog.delete_orphan_vectors(s, lib.model_id) if purge else []
+                deleted = catalog.delete_unheld_vectors(s) if purge else {}
             rebuilt = False
-            if deleted:
+            if lib.model_id in deleted:
                 # The vectors epoch moved on: rebuild the index now rather than in the next search.
-                rebuilt = IndexHandle.open(lib).save_if_dirty()
-            return ForgetReport(root.path, photos, len(deleted), rebuilt)
+                rebuilt = lib.open_index().save_if_dirty()
+            # Every model's vectors went (docs/models.md): their index files follow.
+            refresh_other_indexes(lib, deleted)
+            return ForgetReport(root.path, photos, sum(len(ids) for ids in deleted.values()), rebuilt)
         finally:
             lock.release()

@@ -2,7 +2,8 @@
 
 Every failure is an `ImageError` whose `reason` is one of: "unreadable" (missing, permission denied,
 not a regular file), "empty" (zero bytes), "unsupported-format" (not an allowed image format),
-"too-large" (more pixels than `max_pixels`), "truncated" (ends early: maybe still being written),
+"missing-decoder" (HEIC/HEIF without a working pillow-heif), "too-large" (more pixels than
+`max_pixels`), "truncated" (ends early: maybe still being written),
 "corrupt" (the decoder rejected the data). No Pillow or OS exception escapes `decode_photo` or `probe`.
 """
 
@@ -383,6 +384,11 @@ _formats_lock = threading.Lock()
 _formats_cache: tuple[str, ...] | None = None
 
 
+def decodable_formats() -> tuple[str, ...]:
+    """The allowed formats this process can decode now (HEIF only with a working pillow-heif)."""
+    return _open_formats()
+
+
 def _open_formats() -> tuple[str, ...]:
     """The allowed formats that Pillow can open here; registers pillow-heif's opener on first use."""
     global _formats_cache
@@ -417,9 +423,10 @@ def _unidentified(path: Path, fh: IO[bytes]) -> ImageError:
         return ImageError(path, "corrupt", "the image header is damaged", _CORRUPT_HINT)
     kind = next((name for at, sig, name in _MAGIC if head[at : at + len(sig)] == sig), None)
     if kind in ("a HEIC image", "a HEIF image"):
+        # Its own reason: the indexer retries such photos once the decoder is installed.
         return ImageError(
             path,
-            "unsupported-format",
+            "missing-decoder",
             f"the file is {kind}",
             "install pillow-heif: pip install 'photoindex[heif]'",
         )

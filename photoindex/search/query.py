@@ -127,11 +127,9 @@ def search_vector(
     lib: Library, query: np.ndarray, request: SearchRequest, *, index: IndexHandle | None = None
 ) -> list[Hit]:
     """The page of live photos for a unit query vector under the request's filters, order and page."""
-    from photoindex.vectors.cache import IndexHandle
-
-    handle = index or IndexHandle.open(lib)
+    handle = index or lib.open_index()
     if index is None:
-        handle.save_opportunistically()
+        handle.save_opportunistically(lib.config.lock_path)
     filters = request.filters
     allowed = None
     if not filters.empty:
@@ -193,3 +191,15 @@ def _hit(ph: reads.Photo, score: float | None, places: dict[int, str]) -> Hit:
         altitude=ph.gps_alt,
         place=places.get(ph.place_id) if ph.place_id is not None else None,
     )
+
+
+def photos_not_encoded(config: Config) -> tuple[str, int]:
+    """(the configured model's name, how many indexed photos have no vector for it yet).
+
+    After a model switch, photos indexed under the old model are found only once the new one has
+    encoded them (`photoindex reindex`, or the daemon's next scan); a search says so instead of
+    answering from part of the library in silence (docs/models.md).
+    """
+    with open_library(config) as lib, lib.db.reads() as con:
+        return lib.bundle.manifest.name, reads.photos_without_vector(con, lib.model_id)
+

@@ -4,11 +4,19 @@ The file records the model, the vectors epoch and the highest vector id it holds
 grow, so a file that is merely behind is caught up by adding the vectors with larger ids (read in
 one transaction: a batch is seen whole or not at all). A file that is missing, damaged, of
 another model or epoch is rebuilt from the stored vectors, never by re-encoding (invariant 1).
+
+Each model has its own file (`index_file`): switching the model and back loads the first
+model's file again instead of rebuilding it (docs/models.md). A handle needs only the catalog,
+the model's id and dimension, the `[index]` settings and its file, not a whole `Library`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import errno
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,51 +25,55 @@ from photoindex.catalog import reads
 from photoindex.errors import LockedError, VectorIndexError
 
 if TYPE_CHECKING:
+    from photoindex.catalog.db import Database
     from photoindex.catalog.reads import IndexState
-    from photoindex.library import Library
+    from photoindex.config import IndexConfig
     from photoindex.vectors.index import VectorIndex
 
 REBUILD_CHUNK = 50_000
 
 
+def index_file(index_dir: Path, model_id: str, backend: str) -> Path:
+    """The index file of one model under `index_dir` (one file per model and backend)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)
+    return index_dir / f"{safe}.{backend}.idx"
+
+
 @dataclass
 class IndexHandle:
-    """An open vector index for a library's model, and whether it differs from its file."""
+    """An open vector index for one model's vectors in a catalog, and whether it differs from its file."""
 
-    lib: Library
-    index: VectorIndex
-    dirty: bool
-    reason: str  # "loaded", "caught up", or why it was rebuilt
+    db: Database
+    model_id: str
+    dim: int
+    settings: IndexConfig
+    path: Path
+    index: VectorIndex = field(repr=False)
+    dirty: bool = False
+    reason: str = "loaded"  # "loaded", "caught up", or why it was rebuilt
+    repairs: list[str] = field(default_factory=list)  # damage found and repaired (say it once)
 
     @classmethod
-    def open(cls, lib: Library) -> IndexHandle:
+    def open(cls, db: Database, model_id: str, dim: int, settings: IndexConfig, path: Path) -> IndexHandle:
         """Load the index file, catching it up with SQLite, or rebuild it from the stored vectors."""
         from photoindex.vectors.index import VectorIndex
 
         try:
-            index: VectorIndex | None = VectorIndex.load(lib.index_path())
+            index: VectorIndex | None = VectorIndex.load(path)
             reason = "loaded"
         except VectorIndexError as exc:
             index, reason = None, f"rebuilt: {exc.message}"
         if index is None:
-            index = cls._empty(lib)
-        handle = cls(lib, index, dirty=False, reason=reason)
+            index = _empty_index(dim, settings)
+        handle = cls(db, model_id, dim, settings, path, index=index, reason=reason)
         if reason != "loaded":
             handle.index.meta.clear()
             handle.dirty = True
         handle.refresh()
         return handle
 
-    @staticmethod
-    def _empty(lib: Library) -> VectorIndex:
-        from photoindex.vectors.index import VectorIndex
-
-        cfg = lib.config.index
-        return VectorIndex.create(
-            lib.bundle.manifest.embedding_dim,
-            backend=cfg.backend,  # type: ignore[arg-type]
-            approximate_threshold=cfg.approximate_threshold,
-        )
+    def _empty(self) -> VectorIndex:
+        return _empty_index(self.dim, self.settings)
 
     def refresh(self) -> int:
         """Bring the index up to date with SQLite (another writer may have added vectors); returns how many were added.
@@ -69,34 +81,34 @@ class IndexHandle:
         Vectors committed since the index's highest id are added, read in one transaction; a new
         vectors epoch (vectors were deleted) or another model means a rebuild from SQLite.
         """
-        lib = self.lib
+        model_id = self.model_id
         added = 0
-        with lib.db.reads() as con:
-            state = reads.index_state(con, lib.model_id)
-            anchor = reads.vectors_anchor(con, lib.model_id)
+        with self.db.reads() as con:
+            state = reads.index_state(con, model_id)
+            anchor = reads.vectors_anchor(con, model_id)
             meta = self.index.meta
             if meta and (
-                meta.get("model_id") != lib.model_id
+                meta.get("model_id") != model_id
                 or meta.get("epoch") != state.vectors_epoch
-                or self.index.dim != lib.bundle.manifest.embedding_dim
-                or self.index.backend != lib.config.index.backend
+                or self.index.dim != self.dim
+                or self.index.backend != self.settings.backend
             ):
-                self.index = self._empty(lib)
+                self.index = self._empty()
                 self.reason = "rebuilt: the file belongs to another model or an older epoch"
                 meta = {}
             elif meta and (
                 meta.get("anchor") != anchor
                 or int(meta.get("generation", 0)) > state.generation
-                or int(meta.get("max_id", 0)) > reads.max_vector_id(con, lib.model_id)
+                or int(meta.get("max_id", 0)) > reads.max_vector_id(con, model_id)
             ):
                 # The catalog was replaced (a restored backup, a new file, lost last commits): the
                 # same ids may now name other content, so nothing in the file can be trusted.
-                self.index = self._empty(lib)
+                self.index = self._empty()
                 self.reason = "rebuilt: the index file was built from another state of the catalog"
                 meta = {}
             after = int(meta.get("max_id", 0)) if meta else 0
             max_id = after
-            for ids, vectors in reads.iter_vectors(con, lib.model_id, after_id=after, chunk=REBUILD_CHUNK):
+            for ids, vectors in reads.iter_vectors(con, model_id, after_id=after, chunk=REBUILD_CHUNK):
                 self.index.add(ids, vectors)
                 max_id = max(max_id, int(ids.max()))
                 added += len(ids)
@@ -105,7 +117,7 @@ class IndexHandle:
             if self.reason == "loaded":
                 self.reason = "caught up"
         self.index.meta.update(
-            model_id=lib.model_id, epoch=state.vectors_epoch, generation=state.generation, max_id=max_id, anchor=anchor
+            model_id=model_id, epoch=state.vectors_epoch, generation=state.generation, max_id=max_id, anchor=anchor
         )
         return added
 
@@ -135,7 +147,8 @@ class IndexHandle:
             return False
         from photoindex.vectors.index import read_meta
 
-        path = self.lib.index_path()
+        path = self.path
+        self._clear_folder_in_the_way()
         on_disk = read_meta(path)
         mine = self.index.meta
         rebuilt = self.reason.startswith("rebuilt")  # the file is damaged or foreign: always replace it
@@ -155,13 +168,29 @@ class IndexHandle:
             self.index.save(path)
         except OSError as exc:
             raise VectorIndexError(
-                f"{path}: cannot write the vector index: {exc.strerror or exc}",
-                "free space on that disk; the catalog is intact and the index is rebuilt from it",
+                f"{path}: cannot write the vector index: {exc.strerror or exc}", _write_hint(exc)
             ) from None
         self.dirty = False
         return True
 
-    def save_opportunistically(self) -> bool:
+    def _clear_folder_in_the_way(self) -> None:
+        """A folder where the index file belongs (made by hand or by a tool) is moved aside, never deleted:
+        the index is a cache photoindex owns, and the folder's contents are kept for the user to look at."""
+        path = self.path
+        if not path.is_dir() or path.is_symlink():
+            return
+        aside = path.with_name(f"{path.name}.folder-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            os.rename(path, aside)
+        except OSError as exc:
+            raise VectorIndexError(
+                f"{path} is a folder, not an index file, and cannot be moved aside: {exc.strerror or exc}",
+                f"move or delete that folder; the index is rebuilt from the catalog ({_write_hint(exc)})",
+            ) from None
+        self.reason = "rebuilt: the index path was a folder"
+        self.repairs.append(f"{path} was a folder, not an index file: moved it to {aside.name} and wrote the index")
+
+    def save_opportunistically(self, lock_path: Path) -> bool:
         """From a reader: save an index it had to rebuild, only if no writer is busy (never wait).
 
         A file that is merely behind is left alone: catching up from SQLite is cheap, and
@@ -171,7 +200,7 @@ class IndexHandle:
             return False
         from photoindex.catalog.writerlock import WriterLock
 
-        lock = WriterLock(self.lib.config.lock_path, "search: saving the rebuilt index")
+        lock = WriterLock(lock_path, "search: saving the rebuilt index")
         try:
             lock.acquire(wait=0)
         except LockedError:
@@ -183,3 +212,25 @@ class IndexHandle:
             return False  # a read-only or full disk: the search still works from memory
         finally:
             lock.release()
+
+
+def _empty_index(dim: int, settings: IndexConfig) -> VectorIndex:
+    from photoindex.vectors.index import VectorIndex
+
+    return VectorIndex.create(
+        dim,
+        backend=settings.backend,  # type: ignore[arg-type]
+        approximate_threshold=settings.approximate_threshold,
+    )
+
+
+def _write_hint(exc: OSError) -> str:
+    """What to do about a failed write of the index file, by its cause."""
+    rebuilt = "the catalog is intact and the index is rebuilt from it"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"free space on that disk; {rebuilt}"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"make the index folder writable by you; {rebuilt}"
+    if exc.errno in (errno.EISDIR, errno.ENOTDIR):
+        return f"a folder or file is in the way of the index file: move it; {rebuilt}"
+    return f"check that disk; {rebuilt}"

@@ -125,11 +125,11 @@ def test_forgetting_takes_vectors_out_of_the_index_without_a_rebuild(
     rebuilds: list[int] = []
     real = IndexHandle._empty
     with monkeypatch.context() as patch:
-        patch.setattr(IndexHandle, "_empty", staticmethod(lambda lib: rebuilds.append(1) or real(lib)))
+        patch.setattr(IndexHandle, "_empty", lambda self: rebuilds.append(1) or real(self))
         assert cli("reindex")["forgotten"] == 1
     assert rebuilds == []
     with open_library(config) as lib:
-        handle = IndexHandle.open(lib)
+        handle = lib.open_index()
         assert handle.reason == "loaded" and not handle.dirty
         assert sorted(handle.index.ids().tolist()) == [i for (i,) in sql(config, "SELECT id FROM vectors ORDER BY id")]
     hits = cli("search", "blue", "--limit", "5")

@@ -287,11 +287,9 @@ def test_the_server_declines_another_model_and_answers_ping_and_garbage(config: 
 
 def test_the_text_model_is_released_after_idle_minutes_and_reloaded_on_demand(config: Config) -> None:
     from photoindex.library import open_library
-    from photoindex.vectors.cache import IndexHandle
-
     with open_library(config) as lib:
         lock = threading.Lock()
-        handle = IndexHandle.open(lib)
+        handle = lib.open_index()
         server = QueryServer(lib, work_lock=lock, current_index=lambda: handle, open_index=lambda: handle)
         request = json.dumps({**REQUEST, "model": lib.model_id}).encode()
         assert "hits" in server.answer(request)
