@@ -356,29 +356,30 @@ def _place_id(session: Session, lat: float, lon: float) -> int | None:
     place = nearest_place(lat, lon)
     if place is None:
         return None
-    known = session.execute(select(_PLACES.c.id).where(_PLACES.c.id == place.id)).scalar_one_or_none()
-    if known is None:
-        session.execute(
-            insert(_PLACES).values(
-                id=place.id, city=place.city, region=place.region, country_code=place.country_code,
-                country=place.country, lat=place.lat, lon=place.lon,
-            )
+    con = connection(session)
+    if con.execute("SELECT 1 FROM places WHERE id = ?", (place.id,)).fetchone() is None:
+        con.execute(
+            "INSERT INTO places (id, city, region, country_code, country, lat, lon) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (place.id, place.city, place.region, place.country_code, place.country, place.lat, place.lon),
         )
-        names = sorted({reads.place_key(n) for n in place.names if n.strip()})
-        session.execute(
-            sqlite_insert(_PLACE_NAMES).on_conflict_do_nothing(),
-            [{"name": n, "place_id": place.id} for n in names],
-        )
+        keys = sorted({reads.place_key(n) for n in place.names if n.strip()})
+        con.executemany("INSERT OR IGNORE INTO place_names (name, place_id) VALUES (?, ?)",
+                        [(k, place.id) for k in keys])
     return place.id
 
 
 def store_metadata(session: Session, rows: Sequence[tuple[int, ImageFacts, int]]) -> int:
     """Fill the metadata columns of photos (id, what the header says, mtime_ns): the backfill of rows
     written before the metadata they now carry; their content and vectors are untouched."""
+    names = [n for n in (*_INFO_FIELDS, *_DERIVED_FIELDS, "meta_version") if n not in ("width", "height")]
+    statement = f"UPDATE photos SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?"
+    params = []
     for photo_id, info, mtime_ns in rows:
         values = _info_values(session, info, mtime_ns)
-        values.pop("width"), values.pop("height")  # as stored at decoding (both display the same)
-        session.execute(update(_PHOTOS).where(_PHOTOS.c.id == photo_id).values(**values))
+        params.append([values[n] for n in names] + [photo_id])
+    # Plain sqlite3 inside the session's transaction: ~20x less overhead per row than the ORM's
+    # statement building, which a backfill of 100,000s of rows would feel.
+    connection(session).executemany(statement, params)
     return len(rows)
 
 

@@ -426,26 +426,30 @@ class Indexer:
 
     def _backfill_metadata(self) -> None:
         """Read the headers (never the pixels) of unchanged photos indexed before the metadata the
-        catalog now keeps, and store it; nothing is decoded or encoded again."""
-        from photoindex.photos.imaging import probe
-
+        catalog now keeps, in the decode workers, and store it; nothing is decoded or encoded again."""
         stale, self._stale_meta = self._stale_meta, []
-        max_pixels = self.config.scan.max_image_pixels
-        for start in range(0, len(stale), 1000):
-            rows: list[tuple[int, Any, int]] = []
-            for photo_id, path in stale[start : start + 1000]:
-                try:
-                    info = probe(Path(path), max_pixels=max_pixels)
-                    mtime_ns = os.stat(path).st_mtime_ns
-                except (PhotoindexError, OSError):
-                    continue  # changed or gone since the diff: the next scan sees it as such
-                rows.append((photo_id, info, mtime_ns))
-            if rows:
-                with self.lib.db.write() as s:
-                    self.report.metadata_backfilled += catalog.store_metadata(s, rows)
+        if not stale:
+            return
+        rows: list[tuple[int, Any, int]] = []
+        jobs = (DecodeJob(i, path, "probe") for i, (_, path) in enumerate(stale))
+        pool = self._pool()
+        for r in pool.run(jobs):
+            if r.ok and r.info is not None and r.mtime_ns is not None:
+                rows.append((stale[r.key][0], r.info, r.mtime_ns))
+            # else: changed, gone or unreadable since the diff: the next scan sees it as such
+            if len(rows) >= 2000:
+                self._store_metadata(rows)
+                rows = []
             if self.stop.is_set():
+                pool.stop()
                 self.report.interrupted = True
-                return
+                break
+        if rows and not self.report.interrupted:
+            self._store_metadata(rows)
+
+    def _store_metadata(self, rows: list[tuple[int, Any, int]]) -> None:
+        with self.lib.db.write() as s:
+            self.report.metadata_backfilled += catalog.store_metadata(s, rows)
 
     def _fold_late_moves(self, started_at: datetime) -> None:
         """After several rounds: copies added before their original was found gone are moves after all."""

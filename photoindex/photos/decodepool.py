@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from photoindex.photos.imaging import PhotoInfo
 
-JobKind = Literal["hash", "decode"]
+JobKind = Literal["hash", "decode", "probe"]  # probe: the header's metadata only (no hash, no pixels)
 
 # Virtual memory a worker may map: generous for big photos, but a decompression bomb that slips
 # past the header check dies alone instead of taking the machine down.
@@ -73,9 +73,18 @@ class DecodeResult:
 def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int) -> DecodeResult:
     """Run one job in the current process (workers call this; so does the in-process mode)."""
     from photoindex.errors import ImageError
-    from photoindex.photos.imaging import decode_photo
+    from photoindex.photos.imaging import decode_photo, probe
     from photoindex.photos.scanner import hash_bytes
 
+    if job.kind == "probe":
+        try:
+            st = os.stat(job.path)
+            info = probe(Path(job.path), max_pixels=max_pixels)
+        except OSError as exc:
+            return DecodeResult(job.key, job.path, job.kind, reason="unreadable", message=str(exc.strerror or exc))
+        except ImageError as exc:
+            return DecodeResult(job.key, job.path, job.kind, reason=exc.reason, message=exc.message)
+        return DecodeResult(job.key, job.path, job.kind, size=st.st_size, mtime_ns=st.st_mtime_ns, info=info)
     try:
         with open(job.path, "rb") as fh:
             st = os.fstat(fh.fileno())

@@ -81,15 +81,21 @@ class Gazetteer:
         km = _EARTH_KM * math.acos(max(-1.0, min(1.0, float(dots[best]))))
         if km > MAX_KM:
             return None
-        c = self._cities[best]
-        country = self._countries.get(c["countrycode"], {})
-        names = [c["name"], *c.get("alternatenames", ())]
-        city = c["name"]
         # GeoNames lists a big city's districts as cities ("Paris 16 Passy"): a photo taken there is
         # also in the big city, so it answers to the big city's names too.
         around = np.flatnonzero(dots >= math.cos((km + METRO_KM) / _EARTH_KM))
         metro = int(around[np.argmax(self._population[around])]) if len(around) else best
-        if metro != best and self._population[metro] >= 2 * max(1, int(self._population[best])):
+        if metro == best or self._population[metro] < 2 * max(1, int(self._population[best])):
+            metro = best
+        return self._place(best, metro)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 (one Gazetteer per process)
+    def _place(self, best: int, metro: int) -> PlaceInfo:
+        c = self._cities[best]
+        country = self._countries.get(c["countrycode"], {})
+        names = [c["name"], *c.get("alternatenames", ())]
+        city = c["name"]
+        if metro != best:
             m = self._cities[metro]
             names += [m["name"], *m.get("alternatenames", ())]
             if city.startswith(m["name"]):
