@@ -91,11 +91,10 @@ def filtered_search(config: Any, rounds: int, limit: int = 20) -> dict[str, Any]
     from benchmarks.searching import QUERIES, percentiles
     from photoindex.library import open_library
     from photoindex.search import Filters, SearchRequest, search
-    from photoindex.vectors.cache import IndexHandle
 
     rows: dict[str, Any] = {}
     with open_library(config) as lib:
-        handle = IndexHandle.open(lib)
+        handle = lib.open_index()
         lib.text_encoder()
         with lib.db.reads() as con:
             first = con.execute("SELECT path FROM photos ORDER BY id LIMIT 1").fetchone()[0]
