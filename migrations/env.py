@@ -14,8 +14,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
+from photoindex.catalog.schema import Base, is_text_index_table
 from photoindex.errors import CatalogError
-from photoindex.catalog.schema import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -28,9 +28,15 @@ def _run(connection: Connection) -> None:
         render_as_batch=True,  # SQLite's ALTER TABLE is limited: recreate tables when needed
         transactional_ddl=True,  # true once BEGIN is ours (photoindex.catalog.db takes it over from pysqlite)
         compare_type=True,
+        include_name=_declared,
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def _declared(name: str | None, type_: str, parent: object) -> bool:
+    """Autogenerate leaves the FTS5 tables (and their shadow tables) of revision 0005 alone."""
+    return not (type_ == "table" and is_text_index_table(name))
 
 
 def run_migrations_offline() -> None:

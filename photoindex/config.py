@@ -263,6 +263,46 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class OcrConfig:
+    """`[ocr]`: reading the text in photos after their CLIP vectors are stored (docs/ocr.md)."""
+
+    enabled: bool = setting(
+        True,
+        "Read the text in photos (signs, receipts, screenshots, slides) after their CLIP vectors are "
+        "stored, so `photoindex search` also finds photos by the words in them. Needs the `ocr` extra "
+        "(`pip install 'photoindex[ocr]'`: PP-OCRv4 models, ~16 MB); without it nothing is read.",
+    )
+    gate: str = setting(
+        "clip",
+        'Which photos to read: "clip" (those whose CLIP vector looks like a document, screenshot, sign, '
+        'receipt, slide...: most photos are skipped, see `photoindex status`) or "all" (every photo, about '
+        "a second each on a 2-core CPU).",
+        choices=("clip", "all"),
+    )
+    gate_threshold: float = setting(
+        0.25,
+        "How sure the CLIP gate must be to read a photo (the share of its text prompts among all its prompts).",
+        at_least=0,
+        at_most=1,
+    )
+    max_side: int = setting(
+        1600,
+        "The longer side, in pixels, the text detector sees; small text on large photos needs more (slower).",
+        at_least=160,
+        at_most=8192,
+    )
+    min_confidence: float = setting(
+        0.5, "Lines read with a lower confidence (0 to 1) are dropped.", at_least=0, at_most=1
+    )
+    runtime: str = setting(
+        "auto",
+        "Where the OCR models run: \"auto\" (Axera's NPU builds when they are in "
+        "$PHOTOINDEX_HOME/models/ppocr-v4/ and axengine imports, else ONNX Runtime on the CPU), \"npu\" or \"cpu\".",
+        choices=_WHERE,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """All configuration, a value passed to the core (never a global)."""
 
@@ -274,6 +314,7 @@ class Config:
     scan: ScanConfig = section(ScanConfig)
     daemon: DaemonConfig = section(DaemonConfig)
     search: SearchConfig = section(SearchConfig)
+    ocr: OcrConfig = section(OcrConfig)
 
     @property
     def db_path(self) -> Path:

@@ -51,6 +51,8 @@ class LibraryStatus:
     # configured (docs/models.md); and the indexed photos the configured model has not encoded yet.
     models: list[dict[str, Any]] = field(default_factory=list)
     not_encoded: int = 0
+    # The words read in photos (ocr/): counts of catalog/text.py's TextCounts, and whether reading is on.
+    text: dict[str, Any] | None = None
 
     def lines(self) -> list[str]:
         """Human-readable lines."""
@@ -99,6 +101,15 @@ class LibraryStatus:
         if self.writer and not d.running:
             w = self.writer
             out.append(f"writer:    pid {w.get('pid')} ({w.get('purpose')}) since {w.get('since')}")
+        if self.text is not None:
+            t = self.text
+            if t["enabled"]:
+                out.append(
+                    f"text:      {t['read']} photos read ({t['with_text']} with text), {t['skipped']} skipped "
+                    f"by the gate, {t['failed']} failed, {t['waiting']} waiting"
+                )
+            else:
+                out.append(f"text:      not read ({t['why']})")
         if self.last_failures:
             out.append("last failures:")
             for f in self.last_failures:
@@ -183,6 +194,7 @@ def library_status(config: Config) -> LibraryStatus:
                 for m in models
             ]
             not_encoded = reads.photos_without_vector(con, lib.model_id)
+            text = _text_status(config, catalog.connection(s), lib.model_id)
         index_path = lib.index_path()
         return LibraryStatus(
             home=str(config.home),
@@ -202,4 +214,18 @@ def library_status(config: Config) -> LibraryStatus:
             writer=lock_holder(config.lock_path),
             models=[m for m in model_rows if m["vectors"] or m["configured"]],
             not_encoded=not_encoded,
+            text=text,
         )
+
+
+def _text_status(config: Config, con: Any, model_id: str) -> dict[str, Any]:
+    """The text pass's counts, and whether it is on (and if not, why)."""
+    from photoindex.catalog import text as catalog_text
+    from photoindex.ocr.engine import INSTALL_HINT, available
+
+    counts = catalog_text.counts(con, model_id, include_skipped=config.ocr.gate == "all").to_json()
+    if not config.ocr.enabled:
+        return {"enabled": False, "why": "`[ocr] enabled = false`", **counts}
+    if not available():
+        return {"enabled": False, "why": INSTALL_HINT.split(" (")[0], **counts}
+    return {"enabled": True, "gate": config.ocr.gate, **counts}

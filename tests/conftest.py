@@ -13,6 +13,10 @@ import pytest
 from photoindex.catalog.db import Database, open_database
 from photoindex.config import Config, load_config
 
+# The toy CLIP cannot judge which photos hold text, and reading one costs ~1 s: every test process,
+# CLI run and subprocess starts with the text pass off; tests/ocr/ turn it on where they test it.
+os.environ["PHOTOINDEX_OCR_ENABLED"] = "0"
+
 # The real-daemon fixtures (`env`, `start`, `empty_root`) for tests/daemon and tests/search.
 pytest_plugins = ["daemonproc"]
 
@@ -44,6 +48,7 @@ def home_env(tmp_path: Path, toy_bundle: Path, monkeypatch: pytest.MonkeyPatch) 
         "PHOTOINDEX_HOME": str(tmp_path / "home"),
         "PHOTOINDEX_MODEL_BUNDLE": str(toy_bundle),
         "PHOTOINDEX_INDEX_WORKERS": "1",
+        "PHOTOINDEX_OCR_ENABLED": "0",  # see above
     }
     for key in [k for k in list(os.environ) if k.startswith("PHOTOINDEX_")]:
         monkeypatch.delenv(key, raising=False)

@@ -35,6 +35,7 @@ def env(tmp_path: Path, toy_bundle: Path) -> dict[str, str]:
         PHOTOINDEX_DAEMON_MAX_BATCH_WAIT="0.5",
         PHOTOINDEX_DAEMON_LOG_LEVEL="DEBUG",
         PHOTOINDEX_INDEX_WORKERS="1",
+        PHOTOINDEX_OCR_ENABLED="0",  # tests/ocr/ turn the text pass on where they test it
     )
     return e
 

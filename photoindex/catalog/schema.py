@@ -223,3 +223,40 @@ class IndexStateRow(Base):
     generation: Mapped[int] = mapped_column(Integer, server_default="0")
     vectors_epoch: Mapped[int] = mapped_column(Integer, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+TEXT_STATUSES: tuple[str, ...] = ("text", "none", "skipped", "failed")
+
+# The full-text index of the words read in photos: two FTS5 tables (created by revision 0005, not
+# by this metadata; see docs/ocr.md). Their rowid is `photo_text.id`; SQLite keeps each one's data
+# in shadow tables named after it (`_data`, `_idx`, `_content`, `_docsize`, `_config`).
+TEXT_INDEX_TABLES: tuple[str, ...] = ("photo_text_words", "photo_text_trigrams")
+
+
+def is_text_index_table(name: str | None) -> bool:
+    """Whether a table is one of the FTS5 tables or their shadow tables (outside the declarative metadata)."""
+    return name is not None and any(name == t or name.startswith(f"{t}_") for t in TEXT_INDEX_TABLES)
+
+
+class PhotoTextRow(Base):
+    """The text read in one content (OCR), once per content hash: a changed photo has a new hash and is read again.
+
+    `status`: 'text' (lines found), 'none' (read, no text), 'skipped' (the CLIP gate judged it not
+    worth reading; `[ocr] gate = "all"` reads it), 'failed' (`error` says why; retried when the file changes).
+    `lines` is JSON: [{"text", "confidence", "box": [[x, y] x 4]}] in the photo's displayed pixels.
+    """
+
+    __tablename__ = "photo_text"
+    __table_args__ = (
+        CheckConstraint("status IN ('text', 'none', 'skipped', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    engine: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lines: Mapped[str | None] = mapped_column(Text, nullable=True)
+    gate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime)

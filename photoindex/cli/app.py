@@ -336,19 +336,23 @@ def search(
         [], "--type", help="Only these file types: jpeg, heic, png, webp, ... (repeatable)."
     ),
     sort: str = typer.Option("score", "--sort", help="score (best first) or date (newest first)."),
+    words: str | None = typer.Option(
+        None, "--words", "-w", help='Words written in the photos (OCR), e.g. "tracking number"; alone, or with a text.'
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
-    """Find photos by a text description, example photos, or filters alone (then newest first)."""
+    """Find photos by a text description, example photos, the words in them, or filters alone (newest first)."""
     from photoindex.search.filters import Filters
     from photoindex.search.protocol import SearchRequest
 
     filters = Filters.from_options(
         folder=folder, after=after, before=before, camera=camera, place=place, near=near, types=types
     )
-    if not text and not image and filters.empty:
+    if not text and not image and not words and filters.empty:
         raise PhotoindexError(
             "nothing to search for",
-            'give a text, e.g. `photoindex search "a red car"`, --image PATH, or a filter such as --after 2024',
+            'give a text, e.g. `photoindex search "a red car"`, --image PATH, --words "...", '
+            "or a filter such as --after 2024",
         )
     cfg = _config(ctx)
     request = SearchRequest.build(
@@ -360,8 +364,10 @@ def search(
         min_score=min_score if min_score is not None else cfg.search.min_score,
         sort=sort,
         filters=filters,
+        words=words,
     )
-    hits = _ask_daemon(cfg, request) if cfg.search.use_daemon else None
+    # `--words` alone loads no model: it is as quick here as through the daemon.
+    hits = _ask_daemon(cfg, request) if cfg.search.use_daemon and request.has_query else None
     if hits is None:
         from photoindex.search.query import run_search
 

@@ -32,6 +32,8 @@ def hits_table(hits: Sequence[Hit]) -> None:
         shown = display(h.path)
         link = Path(h.path).as_uri() if shown == h.path else None
         cell = f"[link={link}]{escape(shown)}[/link]" if link else escape(shown)
+        if h.words:  # the words read in the photo that matched (docs/ocr.md)
+            cell += "  [bold]" + escape(" ".join(h.words)) + "[/bold]"
         cells = [cell, h.taken_at or ""]
         if scored:
             cells.insert(0, f"{h.score:.3f}" if h.score is not None else "")

@@ -96,6 +96,7 @@ class IndexReport:
     failures: list[Failure] = field(default_factory=list)
     planned: list[PlannedChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    text: dict[str, Any] | None = None  # the text pass after encoding (ocr/reader.py TextReport), when it ran
 
     @property
     def failed_new(self) -> int:
@@ -122,7 +123,14 @@ class IndexReport:
         ]
         always = () if changes_only else ("added", "updated", "moved", "missing", "failed", "unchanged", "encoded")
         parts = [f"{n} {what}" for n, what in counts if n or what in always]
-        return (", ".join(parts) or "no changes") + f" in {self.seconds:.1f} s"
+        line = (", ".join(parts) or "no changes") + f" in {self.seconds:.1f} s"
+        t = self.text
+        if t and (not changes_only or t["read"] or t["skipped"] or t["failed"]):
+            line += (
+                f"; text: {t['read']} photos read ({t['with_text']} with text), {t['skipped']} skipped by the "
+                f"gate, {t['failed']} failed, {t['waiting']} waiting, in {t['seconds']:.1f} s"
+            )
+        return line
 
     def to_json(self) -> dict[str, Any]:
         """The summary printed by `--json`."""
@@ -886,10 +894,33 @@ def run_index(
         try:
             roots = _resolve_roots(lib, paths)
             report = Indexer(lib, progress, stop).run(roots)
+            if not report.interrupted and text_pass_enabled(config):
+                report.text = _read_text(lib, progress, stop).to_json()
+                report.interrupted = report.interrupted or bool(report.text["interrupted"])
             report.warnings.extend(lib.warnings)
             return report
         finally:
             lock.release()
+
+
+def text_pass_enabled(config: Config) -> bool:
+    """Whether photos are read for text after encoding: `[ocr] enabled` and the `ocr` extra installed."""
+    from photoindex.ocr.engine import available
+
+    return config.ocr.enabled and available()
+
+
+def _read_text(lib: Library, progress: ProgressFn | None, stop: threading.Event) -> Any:
+    """The text pass over every photo that waits for it (ocr/reader.py), reporting progress as "reading text"."""
+    from photoindex.ocr.reader import TextPass
+
+    started = time.monotonic()
+
+    def step(done: int, total: int | None) -> None:
+        if progress is not None:
+            progress(Progress("reading text", done, total, _rate(done, started)))
+
+    return TextPass(lib).run(stop=stop, progress=step)
 
 
 def _resolve_roots_readonly(lib: Library, paths: Iterable[Path] | None) -> list[catalog.RootRecord]:

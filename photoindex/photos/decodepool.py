@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
     from photoindex.photos.imaging import PhotoInfo
 
-JobKind = Literal["hash", "decode", "probe"]  # probe: the header's metadata only (no hash, no pixels)
+# probe: the header's metadata only (no hash, no pixels); text: pixels for the text detector (ocr/reader.py)
+JobKind = Literal["hash", "decode", "probe", "text"]
 
 # Virtual memory a worker may map: generous for big photos, but a decompression bomb that slips
 # past the header check dies alone instead of taking the machine down.
@@ -46,6 +47,7 @@ class DecodeJob:
     key: int
     path: str
     kind: JobKind = "decode"
+    long_side: int = 0  # "text" jobs: the text detector's input size (`[ocr] max_side`)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class DecodeResult:
     mtime_ns: int | None = None
     pixels: np.ndarray | None = None
     info: PhotoInfo | None = None
+    scale: float | None = None  # "text" jobs: the factor from `pixels` to the photo's displayed pixels
     reason: str | None = None
     message: str | None = None
     hint: str | None = None
@@ -73,7 +76,7 @@ class DecodeResult:
 def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int) -> DecodeResult:
     """Run one job in the current process (workers call this; so does the in-process mode)."""
     from photoindex.errors import ImageError
-    from photoindex.photos.imaging import decode_photo, probe
+    from photoindex.photos.imaging import decode_for_text, decode_photo, probe
     from photoindex.photos.scanner import hash_bytes
 
     if job.kind == "probe":
@@ -108,6 +111,9 @@ def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int) -> DecodeResul
     try:
         # The second read comes from the page cache; hashing first keeps the worker's memory to one file.
         del data
+        if job.kind == "text":
+            pixels, scale = decode_for_text(Path(job.path), job.long_side, max_pixels=max_pixels)
+            return result(pixels=pixels, scale=scale)
         pixels, info = decode_photo(Path(job.path), spec, "nhwc-uint8", max_pixels=max_pixels)
     except ImageError as exc:
         return result(reason=exc.reason, message=exc.message.removeprefix(f"{job.path}: "), hint=exc.hint)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from photoindex.errors import PhotoindexError
 from photoindex.search.filters import Filters
@@ -46,6 +46,9 @@ class SearchRequest:
     min_score: float = -1.0
     sort: str = "score"
     filters: Filters = field(default_factory=Filters)
+    # `--words`: search the text read in photos (docs/ocr.md); with terms, fused with CLIP's ranking in
+    # their place (by default the words part of a query is its own text).
+    words: str | None = None
 
     @classmethod
     def build(
@@ -59,6 +62,7 @@ class SearchRequest:
         min_score: float = -1.0,
         sort: str = "score",
         filters: Filters | None = None,
+        words: str | None = None,
         cwd: str | os.PathLike[str] | None = None,
     ) -> SearchRequest:
         """A request from what the user gave; relative paths are taken from `cwd` (default: here).
@@ -66,6 +70,9 @@ class SearchRequest:
         Raises `PhotoindexError` for a bad query, page or order (filters are checked by `Filters`).
         """
         terms = list(parse_query(text, cwd=cwd)) if text is not None and text.strip() else []
+        if words is not None and (not words.strip() or len(words) > MAX_TEXT):
+            raise PhotoindexError("--words is empty" if not words.strip() else "--words is too long",
+                                  'give the words to look for, e.g. --words "tracking number"')
         if text is not None and not text.strip() and not images:
             parse_query(text)  # raises "the query is empty"
         terms += [image_term(p, 1.0, cwd=cwd) for p in images]
@@ -80,7 +87,7 @@ class SearchRequest:
             raise PhotoindexError(f"--sort {sort!r}: not an order", "give --sort score or --sort date")
         if not math.isfinite(min_score):
             raise PhotoindexError(f"--min-score {min_score}: not a number", "give a cosine score, e.g. 0.2")
-        return cls(tuple(terms), limit, offset, float(min_score), sort, filters or Filters())
+        return cls(tuple(terms), limit, offset, float(min_score), sort, filters or Filters(), words)
 
     @property
     def has_query(self) -> bool:
@@ -97,6 +104,7 @@ class SearchRequest:
             "min_score": self.min_score,
             "sort": self.sort,
             "filters": self.filters.to_wire(),
+            **({"words": self.words} if self.words is not None else {}),
         }
 
 
@@ -136,7 +144,10 @@ def parse_request(data: Any) -> tuple[SearchRequest, str]:
         filters = Filters.from_wire(data.get("filters", {}))
     except (ValueError, PhotoindexError) as exc:
         raise Declined(f"filters: {exc}") from None
-    return SearchRequest(tuple(terms), limit, offset, float(min_score), sort, filters), model
+    words: Any = data.get("words")
+    if words is not None and (not isinstance(words, str) or not words.strip() or len(words) > MAX_TEXT):
+        raise Declined(f"words must be a string of 1 to {MAX_TEXT} characters")
+    return SearchRequest(tuple(terms), limit, offset, float(cast(float, min_score)), sort, filters, words), model
 
 
 @dataclass(frozen=True)
@@ -157,10 +168,16 @@ class Hit:
     longitude: float | None = None
     altitude: float | None = None
     place: str | None = None  # "City, Country": the nearest GeoNames city
+    # Which part found it, when the words read in photos took part: "clip", "words" or "clip+words"
+    # (None: CLIP alone, or a listing); the words as read that matched (docs/ocr.md).
+    matched: str | None = None
+    words: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The object printed by `--json` and sent by the daemon."""
-        return asdict(self)
+        data = asdict(self)
+        data["words"] = list(self.words)
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> Hit:
@@ -171,8 +188,11 @@ class Hit:
         if score is not None and not _finite(score):
             raise ValueError("a hit's score is a number")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known and k not in ("path", "score")},
-                   path=data["path"], score=None if score is None else float(score))
+        words = data.get("words") or ()
+        if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
+            raise ValueError("a hit's words are strings")
+        return cls(**{k: v for k, v in data.items() if k in known and k not in ("path", "score", "words")},
+                   path=data["path"], score=None if score is None else float(score), words=tuple(words))
 
 
 def reply_hits(hits: list[Hit]) -> dict[str, Any]:

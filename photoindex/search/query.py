@@ -27,6 +27,7 @@ from photoindex.vectors.scoring import l2_normalize
 
 if TYPE_CHECKING:
     from photoindex.config import Config
+    from photoindex.search.words import WordsHit
     from photoindex.vectors.cache import IndexHandle
 
 __all__ = ["Hit", "SearchRequest", "query_vector", "run_search", "search"]
@@ -58,10 +59,12 @@ def search(
     no vector for, rather than decoding an arbitrary file in a long-lived process.
     """
     if not request.has_query:
+        if request.words is not None:
+            return search_words(lib, request)
         with lib.db.reads() as con:
             photos = reads.list_photos(con, request.filters, limit=request.limit, offset=request.offset)
             labels = _place_labels(con, photos)
-        return [_hit(p, None, labels) for p in photos]
+        return [_hit(p, None, labels, matched=None) for p in photos]
     query = query_vector(lib, request.terms, encode_images=encode_images)
     if release_encoders:
         lib.release_encoders()
@@ -126,10 +129,43 @@ def image_vector(lib: Library, path: Path, *, encode: bool = True) -> np.ndarray
 def search_vector(
     lib: Library, query: np.ndarray, request: SearchRequest, *, index: IndexHandle | None = None
 ) -> list[Hit]:
-    """The page of live photos for a unit query vector under the request's filters, order and page."""
+    """The page of live photos for a unit query vector under the request's filters, order and page.
+
+    Ordered by score, the photos whose text read matches the request's words (`--words`, else the
+    query's own text) are fused into CLIP's ranking by reciprocal rank fusion (search/words.py,
+    docs/ocr.md); `min_score` applies to CLIP's matches only.
+    """
     handle = index or lib.open_index()
     if index is None:
         handle.save_opportunistically(lib.config.lock_path)
+    wanted = request.offset + request.limit
+    by_words = _words_part(lib, request) if request.sort == "score" else []
+    found = _clip_found(lib, handle, query, request, want=max(wanted, FUSION_DEPTH) if by_words else wanted)
+    if request.sort == "date":
+        # As a listing orders them: newest first by the wall clock they were taken at, undated last.
+        found.sort(key=lambda f: f[0].path)
+        found.sort(key=lambda f: f[0].taken_local or "", reverse=True)
+        found.sort(key=lambda f: f[0].taken_local is None)
+    ranked: list[tuple[reads.Photo, float | None, str, tuple[str, ...]]]
+    if by_words:
+        ranked = _fused(lib, query, found, by_words, request, want=wanted)
+    else:
+        ranked = [(ph, score, "clip", ()) for ph, score in found]
+    page = ranked[request.offset : wanted]
+    with lib.db.reads() as con:
+        labels = _place_labels(con, [ph for ph, *_ in page])
+    return [_hit(ph, score, labels, matched=matched, words=words) for ph, score, matched, words in page]
+
+
+# How deep each ranking goes before fusion: a photo ranked below this by both is not a result.
+FUSION_DEPTH = 100
+
+
+def _clip_found(
+    lib: Library, handle: IndexHandle, query: np.ndarray, request: SearchRequest, *, want: int
+) -> list[tuple[reads.Photo, float]]:
+    """CLIP's best live photos under the request's filters, best first, until `want` (every one above
+    `min_score` when sorting by date)."""
     filters = request.filters
     allowed = None
     if not filters.empty:
@@ -140,11 +176,10 @@ def search_vector(
     total = len(handle.index) if allowed is None else min(len(handle.index), int(allowed.size))
     if total == 0:
         return []
-    wanted = request.offset + request.limit
     if request.sort == "date":
         k = total  # every eligible photo above --min-score, newest first
     else:
-        k = min(total, max(wanted * 2, wanted + 16))
+        k = min(total, max(want * 2, want + 16))
     while True:
         scores, ids = handle.index.search(query[None].astype(np.float32), k, allowed=allowed)
         scores, ids = scores[0], ids[0]
@@ -152,21 +187,85 @@ def search_vector(
         scores, ids = scores[keep], ids[keep]
         with lib.db.reads() as con:
             photos = reads.live_photos_for_vectors(con, lib.model_id, ids.tolist(), filters=filters)
-            labels = _place_labels(con, [ph for group in photos.values() for ph in group])
         found = [
             (ph, float(score))
             for vid, score in zip(ids.tolist(), scores.tolist(), strict=True)
             for ph in photos.get(int(vid), [])
         ]
-        if request.sort == "date" or len(found) >= wanted or k >= total or len(scores) < k:
-            break
+        if request.sort == "date" or len(found) >= want or k >= total or len(scores) < k:
+            return found
         k = min(total, k * 4)
-    if request.sort == "date":
-        # As a listing orders them: newest first by the wall clock they were taken at, undated last.
-        found.sort(key=lambda f: f[0].path)
-        found.sort(key=lambda f: f[0].taken_local or "", reverse=True)
-        found.sort(key=lambda f: f[0].taken_local is None)
-    return [_hit(ph, score, labels) for ph, score in found[request.offset : wanted]]
+
+
+def _words_part(lib: Library, request: SearchRequest) -> list[WordsHit]:
+    """The contents whose text matches the request's words (`--words`, else the query's texts), best first."""
+    from photoindex.search.words import find_words
+
+    described = " ".join(t.text for t in request.terms if t.text is not None and t.weight > 0)
+    words = request.words if request.words is not None else described
+    if not words.strip():
+        return []
+    with lib.db.reads() as con:
+        return find_words(con, words, limit=FUSION_DEPTH, description=request.words is None)
+
+
+def _fused(
+    lib: Library,
+    query: np.ndarray,
+    found: list[tuple[reads.Photo, float]],
+    by_words: list[WordsHit],
+    request: SearchRequest,
+    *,
+    want: int,
+) -> list[tuple[reads.Photo, float | None, str, tuple[str, ...]]]:
+    """CLIP's ranking and the words' ranking of contents fused (search/words.py), as photos, best first."""
+    from photoindex.catalog import text as catalog_text
+    from photoindex.search.words import fuse
+
+    held: dict[str, list[reads.Photo]] = {}
+    cosine: dict[str, float] = {}
+    for ph, score in found:  # copies share a content, hence a vector and a rank
+        key = str(ph.content_hash)
+        held.setdefault(key, []).append(ph)
+        cosine.setdefault(key, score)
+    clip_order = list(held)
+    words = {w.content_hash: w for w in by_words}
+    with lib.db.reads() as con:
+        held.update(catalog_text.live_photos_for_hashes(con, [h for h in words if h not in held], request.filters))
+        for h in words:
+            if h not in cosine and h in held:
+                stored = reads.vector_for_hash(con, lib.model_id, h)
+                if stored is not None:
+                    cosine[h] = float(np.dot(l2_normalize(stored), query))
+    in_clip = set(clip_order)
+    out: list[tuple[reads.Photo, float | None, str, tuple[str, ...]]] = []
+    for h, _ in fuse([clip_order, [w.content_hash for w in by_words]]):
+        matched = "+".join(part for part, there in (("clip", h in in_clip), ("words", h in words)) if there)
+        out.extend((ph, cosine.get(h), matched, words[h].words if h in words else ()) for ph in held.get(h, []))
+        if len(out) >= want:
+            break
+    return out
+
+
+def search_words(lib: Library, request: SearchRequest) -> list[Hit]:
+    """`photoindex search --words` alone: photos by the text read in them, best first (or newest first with
+    `--sort date`), under the request's filters; no model is loaded."""
+    from photoindex.catalog import text as catalog_text
+    from photoindex.search.words import find_words
+
+    assert request.words is not None
+    wanted = request.offset + request.limit
+    with lib.db.reads() as con:
+        found = find_words(con, request.words, limit=max(wanted * 2, wanted + 16))
+        photos = catalog_text.live_photos_for_hashes(con, [w.content_hash for w in found], request.filters)
+        ranked = [(ph, w.words) for w in found for ph in photos.get(w.content_hash, [])]
+        if request.sort == "date":
+            ranked.sort(key=lambda f: f[0].path)
+            ranked.sort(key=lambda f: f[0].taken_local or "", reverse=True)
+            ranked.sort(key=lambda f: f[0].taken_local is None)
+        page = ranked[request.offset : wanted]
+        labels = _place_labels(con, [ph for ph, _ in page])
+    return [_hit(ph, None, labels, matched="words", words=words) for ph, words in page]
 
 
 def _place_labels(con: Any, photos: list[reads.Photo]) -> dict[int, str]:
@@ -174,7 +273,14 @@ def _place_labels(con: Any, photos: list[reads.Photo]) -> dict[int, str]:
     return {pid: place.label for pid, place in reads.places(con, sorted(ids)).items()} if ids else {}
 
 
-def _hit(ph: reads.Photo, score: float | None, places: dict[int, str]) -> Hit:
+def _hit(
+    ph: reads.Photo,
+    score: float | None,
+    places: dict[int, str],
+    *,
+    matched: str | None = "clip",
+    words: tuple[str, ...] = (),
+) -> Hit:
     return Hit(
         path=ph.path,
         score=score,
@@ -190,6 +296,8 @@ def _hit(ph: reads.Photo, score: float | None, places: dict[int, str]) -> Hit:
         longitude=ph.gps_lon,
         altitude=ph.gps_alt,
         place=places.get(ph.place_id) if ph.place_id is not None else None,
+        matched=matched,
+        words=words,
     )
 
 

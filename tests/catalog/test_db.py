@@ -17,7 +17,13 @@ from helpers import needs_proc
 from sqlalchemy import exc, func, select
 
 from photoindex.catalog import writes as catalog
-from photoindex.catalog.db import SYNCHRONOUS, Database, current_revision, head_revision, open_database
+from photoindex.catalog.db import (
+    SYNCHRONOUS,
+    Database,
+    current_revision,
+    head_revision,
+    open_database,
+)
 from photoindex.catalog.schema import RootRow
 from photoindex.catalog.writerlock import WriterLock, lock_holder
 from photoindex.config import Config

@@ -1,0 +1,239 @@
+"""The words read in photos (OCR) in the catalog: what waits to be read, storing what was read, and the
+full-text search over it, in plain SQL on a `sqlite3` connection (the search path never imports SQLAlchemy).
+
+Text is keyed by content hash, like vectors (DESIGN.md invariant 6): copies share one reading and
+a changed photo, whose hash is new, is read again. Writes run inside the caller's write
+transaction (`writes.connection(session)`); one photo's row and its two FTS5 rows commit together,
+so a `kill -9` leaves either all three or none (docs/ocr.md).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from photoindex.catalog.reads import PHOTO_COLUMNS, Photo, filter_clause, matrix, photo
+from photoindex.ocr.terms import WordsQuery, fuzzy_candidates_query, index_terms
+
+if TYPE_CHECKING:
+    from photoindex.search.filters import Filters
+
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A content to read: its hash, one indexed photo that holds it, and its CLIP vector (for the gate)."""
+
+    content_hash: str
+    path: str
+    vector: bytes
+    dim: int
+    skipped_before: bool  # the gate skipped it under `gate = "clip"`; `gate = "all"` reads it now
+
+    def unit_vector(self) -> object:
+        """The stored vector as float32 [dim]."""
+        return matrix([self.vector], self.dim)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class TextCounts:
+    """What the OCR pass has done for a model's indexed content."""
+
+    read: int  # contents read (with or without text)
+    with_text: int
+    skipped: int  # judged not worth reading by the gate
+    failed: int
+    waiting: int  # indexed contents with a vector and nothing read yet
+
+    def to_json(self) -> dict[str, int]:
+        """The object shown by `status --json` and `index --json`."""
+        return {
+            "read": self.read, "with_text": self.with_text, "skipped": self.skipped,
+            "failed": self.failed, "waiting": self.waiting,
+        }
+
+
+def _waiting_sql(include_skipped: bool) -> str:
+    skipped = " OR t.status = 'skipped'" if include_skipped else ""
+    return (
+        "FROM vectors AS v LEFT JOIN photo_text AS t ON t.content_hash = v.content_hash "
+        f"WHERE v.model_id = ? AND (t.id IS NULL{skipped}) "
+        "AND EXISTS (SELECT 1 FROM photos AS p WHERE p.content_hash = v.content_hash AND p.status = 'indexed')"
+    )
+
+
+def waiting(con: sqlite3.Connection, model_id: str, *, include_skipped: bool, limit: int) -> list[Waiting]:
+    """Up to `limit` indexed contents with a stored vector and no reading, the newest vectors first."""
+    rows = con.execute(
+        f"SELECT v.content_hash, v.vector, v.dim, t.status, "
+        "(SELECT min(p.path) FROM photos AS p WHERE p.content_hash = v.content_hash AND p.status = 'indexed') "
+        f"{_waiting_sql(include_skipped)} ORDER BY v.id DESC LIMIT ?",
+        (model_id, limit),
+    ).fetchall()
+    return [Waiting(r[0], r[4], r[1], int(r[2]), r[3] == "skipped") for r in rows]
+
+
+def counts(con: sqlite3.Connection, model_id: str, *, include_skipped: bool) -> TextCounts:
+    """Contents read, with text, skipped, failed and waiting, among the model's indexed ones."""
+    by_status = dict.fromkeys(("text", "none", "skipped", "failed"), 0)
+    rows = con.execute(
+        "SELECT t.status, count(*) FROM photo_text AS t JOIN vectors AS v ON v.content_hash = t.content_hash "
+        "AND v.model_id = ? WHERE EXISTS (SELECT 1 FROM photos AS p WHERE p.content_hash = t.content_hash "
+        "AND p.status = 'indexed') GROUP BY t.status",
+        (model_id,),
+    )
+    by_status.update({status: int(n) for status, n in rows})
+    pending = int(con.execute(f"SELECT count(*) {_waiting_sql(include_skipped)}", (model_id,)).fetchone()[0])
+    return TextCounts(
+        read=by_status["text"] + by_status["none"],
+        with_text=by_status["text"],
+        skipped=0 if include_skipped else by_status["skipped"],
+        failed=by_status["failed"],
+        waiting=pending,
+    )
+
+
+def store(
+    con: sqlite3.Connection,
+    content_hash: str,
+    *,
+    status: str,
+    engine: str,
+    lines: Sequence[dict[str, object]] = (),
+    gate: float | None = None,
+    error: str | None = None,
+) -> None:
+    """Record what was read in one content (replacing an earlier row, e.g. a skip), with its FTS5 rows."""
+    text = "\n".join(str(line["text"]) for line in lines) if lines else None
+    now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+    old = con.execute("SELECT id FROM photo_text WHERE content_hash = ?", (content_hash,)).fetchone()
+    if old is not None:
+        _unindex(con, int(old[0]))
+        con.execute("DELETE FROM photo_text WHERE id = ?", (old[0],))
+    cur = con.execute(
+        "INSERT INTO photo_text (content_hash, status, engine, text, lines, gate, error, read_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            content_hash, status, engine, text,
+            json.dumps(list(lines), ensure_ascii=False) if lines else None, gate, error, now,
+        ),
+    )
+    if text:
+        rowid = cur.lastrowid
+        con.execute("INSERT INTO photo_text_words (rowid, terms) VALUES (?, ?)", (rowid, index_terms(text)))
+        con.execute("INSERT INTO photo_text_trigrams (rowid, text) VALUES (?, ?)", (rowid, text))
+
+
+def _unindex(con: sqlite3.Connection, rowid: int) -> None:
+    con.execute("DELETE FROM photo_text_words WHERE rowid = ?", (rowid,))
+    con.execute("DELETE FROM photo_text_trigrams WHERE rowid = ?", (rowid,))
+
+
+def forget_unheld(con: sqlite3.Connection) -> int:
+    """Delete readings of content no photo holds any more (after photos were forgotten); returns how many."""
+    ids = [
+        int(r[0])
+        for r in con.execute(
+            "SELECT t.id FROM photo_text AS t WHERE NOT EXISTS "
+            "(SELECT 1 FROM photos AS p WHERE p.content_hash = t.content_hash)"
+        )
+    ]
+    for rowid in ids:
+        _unindex(con, rowid)
+        con.execute("DELETE FROM photo_text WHERE id = ?", (rowid,))
+    return len(ids)
+
+
+@dataclass(frozen=True, slots=True)
+class TextHit:
+    """A content whose text matched a words query: its rank (0 = best), the text and how it matched."""
+
+    content_hash: str
+    rank: int
+    text: str
+    lines: str | None
+    how: str  # "words" (whole words by prefix, CJK substrings), "substring" or "fuzzy"
+
+
+def search(con: sqlite3.Connection, query: WordsQuery, *, limit: int) -> list[TextHit]:
+    """The best `limit` texts for a words query: word matches by BM25, then texts where the terms are only
+    substrings (trigrams; OCR often reads two words without the space between them: "HARBORLANTERN")."""
+    if query.empty:
+        return []
+    out: list[TextHit] = []
+    seen: set[str] = set()
+    for how, table, column, expression in (
+        ("words", "photo_text_words", "terms", query.words),
+        ("substring", "photo_text_trigrams", "text", query.trigrams),
+    ):
+        if not expression or len(out) >= limit:
+            continue
+        rows = con.execute(
+            f"SELECT t.content_hash, t.text, t.lines FROM {table} AS f JOIN photo_text AS t ON t.id = f.rowid "
+            f"WHERE {table} MATCH ? ORDER BY bm25({table}) LIMIT ?",
+            (f"{column} : ({expression})", limit),
+        ).fetchall()
+        for r in rows:
+            if r[0] not in seen and len(out) < limit:
+                seen.add(r[0])
+                out.append(TextHit(r[0], len(out), r[1], r[2], how))
+    return out
+
+
+def fuzzy_candidates(con: sqlite3.Connection, term: str, *, limit: int) -> list[tuple[str, str, str | None]]:
+    """(content hash, text, lines) of texts sharing the most trigrams with a possibly misspelt word."""
+    expression = fuzzy_candidates_query(term)
+    if expression is None:
+        return []
+    return [
+        (r[0], r[1], r[2])
+        for r in con.execute(
+            "SELECT t.content_hash, t.text, t.lines FROM photo_text_trigrams AS f JOIN photo_text AS t "
+            "ON t.id = f.rowid WHERE photo_text_trigrams MATCH ? ORDER BY bm25(photo_text_trigrams) LIMIT ?",
+            (f"text : ({expression})", limit),
+        )
+    ]
+
+
+def texts_for_hashes(con: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+    """(text, lines) of the given contents that have text."""
+    out: dict[str, tuple[str, str | None]] = {}
+    unique = sorted(set(hashes))
+    for start in range(0, len(unique), _IN_CHUNK):
+        chunk = unique[start : start + _IN_CHUNK]
+        rows = con.execute(
+            f"SELECT content_hash, text, lines FROM photo_text WHERE content_hash IN ({', '.join('?' * len(chunk))}) "
+            "AND status = 'text'",
+            chunk,
+        )
+        out.update({r[0]: (r[1], r[2]) for r in rows})
+    return out
+
+
+def live_photos_for_hashes(
+    con: sqlite3.Connection, hashes: Sequence[str], filters: Filters | None = None
+) -> dict[str, list[Photo]]:
+    """For each content hash, its indexed photos (only those passing `filters`, when given), by path."""
+    where, extra = "", tuple[object, ...]()
+    if filters is not None and not filters.empty:
+        clause, extra = filter_clause(con, filters)
+        where = f" AND {clause}"
+    columns = ", ".join(f"p.{c}" for c in PHOTO_COLUMNS)
+    found: dict[str, list[Photo]] = {}
+    unique = sorted(set(hashes))
+    for start in range(0, len(unique), _IN_CHUNK):
+        chunk = unique[start : start + _IN_CHUNK]
+        rows = con.execute(
+            f"SELECT {columns} FROM photos AS p WHERE p.content_hash IN ({', '.join('?' * len(chunk))}) "
+            f"AND +p.status = 'indexed'{where} ORDER BY p.path",
+            (*chunk, *extra),
+        )
+        for row in rows:
+            ph = photo(row)
+            found.setdefault(str(ph.content_hash), []).append(ph)
+    return found

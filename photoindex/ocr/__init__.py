@@ -1,0 +1,35 @@
+"""Reading the text in photos (OCR) after their CLIP vectors are stored, and searching it (docs/ocr.md).
+
+Modules: `engine` (PP-OCRv4 through rapidocr-onnxruntime, or Axera's NPU builds), `gate` (the
+CLIP vector decides whether a photo is worth reading), `reader` (the text pass over what waits),
+`terms` (text to full-text index terms, queries to FTS5 expressions)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_PUBLIC = {
+    "TextReader": "engine",
+    "TextLine": "engine",
+    "available": "engine",
+    "Gate": "gate",
+    "TextPass": "reader",
+    "TextReport": "reader",
+    "parse_query": "terms",
+}
+
+if TYPE_CHECKING:
+    from photoindex.ocr.engine import TextLine, TextReader, available
+    from photoindex.ocr.gate import Gate
+    from photoindex.ocr.reader import TextPass, TextReport
+    from photoindex.ocr.terms import parse_query
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -1,0 +1,78 @@
+"""The full-text index of the words read in photos: terms, FTS5 matching and replacement, on a real catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from photoindex.catalog import text
+from photoindex.catalog.db import open_database
+from photoindex.catalog.writes import connection
+from photoindex.ocr.terms import edit_distance, index_terms, matched_words, parse_query
+
+
+def line(t: str) -> dict[str, object]:
+    return {"text": t, "confidence": 0.99, "box": [[0, 0], [10, 0], [10, 5], [0, 5]]}
+
+
+def stored(tmp_path: Path, readings: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    db = open_database(tmp_path / "photoindex.db")
+    with db.write() as s:
+        con = connection(s)
+        for digest, lines in readings.items():
+            text.store(con, digest, status="text" if lines else "none", engine="test", lines=[line(t) for t in lines])
+    return db
+
+
+def found(db, query: str) -> list[str]:  # type: ignore[no-untyped-def]
+    with db.reads() as con:
+        return [h.content_hash for h in text.search(con, parse_query(query), limit=10)]
+
+
+def test_terms_split_words_and_write_cjk_runs_as_bigrams() -> None:
+    assert index_terms("STARBUCKS Receipt 杭州西湖 ＡＢＣ１２３") == "starbucks receipt 杭州 州西 西湖 湖 abc123"
+    q = parse_query("西湖 Receipts x")
+    assert q.terms == ("西湖", "receipts")  # the single letter is dropped
+    assert q.words == '"西湖" AND "receipts"*'
+
+
+def test_words_match_by_prefix_and_chinese_by_any_substring(tmp_path: Path) -> None:
+    db = stored(
+        tmp_path,
+        {
+            "a" * 64: ["STARBUCKS RECEIPT 2024", "杭州西湖欢迎光临"],
+            "b" * 64: ["Tracking number 1Z999AA1"],
+            "c" * 64: ["西安 火车站"],
+            "d" * 64: [],
+        },
+    )
+    assert found(db, "starbucks receipt") == ["a" * 64]
+    assert found(db, "RECEI") == ["a" * 64]  # a prefix of a word
+    assert found(db, "西湖") == ["a" * 64]  # two characters inside a run
+    assert found(db, "湖欢迎") == ["a" * 64]
+    assert found(db, "西") == ["a" * 64, "c" * 64] or found(db, "西") == ["c" * 64, "a" * 64]
+    assert found(db, "tracking number") == ["b" * 64]
+    assert found(db, "number tracking") == ["b" * 64]  # every word, in any order
+    assert found(db, "bucks") == ["a" * 64]  # inside a word: the trigram table
+    assert found(db, "西湖 tracking") == []  # every term must match
+    assert found(db, "giraffe") == []
+
+
+def test_reading_a_content_again_replaces_its_index_rows(tmp_path: Path) -> None:
+    db = stored(tmp_path, {"a" * 64: ["old sign"]})
+    with db.write() as s:
+        text.store(connection(s), "a" * 64, status="text", engine="test", lines=[line("new poster")])
+    assert found(db, "old") == []
+    assert found(db, "poster") == ["a" * 64]
+    with db.reads() as con:
+        assert con.execute("SELECT count(*) FROM photo_text_words").fetchone()[0] == 1
+        assert con.execute("SELECT count(*) FROM photo_text_trigrams").fetchone()[0] == 1
+
+
+def test_matched_words_are_the_words_as_read() -> None:
+    terms = parse_query("receipt 西湖").terms
+    assert matched_words("STARBUCKS RECEIPTS\n杭州西湖欢迎光临", terms) == ["RECEIPTS", "西湖"]
+    assert matched_words("STARBUCKS RECEIPT", ("reciept",)) == []
+    assert matched_words("STARBUCKS RECEIPT", ("reciept",), fuzzy=True) == ["RECEIPT"]
+    assert edit_distance("receipt", "reciept", 2) == 1
+    assert edit_distance("receipt", "recipe", 2) == 2
+    assert edit_distance("receipt", "giraffe", 2) == 3
