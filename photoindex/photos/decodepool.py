@@ -15,7 +15,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -199,6 +199,8 @@ class DecodePool:
         self.restarts = 0
         self._stop = threading.Event()
         self._crash_on: str | None = None  # tests only: a path on which a worker dies as a decoder crash would
+        # Tests only: runs in the feeder after each wait, given the pipes found ready and the busy workers' pipes.
+        self._stall: Callable[[list[Any], list[Any]], None] | None = None
 
     def stop(self) -> None:
         """Ask a running `run` to stop feeding new jobs (in-flight ones are abandoned)."""
@@ -267,13 +269,18 @@ class DecodePool:
                 busy = [w for w in pool if w.job is not None]
                 if not busy:
                     break
+                # A worker's time on its photo is measured up to `before`, and only a worker whose pipe
+                # is still empty after it is judged: time the feeder itself lost (a full queue while the
+                # caller encodes, the GIL held by a model loading) never makes finished work time out.
+                before = time.monotonic()
                 ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.2)
-                now = time.monotonic()
+                if self._stall is not None:
+                    self._stall(ready, [w.conn for w in busy])
                 for i, w in enumerate(pool):
                     if w.job is None:
                         continue
                     result: DecodeResult | None = None
-                    if w.conn in ready:
+                    if w.conn in ready or w.conn.poll():
                         try:
                             result = w.conn.recv()
                         except (EOFError, OSError):
@@ -284,7 +291,7 @@ class DecodePool:
                             return
                         continue
                     crashed = w.proc.sentinel in ready or not w.proc.is_alive()
-                    timed_out = now - w.started > self.timeout
+                    timed_out = before - w.started > self.timeout
                     if crashed or timed_out:
                         job = w.job
                         w.kill()
@@ -300,8 +307,8 @@ class DecodePool:
                                 if timed_out and not crashed
                                 else "the decoder crashed on this file"
                             ),
-                            hint="the file may be damaged; it is retried when it changes "
-                            "(or raise `[index] decode_timeout`)",
+                            hint="the file may be damaged; the next runs try it again a few times, "
+                            "then only when it changes (or raise `[index] decode_timeout`)",
                         )
                         if not self._put(out, failure):
                             return

@@ -44,6 +44,25 @@ def test_a_hanging_file_times_out_alone_and_the_worker_is_replaced(tmp_path: Pat
     assert pool.restarts == 1
 
 
+def test_a_stalled_feeder_never_times_out_finished_work(tmp_path: Path) -> None:
+    """The feeder thread stalls (the caller encoding with a full queue, a model load holding the GIL) right
+    after a wait that found a worker still busy: that worker finishes meanwhile and must not be timed out."""
+    paths = photos(tmp_path, 8)
+    pool = DecodePool(SPEC, workers=2, max_pixels=10**8, timeout=0.5)
+    stalls: list[int] = []
+
+    def stall(ready: list[object], busy: list[object]) -> None:
+        if len(stalls) < 3 and any(conn not in ready for conn in busy):
+            stalls.append(1)
+            time.sleep(1.5)  # three times the timeout; the photos decode in milliseconds
+
+    pool._stall = stall
+    results = list(pool.run(DecodeJob(i, str(p)) for i, p in enumerate(paths)))
+    assert stalls, "the feeder must have stalled while a worker was busy"
+    assert [r.reason for r in results] == [None] * 8
+    assert pool.restarts == 0
+
+
 def test_a_crashing_worker_fails_only_its_photo(tmp_path: Path) -> None:
     paths = photos(tmp_path, 3)
     bomb = tmp_path / "crash.jpg"
