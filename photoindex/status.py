@@ -53,6 +53,10 @@ class LibraryStatus:
     not_encoded: int = 0
     # The words read in photos (ocr/): counts of catalog/text.py's TextCounts, and whether reading is on.
     text: dict[str, Any] | None = None
+    # Vectors no photo holds (an edited photo's old content): collected after `forget_missing_after_days`.
+    unheld_vectors: int = 0
+    unheld_bytes: int = 0
+    collect_after_days: float = 0.0
 
     def lines(self) -> list[str]:
         """Human-readable lines."""
@@ -70,6 +74,15 @@ class LibraryStatus:
             out.append(
                 ("models:    " if i == 0 else "           ")
                 + f"{m['model_id']}{mark}: {m['photos']} photos with vectors, {m['vectors']} vectors"
+            )
+        if self.unheld_vectors:
+            when = (
+                f"collected {self.collect_after_days:g} days after they were last used"
+                if self.collect_after_days > 0
+                else "kept ([index] forget_missing_after_days = 0)"
+            )
+            out.append(
+                f"unused:    {self.unheld_vectors} vectors ({_size(self.unheld_bytes)}) no photo holds; {when}"
             )
         if self.not_encoded:
             out.append(
@@ -195,6 +208,7 @@ def library_status(config: Config) -> LibraryStatus:
             ]
             not_encoded = reads.photos_without_vector(con, lib.model_id)
             text = _text_status(config, catalog.connection(s), lib.model_id)
+            unheld, unheld_bytes = reads.unheld_vectors(con)
         index_path = lib.index_path()
         return LibraryStatus(
             home=str(config.home),
@@ -215,6 +229,9 @@ def library_status(config: Config) -> LibraryStatus:
             models=[m for m in model_rows if m["vectors"] or m["configured"]],
             not_encoded=not_encoded,
             text=text,
+            unheld_vectors=unheld,
+            unheld_bytes=unheld_bytes,
+            collect_after_days=config.index.forget_missing_after_days,
         )
 
 

@@ -194,6 +194,15 @@ def photos_per_model(con: sqlite3.Connection) -> dict[str, int]:
     return {str(model): int(n) for model, n in rows}
 
 
+def unheld_vectors(con: sqlite3.Connection) -> tuple[int, int]:
+    """(count, bytes) of the vectors, of every model, that no photo holds (collected after a grace period)."""
+    row = con.execute(
+        "SELECT count(*), coalesce(sum(length(v.vector)), 0) FROM vectors AS v "
+        "WHERE NOT EXISTS (SELECT 1 FROM photos AS p WHERE p.content_hash = v.content_hash)"
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
 def iter_vectors(
     con: sqlite3.Connection, model_id: str, *, after_id: int = 0, chunk: int = 20_000
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

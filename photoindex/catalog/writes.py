@@ -714,6 +714,31 @@ def delete_unheld_vectors(session: Session, *, now: datetime | None = None) -> d
     return {m: ids for m, ids in deleted.items() if ids}
 
 
+def collect_unheld_vectors(
+    session: Session, *, unheld_since: datetime, now: datetime | None = None
+) -> dict[str, list[int]]:
+    """Mark and sweep the vectors no photo row holds, of every model; returns {model id: deleted ids}.
+
+    A vector found unheld gets `orphaned_at` (the start of its grace period); one held again (the
+    photo's old content came back) loses it; those unheld since before `unheld_since` are deleted.
+    """
+    when = now or _now()
+    held = exists().where(_PHOTOS.c.content_hash == _VECTORS.c.content_hash)
+    session.execute(update(_VECTORS).where(_VECTORS.c.orphaned_at.is_not(None), held).values(orphaned_at=None))
+    session.execute(update(_VECTORS).where(_VECTORS.c.orphaned_at.is_(None), ~held).values(orphaned_at=when))
+    expired: dict[str, list[int]] = {}
+    rows = session.execute(
+        select(_VECTORS.c.model_id, _VECTORS.c.id)
+        .where(_VECTORS.c.orphaned_at < unheld_since)
+        .order_by(_VECTORS.c.id)
+    )
+    for model_id, vector_id in rows:
+        expired.setdefault(str(model_id), []).append(int(vector_id))
+    for model_id, ids in expired.items():
+        delete_vectors(session, model_id, ids, now=when)
+    return expired
+
+
 def vector_count(session: Session, model_id: str) -> int:
     """How many vectors the model has."""
     return reads.vector_count(connection(session), model_id)

@@ -84,6 +84,7 @@ class IndexReport:
     forgotten: int = 0  # photos missing longer than `[index] forget_missing_after_days`, deleted with their vectors
     caught_up: int = 0  # unchanged photos given a vector for the configured model (indexed under another one)
     retried: int = 0  # unchanged photos that had failed, tried again (a decoder appeared, or a timeout or crash)
+    collected: int = 0  # vectors no photo held for `forget_missing_after_days`, deleted (every model)
     failed: int = 0
     unchanged: int = 0
     encoded: int = 0
@@ -116,6 +117,7 @@ class IndexReport:
             (self.forgotten, "forgotten (long missing)"),
             (self.caught_up, "encoded for the new model"),
             (self.retried, "retried"),
+            (self.collected, "unused vectors collected"),
             (self.failed, "failed"),
             *([] if changes_only else [(self.unchanged, "unchanged")]),
             (self.encoded, "encoded"),
@@ -325,7 +327,31 @@ class Indexer:
                 with self.lib.db.write() as s:
                     catalog.set_roots_scanned(s, [r.id for r in roots], present)
             self._forget_long_missing([r.id for r in roots if present[r.id]], dry_run=dry_run)
+            if not dry_run:
+                self._collect_unheld_vectors()
         return report
+
+    def _collect_unheld_vectors(self) -> None:
+        """After a full scan: delete the vectors no photo has held for `[index] forget_missing_after_days`
+        (an edited photo's old content, a root forgotten without --purge), of every model, from SQLite
+        and the index files (docs/indexing.md, "Vectors nobody uses")."""
+        days = self.config.index.forget_missing_after_days
+        if days <= 0:
+            return
+        now = datetime.now(timezone.utc)
+        handle = self._open_index()  # current with the catalog before anything is deleted
+        model_id = self.lib.model_id
+        with self.lib.db.write() as s:
+            deleted = catalog.collect_unheld_vectors(s, unheld_since=now - timedelta(days=days), now=now)
+            after = (catalog.index_state(s, model_id), catalog.vectors_anchor(s, model_id),
+                     catalog.max_vector_id(s, model_id))
+        self.report.collected += sum(len(ids) for ids in deleted.values())
+        mine = deleted.pop(model_id, [])
+        if mine:
+            handle.remove(np.asarray(mine, dtype=np.int64), *after)
+            self.report.index_written = self._finish_index() or self.report.index_written
+        if deleted and self._save_index:
+            self._warnings_of(refresh_other_indexes(self.lib, deleted))
 
     def _root_there(self, root: catalog.RootRecord) -> bool:
         """A folder root is there as a folder with something in it (an empty one is most likely the mount
