@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from photoindex.config import Config
-from photoindex.errors import ConfigError, ModelError
+from photoindex.errors import CatalogError, ConfigError, ModelError
 from photoindex.inference.bundle import Bundle, resolve_bundle, shipped_manifests
 from photoindex.resources import config_example
 
@@ -193,5 +193,32 @@ def open_library(config: Config) -> Library:
             f"{config.home}: cannot create the data folder: {exc.strerror or exc}",
             "set PHOTOINDEX_HOME to a writable folder",
         ) from None
+    _refuse_an_emptied_catalog(config)
     db = open_database(config.db_path)
     return Library(config=config, bundle=bundle, db=db)
+
+
+def _refuse_an_emptied_catalog(config: Config) -> None:
+    """Stop at a 0-byte catalog where a library existed (index files stamped by its vectors are there).
+
+    SQLite takes an empty file for a new database: photoindex would silently start a new library
+    and encode every photo again. Whether to do that is the user's decision, not a default.
+    """
+    db = config.db_path
+    try:
+        if not db.is_file() or db.stat().st_size or Path(f"{db}-wal").stat().st_size:
+            return
+    except FileNotFoundError:
+        pass  # no write-ahead log: the empty file is all there is
+    except OSError:
+        return  # open_database reports an unreadable catalog
+    from photoindex.vectors.index import read_meta
+
+    stamped = [p for p in sorted(config.index_dir.glob("*.idx")) if (read_meta(p) or {}).get("anchor")]
+    if stamped:
+        raise CatalogError(
+            f"{db} is empty (0 bytes), but {stamped[0]} was built from a library with photos: "
+            "the catalog was lost (a full disk, a failed copy, a truncation)",
+            f"restore {db.name} from a backup ({db.name}.bak-* beside it, or your own); to start a new "
+            f"library on purpose, delete {db} and run `photoindex index PATH` (every photo is encoded again)",
+        )

@@ -42,6 +42,37 @@ DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a connection waits for a lock held by ano
 _READ_ONLY = "photoindex_read_only"  # execution option: this transaction only reads
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _RESTORE_HINT = "restore a backup (photoindex.db.bak-*) or move the file away and run `photoindex reindex`"
+# SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
+_DAMAGE_CODES = (11, 26)
+
+
+def damaged_catalog(path: Path, detail: object) -> CatalogError:
+    """The one error for every kind of damage to the catalog file, wherever a read or write meets it."""
+    return CatalogError(
+        f"{path}: damaged catalog ({detail})",
+        f"restore the backup made before the last migration ({path.name}.bak-* beside it) or your own; "
+        f"`sqlite3 {path} 'PRAGMA integrity_check'` shows the damage. To start over instead, move the "
+        "file away and run `photoindex index PATH` (every photo is encoded again)",
+    )
+
+
+def _damage(path: Path, error: BaseException) -> CatalogError | None:
+    """The damaged-catalog error if `error` (sqlite3's, or SQLAlchemy's wrapping one) says the file is damaged."""
+    orig = getattr(error, "orig", error)
+    if isinstance(orig, UnicodeDecodeError):
+        return damaged_catalog(path, "text that is not UTF-8 where photoindex wrote UTF-8")
+    if not isinstance(orig, sqlite3.DatabaseError):
+        return None
+    text = str(orig)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if (
+        (code is not None and code & 0xFF in _DAMAGE_CODES)
+        or "malformed" in text
+        or "not a database" in text
+        or "Could not decode to UTF-8" in text
+    ):
+        return damaged_catalog(path, text)
+    return None
 
 
 def _decode_text(data: bytes) -> str:
@@ -180,6 +211,11 @@ class Database:
             raise
         try:
             yield con
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as error:
+            damage = _damage(self.path, error)
+            if damage is not None:
+                raise damage from None
+            raise
         finally:
             con.rollback()  # there is nothing to commit
 
@@ -194,7 +230,9 @@ class Database:
             )
             mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         except sqlite3.DatabaseError as error:
-            raise CatalogError(f"{self.path}: cannot read the catalog: {error}", _RESTORE_HINT) from None
+            raise _damage(self.path, error) or CatalogError(
+                f"{self.path}: cannot read the catalog: {error}", _RESTORE_HINT
+            ) from None
         if str(mode).lower() != "wal":
             con.close()
             raise _no_wal(self.path, mode)
@@ -207,25 +245,37 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read transaction (deferred BEGIN, one consistent snapshot); it never writes. Keep it short."""
+        from sqlalchemy.exc import DatabaseError
+
         session = self._factories()[0]()
         try:
             self._begin(session)
             yield session
+        except (DatabaseError, sqlite3.DatabaseError) as error:
+            damage = _damage(self.path, error)
+            if damage is not None:
+                raise damage from None
+            raise
         finally:
             session.close()  # rolls back: there is nothing to commit
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction: BEGIN IMMEDIATE on entry, commit on success, rollback on exception."""
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import DatabaseError, OperationalError
 
         session = self._factories()[1]()
         try:
             self._begin(session)
             yield session
             session.commit()
-        except OperationalError as error:
+        except (DatabaseError, sqlite3.DatabaseError) as error:
             session.rollback()
+            damage = _damage(self.path, error)
+            if damage is not None:
+                raise damage from None
+            if not isinstance(error, OperationalError):
+                raise
             text = str(error.orig)
             if "disk is full" in text or "disk I/O error" in text or "readonly" in text:
                 raise CatalogError(
@@ -342,8 +392,10 @@ def current_revision(path: Path) -> str | None:
             return _read_revision(con, path)
         finally:
             con.close()
-    except sqlite3.DatabaseError as error:
-        raise CatalogError(f"{path}: cannot read the catalog: {error}", _RESTORE_HINT) from None
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as error:
+        raise _damage(path, error) or CatalogError(
+            f"{path}: cannot read the catalog: {error}", _RESTORE_HINT
+        ) from None
 
 
 def _check_known(path: Path, revision: str | None, script: Any) -> None:
@@ -435,7 +487,9 @@ def upgrade_database(
             conn.commit()
             return backup
     except exc.DatabaseError as error:
-        raise CatalogError(f"{path}: cannot migrate the catalog: {error.orig}", _RESTORE_HINT) from None
+        raise _damage(path, error) or CatalogError(
+            f"{path}: cannot migrate the catalog: {error.orig}", _RESTORE_HINT
+        ) from None
     finally:
         engine.dispose()
 

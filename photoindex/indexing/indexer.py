@@ -738,7 +738,10 @@ class Indexer:
         if not self._save_index:
             return False
         try:
-            return bool(handle.save_if_dirty())
+            written = bool(handle.save_if_dirty())
+            self._warnings_of(handle.repairs)
+            handle.repairs.clear()
+            return written
         except VectorIndexError as exc:
             # The index is a cache: the catalog holds every vector, so the run itself succeeded.
             self._warn(f"{exc.message} ({exc.hint})")
