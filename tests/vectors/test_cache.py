@@ -11,6 +11,7 @@ from photoindex.config import Config
 from photoindex.testing.photos import make_photo_tree
 from photoindex.vectors.index import VectorIndex
 
+
 def test_a_folder_where_the_index_file_belongs_is_moved_aside_and_the_index_written(
     tmp_path: Path, config: Config
 ) -> None:
