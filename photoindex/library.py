@@ -186,8 +186,10 @@ def open_library(config: Config) -> Library:
     from photoindex.catalog.db import open_database
 
     bundle = bundle_for(config)
+    from photoindex.home import make_private_folder
+
     try:
-        config.home.mkdir(parents=True, exist_ok=True)
+        make_private_folder(config.home)
     except OSError as exc:
         raise ConfigError(
             f"{config.home}: cannot create the data folder: {exc.strerror or exc}",

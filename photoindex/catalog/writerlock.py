@@ -1,9 +1,16 @@
 """The single-writer lock: one photoindex process writes the catalog and the index at a time.
 
-An exclusive `flock` on `$PHOTOINDEX_HOME/writer.lock`. The kernel drops it when the holder's
-last file descriptor closes, so a killed holder never leaves a stale lock. The holder writes its
-pid, purpose and start time into the file, for the message another process shows. The file is
-never deleted: a process could otherwise lock an unlinked file while another creates a new one.
+An exclusive `flock` on the photoindex home folder itself, which cannot be unlinked from under
+its holder while it holds the catalog: deleting `writer.lock` (which only holds the details) lets
+no second writer in. The kernel drops the lock when the holder's last file descriptor closes, so
+a killed holder never leaves a stale lock. The holder writes its pid, purpose and start time into
+`writer.lock`, for the message another process shows. Another user cannot take the lock: the
+home is 0700 (photoindex.home) and the details file 0600.
+
+A lock on a file of its own (`folder=False`, the daemon's `daemon.lock`) checks after taking it
+that the path still names the locked file (same device and inode) and starts again if not, so a
+file deleted and recreated between open and flock never gives two holders.
+
 Lock holders must not fork workers that outlive them (a forked child shares the lock); the
 decode pool uses forkserver/spawn, which does not inherit it.
 """
@@ -37,22 +44,43 @@ def _read_holder(fd: int) -> dict[str, Any]:
     return {"pid": data.get("pid"), "purpose": data.get("purpose", "unknown"), "since": data.get("since")}
 
 
-def lock_holder(path: Path) -> dict[str, Any] | None:
-    """Who holds the lock at `path` ({"pid", "purpose", "since"}), or None when nobody does."""
+def lock_holder(path: Path, *, folder: bool = True) -> dict[str, Any] | None:
+    """Who holds the lock of `path` ({"pid", "purpose", "since"}), or None when nobody does."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = os.open(path.parent if folder else path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
         return None
     try:
         try:
             # The file's content outlives its holder; only the lock itself says whether it is held.
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _read_holder(fd)
+            return _details(path) if folder else _read_holder(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def _details(path: Path) -> dict[str, Any]:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # deleted by hand: the lock still holds, its details are gone
+        return {"pid": None, "purpose": "unknown", "since": None}
+    try:
+        return _read_holder(fd)
+    finally:
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether `path` still names the open file `fd` (same device and inode)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _describe(holder: dict[str, Any] | None) -> str:
@@ -65,12 +93,17 @@ def _describe(holder: dict[str, Any] | None) -> str:
 
 
 class WriterLock:
-    """An exclusive, process-wide lock on `path` held by one photoindex writer for `purpose`."""
+    """An exclusive, process-wide lock held by one photoindex writer for `purpose`; `path` names its details file.
 
-    def __init__(self, path: Path, purpose: str) -> None:
+    The lock itself is on the folder of `path` (default) or, with `folder=False`, on `path`.
+    """
+
+    def __init__(self, path: Path, purpose: str, *, folder: bool = True) -> None:
         self.path = Path(path)
         self.purpose = purpose
-        self._fd: int | None = None
+        self.folder = folder
+        self._fd: int | None = None  # what is locked
+        self._details_fd: int | None = None  # where the details go (the same fd for a file lock)
 
     @property
     def held(self) -> bool:
@@ -81,18 +114,40 @@ class WriterLock:
         """Take the lock (`wait`: 0 tries once, None forever, else seconds); LockedError names the holder."""
         if self._fd is not None:
             raise RuntimeError(f"{self.path}: this WriterLock is already held")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            self._lock(fd, wait)
-        except BaseException:
+        from photoindex.home import make_private_folder
+
+        make_private_folder(self.path.parent)
+        deadline = None if wait is None else time.monotonic() + max(wait, 0.0)
+        while True:
+            fd = self._open_target()
+            try:
+                self._lock(fd, None if deadline is None else max(deadline - time.monotonic(), 0.0))
+                if self.folder or _same_file(fd, self.path):
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
+            # The file was deleted (and maybe recreated) between our open and our flock: a lock on
+            # it excludes nobody. Lock what the path names now.
             os.close(fd)
-            raise
+        if self.folder:
+            try:
+                details = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except BaseException:
+                os.close(fd)
+                raise
+        else:
+            details = fd
         since = datetime.now(timezone.utc).isoformat(timespec="seconds")
         record = json.dumps({"pid": os.getpid(), "purpose": self.purpose, "since": since}).encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, record + b"\n", 0)
-        self._fd = fd
+        os.ftruncate(details, 0)
+        os.pwrite(details, record + b"\n", 0)
+        self._fd, self._details_fd = fd, details
+
+    def _open_target(self) -> int:
+        if self.folder:
+            return os.open(self.path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def _lock(self, fd: int, wait: float | None) -> None:
         if wait is None:
@@ -107,7 +162,7 @@ class WriterLock:
                 if time.monotonic() >= deadline:
                     break
                 time.sleep(_POLL_SECONDS)
-        holder = _read_holder(fd)
+        holder = _details(self.path) if self.folder else _read_holder(fd)
         pid = holder.get("pid")
         raise LockedError(
             f"{self.path}: the catalog is being written by {_describe(holder)}; cannot {self.purpose} now",
@@ -119,12 +174,16 @@ class WriterLock:
     def release(self) -> None:
         """Release the lock (a no-op when not held)."""
         fd, self._fd = self._fd, None
+        details, self._details_fd = self._details_fd, None
         if fd is None:
             return
         try:
-            os.ftruncate(fd, 0)  # the details describe a holder; there is none now
+            if details is not None:
+                os.ftruncate(details, 0)  # the details describe a holder; there is none now
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
+            if details is not None and details != fd:
+                os.close(details)
             os.close(fd)
 
     def __enter__(self) -> WriterLock:

@@ -605,6 +605,11 @@ def models_quantize(
 
 def main() -> None:
     """Console-script entry point."""
+    import os
+
+    from photoindex.home import UMASK
+
+    os.umask(UMASK)  # what photoindex creates (catalog, index, locks, status) is its owner's alone
     app()
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from photoindex.catalog import writes as catalog
 from photoindex.catalog.writerlock import WriterLock, lock_holder
 from photoindex.config import Config
+from photoindex.daemon.lograte import RateLimit
 from photoindex.daemon.settle import Settler
 from photoindex.daemon.watcher import Event, Hint, Trouble, Watcher
 from photoindex.errors import ConfigError, LockedError, PhotoindexError
@@ -100,9 +101,12 @@ def configure_logging(level: str, environ: Mapping[str, str] | None = None) -> N
         handler.setFormatter(_JournalFormatter("%(message)s"))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    # No message can flood the log: identical warnings once a minute with a count, long ones cut.
+    handler.addFilter(RateLimit())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    logging.captureWarnings(True)  # a library's `warnings.warn` goes through the same limit
     # watchdog's own debug output is per event; its warnings (an overflow) are worth keeping.
     logging.getLogger("watchdog").setLevel(max(numeric, logging.WARNING))
     logging.getLogger("faiss").setLevel(max(numeric, logging.WARNING))  # which SIMD build it loaded
@@ -148,11 +152,8 @@ class StateFile:
         self._written_at = now
 
 
-
 def _changed(report: IndexReport) -> bool:
-    return bool(
-        report.added or report.updated or report.moved or report.missing or report.forgotten or report.failed
-    )
+    return bool(report.added or report.updated or report.moved or report.missing or report.forgotten or report.failed)
 
 
 # ---------------------------------------------------------------- the daemon
@@ -174,7 +175,7 @@ class Daemon:
         self.stop = stop
         self.clock = clock
         self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-        self.watcher = Watcher(self.config.scan, self.config.daemon, self.events, watch_limit=watch_limit)
+        self.watcher = Watcher(self.config.scan, self.config.daemon, self.events, watch_limit=watch_limit, stop=stop)
         self.settler = Settler(self.config.daemon.settle_seconds)
         self.ready: dict[str, float] = {}  # settled path -> when it became ready
         self.rescans: dict[str, set[str]] = {}  # root -> why it must be rescanned
@@ -402,11 +403,7 @@ class Daemon:
     def _index_paths(self, paths: list[str]) -> None:
         shown = ", ".join(paths) if len(paths) <= 2 else f"{len(paths)} paths"
         log.debug("indexing %s: %s", shown, ", ".join(paths[:20]))
-        roots = {
-            r.path
-            for r in self.roots
-            if any(within(p, r.path) for p in paths)
-        }
+        roots = {r.path for r in self.roots if any(within(p, r.path) for p in paths)}
         self._unit(f"indexing {shown}", "indexing", lambda ix: ix.run_paths(paths), on_error=sorted(roots))
 
     def _unit(
@@ -458,11 +455,11 @@ class Daemon:
 def _only_daemon(config: Config) -> Iterator[None]:
     """Hold `daemon.lock` for the daemon's lifetime: a second daemon on the same home refuses to start."""
     path = config.home / "daemon.lock"
-    lock = WriterLock(path, "daemon")
+    lock = WriterLock(path, "daemon", folder=False)  # the writer lock is on the home folder itself
     try:
         lock.acquire(wait=0.0)
     except LockedError:
-        holder = lock_holder(path) or {}
+        holder = lock_holder(path, folder=False) or {}
         pid = holder.get("pid")
         raise LockedError(
             f"{config.home}: a photoindex daemon already runs" + (f" (pid {pid})" if pid else ""),

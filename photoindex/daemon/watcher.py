@@ -15,6 +15,12 @@ on the daemon's queue, and whatever makes the hints incomplete is put there as a
 Each root has its own observer: inotify, or polling for network and FUSE filesystems (inotify
 does not see writes made by other machines), chosen from the mount table or `[daemon]
 polling_roots`.
+
+Symbolic links to folders are followed (`[scan] follow_symlinks`), but each real folder is watched
+once, by device and inode, under the first name met: a link back up the tree (a loop) is skipped
+with one log line instead of being walked until the path is too long (watchdog's own walk does
+that, and warns for every second name of a watched folder). A walk also stops when the daemon
+is told to stop.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import errno
 import logging
 import os
 import queue
+import stat as stat_mod
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,6 +52,7 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver
 
 from photoindex.config import DaemonConfig, ScanConfig
+from photoindex.daemon.lograte import once
 from photoindex.paths import within
 from photoindex.photos.scanner import ignored_below, is_candidate
 
@@ -182,14 +190,26 @@ def max_user_watches(path: Path = MAX_WATCHES_FILE) -> int | None:
 
 def count_folders(roots: Iterable[str], follow_symlinks: bool) -> int:
     """How many folders (each needs one inotify watch) are under the roots, the roots included."""
-    total = 0
+    seen: set[tuple[int, int]] = set()
     for root in roots:
-        if not os.path.isdir(root):
+        ident = _identity(root)
+        if ident is None or ident in seen:
             continue
-        total += 1
-        for _, dirs, _ in os.walk(root, followlinks=follow_symlinks):
-            total += len(dirs)
-    return total
+        seen.add(ident)
+        for top, dirs, _ in os.walk(root, followlinks=follow_symlinks):
+            dirs[:] = [d for d in dirs if _first_visit(os.path.join(top, d), seen, follow_symlinks)]
+    return len(seen)
+
+
+def _first_visit(path: str | bytes, seen: set[tuple[int, int]], follow_symlinks: bool) -> bool:
+    """Whether a folder met in a walk is new (and record it); a link is not entered unless links are followed."""
+    if not follow_symlinks and os.path.islink(path):
+        return False
+    ident = _identity(path)
+    if ident is None or ident in seen:
+        return False
+    seen.add(ident)
+    return True
 
 
 # ---------------------------------------------------------------- handlers: only enqueue
@@ -246,10 +266,99 @@ class _Flags:
     unmounted: bool = False
 
 
-def _inotify_observer(flags: _Flags, watch_limit: int | None) -> BaseObserver:
+def _skip_loop(path: str | bytes, first: str | bytes | None) -> None:
+    where = os.fsdecode(path)
+    also = f" (it is {os.fsdecode(first)})" if first is not None else ""
+    once(log, logging.INFO, ("loop", where), "%s: a link to a folder already watched%s: skipped", where, also)
+
+
+def _inotify_observer(flags: _Flags, watch_limit: int | None, stop: threading.Event | None) -> BaseObserver:
     """An inotify observer whose watch failures and overflows set `flags` (Linux only)."""
-    from watchdog.observers.inotify import InotifyEmitter
-    from watchdog.observers.inotify_c import InotifyConstants, InotifyFD
+    from watchdog.observers.inotify import InotifyEmitter, InotifyWatchGroup
+    from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent, InotifyFD, Mask
+
+    class LoopSafeWatchGroup(InotifyWatchGroup):
+        """watchdog's recursive watches, each real folder once (by device and inode), walks stoppable."""
+
+        def __post_init__(self) -> None:
+            self._identities: dict[tuple[int, int], bytes] = {}
+            super().__post_init__()
+
+        def _add_all_callbacks(self, path: bytes) -> None:
+            self._add_callback(path)
+            if not (self.is_recursive and os.path.isdir(path)):
+                return
+            for top, dirnames, _ in os.walk(path, followlinks=self.follow_symlink):
+                if stop is not None and stop.is_set():
+                    return  # the daemon is stopping: the watches no longer matter
+                keep = []
+                for name in dirnames:
+                    full = os.path.join(top, name)
+                    if not self.follow_symlink and os.path.islink(full):
+                        continue
+                    ident = _identity(full)
+                    if ident is None:
+                        continue
+                    first = self._identities.get(ident)
+                    if first is not None and first != full:
+                        _skip_loop(full, first)
+                        continue
+                    self._add_callback(full)
+                    if full in self._active_callbacks_by_path:
+                        keep.append(name)
+                dirnames[:] = keep
+
+        def _add_callback(self, path: bytes) -> None:
+            ident = _identity(path)
+            if ident is not None and self._identities.get(ident, path) != path:
+                _skip_loop(path, self._identities[ident])
+                return
+            super()._add_callback(path)
+            if ident is not None and path in self._active_callbacks_by_path:
+                self._identities[ident] = path
+
+        def _remove_watch_internally(self, wd: Any) -> None:
+            path = self._active_callbacks_by_watch.get(wd)
+            super()._remove_watch_internally(wd)
+            if path is not None and path not in self._active_callbacks_by_path:
+                for ident, known in list(self._identities.items()):
+                    if known == path:
+                        del self._identities[ident]
+
+        def _move_watches(self, move_src_path: bytes, move_dst_path: bytes) -> bool:
+            moved = super()._move_watches(move_src_path, move_dst_path)
+            if moved:
+                prefix = move_src_path + os.sep.encode()
+                for ident, known in list(self._identities.items()):
+                    if known == move_src_path or known.startswith(prefix):
+                        self._identities[ident] = move_dst_path + known[len(move_src_path) :]
+            return moved
+
+        def _recursive_simulate(self, src_path: bytes) -> list[InotifyEvent]:
+            # As watchdog's, but entering only folders watched here (never a loop).
+            events: list[InotifyEvent] = []
+            for top, dirnames, filenames in os.walk(src_path, followlinks=self.follow_symlink):
+                wd_root = self._active_callbacks_by_path.get(top)
+                if wd_root is None or (stop is not None and stop.is_set()):
+                    dirnames[:] = []
+                    continue
+                folder_mask = Mask(InotifyConstants.IN_CREATE | InotifyConstants.IN_ISDIR)
+                events.extend(InotifyEvent(wd_root, folder_mask, 0, name) for name in dirnames)
+                events.extend(InotifyEvent(wd_root, Mask(InotifyConstants.IN_CREATE), 0, name) for name in filenames)
+                dirnames[:] = [d for d in dirnames if os.path.join(top, d) in self._active_callbacks_by_path]
+            return events
+
+    class LoopSafeEmitter(InotifyEmitter):
+        """watchdog's inotify emitter over the loop-safe watch group."""
+
+        def on_thread_start(self) -> None:
+            self._inotify = LoopSafeWatchGroup(
+                self._inotify_fd,
+                os.fsencode(self.watch.path),
+                is_recursive=self.watch.is_recursive,
+                event_mask=self.get_event_mask_from_filter(),
+                follow_symlink=self.watch.follow_symlink,
+            )
 
     class GuardedInotifyFD(InotifyFD):
         """An inotify instance that reports ENOSPC and overflows, and can be capped for tests."""
@@ -297,7 +406,7 @@ def _inotify_observer(flags: _Flags, watch_limit: int | None) -> BaseObserver:
         def __init__(self) -> None:
             self._fd = GuardedInotifyFD()
             self._fd.start()
-            super().__init__(InotifyEmitter, timeout=1.0, inotify_fd=self._fd)
+            super().__init__(LoopSafeEmitter, timeout=1.0, inotify_fd=self._fd)
 
         def on_thread_stop(self) -> None:
             super().on_thread_stop()
@@ -325,14 +434,40 @@ class RootWatch:
     limit_reported: bool = False  # say it once per episode, not at every retry
 
 
-def _identity(path: str) -> tuple[int, int] | None:
+def _identity(path: str | bytes) -> tuple[int, int] | None:
+    """(device, inode) of the folder `path` names (through links), or None when it is not a folder."""
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):
         return None
-    import stat as stat_mod
-
     return (st.st_dev, st.st_ino) if stat_mod.S_ISDIR(st.st_mode) else None
+
+
+class _LoopSafeStat:
+    """The stat function of a polling snapshot of `root`: a second name of a folder reads as a link (not entered).
+
+    watchdog's snapshot stats the root first, then walks; that first call starts a new snapshot.
+    """
+
+    def __init__(self, root: str, follow_symlinks: bool) -> None:
+        self.root = os.fsencode(root)
+        self.follow = follow_symlinks
+        self._seen: dict[tuple[int, int], bytes] = {}
+
+    def __call__(self, path: str | bytes) -> os.stat_result:
+        raw = os.fsencode(path)
+        if raw == self.root:
+            self._seen = {}
+        if not self.follow:
+            return os.lstat(path)
+        st = os.stat(path)
+        if stat_mod.S_ISDIR(st.st_mode):
+            ident = (st.st_dev, st.st_ino)
+            first = self._seen.setdefault(ident, raw)
+            if first != raw:
+                _skip_loop(raw, first)
+                return os.lstat(path)
+        return st
 
 
 class Watcher:
@@ -346,7 +481,9 @@ class Watcher:
         *,
         mounts_file: Path = MOUNTS_FILE,
         watch_limit: int | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
+        self._stopping = stop  # set when the daemon stops: a walk setting up watches gives up
         self.scan = scan
         self.daemon = daemon
         self.out = out
@@ -405,11 +542,15 @@ class Watcher:
             rw.state = "absent"
             return
         if rw.mode == "polling":
-            from watchdog.observers.polling import PollingObserver
+            from watchdog.observers.polling import PollingObserverVFS
 
-            observer: BaseObserver = PollingObserver(timeout=max(1.0, self.daemon.poll_interval))
+            observer: BaseObserver = PollingObserverVFS(
+                _LoopSafeStat(rw.root, self.scan.follow_symlinks),
+                os.scandir,
+                polling_interval=max(1.0, self.daemon.poll_interval),
+            )
         elif rw.mode == "inotify":
-            observer = _inotify_observer(rw.flags, self.watch_limit)
+            observer = _inotify_observer(rw.flags, self.watch_limit, self._stopping)
         else:
             from watchdog.observers import Observer
 

@@ -5,7 +5,12 @@ text model, the index file). The protocol is one JSON object per line each way (
 The socket lives in the photoindex home with mode 0600 and
 only connections from the daemon's own user are answered: a request names a query, never code.
 
-Queries run one at a time in the server's thread. The daemon's main thread adds vectors to the
+Each connection is read in a thread of its own, up to `MAX_CONNECTIONS` at once (one more is
+declined at once), with a deadline for the whole request (`REQUEST_SECONDS`, not per read) and
+limits on its size and nesting, each answered with a clean `{"unavailable": why}`: a client that
+trickles bytes or says nothing holds only its own thread, never another user's search.
+
+Queries run one at a time (a lock around the search). The daemon's main thread adds vectors to the
 same in-memory index while indexing; `VectorIndex.search` is safe beside `add`, but a catch-up
 from SQLite (`IndexHandle.refresh`) is not, so it runs only when the daemon's work lock is free.
 When it is busy (a unit of work runs), the query searches the index as it stands; hits are
@@ -45,13 +50,39 @@ log = logging.getLogger("photoindex.daemon")
 
 MAX_REQUEST = 64 * 1024  # bytes of one request line; a query is a few sentences and paths
 
+MAX_NESTING = 8  # brackets deep; a request is one flat object
+MAX_CONNECTIONS = 16  # connections read or answered at once; one more is declined
+REQUEST_SECONDS = 5.0  # to send the whole request line; a trickling client is cut off then
+_SEND_SECONDS = 5.0  # to take the answer
+
 _ACCEPT_TIMEOUT = 0.5  # how often the accept loop looks at the stop flag
-_READ_TIMEOUT = 5.0  # a client that connects and says nothing does not hold the server
 _HANDLE_WAIT = 10.0  # before the first unit of work opens the index: wait this long, then decline
 TEXT_IDLE_SECONDS = 600.0  # the text model (~300 MB for ViT-B/32 fp32) is released after this long unused
 
 
 __all__ = ["Declined", "QueryServer", "parse_request"]
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in a JSON text (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def _peer_uid(conn: socket.socket) -> int | None:
@@ -87,10 +118,15 @@ class QueryServer:
         self._work_lock = work_lock
         self._current_index = current_index
         self._open_index = open_index
+        self.max_connections = MAX_CONNECTIONS
+        self.request_seconds = REQUEST_SECONDS
         self._sock: socket.socket | None = None
         self._inode: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._open = threading.BoundedSemaphore(MAX_CONNECTIONS)  # replaced in start() by the cap set then
+        self._searching = threading.Lock()  # one query at a time (the text model, the index catch-up)
+        self._declined_busy = 0
 
     # ------------------------------------------------------------ life cycle
 
@@ -113,8 +149,9 @@ class QueryServer:
                 os.umask(old)
             os.chmod(self.path, 0o600)
             self._inode = os.stat(self.path).st_ino
-            sock.listen(8)
+            sock.listen(64)
             sock.settimeout(_ACCEPT_TIMEOUT)
+            self._open = threading.BoundedSemaphore(self.max_connections)
         except OSError as exc:
             sock.close()
             log.warning(
@@ -130,7 +167,7 @@ class QueryServer:
         return True
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop answering (a query in progress finishes first), close and remove the socket."""
+        """Stop answering (a query in progress finishes, reading connections give up), close and remove the socket."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -159,12 +196,41 @@ class QueryServer:
                 log.warning("%s: accepting a search failed (%s)", self.path, exc.strerror or exc)
                 time.sleep(_ACCEPT_TIMEOUT)
                 continue
+            if not self._open.acquire(blocking=False):
+                self._decline_busy(conn)
+                continue
             try:
-                self._handle(conn)
-            except Exception:  # one bad request never stops the server (nor the daemon)
-                log.exception("a search request failed")
-            finally:
-                conn.close()
+                threading.Thread(target=self._connection, args=(conn,), name="photoindex-query", daemon=True).start()
+            except RuntimeError:  # no thread to be had: decline this one
+                self._open.release()
+                self._decline_busy(conn)
+
+    def _connection(self, conn: socket.socket) -> None:
+        try:
+            self._handle(conn)
+        except Exception:  # one bad request never stops the server (nor the daemon)
+            log.exception("a search request failed")
+        finally:
+            conn.close()
+            self._open.release()
+
+    def _decline_busy(self, conn: socket.socket) -> None:
+        """Too many connections at once: say so without reading (the client searches by itself)."""
+        self._declined_busy += 1
+        if self._declined_busy in (1, 10, 100) or self._declined_busy % 1000 == 0:
+            log.warning(
+                "%s: %d connections at once, declined %d search(es) so far",
+                self.path,
+                self.max_connections,
+                self._declined_busy,
+            )
+        try:
+            conn.setblocking(False)
+            conn.send(b'{"unavailable": "the daemon is busy with other connections"}\n')
+        except OSError:
+            pass
+        finally:
+            conn.close()
 
     def _release_idle_model(self) -> None:
         # A board has little memory: a model nobody asked for in minutes goes, and comes back
@@ -175,36 +241,56 @@ class QueryServer:
             self._last_query = 0.0
 
     def _handle(self, conn: socket.socket) -> None:
-        conn.settimeout(_READ_TIMEOUT)
         uid = _peer_uid(conn)
         if uid is not None and uid != os.getuid():
             log.warning("%s: refused a search from uid %d", self.path, uid)
             return
-        buf = b""
+        answer = self._read(conn)
+        if answer is None:
+            return  # the client hung up
+        if isinstance(answer, bytes):
+            answer = self.answer(answer)
         try:
-            while b"\n" not in buf and len(buf) <= MAX_REQUEST:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                buf += chunk
-        except OSError:
-            return  # the client gave up or said nothing in time; it searches by itself
-        line = buf.split(b"\n", 1)[0]
-        if len(line) > MAX_REQUEST:
-            answer: dict[str, Any] = reply_unavailable("the request is too long")
-        else:
-            answer = self.answer(line)
-        try:
+            conn.settimeout(_SEND_SECONDS)
             # ensure_ascii: a non-UTF-8 file name (lone surrogates) travels as \udcXX and comes back exact.
             conn.sendall(json.dumps(answer, ensure_ascii=True).encode("ascii") + b"\n")
         except OSError:
             pass  # the client timed out meanwhile; it searched by itself
 
+    def _read(self, conn: socket.socket) -> bytes | dict[str, Any] | None:
+        """The request line, a decline (too long, too slow), or None when the client hung up first."""
+        deadline = time.monotonic() + self.request_seconds
+        buf = b""
+        while b"\n" not in buf:
+            if len(buf) > MAX_REQUEST:
+                return reply_unavailable(f"the request is longer than {MAX_REQUEST} bytes")
+            left = deadline - time.monotonic()
+            if left <= 0 or self._stop.is_set():
+                return reply_unavailable(f"the request took longer than {self.request_seconds:g} s to arrive")
+            conn.settimeout(min(left, _ACCEPT_TIMEOUT))
+            try:
+                chunk = conn.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return None
+            if not chunk:
+                if not buf:
+                    return None
+                break  # a last line without its newline
+            buf += chunk
+        line = buf.split(b"\n", 1)[0]
+        if len(line) > MAX_REQUEST:
+            return reply_unavailable(f"the request is longer than {MAX_REQUEST} bytes")
+        return line
+
     def answer(self, line: bytes) -> dict[str, Any]:
         """The response object for one request line."""
+        if nesting_depth(line) > MAX_NESTING:
+            return reply_unavailable(f"the request nests deeper than {MAX_NESTING} levels")
         try:
             data = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return reply_unavailable("the request is not JSON")
         if isinstance(data, dict) and data.get("ping") is True:
             return {"pong": True}
@@ -213,7 +299,8 @@ class QueryServer:
             request, model = parse_request(data)
             if model != self.lib.model_id:
                 raise Declined(f"the daemon searches model {self.lib.model_id}, not {model}")
-            answer = reply_hits(self.search(request))
+            with self._searching:
+                answer = reply_hits(self.search(request))
         except Declined as why:
             log.debug("declined a search: %s", why)
             return reply_unavailable(why)
