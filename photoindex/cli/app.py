@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,11 +69,21 @@ def _root(
     ),
 ) -> None:
     ctx.obj = {"config_file": config}
-    import logging
 
     # Library warnings (an NPU fallback, an unwatched folder) go to stderr, never to stdout,
     # which `--json` keeps for its document. The daemon sets its own level and format.
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    # Lowercase like the CLI's own `error:`/`hint:` lines: `warning: ...`, never `WARNING: ...`.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelPrefix("%(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+
+
+class _LevelPrefix(logging.Formatter):
+    """A log formatter that prefixes each message with its level in lowercase (`warning: ...`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """`level: message` (with the traceback, if any)."""
+        return f"{record.levelname.lower()}: {super().format(record)}"
 
 
 def _config(ctx: typer.Context) -> Config:
