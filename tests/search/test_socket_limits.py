@@ -19,6 +19,7 @@ import pytest
 
 from photoindex.config import Config
 from photoindex.search.client import ask_daemon, ping, socket_path
+from photoindex.search.protocol import SearchRequest
 from photoindex.search.server import MAX_REQUEST, QueryServer
 
 
@@ -82,8 +83,8 @@ def test_a_search_beside_a_trickling_client_is_answered(server: QueryServer, con
     try:
         time.sleep(0.5)  # the server is reading the trickler now
         assert ping(config.home, timeout=10.0)
-        request = {"text": "red", "image": None, "limit": 3, "min_score": -1.0, "folder": None}
-        assert ask_daemon(config.home, {**request, "bundle": server.lib.model_id}, timeout=60.0) == []
+        request = SearchRequest.build(text="red", limit=3)
+        assert ask_daemon(config.home, request, server.lib.model_id, timeout=60.0) == []
         assert slow.thread.is_alive()  # still trickling all along
     finally:
         slow.close()
