@@ -61,11 +61,25 @@ models_app = typer.Typer(cls=_Group, help="List, fetch and verify model bundles.
 app.add_typer(models_app, name="models")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"photoindex {version('photoindex')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("photoindex (not installed: version unknown)")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     config: Path | None = typer.Option(
         None, "--config", "-c", help="Config file (default: $PHOTOINDEX_HOME/config.toml)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_version
     ),
 ) -> None:
     ctx.obj = {"config_file": config}
@@ -351,6 +365,7 @@ def search(
         None, "--words", "-w", help='Words written in the photos (OCR), e.g. "tracking number"; alone, or with a text.'
     ),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+    paths_only: bool = typer.Option(False, "--paths", "-f", help="Print only the paths, one per line (for scripts)."),
 ) -> None:
     """Find photos by a text description, example photos, the words in them, or filters alone (newest first)."""
     from photoindex.search.filters import Filters
@@ -389,7 +404,13 @@ def search(
     if as_json:
         _emit_json([h.to_json() for h in hits])
     elif not hits:
-        typer.echo("no matching photos", err=True)
+        from photoindex.search.query import why_no_hits
+
+        why, hint = why_no_hits(cfg, request)
+        typer.echo(f"no matching photos: {_display(why)}", err=True)
+        typer.echo(f"hint: {_display(hint)}", err=True)
+    elif paths_only or not sys.stdout.isatty():
+        render.hits_lines(hits, paths_only=paths_only)  # a pipe or a script: no header, no padding
     else:
         render.hits_table(hits)
 
@@ -532,8 +553,11 @@ def _bytes_progress(enabled: bool) -> Any:
 def _render_checks(checks: list[Any]) -> bool:
     ok = True
     for c in checks:
-        mark = "ok" if c.ok else "FAIL"
-        note = f"  {c.problem}" if c.problem else ""
+        if c.ok and not c.present:  # an optional file (an NPU model) that is not there: fine, but not "ok"
+            mark, note = "--", "  absent (optional)"
+        else:
+            mark = "ok" if c.ok else "FAIL"
+            note = f"  {c.problem}" if c.problem else ""
         typer.echo(f"{mark:4}  {c.file.role:10} {c.path}{note}")
         ok = ok and c.ok
     return ok

@@ -16,6 +16,25 @@ def display(path: str) -> str:
     return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def hits_lines(hits: Sequence[Hit], *, paths_only: bool = False) -> None:
+    """Plain lines for scripts and pipes: `score<TAB>path<TAB>taken` (no header, no padding), or paths only.
+
+    Paths are written as their exact bytes (a non-UTF-8 name stays usable by `xargs -d '\\n'`).
+    """
+    import os
+    import sys
+
+    out = sys.stdout.buffer
+    for h in hits:
+        path = os.fsencode(h.path)
+        if paths_only:
+            out.write(path + b"\n")
+            continue
+        score = f"{h.score:.3f}" if h.score is not None else ""
+        out.write(score.encode() + b"\t" + path + b"\t" + (h.taken_at or "").encode() + b"\n")
+    out.flush()
+
+
 def hits_table(hits: Sequence[Hit]) -> None:
     """Score, path (a file:// link where the terminal supports it), when, where and which camera."""
     from rich.console import Console

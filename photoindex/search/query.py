@@ -13,6 +13,7 @@ hits whenever that many photos pass; it never searches the top k first and filte
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,8 +103,16 @@ def image_vector(lib: Library, path: Path, *, encode: bool = True) -> np.ndarray
     """The vector of an example photo: its stored vector when the content is known, else encoded now."""
     from photoindex.photos.scanner import content_hash
 
+    if path.is_dir():
+        raise PhotoindexError(
+            f"--image {path}: that is a folder, not a photo",
+            f"give one example photo; to search only the photos in that folder use --folder {path}",
+        )
     if not path.is_file():
-        raise PhotoindexError(f"{path}: no such photo", "give the path of an existing image file")
+        raise PhotoindexError(
+            f"--image {path}: no such file" if not os.path.lexists(path) else f"--image {path}: not a regular file",
+            "give the path of an example photo (a relative path is taken from the current folder)",
+        )
     try:
         digest = content_hash(path)
     except OSError as exc:
@@ -118,11 +127,21 @@ def image_vector(lib: Library, path: Path, *, encode: bool = True) -> np.ndarray
         # Decoding an arbitrary file belongs in a short-lived process (a bomb must not take the
         # daemon down), and the CLI does that; the daemon only looks up what it has encoded.
         raise Declined(f"{path} is not in the catalog: the CLI encodes it")
-    from photoindex.photos.imaging import decode_photo
+    from photoindex.errors import ImageError
+    from photoindex.photos.imaging import ALLOWED_FORMATS, decode_photo
 
     encoder = lib.image_encoder()
     spec = lib.bundle.manifest.image
-    pixels, _ = decode_photo(path, spec, encoder.layout, max_pixels=lib.config.scan.max_image_pixels)
+    try:
+        pixels, _ = decode_photo(path, spec, encoder.layout, max_pixels=lib.config.scan.max_image_pixels)
+    except ImageError as exc:
+        if exc.reason != "unsupported-format":
+            raise
+        # The scan's hint (`[scan] extensions`) is about folders; here one argument is wrong.
+        raise PhotoindexError(
+            f"--image {exc.message}",
+            f"give an example photo in a format photoindex reads ({', '.join(sorted(ALLOWED_FORMATS))})",
+        ) from None
     return encoder.encode(pixels[None])[0]
 
 
@@ -311,3 +330,38 @@ def photos_not_encoded(config: Config) -> tuple[str, int]:
     with open_library(config) as lib, lib.db.reads() as con:
         return lib.bundle.manifest.name, reads.photos_without_vector(con, lib.model_id)
 
+
+def why_no_hits(config: Config, request: SearchRequest) -> tuple[str, str]:
+    """Why a search found nothing, as (message, hint) a user can act on; read-only, plain SQLite."""
+    from photoindex.paths import within
+
+    if not config.db_path.exists():
+        return "the library is empty", "add a folder of photos with `photoindex index PATH`"
+    with open_library(config) as lib, lib.db.reads() as con:
+        roots = [r[0] for r in con.execute("SELECT path FROM roots ORDER BY path")]
+        live = con.execute("SELECT count(*) FROM photos WHERE status != 'missing'").fetchone()[0]
+        vectors = reads.vector_count(con, lib.model_id)
+    if not roots or not live:
+        where = f" (roots: {', '.join(roots)})" if roots else ""
+        return f"the library is empty: no photos indexed{where}", "add a folder of photos with `photoindex index PATH`"
+    folder = request.filters.folder
+    if folder is not None and not any(within(folder, r) or within(r, folder) for r in roots):
+        return (
+            f"--folder {folder} is not inside any indexed folder (roots: {', '.join(roots)})",
+            f"index it first with `photoindex index {folder}`, or give a folder under one of the roots",
+        )
+    if request.has_query and not vectors:
+        return (
+            f"none of the {live} photos is encoded for model {lib.bundle.manifest.name} yet",
+            "run `photoindex reindex` to encode them",
+        )
+    if request.offset:
+        return f"--offset {request.offset} is past the last result", "give a smaller --offset"
+    if request.has_query and request.min_score > -1.0:
+        return (
+            f"no photo scored at least {request.min_score:g} (--min-score or [search] min_score)",
+            "lower it: real CLIP matches typically score 0.2 to 0.35",
+        )
+    if not request.filters.empty:
+        return f"no photo among {live} passes the filters", "loosen them (--after, --before, --camera, --place, ...)"
+    return f"no photo matched among {live}", "try other words"
