@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from photoindex.catalog import reads
-from photoindex.catalog import writes as catalog
 from photoindex.config import Config
 from photoindex.library import open_library
 
@@ -94,14 +94,17 @@ class LibraryStatus:
             for r in self.roots:
                 state = "" if r["present"] else "  [not present]"
                 out.append(
-                    f"  {r['path']}  {r['photos']} photos, last scan {r['last_scan_at'] or 'never'}{state}"
+                    f"  {r['path']}  {_count(r['photos'], 'photo')}, last scan "
+                    + (_when(r["last_scan_at"]) if r["last_scan_at"] else "never")
+                    + state
                 )
         else:
             out.append("roots:     none (add one with `photoindex index PATH`)")
         d = self.daemon
         if d.running:
             out.append(
-                f"daemon:    running, pid {d.pid}, since {d.since}, queue {d.queue}, last batch {d.last_batch or '-'}"
+                f"daemon:    running, pid {d.pid}, since {_when(d.since)}, queue {d.queue}, "
+                f"last batch {_stamped(d.last_batch)}"
             )
             if d.watching:
                 out.append(f"           {d.watching}")
@@ -110,10 +113,10 @@ class LibraryStatus:
         else:
             out.append("daemon:    not running")
         if d.last_error:
-            out.append(f"           last error: {d.last_error}")
+            out.append(f"           last error: {_stamped(d.last_error)}")
         if self.writer and not d.running:
             w = self.writer
-            out.append(f"writer:    pid {w.get('pid')} ({w.get('purpose')}) since {w.get('since')}")
+            out.append(f"writer:    pid {w.get('pid')} ({w.get('purpose')}) since {_when(w.get('since'))}")
         if self.text is not None:
             t = self.text
             if t["enabled"]:
@@ -129,6 +132,38 @@ class LibraryStatus:
                 out.append(f"  {f['path']}: {f['error']}")
         out.extend(self.notes)
         return out
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 photo`, `2 photos`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _iso(when: datetime | None) -> str | None:
+    """A timestamp for JSON: ISO 8601 to the second, UTC."""
+    return None if when is None else when.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _when(iso: object) -> str:
+    """An ISO timestamp as a person reads it: local time to the minute (`2026-12-03 10:05`)."""
+    if not isinstance(iso, str) or not iso:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)  # the catalog stores naive UTC
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _stamped(text: str | None) -> str:
+    """`ISO-TIME rest` (the daemon's last batch or error) with the time made readable."""
+    if not text:
+        return "-"
+    head, _, rest = text.partition(" ")
+    shown = _when(head)
+    return f"{shown} {rest}" if shown != head else text
 
 
 def _size(n: int | None) -> str:
@@ -187,14 +222,17 @@ def library_status(config: Config) -> LibraryStatus:
     """Collect the status in one short read transaction (it never blocks the writer)."""
     from photoindex.catalog.writerlock import lock_holder
 
+    # The plain sqlite3 read path of `search`: a status never imports SQLAlchemy (it took longer than a search).
     with open_library(config) as lib:
-        with lib.db.read() as s:
-            counts = catalog.count_by_status(s)
-            roots = catalog.root_summaries(s)
-            failures = [{"path": p.path, "error": p.error or ""} for p in catalog.recent_failures(s, 5)]
-            state = catalog.index_state(s, lib.model_id)
-            vectors = catalog.vector_count(s, lib.model_id)
-            con = catalog.connection(s)
+        with lib.db.reads() as con:
+            counts = reads.count_by_status(con)
+            roots = [
+                {**r, "last_scan_at": _iso(r["last_scan_at"])}  # type: ignore[arg-type]
+                for r in reads.root_summaries(con)
+            ]
+            failures = [{"path": p, "error": e} for p, e in reads.recent_failures(con, 5)]
+            state = reads.index_state(con, lib.model_id)
+            vectors = reads.vector_count(con, lib.model_id)
             per_model = reads.photos_per_model(con)
             models = sorted(set(reads.vector_models(con)) | {lib.model_id})
             model_rows = [
@@ -207,7 +245,7 @@ def library_status(config: Config) -> LibraryStatus:
                 for m in models
             ]
             not_encoded = reads.photos_without_vector(con, lib.model_id)
-            text = _text_status(config, catalog.connection(s), lib.model_id)
+            text = _text_status(config, con, lib.model_id)
             unheld, unheld_bytes = reads.unheld_vectors(con)
         index_path = lib.index_path()
         return LibraryStatus(

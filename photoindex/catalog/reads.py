@@ -490,3 +490,44 @@ def photo_states_under(
     if model_id is None:
         return [PhotoState(*row) for row in rows]  # type: ignore[arg-type]
     return [PhotoState(*row[:-1], has_vector=bool(row[-1])) for row in rows]  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- what `photoindex status` shows
+
+# catalog.schema.PHOTO_STATUSES, without importing SQLAlchemy (a test checks they agree)
+STATUSES: tuple[str, ...] = ("pending", "indexed", "failed", "missing")
+
+
+def count_by_status(con: sqlite3.Connection) -> dict[str, int]:
+    """How many photos are in each status (every status present, 0 when none)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update({str(s): int(n) for s, n in con.execute("SELECT status, count(*) FROM photos GROUP BY status")})
+    return counts
+
+
+def root_summaries(con: sqlite3.Connection) -> list[dict[str, object]]:
+    """Per root: id, path, present, watch_mode, last_scan_at (aware UTC or None), photos (not missing)."""
+    rows = con.execute(
+        "SELECT r.id, r.path, r.present, r.watch_mode, r.last_scan_at,"
+        " count(CASE WHEN p.status != 'missing' THEN 1 END)"
+        " FROM roots r LEFT JOIN photos p ON p.root_id = r.id GROUP BY r.id ORDER BY r.path"
+    )
+    return [
+        {
+            "id": int(i),
+            "path": path,
+            "present": bool(present),
+            "watch_mode": mode,
+            "last_scan_at": utc(scanned),
+            "photos": int(n),
+        }
+        for i, path, present, mode, scanned, n in rows
+    ]
+
+
+def recent_failures(con: sqlite3.Connection, limit: int) -> list[tuple[str, str]]:
+    """(path, error) of the most recently failed photos."""
+    rows = con.execute(
+        "SELECT path, error FROM photos WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT ?", (limit,)
+    )
+    return [(str(p), str(e or "")) for p, e in rows]

@@ -84,3 +84,29 @@ def test_piped_search_prints_plain_tab_separated_lines_and_paths(
     assert path == str(root / "red.jpg") and float(score) > 0
     paths = subprocess.run([*run, "--paths"], env=env, capture_output=True, text=True, timeout=120)
     assert paths.stdout.splitlines()[0] == str(root / "red.jpg") and "\t" not in paths.stdout
+
+
+def test_status_reads_without_sqlalchemy_shows_the_home_absolute_and_readable_times(
+    tmp_path: Path, toy_bundle: Path
+) -> None:
+    from photoindex.catalog import reads, schema
+
+    assert reads.STATUSES == schema.PHOTO_STATUSES
+    make_photo(tmp_path / "photos" / "red.jpg", COLOURS["red"], (64, 48))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOINDEX_")}
+    env.update(PHOTOINDEX_HOME="demo", PHOTOINDEX_MODEL_BUNDLE=str(toy_bundle), PHOTOINDEX_INDEX_WORKERS="1")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+
+    assert run("-m", "photoindex", "index", "photos").returncode == 0
+    status = run("-X", "importtime", "-m", "photoindex", "status")
+    assert status.returncode == 0, status.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in status.stderr.splitlines() if "|" in line}
+    assert "sqlalchemy" not in imported and "alembic" not in imported
+    assert f"home:      {tmp_path / 'demo'}\n" in status.stdout  # resolved once, shown absolute
+    assert "  1 photo, last scan " in status.stdout and "1 photos" not in status.stdout
+    scanned = re.search(r"last scan (\S+ \S+)", status.stdout)
+    assert scanned and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", scanned.group(1)), status.stdout
