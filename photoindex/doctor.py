@@ -32,6 +32,7 @@ _PACKAGES = (
 )
 # SQLite before 3.51.3 can corrupt a WAL database when two connections write and reset the WAL at once.
 _SQLITE_WAL_FIX = (3, 51, 3)
+_MOUNTS = Path("/proc/self/mounts")
 _INOTIFY = Path("/proc/sys/fs/inotify")
 _WATCH_MARGIN = 0.9  # warn when the folders alone take this share of the per-user watch limit
 
@@ -291,20 +292,39 @@ def _model_cache(config: Config, bundle: Bundle | None) -> ModelCacheState:
     return ModelCacheState(str(directory), ready)
 
 
-def _sqlite(findings: list[Finding]) -> str:
+def _network_filesystem(path: Path) -> str | None:
+    """The type of the network or FUSE filesystem holding `path` (from the mount table), else None."""
+    from photoindex.daemon.watcher import _POLLING_FSTYPES, filesystem_of, read_mounts
+
+    try:
+        mounts = read_mounts(_MOUNTS.read_text(encoding="utf-8", errors="surrogateescape"))
+    except OSError:
+        return None
+    fs = filesystem_of(os.path.realpath(path), mounts)
+    if fs is None:
+        return None
+    kind = fs[1]
+    return kind if kind in _POLLING_FSTYPES or kind.startswith("fuse.") else None
+
+
+def _sqlite(config: Config, findings: list[Finding]) -> str:
     version = sqlite3.sqlite_version
     try:
         parts = tuple(int(p) for p in version.split(".")[:3])
     except ValueError:
         return version
-    if parts < _SQLITE_WAL_FIX:
+    # The bug needs two writers at once. photoindex's writer lock allows one, but an flock does not
+    # hold between machines: the warning applies only to a catalog on a network filesystem.
+    remote = _network_filesystem(config.home) if parts < _SQLITE_WAL_FIX else None
+    if remote is not None:
         findings.append(
             Finding(
                 "warning",
-                f"the SQLite library is {version}; versions before 3.51.3 have a WAL-reset bug that can "
-                "corrupt a database when two connections write at the same time. photoindex's "
-                "single-writer lock keeps to one writer, which avoids it",
-                "a newer Python (or one built against a newer SQLite) removes the warning",
+                f"the SQLite library is {version} and the catalog is on a {remote} filesystem; SQLite before "
+                "3.51.3 has a WAL-reset bug that can corrupt a database written from two machines at once, "
+                "and the writer lock does not reach across machines",
+                "keep PHOTOINDEX_HOME on a local disk (e.g. ~/.local/share/photoindex) and index the network "
+                "folder from there",
             )
         )
     return version
@@ -436,7 +456,7 @@ def diagnose(config: Config) -> DoctorReport:
         bundle = None
     encoders = _encoders(config, bundle, findings)
     bundle_state = _bundle(bundle, findings) if bundle is not None else None
-    sqlite_version = _sqlite(findings)
+    sqlite_version = _sqlite(config, findings)
     inotify = _inotify(config, findings)
     axengine = _axengine(findings)
     return DoctorReport(

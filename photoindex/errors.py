@@ -47,9 +47,10 @@ class CatalogError(PhotoindexError):
 
 
 class LockedError(PhotoindexError):
-    """Another photoindex process holds the single-writer lock."""
+    """Another photoindex process holds the single-writer lock; `holder` describes it (pid, purpose, since)."""
 
     exit_code = 3
+    holder: str = "another process"
 
 
 class VectorIndexError(PhotoindexError):

@@ -104,17 +104,26 @@ def test_a_broken_axengine_install_is_a_warning(
     )
 
 
-@pytest.mark.parametrize(("version", "warned"), [("3.51.2", True), ("3.51.3", False), ("3.52.0", False)])
-def test_sqlite_before_3_51_3_is_a_warning(
-    version: str, warned: bool, npu_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("version", "fstype", "warned"),
+    [("3.51.2", "nfs4", True), ("3.51.2", "ext4", False), ("3.51.3", "nfs4", False), ("3.52.0", "cifs", False)],
+)
+def test_sqlite_before_3_51_3_is_a_warning_only_for_a_catalog_on_a_network_filesystem(
+    version: str, fstype: str, warned: bool, npu_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Issue 11 item 10: the WAL warning only where it applies (two machines writing), with a hint to follow."""
+    home = tmp_path / "home"
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"/dev/root / ext4 rw 0 0\nserver:/x {tmp_path} {fstype} rw 0 0\n")
+    monkeypatch.setattr(doctor, "_MOUNTS", mounts)
     monkeypatch.setattr(doctor.sqlite3, "sqlite_version", version)
-    report = doctor.diagnose(_config(tmp_path / "home", npu_bundle))
+    report = doctor.diagnose(_config(home, npu_bundle))
     found = [f for f in report.findings if "WAL-reset bug" in f.message]
     assert report.sqlite_version == version and report.ok
     assert bool(found) is warned
     if found:
-        assert found[0].level == "warning" and "single-writer lock" in found[0].message
+        assert found[0].level == "warning" and fstype in found[0].message
+        assert found[0].hint and "PHOTOINDEX_HOME on a local disk" in found[0].hint
 
 
 def _catalog_with_root(home: Path, root: Path) -> None:

@@ -164,12 +164,14 @@ class WriterLock:
                 time.sleep(_POLL_SECONDS)
         holder = _details(self.path) if self.folder else _read_holder(fd)
         pid = holder.get("pid")
-        raise LockedError(
+        error = LockedError(
             f"{self.path}: the catalog is being written by {_describe(holder)}; cannot {self.purpose} now",
             "wait for it to finish, or stop it first"
             + (f" (`kill {pid}`)" if pid is not None else "")
             + "; a running daemon indexes changes by itself",
         )
+        error.holder = _describe(holder)
+        raise error
 
     def release(self) -> None:
         """Release the lock (a no-op when not held)."""
@@ -218,7 +220,7 @@ def acquire_patiently(
             if deadline is not None and time.monotonic() >= deadline:
                 raise
             if not told and on_wait is not None:
-                on_wait(exc.message)
+                on_wait(f"the catalog is being written by {exc.holder}; {lock.purpose} goes on when it is done")
             told = True
             if stop is not None and stop.wait(0.25):
                 return False

@@ -311,7 +311,7 @@ def forget(
         _emit_json(report)
         return
     typer.echo(
-        f"forgot {_display(report.root)}: {report.photos} photos"
+        f"forgot {_display(report.root)}: {report.photos} photo{'' if report.photos == 1 else 's'}"
         + (f", {report.vectors_deleted} vectors purged" if purge else " (their vectors are kept for a return)")
     )
 

@@ -344,7 +344,7 @@ class Daemon:
                 break
             except LockedError as exc:
                 if not told:
-                    log.info("waiting for the writer lock before %s: %s", what, exc.message)
+                    log.info("waiting for the writer lock before %s: held by %s", what, exc.holder)
                     self.state.update(state="waiting for the writer lock")
                     told = True
                 if self.stop.is_set():

@@ -198,6 +198,10 @@ class TextEncoder:
     def _run(self, chunk: np.ndarray) -> np.ndarray:
         return self._session.run({self._input.name: chunk})[0]
 
+    def tokens(self, text: str) -> int:
+        """How many tokens `text` makes with its two special tokens; above `context_length` it is cut."""
+        return len(self._tokenizer.encode(text)) + 2
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Texts -> [N, D] float32 unit vectors, ids cast to the dtype the model declares."""
         if isinstance(texts, str):

@@ -13,6 +13,7 @@ hits whenever that many photos pass; it never searches the top k first and filte
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from photoindex.vectors.cache import IndexHandle
 
 __all__ = ["Hit", "SearchRequest", "query_vector", "run_search", "search"]
+
+log = logging.getLogger(__name__)
 
 
 def run_search(config: Config, request: SearchRequest | None = None, /, **options: Any) -> list[Hit]:
@@ -85,7 +88,19 @@ def query_vector(lib: Library, terms: tuple[Term, ...] | list[Term], *, encode_i
     by_text: dict[str, np.ndarray] = {}
     if texts:
         unique = list(dict.fromkeys(texts))
-        by_text = dict(zip(unique, l2_normalize(lib.text_encoder().encode(unique)), strict=True))
+        encoder = lib.text_encoder()
+        for text in unique:
+            made = encoder.tokens(text)
+            if made > encoder.context_length:
+                # Said, not silent: the words past the model's context never reach it.
+                log.warning(
+                    "the query %r is %d tokens long; model %s reads the first %d, the rest is ignored",
+                    text if len(text) <= 60 else text[:57] + "...",
+                    made,
+                    lib.bundle.manifest.name,
+                    encoder.context_length,
+                )
+        by_text = dict(zip(unique, l2_normalize(encoder.encode(unique)), strict=True))
     total = np.zeros(lib.bundle.manifest.embedding_dim, dtype=np.float32)
     for t in terms:
         if t.text is not None:

@@ -110,3 +110,16 @@ def test_status_reads_without_sqlalchemy_shows_the_home_absolute_and_readable_ti
     assert "  1 photo, last scan " in status.stdout and "1 photos" not in status.stdout
     scanned = re.search(r"last scan (\S+ \S+)", status.stdout)
     assert scanned and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", scanned.group(1)), status.stdout
+
+
+def test_a_query_cut_to_the_models_context_says_so(tmp_path: Path, config: Config, home_env: dict[str, str]) -> None:
+    root = _photos(tmp_path)
+    cli("index", str(root))
+    env = {**os.environ, **home_env, "PHOTOINDEX_SEARCH_USE_DAEMON": "0"}
+    long = " ".join(["red"] * 120)
+    run = [sys.executable, "-m", "photoindex", "search", long, "--limit", "1"]
+    result = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^warning: the query '.*' is 122 tokens long; model \S+ reads the first 77", result.stderr, re.M)
+    short = subprocess.run([*run[:4], "red"], env=env, capture_output=True, text=True, timeout=120)
+    assert "tokens long" not in short.stderr
