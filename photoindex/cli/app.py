@@ -253,7 +253,7 @@ def _run_indexing(ctx: typer.Context, paths: list[Path] | None, quiet: bool, as_
 
     with (
         _StopOnInterrupt(quiet or as_json) as stop,
-        _Progress(_interactive(quiet, as_json), "indexing") as progress,
+        _Progress(_interactive(quiet, as_json), "planning (dry run)" if dry_run else "indexing") as progress,
     ):
         report = run_index(cfg, paths, progress=progress, dry_run=dry_run, stop=stop.event, on_wait=waiting)
     if as_json:
@@ -263,7 +263,8 @@ def _run_indexing(ctx: typer.Context, paths: list[Path] | None, quiet: bool, as_
             _print_failures(report)
         if dry_run:
             for change in report.planned:
-                typer.echo(f"{change.action}\t{_display(change.path)}")
+                source = f"\tfrom {_display(change.source)}" if change.source else ""
+                typer.echo(f"{change.action}\t{_display(change.path)}{source}")
         if not quiet:
             typer.echo(report.summary())
     if report.interrupted:

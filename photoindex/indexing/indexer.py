@@ -59,8 +59,9 @@ class Failure:
 class PlannedChange:
     """One line of `--dry-run`: what a run would do to a path."""
 
-    action: str  # add | update | missing | check
+    action: str  # add | update | move | missing | check
     path: str
+    source: str | None = None  # a move's old path
 
 
 @dataclass(frozen=True)
@@ -518,14 +519,49 @@ class Indexer:
             self._encode_all(decode_more + decode_rest, last=last)
 
     def _plan(self, todo: list[_Pending], vanished: list[reads.PhotoState]) -> None:
+        moves = self._planned_moves(todo, vanished)
         for p in sorted(todo, key=lambda p: p.fact.path):
+            if p.fact.path in moves:
+                self.report.planned.append(PlannedChange("move", p.fact.path, moves[p.fact.path]))
+                continue
             action = "add" if p.known is None else ("check" if p.known.status == "missing" else "update")
             self.report.planned.append(PlannedChange(action, p.fact.path))
+        moved_from = set(moves.values())
         for v in vanished:
-            self.report.planned.append(PlannedChange("missing", v.path))
+            if v.path not in moved_from:
+                self.report.planned.append(PlannedChange("missing", v.path))
         self.report.added = sum(1 for c in self.report.planned if c.action == "add")
         self.report.updated = sum(1 for c in self.report.planned if c.action in ("update", "check"))
-        self.report.missing = len(vanished)
+        self.report.moved = len(moves)
+        self.report.missing = len(vanished) - len(moved_from)
+
+    def _planned_moves(self, todo: list[_Pending], vanished: list[reads.PhotoState]) -> dict[str, str]:
+        """New path -> old path of the moves a real run would find: same size and mtime, then same content.
+
+        A dry run reads (hashes) those few candidates, as the real run does, so it reports a rename as
+        the move it is, not as an add and a missing photo.
+        """
+        from photoindex.photos.scanner import content_hash
+
+        by_key: dict[tuple[int, int], list[reads.PhotoState]] = {}
+        for v in vanished:
+            if v.content_hash:
+                by_key.setdefault((v.size, v.mtime_ns), []).append(v)
+        moves: dict[str, str] = {}
+        for p in sorted(todo, key=lambda p: p.fact.path):
+            candidates = by_key.get((p.fact.size, p.fact.mtime_ns)) if p.known is None else None
+            if not candidates:
+                continue
+            try:
+                digest = content_hash(p.fact.path)
+            except OSError:
+                continue
+            for v in candidates:
+                if v.content_hash == digest:
+                    moves[p.fact.path] = v.path
+                    candidates.remove(v)
+                    break
+        return moves
 
     def _missing_keys(self, vanished: list[reads.PhotoState], todo: Iterable[_Pending]) -> set[tuple[int, int]]:
         """The (size, mtime) keys of work items that match a missing or just-vanished photo."""

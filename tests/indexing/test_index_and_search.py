@@ -172,8 +172,13 @@ def test_status_and_dry_run(tmp_path: Path, config: Config) -> None:
     plan = cli("reindex", "--dry-run")
     actions = {(c["action"], Path(c["path"]).name) for c in plan["planned"]}
     assert ("add", "new.jpg") in actions
-    assert any(a == "missing" for a, _ in actions)
+    # A renamed folder's photos are moves, as the real run reports them (issue 11 item 10), not add + missing.
+    moves = [c for c in plan["planned"] if c["action"] == "move"]
+    assert moves and all("/album-00/" in c["source"] and "/gone/" in c["path"] for c in moves)
+    assert not any(a == "missing" for a, _ in actions) and plan["moved"] == len(moves)
     assert sql(config, "SELECT count(*) FROM photos WHERE status = 'missing'")[0][0] == 0  # wrote nothing
+    dry_text = runner.invoke(app, ["reindex", "--dry-run"]).output
+    assert f"move\t{moves[0]['path']}\tfrom {moves[0]['source']}" in dry_text
     status = cli("status")
     assert status["counts"]["indexed"] == 12
     assert status["roots"][0]["path"] == str(root)
