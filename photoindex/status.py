@@ -66,14 +66,15 @@ class LibraryStatus:
             f"database:  {self.database} ({_size(self.database_bytes)})",
             f"index:     {self.index_file} "
             + (f"({_size(self.index_bytes)}, " if self.index_bytes is not None else "(not written yet, ")
-            + f"{self.vectors} vectors, generation {self.generation})",
+            + f"{_count(self.vectors, 'vector')}, generation {self.generation})",
             "photos:    " + ", ".join(f"{n} {k}" for k, n in self.counts.items()),
         ]
         for i, m in enumerate(self.models):
             mark = " (configured)" if m["configured"] else ""
             out.append(
                 ("models:    " if i == 0 else "           ")
-                + f"{m['model_id']}{mark}: {m['photos']} photos with vectors, {m['vectors']} vectors"
+                + f"{m['model_id']}{mark}: {_count(m['photos'], 'photo')} with vectors, "
+                + _count(m["vectors"], "vector")
             )
         if self.unheld_vectors:
             when = (

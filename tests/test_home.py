@@ -52,6 +52,7 @@ def _env(home: Path, bundle: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_a_new_home_and_everything_in_it_is_private(open_base: Path, toy_bundle: Path) -> None:
     home = open_base / "home"
     make_photo(open_base / "photos" / "a.jpg", (200, 30, 30), size=(64, 48))
@@ -64,6 +65,7 @@ def test_a_new_home_and_everything_in_it_is_private(open_base: Path, toy_bundle:
     assert "private" not in result.stderr  # nothing to tighten: no notice
 
 
+@pytest.mark.slow
 def test_an_existing_open_home_is_tightened_once_with_a_notice(open_base: Path, toy_bundle: Path) -> None:
     home = open_base / "home"
     home.mkdir(mode=0o755)

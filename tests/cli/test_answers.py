@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import cli, runner
 
 from photoindex.cli.app import app
@@ -69,6 +70,7 @@ def test_no_matching_photos_always_says_why(tmp_path: Path, config: Config) -> N
     assert "no photo scored at least 0.999" in result.output and "lower it" in result.output
 
 
+@pytest.mark.slow
 def test_piped_search_prints_plain_tab_separated_lines_and_paths(
     tmp_path: Path, config: Config, home_env: dict[str, str]
 ) -> None:
@@ -86,6 +88,7 @@ def test_piped_search_prints_plain_tab_separated_lines_and_paths(
     assert paths.stdout.splitlines()[0] == str(root / "red.jpg") and "\t" not in paths.stdout
 
 
+@pytest.mark.slow
 def test_status_reads_without_sqlalchemy_shows_the_home_absolute_and_readable_times(
     tmp_path: Path, toy_bundle: Path
 ) -> None:
@@ -112,6 +115,7 @@ def test_status_reads_without_sqlalchemy_shows_the_home_absolute_and_readable_ti
     assert scanned and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", scanned.group(1)), status.stdout
 
 
+@pytest.mark.slow
 def test_a_query_cut_to_the_models_context_says_so(tmp_path: Path, config: Config, home_env: dict[str, str]) -> None:
     root = _photos(tmp_path)
     cli("index", str(root))

@@ -25,7 +25,7 @@ from photoindex.daemon.lograte import MAX_CHARS, RateLimit
 from photoindex.daemon.watcher import Event, Hint, Watcher, count_folders
 from photoindex.testing import make_photo
 
-bundle, env, start = td.bundle, td.env, td.start
+env, start = td.env, td.start
 DaemonProcess, wait_for, index_root = td.DaemonProcess, td.wait_for, td.index_root
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify")
@@ -115,6 +115,7 @@ def test_a_polling_snapshot_does_not_enter_a_loop(
     assert again.paths == snap.paths
 
 
+@pytest.mark.slow
 @linux_only
 def test_the_daemon_on_a_looped_tree_starts_serves_and_stops_on_sigterm(tmp_path: Path, env: dict[str, str]) -> None:
     lib = loop_tree(tmp_path)
@@ -135,6 +136,7 @@ def test_the_daemon_on_a_looped_tree_starts_serves_and_stops_on_sigterm(tmp_path
         d.kill()
 
 
+@pytest.mark.slow
 @linux_only
 def test_sigterm_during_the_start_up_scan_stops_the_daemon(tmp_path: Path, env: dict[str, str]) -> None:
     lib = loop_tree(tmp_path)
