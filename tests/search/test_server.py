@@ -107,7 +107,7 @@ def test_served_searches_match_local_ones_and_errors_deletions_and_other_models_
     errors: list[tuple[tuple[str, ...], str, int]] = [
         ((" ",), "error: the query is empty", 0),
         (("red", "--after", "2024-13"), "error: --after '2024-13': no such month", 0),
-        (("--image", str(tmp_path / "nope.jpg")), "no such photo", 1),
+        (("--image", str(tmp_path / "nope.jpg")), "no such file", 1),
     ]
     for bad, message, asked in errors:
         before = served(d)

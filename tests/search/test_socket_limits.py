@@ -26,10 +26,9 @@ from photoindex.search.server import MAX_REQUEST, QueryServer
 @pytest.fixture
 def server(config: Config) -> Iterator[QueryServer]:
     from photoindex.library import open_library
-    from photoindex.vectors.cache import IndexHandle
 
     with open_library(config) as lib:
-        handle = IndexHandle.open(lib)
+        handle = lib.open_index()
         s = QueryServer(lib, work_lock=threading.Lock(), current_index=lambda: handle, open_index=lambda: handle)
         yield s
         s.stop()
