@@ -8,6 +8,7 @@ and the embedding size. Nothing about a model is guessed in code (docs/architect
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,4 +271,8 @@ def resolve_bundle(spec: str, models_home: Path) -> Bundle:
     if "/" in spec or spec.startswith("."):
         raise ModelError(f"{spec}: no such bundle folder", "check the path in `[model] bundle`")
     known = ", ".join(shipped) or "(none)"
-    raise ModelError(f"unknown model bundle {spec!r}", f"use one of: {known}, or the path of a bundle folder")
+    raise ModelError(
+        f"unknown model bundle {spec!r}: not a shipped bundle, and no folder {os.path.abspath(spec)}",
+        f"use one of: {known}, or the path of a bundle folder (a relative path is taken from the folder "
+        "photoindex starts in; an absolute one works from anywhere)",
+    )

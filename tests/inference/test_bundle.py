@@ -58,3 +58,16 @@ def test_the_cli_says_what_is_wrong_with_the_manifest(tmp_path: Path, home_env: 
 def test_every_shipped_manifest_still_reads() -> None:
     for path in shipped_manifests().values():
         read_manifest(path)
+
+
+def test_an_unknown_relative_bundle_names_the_folder_it_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 item 10: after `cd photos` the toy demo said only "unknown model bundle 'toy'"."""
+    from photoindex.inference.bundle import resolve_bundle
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError) as info:
+        resolve_bundle("toy", tmp_path / "models")
+    assert f"no folder {tmp_path / 'toy'}" in info.value.message
+    assert info.value.hint and "relative path is taken from the folder photoindex starts in" in info.value.hint
