@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,17 @@ def _exchange(path: Path, request: dict[str, Any], timeout: float) -> Any:
     try:
         sock.settimeout(CONNECT_TIMEOUT)
         sock.connect(os.fspath(path))
+        deadline = time.monotonic() + timeout  # for the whole answer, not per read
         sock.settimeout(timeout)
         # ensure_ascii: lone surrogates (non-UTF-8 names, arguments) travel as \udcXX escapes.
         sock.sendall(json.dumps(request, ensure_ascii=True).encode("ascii") + b"\n")
         chunks: list[bytes] = []
         size = 0
         while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the daemon's answer took too long")
+            sock.settimeout(left)
             chunk = sock.recv(65536)
             if not chunk:
                 break

@@ -137,3 +137,31 @@ def test_deep_nesting_and_long_requests_get_a_clean_decline(
         # A bracket inside a string is text, not nesting.
         assert "unavailable" not in server.answer(json.dumps({"ping": True, "x": "[" * 100}).encode())
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_the_client_gives_up_on_a_trickling_answer_at_its_deadline(tmp_path: Path) -> None:
+    """The client's timeout is for the whole answer: a daemon sending a byte at a time cannot hold a search."""
+    home = tmp_path / "home"
+    home.mkdir()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(socket_path(home)))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while not stop.wait(0.1):
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        assert ping(home, timeout=1.0) is False  # gave up at its 1 s deadline, however many bytes came
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
