@@ -303,6 +303,53 @@ class OcrConfig:
 
 
 @dataclass(frozen=True)
+class ThumbnailConfig:
+    """`[thumbnails]`: the small JPEGs of the web page and contact sheets (docs/web.md)."""
+
+    size: int = setting(
+        320,
+        "Thumbnails for the web page (`photoindex serve`) and `search --sheet`: upright JPEGs this many "
+        "pixels on the longer side, kept in $PHOTOINDEX_HOME/cache/thumbnails (content-addressed: copies "
+        "share one; safe to delete, they are made again when needed).",
+        at_least=32,
+        at_most=2048,
+    )
+    max_cache_mb: int = setting(
+        1024, "The cache is pruned (the least recently made go first) when it grows beyond this many MB.", at_least=1
+    )
+    while_indexing: bool = setting(
+        True,
+        "Make them while indexing, from the image already decoded for the encoder (no second decode). "
+        "false: each is made on first request instead.",
+    )
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """`[web]`: `photoindex serve` and the daemon's web page (docs/web.md)."""
+
+    listen: str = setting(
+        "",
+        '"HOST:PORT" (e.g. "127.0.0.1:8765") makes the daemon serve the web page too; "" = it does not. '
+        "`photoindex serve` serves it without a daemon.",
+    )
+    secret: str = setting(
+        "",
+        "Any address other than loopback requires this secret (at least 12 characters), asked once per "
+        'browser (then a session cookie). "" = generated on first use and kept in '
+        "$PHOTOINDEX_HOME/web-secret (mode 0600).",
+    )
+    allowed_hosts: tuple[str, ...] = setting(
+        (),
+        "Host names the page may be reached by besides localhost, this machine's name and IP addresses "
+        '(a check against DNS rebinding), e.g. ["photos.home.lan"].',
+    )
+    max_upload_mb: float = setting(
+        20.0, "The largest example photo (MB) a browser may upload to search by; it is never stored.", above=0
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """All configuration, a value passed to the core (never a global)."""
 
@@ -315,6 +362,8 @@ class Config:
     daemon: DaemonConfig = section(DaemonConfig)
     search: SearchConfig = section(SearchConfig)
     ocr: OcrConfig = section(OcrConfig)
+    thumbnails: ThumbnailConfig = section(ThumbnailConfig)
+    web: WebConfig = section(WebConfig)
 
     @property
     def db_path(self) -> Path:
@@ -335,6 +384,11 @@ class Config:
     def lock_path(self) -> Path:
         """The single-writer lock file."""
         return self.home / "writer.lock"
+
+    @property
+    def thumbnail_dir(self) -> Path:
+        """The thumbnail cache (content-addressed; safe to delete)."""
+        return self.home / "cache" / "thumbnails"
 
     @property
     def daemon_state_path(self) -> Path:

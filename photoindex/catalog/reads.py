@@ -531,3 +531,14 @@ def recent_failures(con: sqlite3.Connection, limit: int) -> list[tuple[str, str]
         "SELECT path, error FROM photos WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT ?", (limit,)
     )
     return [(str(p), str(e or "")) for p, e in rows]
+
+# ---------------------------------------------------------------- one photo (the web page)
+
+
+def live_photo(con: sqlite3.Connection, photo_id: int) -> Photo | None:
+    """The photo with this id when it is indexed (a live, searchable photo), else None."""
+    row = con.execute(
+        f"SELECT {_PHOTO_SELECT} FROM photos AS p WHERE p.id = ? AND p.status = 'indexed'", (photo_id,)
+    ).fetchone()
+    return None if row is None else photo(row)
+

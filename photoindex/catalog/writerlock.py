@@ -41,11 +41,14 @@ def _read_holder(fd: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         # Locked, but the holder has not written its details yet (or wrote something else).
         return {"pid": None, "purpose": "unknown", "since": None}
-    return {"pid": data.get("pid"), "purpose": data.get("purpose", "unknown"), "since": data.get("since")}
+    holder = {"pid": data.get("pid"), "purpose": data.get("purpose", "unknown"), "since": data.get("since")}
+    if isinstance(data.get("progress"), dict):
+        holder["progress"] = data["progress"]
+    return holder
 
 
 def lock_holder(path: Path, *, folder: bool = True) -> dict[str, Any] | None:
-    """Who holds the lock of `path` ({"pid", "purpose", "since"}), or None when nobody does."""
+    """Who holds the lock of `path` ({"pid", "purpose", "since"}, and "progress" once it noted some), or None."""
     try:
         fd = os.open(path.parent if folder else path, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError):
@@ -104,6 +107,8 @@ class WriterLock:
         self.folder = folder
         self._fd: int | None = None  # what is locked
         self._details_fd: int | None = None  # where the details go (the same fd for a file lock)
+        self._record: dict[str, Any] = {}
+        self._written = 0
 
     @property
     def held(self) -> bool:
@@ -139,15 +144,31 @@ class WriterLock:
         else:
             details = fd
         since = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        record = json.dumps({"pid": os.getpid(), "purpose": self.purpose, "since": since}).encode()
+        self._record = {"pid": os.getpid(), "purpose": self.purpose, "since": since}
+        record = json.dumps(self._record).encode() + b"\n"
         os.ftruncate(details, 0)
-        os.pwrite(details, record + b"\n", 0)
+        os.pwrite(details, record, 0)
+        self._written = len(record)
         self._fd, self._details_fd = fd, details
 
     def _open_target(self) -> int:
         if self.folder:
             return os.open(self.path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def note(self, progress: dict[str, Any]) -> None:
+        """Add what the holder is doing now (a run's progress) to the details other processes read."""
+        if self._details_fd is None:
+            return
+        record = json.dumps({**self._record, "progress": progress}).encode() + b"\n"
+        # One write over the old record, padded with spaces (valid after JSON) instead of a
+        # truncate first: a reader never finds the file empty in between.
+        padded = record.ljust(self._written)
+        try:
+            os.pwrite(self._details_fd, padded[:4095], 0)
+        except OSError:
+            return  # a display detail; the lock itself is unaffected
+        self._written = max(self._written, len(padded))
 
     def _lock(self, fd: int, wait: float | None) -> None:
         if wait is None:

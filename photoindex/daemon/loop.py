@@ -40,7 +40,7 @@ from photoindex.daemon.lograte import RateLimit
 from photoindex.daemon.settle import Settler
 from photoindex.daemon.watcher import Event, Hint, Trouble, Watcher
 from photoindex.errors import ConfigError, LockedError, PhotoindexError
-from photoindex.indexing.indexer import Indexer, IndexReport
+from photoindex.indexing.indexer import Indexer, IndexReport, noting_progress
 from photoindex.library import Library, open_library
 from photoindex.paths import within
 from photoindex.search.server import QueryServer
@@ -421,7 +421,14 @@ class Daemon:
                 return
             self.state.update(state=state, queue=len(self.settler) + len(self.ready), force=True)
             try:
-                report = work(Indexer(self.lib, stop=self.stop, index=self._index_handle(), save_index=False))
+                indexer = Indexer(
+                    self.lib,
+                    noting_progress(self._lock),
+                    stop=self.stop,
+                    index=self._index_handle(),
+                    save_index=False,
+                )
+                report = work(indexer)
                 self._save_index(force=False)
             except PhotoindexError as exc:
                 self._errors += 1

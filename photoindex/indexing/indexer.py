@@ -22,11 +22,13 @@ import numpy as np
 
 from photoindex.catalog import reads
 from photoindex.catalog import writes as catalog
+from photoindex.catalog.writerlock import WriterLock
 from photoindex.config import Config
 from photoindex.errors import ConfigError, PhotoindexError
 from photoindex.library import Library, open_library
 from photoindex.paths import within
 from photoindex.photos.decodepool import DecodeJob, DecodePool, DecodeResult
+from photoindex.photos.thumbnails import thumbnail_store
 from photoindex.photos.scanner import FileFact, ScanProblem, ignored_below, stat_fact, walk
 
 if TYPE_CHECKING:
@@ -145,6 +147,25 @@ class IndexReport:
 
 ProgressFn = Callable[[Progress], None]
 
+_PROGRESS_NOTE_SECONDS = 0.5  # how often a run's progress is written where `status` and the web page read it
+
+
+def noting_progress(lock: WriterLock, progress: ProgressFn | None = None) -> ProgressFn:
+    """A progress callback that also records the run's progress with the writer lock it holds, at most
+    twice a second (`photoindex status --json` and the web page's status show it while the run goes on)."""
+    last = {"at": 0.0, "stage": ""}
+
+    def note(event: Progress) -> None:
+        if progress is not None:
+            progress(event)
+        now = time.monotonic()
+        finished = event.total is not None and event.done >= event.total
+        if event.stage != last["stage"] or finished or now - float(last["at"]) >= _PROGRESS_NOTE_SECONDS:
+            last.update(at=now, stage=event.stage)
+            lock.note({"stage": event.stage, "done": event.done, "total": event.total, "rate": round(event.rate, 2)})
+
+    return note
+
 
 @dataclass
 class _Pending:
@@ -199,6 +220,7 @@ class Indexer:
         self._copies: list[str] = []  # paths added in this run as copies of known content (maybe moves)
         self._stale_meta: list[tuple[int, str]] = []  # unchanged photos indexed before today's metadata
         self._decoders: frozenset[str] | None = None  # image formats this process can decode (on first need)
+        self._thumbnails = thumbnail_store(self.config) if self.config.thumbnails.while_indexing else None
 
     # ------------------------------------------------------------ scanning and diffing
 
@@ -578,6 +600,7 @@ class Indexer:
             workers=workers,
             max_pixels=self.config.scan.max_image_pixels,
             timeout=self.config.index.decode_timeout,
+            thumbnail_size=self._thumbnails.size if self._thumbnails is not None else 0,
         )
 
     def _relink_by_hash(self, items: list[_Pending]) -> list[_Pending]:
@@ -641,6 +664,8 @@ class Indexer:
         size = max(1, self.config.index.batch_size)
         for r in pool.run(DecodeJob(k, p.fact.path, "decode") for k, p in by_key.items()):
             p = by_key[r.key]
+            if r.thumbnail is not None and r.content_hash is not None and self._thumbnails is not None:
+                self._keep_thumbnail(r.content_hash, r.thumbnail)
             if not r.ok:
                 batch.failed.append((p, r))
             elif r.content_hash in batch_hashes:
@@ -664,6 +689,16 @@ class Indexer:
             self._commit(batch)
         self._encoding_done = done
         self.progress(Progress("encoding", done, total, _rate(done - before, t0)))
+
+    def _keep_thumbnail(self, content_hash: str, data: bytes) -> None:
+        """Cache the thumbnail a decode worker made; a cache that cannot be written is not the run's failure."""
+        assert self._thumbnails is not None
+        try:
+            if self._thumbnails.get(content_hash) is None:
+                self._thumbnails.put(content_hash, data)
+        except OSError as exc:
+            self._warn(f"{self._thumbnails.folder}: cannot write thumbnails ({exc.strerror or exc}); indexing goes on")
+            self._thumbnails = None
 
     def _commit(self, batch: _Batch) -> None:
         """Encode the batch's new content, then write vectors and photos in one transaction."""
@@ -946,7 +981,7 @@ def run_index(
     run) for up to `lock_wait` seconds (None: as long as it takes, until `stop` is set); `on_wait`
     hears once who is being waited for.
     """
-    from photoindex.catalog.writerlock import WriterLock, acquire_patiently
+    from photoindex.catalog.writerlock import acquire_patiently
 
     stop = stop or threading.Event()
     with open_library(config) as lib:
@@ -958,9 +993,9 @@ def run_index(
             return IndexReport(interrupted=True)
         try:
             roots = _resolve_roots(lib, paths)
-            report = Indexer(lib, progress, stop).run(roots)
+            report = Indexer(lib, noting_progress(lock, progress), stop).run(roots)
             if not report.interrupted and text_pass_enabled(config):
-                report.text = _read_text(lib, progress, stop).to_json()
+                report.text = _read_text(lib, noting_progress(lock, progress), stop).to_json()
                 report.interrupted = report.interrupted or bool(report.text["interrupted"])
             report.warnings.extend(lib.warnings)
             return report

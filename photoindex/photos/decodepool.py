@@ -63,6 +63,7 @@ class DecodeResult:
     pixels: np.ndarray | None = None
     info: PhotoInfo | None = None
     scale: float | None = None  # "text" jobs: the factor from `pixels` to the photo's displayed pixels
+    thumbnail: bytes | None = None  # JPEG, made from the decoded image when the pool was asked to
     reason: str | None = None
     message: str | None = None
     hint: str | None = None
@@ -73,8 +74,12 @@ class DecodeResult:
         return self.reason is None
 
 
-def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int) -> DecodeResult:
-    """Run one job in the current process (workers call this; so does the in-process mode)."""
+def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int, thumbnail_size: int = 0) -> DecodeResult:
+    """Run one job in the current process (workers call this; so does the in-process mode).
+
+    `thumbnail_size` > 0: a decode job also returns the photo's thumbnail, made from the image
+    decoded for the encoder (photos.thumbnails).
+    """
     from photoindex.errors import ImageError
     from photoindex.photos.imaging import decode_for_text, decode_photo, probe
     from photoindex.photos.scanner import hash_bytes
@@ -114,7 +119,15 @@ def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int) -> DecodeResul
         if job.kind == "text":
             pixels, scale = decode_for_text(Path(job.path), job.long_side, max_pixels=max_pixels)
             return result(pixels=pixels, scale=scale)
-        pixels, info = decode_photo(Path(job.path), spec, "nhwc-uint8", max_pixels=max_pixels)
+        thumbs: list[bytes] = []
+        keep = None
+        if thumbnail_size > 0:
+            from photoindex.photos.thumbnails import thumbnail_jpeg
+
+            def keep(im: Any) -> None:
+                thumbs.append(thumbnail_jpeg(im, thumbnail_size))
+
+        pixels, info = decode_photo(Path(job.path), spec, "nhwc-uint8", max_pixels=max_pixels, upright=keep)
     except ImageError as exc:
         return result(reason=exc.reason, message=exc.message.removeprefix(f"{job.path}: "), hint=exc.hint)
     except MemoryError:
@@ -123,10 +136,12 @@ def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int) -> DecodeResul
             message="ran out of memory while decoding",
             hint="raise the memory limit or lower `[scan] max_image_pixels`",
         )
-    return result(pixels=pixels, info=info)
+    return result(pixels=pixels, info=info, thumbnail=thumbs[0] if thumbs else None)
 
 
-def _worker_main(conn: Connection, spec: ImageSpec, max_pixels: int, crash_on: str | None = None) -> None:
+def _worker_main(
+    conn: Connection, spec: ImageSpec, max_pixels: int, crash_on: str | None = None, thumbnail_size: int = 0
+) -> None:
     import signal
 
     # Ctrl-C on a terminal reaches the whole process group: the parent decides when to stop, and a
@@ -149,13 +164,17 @@ def _worker_main(conn: Connection, spec: ImageSpec, max_pixels: int, crash_on: s
             return
         if crash_on is not None and job.path == crash_on:
             os.kill(os.getpid(), signal.SIGSEGV)  # tests: a decoder that dies as a C library bug would
-        conn.send(process_job(job, spec, max_pixels))
+        conn.send(process_job(job, spec, max_pixels, thumbnail_size))
 
 
 class _Worker:
-    def __init__(self, ctx: Context, spec: ImageSpec, max_pixels: int, crash_on: str | None = None) -> None:
+    def __init__(
+        self, ctx: Context, spec: ImageSpec, max_pixels: int, crash_on: str | None = None, thumbnail_size: int = 0
+    ) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, spec, max_pixels, crash_on), daemon=True)
+        self.proc = ctx.Process(
+            target=_worker_main, args=(child, spec, max_pixels, crash_on, thumbnail_size), daemon=True
+        )
         self.proc.start()
         child.close()
         self.job: DecodeJob | None = None
@@ -189,9 +208,18 @@ class DecodePool:
     """A pool of decode workers; `run(jobs)` yields results as they complete (not in job order)."""
 
     def __init__(
-        self, spec: ImageSpec, *, workers: int, max_pixels: int, timeout: float = 60.0, buffer: int = 64
+        self,
+        spec: ImageSpec,
+        *,
+        workers: int,
+        max_pixels: int,
+        timeout: float = 60.0,
+        buffer: int = 64,
+        thumbnail_size: int = 0,
     ) -> None:
+        """`thumbnail_size` > 0: decode results carry the photo's thumbnail JPEG (photos.thumbnails)."""
         self.spec = spec
+        self.thumbnail_size = thumbnail_size
         self.workers = workers
         self.max_pixels = max_pixels
         self.timeout = timeout
@@ -213,7 +241,7 @@ class DecodePool:
             for job in jobs:
                 if self._stop.is_set():
                     return
-                yield process_job(job, self.spec, self.max_pixels)
+                yield process_job(job, self.spec, self.max_pixels, self.thumbnail_size)
             return
         out: queue.Queue[Any] = queue.Queue(maxsize=self.buffer)
         feeder = threading.Thread(
@@ -243,6 +271,9 @@ class DecodePool:
                     pass
             feeder.join()
 
+    def _worker(self, ctx: Any) -> _Worker:
+        return _Worker(ctx, self.spec, self.max_pixels, self._crash_on, self.thumbnail_size)
+
     def _put(self, out: queue.Queue[Any], item: Any) -> bool:
         while not self._stop.is_set():
             try:
@@ -256,7 +287,7 @@ class DecodePool:
         ctx = _mp_context()
         pool: list[_Worker] = []
         try:
-            pool = [_Worker(ctx, self.spec, self.max_pixels, self._crash_on) for _ in range(self.workers)]
+            pool = [self._worker(ctx) for _ in range(self.workers)]
             exhausted = False
             while not self._stop.is_set():
                 for w in pool:
@@ -295,7 +326,7 @@ class DecodePool:
                     if crashed or timed_out:
                         job = w.job
                         w.kill()
-                        pool[i] = _Worker(ctx, self.spec, self.max_pixels, self._crash_on)
+                        pool[i] = self._worker(ctx)
                         self.restarts += 1
                         failure = DecodeResult(
                             job.key,

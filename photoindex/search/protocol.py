@@ -172,6 +172,7 @@ class Hit:
     # (None: CLIP alone, or a listing); the words as read that matched (docs/ocr.md).
     matched: str | None = None
     words: tuple[str, ...] = ()
+    id: int | None = None  # the photo's catalog id (the web page's thumbnails and photo view use it)
 
     def to_json(self) -> dict[str, Any]:
         """The object printed by `--json` and sent by the daemon."""

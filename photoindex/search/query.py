@@ -332,6 +332,7 @@ def _hit(
         place=places.get(ph.place_id) if ph.place_id is not None else None,
         matched=matched,
         words=words,
+        id=ph.id,
     )
 
 
