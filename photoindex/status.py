@@ -10,7 +10,7 @@ from typing import Any
 
 from photoindex.catalog import reads
 from photoindex.config import Config
-from photoindex.library import open_library
+from photoindex.library import Library, open_library
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,15 @@ class LibraryStatus:
                 )
             else:
                 out.append(f"text:      not read ({t['why']})")
+        progress = (self.writer or {}).get("progress")
+        if progress:
+            total = progress.get("total")
+            rate = progress.get("rate") or 0
+            out.append(
+                f"progress:  {progress.get('stage')} {progress.get('done')}"
+                + (f"/{total}" if total is not None else "")
+                + (f" ({rate:.1f} photos/s)" if rate else "")
+            )
         if self.last_failures:
             out.append("last failures:")
             for f in self.last_failures:
@@ -221,57 +230,63 @@ def daemon_status(config: Config) -> DaemonStatus:
 
 def library_status(config: Config) -> LibraryStatus:
     """Collect the status in one short read transaction (it never blocks the writer)."""
+    with open_library(config) as lib:
+        return status_of(lib)
+
+
+def status_of(lib: Library) -> LibraryStatus:
+    """The status of an open library (the web page asks every second; the daemon's library stays open)."""
     from photoindex.catalog.writerlock import lock_holder
 
     # The plain sqlite3 read path of `search`: a status never imports SQLAlchemy (it took longer than a search).
-    with open_library(config) as lib:
-        with lib.db.reads() as con:
-            counts = reads.count_by_status(con)
-            roots = [
-                {**r, "last_scan_at": _iso(r["last_scan_at"])}  # type: ignore[arg-type]
-                for r in reads.root_summaries(con)
-            ]
-            failures = [{"path": p, "error": e} for p, e in reads.recent_failures(con, 5)]
-            state = reads.index_state(con, lib.model_id)
-            vectors = reads.vector_count(con, lib.model_id)
-            per_model = reads.photos_per_model(con)
-            models = sorted(set(reads.vector_models(con)) | {lib.model_id})
-            model_rows = [
-                {
-                    "model_id": m,
-                    "photos": per_model.get(m, 0),
-                    "vectors": reads.vector_count(con, m),
-                    "configured": m == lib.model_id,
-                }
-                for m in models
-            ]
-            not_encoded = reads.photos_without_vector(con, lib.model_id)
-            text = _text_status(config, con, lib.model_id)
-            unheld, unheld_bytes = reads.unheld_vectors(con)
-        index_path = lib.index_path()
-        return LibraryStatus(
-            home=str(config.home),
-            database=str(config.db_path),
-            database_bytes=(_file_size(config.db_path) or 0) + (_file_size(f"{config.db_path}-wal") or 0),
-            model=lib.bundle.manifest.name,
-            model_dir=str(lib.bundle.directory),
-            model_present=not lib.bundle.missing(),
-            index_file=str(index_path),
-            index_bytes=_file_size(index_path),
-            generation=state.generation,
-            vectors=vectors,
-            counts=counts,
-            roots=roots,
-            last_failures=failures,
-            daemon=daemon_status(config),
-            writer=lock_holder(config.lock_path),
-            models=[m for m in model_rows if m["vectors"] or m["configured"]],
-            not_encoded=not_encoded,
-            text=text,
-            unheld_vectors=unheld,
-            unheld_bytes=unheld_bytes,
-            collect_after_days=config.index.forget_missing_after_days,
-        )
+    config = lib.config
+    with lib.db.reads() as con:
+        counts = reads.count_by_status(con)
+        roots = [
+            {**r, "last_scan_at": _iso(r["last_scan_at"])}  # type: ignore[arg-type]
+            for r in reads.root_summaries(con)
+        ]
+        failures = [{"path": p, "error": e} for p, e in reads.recent_failures(con, 5)]
+        state = reads.index_state(con, lib.model_id)
+        vectors = reads.vector_count(con, lib.model_id)
+        per_model = reads.photos_per_model(con)
+        models = sorted(set(reads.vector_models(con)) | {lib.model_id})
+        model_rows = [
+            {
+                "model_id": m,
+                "photos": per_model.get(m, 0),
+                "vectors": reads.vector_count(con, m),
+                "configured": m == lib.model_id,
+            }
+            for m in models
+        ]
+        not_encoded = reads.photos_without_vector(con, lib.model_id)
+        text = _text_status(config, con, lib.model_id)
+        unheld, unheld_bytes = reads.unheld_vectors(con)
+    index_path = lib.index_path()
+    return LibraryStatus(
+        home=str(config.home),
+        database=str(config.db_path),
+        database_bytes=(_file_size(config.db_path) or 0) + (_file_size(f"{config.db_path}-wal") or 0),
+        model=lib.bundle.manifest.name,
+        model_dir=str(lib.bundle.directory),
+        model_present=not lib.bundle.missing(),
+        index_file=str(index_path),
+        index_bytes=_file_size(index_path),
+        generation=state.generation,
+        vectors=vectors,
+        counts=counts,
+        roots=roots,
+        last_failures=failures,
+        daemon=daemon_status(config),
+        writer=lock_holder(config.lock_path),
+        models=[m for m in model_rows if m["vectors"] or m["configured"]],
+        not_encoded=not_encoded,
+        text=text,
+        unheld_vectors=unheld,
+        unheld_bytes=unheld_bytes,
+        collect_after_days=config.index.forget_missing_after_days,
+    )
 
 
 def _text_status(config: Config, con: Any, model_id: str) -> dict[str, Any]:

@@ -490,6 +490,37 @@ def status(
         typer.echo(_display(line))
 
 
+# ---------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; any but loopback needs the secret."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port (0: any free one)."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
+) -> None:
+    """Serve the search page: type or drop a photo, see thumbnails (http://127.0.0.1:8765/)."""
+    try:
+        from photoindex.web.server import serve as serve_page
+    except ImportError as exc:
+        raise PhotoindexError(
+            f"the web page needs the `web` extra ({exc.name} is not installed)", "pip install 'photoindex[web]'"
+        ) from None
+
+    def ready(listening: Any) -> None:
+        typer.echo(f"serving {listening.url}  (Ctrl-C stops)", err=True)
+        if listening.login:
+            where = listening.secret_file or "[web] secret in config.toml"
+            typer.echo(f"off loopback: browsers log in with the secret in {where}", err=True)
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(listening.url)
+
+    serve_page(_config(ctx), host=host, port=port, on_ready=ready)
+
+
 # ---------------------------------------------------------------- daemon
 
 

@@ -71,6 +71,24 @@ _TOO_LARGE_HINT = "raise `[scan] max_image_pixels` in config.toml if this photo 
 _TRUNCATED_HINT = "the file may still be being written (it is retried when it changes); if not, re-save it"
 _CORRUPT_HINT = "open and re-save the photo in an image editor, or exclude it"
 
+# What to do about a photo that failed, by reason (the status page shows it beside each failure).
+_REASON_HINTS = {
+    "unreadable": "check that the file exists and that photoindex may read it",
+    "empty": "it may still be being written (it is retried when it changes); else delete it",
+    "unsupported-format": "convert it to JPEG or PNG, or leave its ending out of `[scan] extensions`",
+    "too-large": _TOO_LARGE_HINT,
+    "truncated": _TRUNCATED_HINT,
+    "corrupt": _CORRUPT_HINT,
+    "crashed": "the file may be damaged; it is retried when it changes",
+    "timeout": "the file may be damaged; it is retried when it changes (or raise `[index] decode_timeout`)",
+}
+
+
+def hint_for(reason: str) -> str | None:
+    """What to do about a photo that failed for `reason` (the first word of its catalog `error`)."""
+    return _REASON_HINTS.get(reason)
+
+
 # Magic numbers of formats people name `.jpg` by mistake, to say what a refused file is.
 _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"8BPS", "a Photoshop document (PSD)"),

@@ -1,0 +1,242 @@
+"""What the web page asks of the library: searches, one photo, its thumbnail and view, the status.
+
+The HTTP layer (`app.py`) only parses requests and renders answers; everything here is the core's
+own functions (`search.query`, `catalog.reads`, `photos.thumbnails`, `status`) over one open
+library. `photoindex serve` opens its own; the daemon lends its library and its in-memory index.
+
+Photos are reached by catalog id only: an id that is not an indexed photo is `NotFound`, and no
+path from a request is ever opened (docs/web.md, "Safety").
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from photoindex.errors import PhotoindexError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from photoindex.catalog.reads import Photo
+    from photoindex.library import Library
+    from photoindex.vectors.cache import IndexHandle
+
+MAX_TEXT = 4096  # characters; CLIP reads 77 tokens (the daemon's socket has the same bound)
+MAX_LIMIT = 1000  # results of one page's search
+VIEW_SIZE = 1600  # pixels, the longer side of the photo view: a screen, not the original
+
+
+class NotFound(PhotoindexError):
+    """No indexed photo has this id (the page answers 404)."""
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A validated search: text, a photo of the catalog ("more like this"), an uploaded photo, or a mix."""
+
+    text: str | None = None
+    like: int | None = None
+    image: bytes | None = None
+    limit: int = 60
+    min_score: float = -1.0
+    folder: str | None = None
+
+
+class WebService:
+    """The library behind the web page; safe to call from several request threads at once.
+
+    `index()` returns the vector index to search, current with the catalog (the daemon passes
+    its own); searches run one at a time, like the daemon's query socket.
+    """
+
+    def __init__(self, lib: Library, *, index: Callable[[], IndexHandle] | None = None) -> None:
+        from photoindex.photos.thumbnails import thumbnail_store
+
+        self.lib = lib
+        self.config = lib.config
+        self.thumbnails = thumbnail_store(lib.config)
+        self._own_index: IndexHandle | None = None
+        self._index = index or self._standalone_index
+        self._search_lock = threading.Lock()
+        self._decode_lock = threading.Lock()  # one uploaded photo decoded at a time: memory stays bounded
+        self.searches = 0
+        self.last_search = 0.0
+
+    # ------------------------------------------------------------ search
+
+    def _standalone_index(self) -> IndexHandle:
+        """`photoindex serve` without a daemon: one index kept open, caught up before each search."""
+        from photoindex.vectors.cache import IndexHandle
+
+        if self._own_index is None:
+            self._own_index = IndexHandle.open(self.lib)
+        else:
+            self._own_index.refresh()  # vectors a `photoindex index` committed meanwhile
+        return self._own_index
+
+    def search(self, request: SearchRequest) -> list[dict[str, Any]]:
+        """The hits of a search, best first, as `search --json` prints them (plus each photo's `id`)."""
+        import numpy as np
+
+        from photoindex.search.query import query_vector_for_text, search_vector
+
+        if not (request.text and request.text.strip()) and request.like is None and request.image is None:
+            raise PhotoindexError("nothing to search for", "type a description, or drop or paste a photo")
+        with self._search_lock:
+            parts: list[np.ndarray] = []
+            if request.text and request.text.strip():
+                parts.append(query_vector_for_text(self.lib, request.text))
+            if request.like is not None:
+                parts.append(self._stored_vector(request.like))
+            if request.image is not None:
+                parts.append(self._upload_vector(request.image))
+            # As `run_search` does: the mean of the unit vectors, made unit again.
+            query = np.mean(parts, axis=0)
+            query = query / max(float(np.linalg.norm(query)), 1e-12)
+            folder = Path(request.folder) if request.folder else None
+            hits = search_vector(
+                self.lib,
+                query.astype(np.float32),
+                limit=request.limit,
+                min_score=request.min_score,
+                folder=folder,
+                index=self._index(),
+            )
+            self.searches += 1
+            self.last_search = time.monotonic()
+        return [h.to_json() for h in hits]
+
+    def _stored_vector(self, photo_id: int) -> np.ndarray:
+        """The stored vector of a photo of the catalog ("more like this")."""
+        from photoindex.catalog import reads
+
+        photo = self.photo(photo_id)
+        assert photo.content_hash is not None
+        with self.lib.db.reads() as con:
+            vector = reads.vector_for_hash(con, self.lib.model_id, photo.content_hash)
+        if vector is None:
+            raise NotFound(f"photo {photo_id} has no vector for model {self.lib.model_id}", "run `photoindex reindex`")
+        return vector
+
+    def _upload_vector(self, data: bytes) -> np.ndarray:
+        """Encode an uploaded example photo: decoded in memory under the bomb limit, never written anywhere."""
+        from photoindex.photos.imaging import open_upright, preprocess
+
+        encoder = self.lib.image_encoder()
+        spec = self.lib.bundle.manifest.image
+        with self._decode_lock:
+            with open_upright(
+                Path("the uploaded photo"), max_pixels=self.config.scan.max_image_pixels, fit=spec.size, data=data
+            ) as im:
+                pixels = preprocess(im, spec, encoder.layout)
+        return encoder.encode(pixels[None])[0]
+
+    # ------------------------------------------------------------ photos
+
+    def photo(self, photo_id: int) -> Photo:
+        """The indexed photo with this id; `NotFound` otherwise (unknown, failed, missing)."""
+        from photoindex.catalog import reads
+
+        with self.lib.db.reads() as con:
+            photo = reads.live_photo(con, photo_id)
+        if photo is None or photo.content_hash is None:
+            raise NotFound(f"no photo {photo_id}", "search again: the library changed")
+        return photo
+
+    def photo_json(self, photo_id: int) -> dict[str, Any]:
+        """A photo's metadata for the photo view (the fields of a hit, and more)."""
+        photo = self.photo(photo_id)
+        camera = " ".join(x for x in (photo.camera_make, photo.camera_model) if x) or None
+        return {
+            "id": photo.id,
+            "path": photo.path,
+            "name": os.path.basename(photo.path),
+            "folder": os.path.dirname(photo.path),
+            "width": photo.width,
+            "height": photo.height,
+            "taken_at": photo.taken_at,
+            "size": photo.size,
+            "format": photo.format,
+            "camera": camera,
+            "gps": {"lat": photo.gps_lat, "lon": photo.gps_lon} if photo.gps_lat is not None else None,
+            "thumbnail": f"/api/photos/{photo.id}/thumbnail",
+            "view": f"/api/photos/{photo.id}/view",
+            "original": f"/api/photos/{photo.id}/original",
+        }
+
+    def cached_thumbnail(self, photo_id: int) -> tuple[Path | None, Photo]:
+        """The thumbnail file when it is cached (the fast path, no decoding), and the photo."""
+        photo = self.photo(photo_id)
+        assert photo.content_hash is not None
+        return self.thumbnails.get(photo.content_hash), photo
+
+    def thumbnail(self, photo: Photo) -> Path:
+        """The photo's thumbnail, made from the file now when it is not cached (a photo indexed before thumbnails)."""
+        assert photo.content_hash is not None
+        return self._from_file(photo, lambda: self.thumbnails.ensure(
+            photo.content_hash or "", Path(photo.path), max_pixels=self.config.scan.max_image_pixels
+        ))
+
+    def view(self, photo_id: int) -> bytes:
+        """The photo upright, as a JPEG sized for a screen (HEIC and TIFF too, which browsers do not show)."""
+        from photoindex.photos.imaging import open_upright
+        from photoindex.photos.thumbnails import thumbnail_jpeg
+
+        photo = self.photo(photo_id)
+
+        def render() -> bytes:
+            with self._decode_lock, open_upright(
+                Path(photo.path), max_pixels=self.config.scan.max_image_pixels, fit=VIEW_SIZE
+            ) as im:
+                return thumbnail_jpeg(im, VIEW_SIZE)
+
+        return self._from_file(photo, render)
+
+    def original(self, photo_id: int) -> Path:
+        """The photo's file, for download: the catalog's path of an indexed photo, still a regular file."""
+        photo = self.photo(photo_id)
+        path = Path(photo.path)
+        if not path.is_file():
+            raise NotFound(f"photo {photo_id} is no longer at {photo.path}", "run `photoindex reindex`")
+        return path
+
+    def _from_file(self, photo: Photo, make: Callable[[], Any]) -> Any:
+        """Run `make` on the photo's file; a file gone or unreadable since indexing is `NotFound`."""
+        from photoindex.errors import ImageError
+
+        try:
+            return make()
+        except ImageError as exc:
+            raise NotFound(f"photo {photo.id} cannot be shown: {exc.message}", exc.hint) from None
+        except OSError as exc:
+            raise NotFound(f"photo {photo.id} cannot be read: {exc.strerror or exc}", None) from None
+
+    # ------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        """The library's status (`photoindex status --json`), with hints for the failures."""
+        import dataclasses
+
+        from photoindex.photos.imaging import hint_for
+        from photoindex.status import status_of
+
+        data = dataclasses.asdict(status_of(self.lib))
+        for failure in data["last_failures"]:
+            reason = failure["error"].split(":", 1)[0]
+            failure["reason"] = reason
+            failure["hint"] = hint_for(reason)
+        data["searches_served"] = self.searches
+        return data
+
+    def roots(self) -> list[str]:
+        """The roots' paths (the page's folder filter)."""
+        from photoindex.catalog import writes as catalog
+
+        with self.lib.db.read() as s:
+            return [r.path for r in catalog.list_roots(s)]

@@ -1,0 +1,340 @@
+// photoindex search page: plain JavaScript, no build step, no other site (see docs/web.md).
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const form = $("search");
+  const q = $("q");
+  const grid = $("grid");
+  const message = $("message");
+  const exampleBox = $("example");
+  const exampleImg = $("example-img");
+  const viewer = $("viewer");
+  const viewImg = $("view-img");
+  const drop = $("drop");
+
+  let hits = [];
+  let example = null; // an uploaded photo (Blob): searched by, never stored
+  let exampleUrl = null;
+  let like = null; // a photo id: "more like this"
+  let current = -1; // the hit shown in the viewer
+  let seq = 0; // the latest search; answers to older ones are dropped
+  const FIRST = 20; // the first thumbnails timed from Enter (benchmarks/web.py reads the measure)
+
+  const baseName = (path) => path.split("/").pop();
+  const folderOf = (path) => path.slice(0, path.length - baseName(path).length - 1) || "/";
+
+  function say(text, isError) {
+    message.textContent = text;
+    message.classList.toggle("error", Boolean(isError));
+  }
+
+  function setExample(blob, thumbUrl) {
+    if (exampleUrl) URL.revokeObjectURL(exampleUrl);
+    example = blob || null;
+    exampleUrl = blob ? URL.createObjectURL(blob) : null;
+    const src = exampleUrl || thumbUrl || null;
+    exampleBox.hidden = !src;
+    if (src) exampleImg.src = src;
+    else exampleImg.removeAttribute("src");
+  }
+
+  function params() {
+    const p = new URLSearchParams();
+    const text = q.value.trim();
+    if (text) p.set("q", text);
+    if (like !== null) p.set("like", String(like));
+    const folder = $("folder").value;
+    if (folder) p.set("folder", folder);
+    const minScore = $("min-score").value;
+    if (minScore !== "") p.set("min_score", minScore);
+    p.set("limit", $("limit").value);
+    return p;
+  }
+
+  async function search() {
+    const mine = ++seq;
+    const p = params();
+    if (!p.has("q") && !p.has("like") && !example) {
+      say("Type what you are looking for, or drop a photo.");
+      return;
+    }
+    performance.clearMarks();
+    performance.clearMeasures();
+    performance.mark("search-start");
+    const shown = new URLSearchParams();
+    if (p.has("q")) shown.set("q", p.get("q"));
+    if (p.has("like")) shown.set("like", p.get("like"));
+    history.replaceState(null, "", shown.toString() ? `/?${shown}` : "/");
+    say("Searching…");
+    let response;
+    let data;
+    try {
+      response = example
+        ? await fetch(`/api/search?${p}`, {
+            method: "POST",
+            body: example,
+            headers: { "Content-Type": example.type || "application/octet-stream" },
+          })
+        : await fetch(`/api/search?${p}`);
+      data = await response.json();
+    } catch (err) {
+      if (mine === seq) say(`The search failed: ${err.message}`, true);
+      return;
+    }
+    if (mine !== seq) return;
+    if (!response.ok) {
+      say(data.hint ? `${data.error}: ${data.hint}` : data.error || `error ${response.status}`, true);
+      return;
+    }
+    render(data.hits, mine);
+  }
+
+  function render(list, mine) {
+    hits = list;
+    const cells = document.createDocumentFragment();
+    const firstLoads = [];
+    list.forEach((hit, i) => {
+      const cell = document.createElement("button");
+      cell.type = "button";
+      cell.className = "cell";
+      cell.dataset.i = String(i);
+      cell.setAttribute("role", "listitem");
+      const name = baseName(hit.path);
+      cell.title = `${name}  ·  score ${hit.score.toFixed(3)}`;
+      const img = document.createElement("img");
+      img.alt = name;
+      img.decoding = "async";
+      img.loading = i < 60 ? "eager" : "lazy";
+      if (hit.width && hit.height) {
+        img.width = hit.width;
+        img.height = hit.height;
+      }
+      if (i < FIRST) {
+        firstLoads.push(
+          new Promise((resolve) => {
+            img.addEventListener("load", resolve, { once: true });
+            img.addEventListener("error", resolve, { once: true });
+          }),
+        );
+      }
+      img.src = hit.thumbnail;
+      const score = document.createElement("span");
+      score.className = "score";
+      score.textContent = hit.score.toFixed(3);
+      cell.append(img, score);
+      cells.append(cell);
+    });
+    grid.replaceChildren(cells);
+    say(list.length ? `${list.length} photo${list.length === 1 ? "" : "s"}, best first` : "No matching photos.");
+    Promise.all(firstLoads).then(() => {
+      // Two frames after the images loaded, they are painted.
+      requestAnimationFrame(() =>
+        requestAnimationFrame(() => {
+          if (mine !== seq) return;
+          performance.mark("first-thumbnails-painted");
+          const m = performance.measure("enter-to-thumbnails", "search-start", "first-thumbnails-painted");
+          document.body.dataset.searchMs = m.duration.toFixed(1);
+          document.body.dataset.searches = String(mine);
+        }),
+      );
+    });
+  }
+
+  // ------------------------------------------------------------ keyboard in the grid
+
+  function columns() {
+    return getComputedStyle(grid).gridTemplateColumns.split(" ").filter(Boolean).length || 1;
+  }
+
+  function focusCell(i) {
+    const cell = grid.children[Math.max(0, Math.min(i, grid.children.length - 1))];
+    if (cell) {
+      cell.focus();
+      cell.scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  grid.addEventListener("keydown", (e) => {
+    const cell = e.target.closest(".cell");
+    if (!cell) return;
+    const i = Number(cell.dataset.i);
+    const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns(), ArrowUp: -columns() };
+    if (e.key in moves) {
+      e.preventDefault();
+      if (e.key === "ArrowUp" && i < columns()) q.focus();
+      else focusCell(i + moves[e.key]);
+    } else if (e.key === "Home") {
+      e.preventDefault();
+      focusCell(0);
+    } else if (e.key === "End") {
+      e.preventDefault();
+      focusCell(hits.length - 1);
+    }
+  });
+
+  grid.addEventListener("click", (e) => {
+    const cell = e.target.closest(".cell");
+    if (cell) openViewer(Number(cell.dataset.i));
+  });
+
+  q.addEventListener("keydown", (e) => {
+    if (e.key === "ArrowDown" && hits.length) {
+      e.preventDefault();
+      focusCell(0);
+    }
+  });
+
+  // ------------------------------------------------------------ the photo view
+
+  function fact(list, label, value) {
+    if (value === null || value === undefined || value === "") return;
+    const dt = document.createElement("dt");
+    dt.textContent = label;
+    const dd = document.createElement("dd");
+    if (value instanceof Node) dd.append(value);
+    else dd.textContent = value;
+    list.append(dt, dd);
+  }
+
+  function megabytes(n) {
+    return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`;
+  }
+
+  async function openViewer(i) {
+    if (i < 0 || i >= hits.length) return;
+    current = i;
+    const hit = hits[i];
+    viewer.hidden = false;
+    viewImg.alt = baseName(hit.path);
+    viewImg.src = `/api/photos/${hit.id}/view`;
+    $("view-name").textContent = baseName(hit.path);
+    $("view-download").href = `/api/photos/${hit.id}/original`;
+    const meta = $("view-meta");
+    meta.replaceChildren();
+    fact(meta, "score", hit.score.toFixed(3));
+    $("view-close").focus();
+    let photo;
+    try {
+      const response = await fetch(`/api/photos/${hit.id}`);
+      photo = await response.json();
+      if (!response.ok) throw new Error(photo.error || response.status);
+    } catch (err) {
+      fact(meta, "error", String(err.message || err));
+      return;
+    }
+    if (current !== i) return;
+    fact(meta, "taken", photo.taken_at ? photo.taken_at.replace("T", " ") : "unknown");
+    fact(meta, "camera", photo.camera);
+    if (photo.gps) {
+      fact(meta, "place", `${photo.gps.lat.toFixed(5)}, ${photo.gps.lon.toFixed(5)}`);
+    }
+    if (photo.width && photo.height) fact(meta, "pixels", `${photo.width} × ${photo.height}`);
+    fact(meta, "file", `${photo.format || "?"}, ${megabytes(photo.size)}`);
+    fact(meta, "folder", photo.folder);
+  }
+
+  function closeViewer() {
+    if (viewer.hidden) return;
+    viewer.hidden = true;
+    viewImg.removeAttribute("src");
+    focusCell(current);
+  }
+
+  $("view-close").addEventListener("click", closeViewer);
+  $("view-like").addEventListener("click", () => {
+    const hit = hits[current];
+    if (!hit) return;
+    like = hit.id;
+    q.value = "";
+    setExample(null, hit.thumbnail);
+    closeViewer();
+    search();
+  });
+
+  document.addEventListener("keydown", (e) => {
+    if (viewer.hidden) return;
+    if (e.key === "Escape") {
+      e.preventDefault();
+      closeViewer();
+    } else if (e.key === "ArrowRight") {
+      e.preventDefault();
+      openViewer(current + 1);
+    } else if (e.key === "ArrowLeft") {
+      e.preventDefault();
+      openViewer(current - 1);
+    }
+  });
+
+  // ------------------------------------------------------------ searching by an example photo
+
+  function byExample(file) {
+    if (!file || !file.type.startsWith("image/")) {
+      say("That is not an image file.", true);
+      return;
+    }
+    like = null;
+    q.value = "";
+    setExample(file);
+    search();
+  }
+
+  $("example-clear").addEventListener("click", () => {
+    like = null;
+    setExample(null);
+    q.focus();
+  });
+
+  $("file").addEventListener("change", (e) => {
+    byExample(e.target.files[0]);
+    e.target.value = "";
+  });
+
+  let dragDepth = 0;
+  const carriesFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types).includes("Files");
+  document.addEventListener("dragenter", (e) => {
+    if (!carriesFiles(e)) return;
+    dragDepth += 1;
+    drop.hidden = false;
+  });
+  document.addEventListener("dragleave", () => {
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (!dragDepth) drop.hidden = true;
+  });
+  document.addEventListener("dragover", (e) => {
+    if (carriesFiles(e)) e.preventDefault();
+  });
+  document.addEventListener("drop", (e) => {
+    if (!carriesFiles(e)) return;
+    e.preventDefault();
+    dragDepth = 0;
+    drop.hidden = true;
+    byExample(e.dataTransfer.files[0]);
+  });
+  document.addEventListener("paste", (e) => {
+    const item = Array.from(e.clipboardData ? e.clipboardData.items : []).find((it) => it.type.startsWith("image/"));
+    if (!item) return; // text pastes into the box as usual
+    e.preventDefault();
+    byExample(item.getAsFile());
+  });
+
+  // ------------------------------------------------------------ the form
+
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    search(); // text and an example photo together: their vectors are averaged, as in `photoindex search`
+  });
+  for (const id of ["folder", "min-score", "limit"]) {
+    $(id).addEventListener("change", () => {
+      if (hits.length || example || like !== null) search();
+    });
+  }
+
+  const start = new URLSearchParams(location.search);
+  if (start.get("q")) q.value = start.get("q");
+  if (start.get("like") && /^\d+$/.test(start.get("like"))) {
+    like = Number(start.get("like"));
+    setExample(null, `/api/photos/${like}/thumbnail`);
+  }
+  if (q.value || like !== null) search();
+})();
