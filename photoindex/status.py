@@ -25,6 +25,7 @@ class DaemonStatus:
     last_error: str | None = None
     watching: str | None = None
     serving: str | None = None  # the socket on which the daemon answered a ping just now
+    web: str | None = None  # the web page's address when the daemon serves it (`[web] listen`)
 
 
 @dataclass
@@ -111,6 +112,8 @@ class LibraryStatus:
                 out.append(f"           {d.watching}")
             if d.serving:
                 out.append(f"searches:  served by the daemon (socket {d.serving})")
+            if d.web:
+                out.append(f"web page:  {d.web}")
         else:
             out.append("daemon:    not running")
         if d.last_error:
@@ -225,6 +228,7 @@ def daemon_status(config: Config) -> DaemonStatus:
         last_error=data.get("last_error"),
         watching=data.get("watching"),
         serving=serving,
+        web=str(data["web"]) if running and data.get("web") else None,
     )
 
 

@@ -126,6 +126,7 @@ class StateFile:
             "last_error": None,
             "watching": None,
             "serving": None,
+            "web": None,
         }
         self._written: dict[str, Any] = {}
         self._written_at = 0.0
@@ -192,6 +193,7 @@ class Daemon:
             lib, work_lock=self._work, current_index=lambda: self._index, open_index=self._index_handle
         )
         self._saved_at = clock()
+        self.web: Any = None  # photoindex.web.server.WebThread when `[web] listen` is set
 
     # ------------------------------------------------------------ the loop
 
@@ -208,6 +210,7 @@ class Daemon:
         )
         serving = self.queries.start() if self.config.search.use_daemon else False
         self.state.update(state="starting", serving=str(self.queries.path) if serving else None, force=True)
+        self._start_web()
         try:
             self._refresh_roots(initial=True)
             if not self.roots:
@@ -218,6 +221,8 @@ class Daemon:
             self._rescan({r.path: {"start"} for r in self.roots})
             self._loop()
         finally:
+            if self.web is not None:
+                self.web.stop()
             self.queries.stop()
             self.watcher.stop()
             if self._index is not None and self._index.dirty:
@@ -225,9 +230,32 @@ class Daemon:
                     if got:
                         self._save_index(force=True)
             self._lock.release()
-            self.state.update(state="stopped", queue=len(self.settler) + len(self.ready), serving=None, force=True)
+            self.state.update(
+                state="stopped", queue=len(self.settler) + len(self.ready), serving=None, web=None, force=True
+            )
         log.info("photoindex daemon stopped")
         return EXIT_OK
+
+    def _start_web(self) -> None:
+        """Serve the web page from a thread when `[web] listen` is set; one that cannot start is logged, not fatal."""
+        listen = self.config.web.listen.strip()
+        if not listen:
+            return
+        try:
+            from photoindex.web.server import WebThread
+        except ImportError as exc:
+            log.error("[web] listen is set but the web page needs the `web` extra (%s): pip install 'photoindex[web]'",
+                      exc.name)
+            return
+        try:
+            web = WebThread(self.lib, self.queries.index_for_query, listen)
+            listening = web.start()
+        except PhotoindexError as exc:
+            log.error("cannot serve the web page: %s%s", exc.message, f" ({exc.hint})" if exc.hint else "")
+            return
+        self.web = web
+        log.info("serving the web page on %s%s", listening.url, " (login with the secret)" if listening.login else "")
+        self.state.update(web=listening.url)
 
     def _loop(self) -> None:
         d = self.config.daemon

@@ -28,8 +28,8 @@ from photoindex.errors import ConfigError, PhotoindexError
 from photoindex.library import Library, open_library
 from photoindex.paths import within
 from photoindex.photos.decodepool import DecodeJob, DecodePool, DecodeResult
-from photoindex.photos.thumbnails import thumbnail_store
 from photoindex.photos.scanner import FileFact, ScanProblem, ignored_below, stat_fact, walk
+from photoindex.photos.thumbnails import thumbnail_store
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

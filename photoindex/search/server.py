@@ -325,6 +325,13 @@ class QueryServer:
         handle = self._index() if request.has_query else None
         return search(self.lib, request, index=handle, encode_images=False)
 
+    def index_for_query(self) -> IndexHandle:
+        """The index to search for a query of another front end (the daemon's web page); `PhotoindexError` when busy."""
+        try:
+            return self._index()
+        except Declined as why:
+            raise PhotoindexError(str(why), "try again in a moment") from None
+
     def _index(self) -> IndexHandle:
         """The daemon's index, caught up with SQLite when no unit of work runs (else as it stands)."""
         deadline = time.monotonic() + _HANDLE_WAIT

@@ -44,7 +44,7 @@ CSP = (
 SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
@@ -64,7 +64,9 @@ def web_secret(home: Path, configured: str) -> str:
     """The secret a browser gives to log in: `[web] secret`, else the home's `web-secret` file (made once, 0600)."""
     if configured.strip():
         if len(configured.strip()) < 12:
-            raise ConfigError("[web] secret is shorter than 12 characters", "use a longer secret, or remove it to have one generated")
+            raise ConfigError(
+                "[web] secret is shorter than 12 characters", "use a longer secret, or remove it to have one generated"
+            )
         return configured.strip()
     path = home / SECRET_FILE
     try:
@@ -170,11 +172,7 @@ class Guard:
         if not host_allowed(host, self.names):
             await _plain(send, 400, "unknown host name: add it to [web] allowed_hosts in config.toml")
             return
-        origin = next((v.decode("latin-1") for k, v in headers if k == b"origin"), None)
-        if scope["method"] not in ("GET", "HEAD") and origin is not None and origin not in (
-            f"http://{host}",
-            f"https://{host}",
-        ):
+        if scope["method"] not in ("GET", "HEAD") and _cross_site(headers, host):
             await _plain(send, 403, "cross-site request refused")
             return
         path: str = scope.get("path", "")
@@ -193,6 +191,15 @@ class Guard:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _cross_site(headers: list[tuple[bytes, bytes]], host: str) -> bool:
+    """Whether a request that changes something came from another site's page (the browser says so)."""
+    fetch_site = next((v for k, v in headers if k == b"sec-fetch-site"), None)
+    if fetch_site is not None and fetch_site not in (b"same-origin", b"none"):
+        return True
+    origin = next((v.decode("latin-1") for k, v in headers if k == b"origin"), None)
+    return origin not in (None, "null", f"http://{host}", f"https://{host}")
 
 
 async def _plain(send: Send, status: int, text: str) -> None:

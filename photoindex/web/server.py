@@ -52,7 +52,9 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise PhotoindexError(f"cannot listen on {host}: {exc.strerror or exc}", "give an IP address or a name of this machine") from None
+        raise PhotoindexError(
+            f"cannot listen on {host}: {exc.strerror or exc}", "give an IP address or a name of this machine"
+        ) from None
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-HEAVY = ("onnxruntime", "faiss", "sqlalchemy", "alembic", "numpy", "PIL", "watchdog")
+HEAVY = ("onnxruntime", "faiss", "sqlalchemy", "alembic", "numpy", "PIL", "watchdog", "starlette", "uvicorn", "jinja2")
 
 
-@pytest.mark.parametrize("args", [["--help"], ["search", "--help"], ["models", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["search", "--help"], ["models", "--help"], ["serve", "--help"]])
 def test_help_imports_no_heavy_module(args: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "photoindex", *args],
@@ -29,5 +29,5 @@ def test_python_dash_m_and_version_of_commands() -> None:
         [sys.executable, "-m", "photoindex", "--help"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0
-    for command in ("index", "search", "status", "reindex", "daemon", "models", "doctor", "init"):
+    for command in ("index", "search", "status", "reindex", "daemon", "models", "doctor", "init", "serve"):
         assert command in proc.stdout

@@ -76,6 +76,7 @@
       ["last batch", d.last_batch],
       ["watching", d.watching],
       ["searches", d.serving ? `answered on ${d.serving}` : null],
+      ["web page", d.web],
       ["last error", d.last_error],
     ]);
     rows($("roots"), s.roots, (r) => [
