@@ -1,4 +1,4 @@
-"""The web page's test helpers and fixtures: an indexed toy library, a real `photoindex serve` process, and headless Chromium.
+"""The web page's test helpers and fixtures: an indexed toy library, `photoindex serve`, headless Chromium.
 
 Chromium is Debian's (`/usr/bin/chromium`, installed by `.ci/run`), driven by Playwright with
 `executable_path` (never `playwright install`). Without it the browser tests skip with the

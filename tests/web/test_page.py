@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from served import Library, PageWithLog, Server, copy_screenshot, wait_until
 from PIL import Image
+from served import Library, PageWithLog, Server, copy_screenshot, wait_until
 
 from photoindex.catalog.writerlock import lock_holder
 from photoindex.photos.scanner import content_hash
