@@ -367,6 +367,12 @@ def search(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
     paths_only: bool = typer.Option(False, "--paths", "-f", help="Print only the paths, one per line (for scripts)."),
+    sheet: Path | None = typer.Option(
+        None, "--sheet", help="Also write the hits as a contact sheet image (.jpg, .png or .webp)."
+    ),
+    preview: bool = typer.Option(
+        False, "--preview", "-p", help="Show thumbnails in the terminal (kitty, sixel; else Unicode blocks)."
+    ),
 ) -> None:
     """Find photos by a text description, example photos, the words in them, or filters alone (newest first)."""
     from photoindex.search.filters import Filters
@@ -400,6 +406,13 @@ def search(
 
         hits = run_search(cfg, request)
     _warn_not_encoded(cfg)
+    if sheet is not None and hits:
+        from photoindex.photos.sheet import Tile, write_contact_sheet
+        from photoindex.photos.thumbnails import thumbnails_for_files
+
+        thumbs = thumbnails_for_files(cfg, [h.path for h in hits])
+        write_contact_sheet(sheet, [Tile(t, h.score, Path(h.path).name) for h, t in zip(hits, thumbs, strict=True)])
+        typer.echo(f"wrote {sheet} ({len(hits)} photos)", err=True)
     from photoindex.cli import render
 
     if as_json:
@@ -410,6 +423,16 @@ def search(
         why, hint = why_no_hits(cfg, request)
         typer.echo(f"no matching photos: {_display(why)}", err=True)
         typer.echo(f"hint: {_display(hint)}", err=True)
+    elif preview:
+        try:
+            import textual_image.renderable  # noqa: F401
+        except ImportError:
+            raise PhotoindexError(
+                "-p/--preview needs the textual-image package", "pip install 'photoindex[preview]'"
+            ) from None
+        from photoindex.photos.thumbnails import thumbnails_for_files
+
+        render.hits_preview(hits, thumbnails_for_files(cfg, [h.path for h in hits]))
     elif paths_only or not sys.stdout.isatty():
         render.hits_lines(hits, paths_only=paths_only)  # a pipe or a script: no header, no padding
     else:

@@ -60,6 +60,20 @@ def hits_table(hits: Sequence[Hit]) -> None:
     Console(soft_wrap=False).print(table, markup=True, highlight=False)
 
 
+def hits_preview(hits: Sequence[Hit], thumbnails: Sequence[Path | None]) -> None:
+    """Each hit's line, then its thumbnail drawn by textual-image in the terminal's image protocol
+    (kitty graphics or sixel when the terminal answers for them, else Unicode half blocks)."""
+    from rich.console import Console
+    from textual_image.renderable import Image as TerminalImage
+
+    console = Console(soft_wrap=False)
+    for h, thumb in zip(hits, thumbnails, strict=True):
+        score = f"{h.score:.3f}  " if h.score is not None else ""
+        console.print(f"{score}{display(h.path)}  {h.taken_at or ''}", markup=False, highlight=False)
+        if thumb is not None:
+            console.print(TerminalImage(thumb, width=24))
+
+
 def size_text(n: int) -> str:
     """Bytes as a short human figure (1.2 MB)."""
     value = float(n)

@@ -157,3 +157,22 @@ def thumbnail_store(config: Config) -> ThumbnailStore:
     """The thumbnail cache of a photoindex home, sized by `[thumbnails]`."""
     t = config.thumbnails
     return ThumbnailStore(config.thumbnail_dir, size=max(16, t.size), max_bytes=max(1, t.max_cache_mb) << 20)
+
+
+def thumbnails_for_files(config: Config, paths: list[str]) -> list[Path | None]:
+    """The thumbnail of each photo file (made now when not cached), None for a file that cannot be shown.
+
+    For the terminal (`search --sheet`, `--preview`): a hit names a file, whose bytes are hashed to
+    find its cached thumbnail.
+    """
+    from photoindex.errors import ImageError
+    from photoindex.photos.scanner import content_hash
+
+    store = thumbnail_store(config)
+    out: list[Path | None] = []
+    for path in paths:
+        try:
+            out.append(store.ensure(content_hash(path), Path(path), max_pixels=config.scan.max_image_pixels))
+        except (ImageError, OSError):
+            out.append(None)
+    return out

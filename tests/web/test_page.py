@@ -86,11 +86,11 @@ def test_typing_red_shows_red_photos_first(server: Server, page: PageWithLog, tm
     score = p.locator(".cell >> nth=0").locator(".score")
     wait_until(lambda: float(score.evaluate("e => getComputedStyle(e).opacity")) == 1.0, "the score to show")
     assert 0.5 < float(score.inner_text()) <= 1.0
-    shot = tmp_path / "web-search.png"
+    shot = tmp_path / "web-search.jpg"
     p.mouse.move(0, 0)
     p.wait_for_timeout(200)
-    p.screenshot(path=str(shot))
-    copy_screenshot(shot, "web-search.png")
+    p.screenshot(path=str(shot), type="jpeg", quality=80)
+    copy_screenshot(shot, "web-search.jpg")
     # The URL keeps the query: reloading shows the same results.
     assert "q=red" in p.url
     search_and_wait(p, lambda: p.reload())
