@@ -153,15 +153,15 @@ _PROGRESS_NOTE_SECONDS = 0.5  # how often a run's progress is written where `sta
 def noting_progress(lock: WriterLock, progress: ProgressFn | None = None) -> ProgressFn:
     """A progress callback that also records the run's progress with the writer lock it holds, at most
     twice a second (`photoindex status --json` and the web page's status show it while the run goes on)."""
-    last = {"at": 0.0, "stage": ""}
+    last_at, last_stage = [0.0], [""]
 
     def note(event: Progress) -> None:
         if progress is not None:
             progress(event)
         now = time.monotonic()
         finished = event.total is not None and event.done >= event.total
-        if event.stage != last["stage"] or finished or now - float(last["at"]) >= _PROGRESS_NOTE_SECONDS:
-            last.update(at=now, stage=event.stage)
+        if event.stage != last_stage[0] or finished or now - last_at[0] >= _PROGRESS_NOTE_SECONDS:
+            last_at[0], last_stage[0] = now, event.stage
             lock.note({"stage": event.stage, "done": event.done, "total": event.total, "rate": round(event.rate, 2)})
 
     return note

@@ -6,8 +6,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from photoindex.errors import PhotoindexError
+
+if TYPE_CHECKING:
+    from PIL import ImageDraw, ImageFont
 
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 _BACKGROUND = (24, 26, 31)
@@ -27,7 +31,7 @@ class Tile:
 
 def write_contact_sheet(out: Path, tiles: list[Tile], *, columns: int = 5, cell: int = 240) -> Path:
     """Write the tiles as a grid image to `out` (JPEG, PNG or WebP by its ending), atomically; returns `out`."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     fmt = _FORMATS.get(out.suffix.lower())
     if fmt is None:
@@ -73,7 +77,7 @@ def write_contact_sheet(out: Path, tiles: list[Tile], *, columns: int = 5, cell:
     return out
 
 
-def _font(size: int) -> object:
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """DejaVu Sans where the system has it (accents, Greek, Cyrillic), else Pillow's own font."""
     from PIL import ImageFont
 
@@ -87,9 +91,9 @@ def _font(size: int) -> object:
         return ImageFont.load_default()
 
 
-def _fit(draw: object, text: str, font: object, width: int) -> str:
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> str:
     """`text` shortened with an ellipsis in the middle until it fits `width` pixels."""
-    measure = draw.textlength  # type: ignore[attr-defined]
+    measure = draw.textlength
     if measure(text, font=font) <= width:
         return text
     keep = len(text)

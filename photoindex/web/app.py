@@ -121,7 +121,7 @@ def create_app(service: WebService, *, login: bool, secret: str | None = None) -
         # The fast path (a cached thumbnail: one indexed read and one small file) runs right here;
         # making a missing one decodes the photo, in a worker thread.
         cached, photo = service.cached_thumbnail(photo_id)
-        path = cached or await run_in_threadpool(service.thumbnail, photo)
+        path = cached if cached is not None else await run_in_threadpool(service.thumbnail, photo)
         etag = f'"{photo.content_hash}-{service.thumbnails.size}"'
         headers = {"cache-control": "private, max-age=600", "etag": etag}
         if request.headers.get("if-none-match") == etag:
