@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,14 +76,21 @@ def search(
     return search_vector(lib, query, request, index=index)
 
 
-def query_vector(lib: Library, terms: tuple[Term, ...] | list[Term], *, encode_images: bool = True) -> np.ndarray:
+def query_vector(
+    lib: Library,
+    terms: tuple[Term, ...] | list[Term],
+    *,
+    encode_images: bool = True,
+    vectors: Sequence[tuple[float, np.ndarray]] = (),
+) -> np.ndarray:
     """The unit query vector of weighted terms: the weighted sum of their unit vectors, made unit again.
 
     Texts go through the bundle's text encoder (all in one batch); an example photo uses its stored
     vector when its content is in the catalog, else it is decoded and encoded now (unless
-    `encode_images` is False: then `Declined`).
+    `encode_images` is False: then `Declined`). `vectors`: (weight, vector) pairs already at hand
+    (the web page's "more like this" and uploaded photos), summed in like terms.
     """
-    if not terms:
+    if not terms and not vectors:
         raise PhotoindexError("nothing to search for", "give a text or --image PATH")
     texts = [t.text for t in terms if t.text is not None]
     by_text: dict[str, np.ndarray] = {}
@@ -109,6 +117,8 @@ def query_vector(lib: Library, terms: tuple[Term, ...] | list[Term], *, encode_i
             assert t.image is not None
             v = l2_normalize(image_vector(lib, Path(t.image), encode=encode_images))
         total += np.float32(t.weight) * v
+    for weight, vector in vectors:
+        total += np.float32(weight) * l2_normalize(vector)
     if float(np.linalg.norm(total)) < 1e-6:
         raise PhotoindexError("the query's terms cancel out", 'drop a term, e.g. "red + blue - red" is just "blue"')
     return l2_normalize(total)

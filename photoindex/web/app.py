@@ -25,7 +25,8 @@ from starlette.templating import Jinja2Templates
 
 from photoindex.errors import PhotoindexError
 from photoindex.web.security import COOKIE, SESSION_DAYS, Guard, Sessions, machine_names
-from photoindex.web.service import MAX_LIMIT, MAX_TEXT, NotFound, SearchRequest, WebService
+from photoindex.search.protocol import MAX_OFFSET, MAX_TEXT, SORTS
+from photoindex.web.service import MAX_LIMIT, NotFound, PageSearch, WebService
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -100,13 +101,24 @@ def create_app(service: WebService, *, login: bool, secret: str | None = None) -
                 raise HTTPException(415, "send the photo's bytes with an image/* content type")
             cap = int(service.config.web.max_upload_mb * (1 << 20))
             image = await _body(request, cap)
-        search = SearchRequest(
+        sort = q.get("sort") or "score"
+        if sort not in SORTS:
+            raise BadRequest(f"sort {sort!r} is not an order", "score or date")
+        search = PageSearch(
             text=text,
             like=_int(q.get("like"), "like") if q.get("like") else None,
             image=image,
             limit=_int(q.get("limit", "60"), "limit", low=1, high=MAX_LIMIT),
+            offset=_int(q.get("offset", "0"), "offset", low=0, high=MAX_OFFSET),
             min_score=_score(q.get("min_score")),
+            sort=sort,
             folder=q.get("folder") or None,
+            after=q.get("after") or None,
+            before=q.get("before") or None,
+            camera=q.get("camera") or None,
+            place=q.get("place") or None,
+            near=q.get("near") or None,
+            types=tuple(t for t in q.getlist("type") if t),
         )
         hits = await run_in_threadpool(service.search, search)
         for hit in hits:

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from photoindex.library import Library
     from photoindex.vectors.cache import IndexHandle
 
-MAX_TEXT = 4096  # characters; CLIP reads 77 tokens (the daemon's socket has the same bound)
 MAX_LIMIT = 1000  # results of one page's search
 VIEW_SIZE = 1600  # pixels, the longer side of the photo view: a screen, not the original
 
@@ -37,15 +36,25 @@ class NotFound(PhotoindexError):
 
 
 @dataclass(frozen=True)
-class SearchRequest:
-    """A validated search: text, a photo of the catalog ("more like this"), an uploaded photo, or a mix."""
+class PageSearch:
+    """What the page asks for: text (with the query arithmetic), a photo of the catalog ("more like
+    this"), an uploaded photo, any mix of them, or none (the filtered photos, newest first); a page
+    of results; the filters of `photoindex search`, as typed."""
 
     text: str | None = None
     like: int | None = None
     image: bytes | None = None
     limit: int = 60
+    offset: int = 0
     min_score: float = -1.0
+    sort: str = "score"
     folder: str | None = None
+    after: str | None = None
+    before: str | None = None
+    camera: str | None = None
+    place: str | None = None
+    near: str | None = None
+    types: tuple[str, ...] = ()
 
 
 class WebService:
@@ -80,34 +89,45 @@ class WebService:
             self._own_index.refresh()  # vectors a `photoindex index` committed meanwhile
         return self._own_index
 
-    def search(self, request: SearchRequest) -> list[dict[str, Any]]:
-        """The hits of a search, best first, as `search --json` prints them (plus each photo's `id`)."""
-        import numpy as np
+    def search(self, asked: PageSearch) -> list[dict[str, Any]]:
+        """The hits, best first (or newest first), as `search --json` prints them (with each photo's `id`)."""
+        import dataclasses
 
-        from photoindex.search.query import query_vector_for_text, search_vector
+        from photoindex.search.filters import Filters
+        from photoindex.search.protocol import SearchRequest
+        from photoindex.search.query import query_vector, search, search_vector
+        from photoindex.search.terms import parse_query
 
-        if not (request.text and request.text.strip()) and request.like is None and request.image is None:
-            raise PhotoindexError("nothing to search for", "type a description, or drop or paste a photo")
+        filters = Filters.from_options(
+            folder=asked.folder,
+            after=asked.after,
+            before=asked.before,
+            camera=asked.camera,
+            place=asked.place,
+            near=asked.near,
+            types=asked.types,
+        )
+        terms = parse_query(asked.text) if asked.text and asked.text.strip() else ()
+        if any(t.image is not None for t in terms):
+            # A term naming a file would open a path of this machine from a request.
+            raise PhotoindexError("the page searches by text only", "drop or paste the photo on the page instead")
+        request = SearchRequest.build(
+            limit=asked.limit, offset=asked.offset, min_score=asked.min_score, sort=asked.sort, filters=filters
+        )
+        request = dataclasses.replace(request, terms=terms)
+        if not terms and asked.like is None and asked.image is None and filters.empty:
+            raise PhotoindexError("nothing to search for", "type a description, drop or paste a photo, or set a filter")
         with self._search_lock:
-            parts: list[np.ndarray] = []
-            if request.text and request.text.strip():
-                parts.append(query_vector_for_text(self.lib, request.text))
-            if request.like is not None:
-                parts.append(self._stored_vector(request.like))
-            if request.image is not None:
-                parts.append(self._upload_vector(request.image))
-            # As `run_search` does: the mean of the unit vectors, made unit again.
-            query = np.mean(parts, axis=0)
-            query = query / max(float(np.linalg.norm(query)), 1e-12)
-            folder = Path(request.folder) if request.folder else None
-            hits = search_vector(
-                self.lib,
-                query.astype(np.float32),
-                limit=request.limit,
-                min_score=request.min_score,
-                folder=folder,
-                index=self._index(),
-            )
+            vectors = []
+            if asked.like is not None:
+                vectors.append((1.0, self._stored_vector(asked.like)))
+            if asked.image is not None:
+                vectors.append((1.0, self._upload_vector(asked.image)))
+            if terms or vectors:
+                query = query_vector(self.lib, terms, encode_images=False, vectors=vectors)
+                hits = search_vector(self.lib, query, request, index=self._index())
+            else:
+                hits = search(self.lib, request)  # the filtered photos, newest first
             self.searches += 1
             self.last_search = time.monotonic()
         return [h.to_json() for h in hits]
@@ -151,8 +171,15 @@ class WebService:
 
     def photo_json(self, photo_id: int) -> dict[str, Any]:
         """A photo's metadata for the photo view (the fields of a hit, and more)."""
+        from photoindex.catalog import reads
+
         photo = self.photo(photo_id)
         camera = " ".join(x for x in (photo.camera_make, photo.camera_model) if x) or None
+        place = None
+        if photo.place_id is not None:
+            with self.lib.db.reads() as con:
+                found = reads.places(con, [photo.place_id]).get(photo.place_id)
+            place = found.label if found is not None else None
         return {
             "id": photo.id,
             "path": photo.path,
@@ -164,6 +191,8 @@ class WebService:
             "size": photo.size,
             "format": photo.format,
             "camera": camera,
+            "lens": photo.lens,
+            "place": place,
             "gps": {"lat": photo.gps_lat, "lon": photo.gps_lon} if photo.gps_lat is not None else None,
             "thumbnail": f"/api/photos/{photo.id}/thumbnail",
             "view": f"/api/photos/{photo.id}/view",

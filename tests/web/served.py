@@ -73,6 +73,10 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Library:
     for c, (name, colour) in enumerate(COLOURS.items()):
         for i in range(PER_COLOUR):
             make_photo(photos / name / f"{name}-{i}.jpg", colour, size=(160, 120), seed=100 * c + i)
+    # Two with a camera and a date in their EXIF, for the filters.
+    for i in range(2):
+        exif = {271: "Google", 272: "Pixel 7", 306: f"2021:05:0{i + 1} 10:00:00"}
+        make_photo(photos / "exif" / f"pixel-{i}.jpg", COLOURS["yellow"], size=(160, 120), seed=700 + i, exif=exif)
     outside = root / "outside"
     make_photo(outside / "blue-example.jpg", BLUE, size=(200, 150), seed=999)
     make_photo(outside / "big-example.png", BLUE, size=(400, 400), seed=998)

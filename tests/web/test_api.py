@@ -130,8 +130,40 @@ def test_uploads_are_checked(library: Library) -> None:
         server.stop()
 
 
+def test_the_filters_of_search_work_on_the_page_s_api(server: Server, library: Library) -> None:
+    status, data = get_json(server, "/api/search?q=yellow&camera=pixel&limit=10")
+    assert status == 200
+    assert sorted(h["path"].rsplit("/", 1)[-1] for h in data["hits"]) == ["pixel-0.jpg", "pixel-1.jpg"]
+    assert all(h["camera"] == "Google Pixel 7" for h in data["hits"])
+    # Filters alone list the photos, newest first, without scores.
+    status, data = get_json(server, "/api/search?after=2021-05&before=2021-05")
+    assert status == 200
+    assert [h["path"].rsplit("/", 1)[-1] for h in data["hits"]] == ["pixel-1.jpg", "pixel-0.jpg"]
+    assert all(h["score"] is None for h in data["hits"])
+    status, data = get_json(server, f"/api/search?q=red&folder={library.photos / 'red'}&limit=100")
+    assert status == 200 and len(data["hits"]) == 8
+    status, data = get_json(server, "/api/search?q=red&type=png")
+    assert status == 200 and data["hits"] == []
+    # Query arithmetic: red + blue - red is blue.
+    status, data = get_json(server, "/api/search?q=red%20%2B%20blue%20-%20red&limit=3")
+    assert status == 200 and all("/blue/" in h["path"] for h in data["hits"])
+    # Paging: the second page continues the first.
+    _, first = get_json(server, "/api/search?q=green&limit=4")
+    _, second = get_json(server, "/api/search?q=green&limit=4&offset=4")
+    _, both = get_json(server, "/api/search?q=green&limit=8")
+    assert [h["id"] for h in first["hits"] + second["hits"]] == [h["id"] for h in both["hits"]]
+
+
+def test_a_query_term_naming_a_file_is_refused(server: Server, library: Library) -> None:
+    path = library.outside / "blue-example.jpg"
+    status, data = get_json(server, f"/api/search?q={path}")
+    assert status == 400 and "text only" in data["error"]
+
+
 def test_bad_parameters_are_400(server: Server) -> None:
-    for query in ("q=red&limit=0", "q=red&limit=x", "q=red&min_score=nan", "like=abc", "", "q=" + "a" * 5000):
+    bad = ("q=red&limit=0", "q=red&limit=x", "q=red&min_score=nan", "like=abc", "", "q=" + "a" * 5000,
+           "q=red&sort=size", "q=red&after=yesterday", "q=red&near=north", "q=red&type=doc", "q=red&offset=-1")
+    for query in bad:
         status, data = get_json(server, f"/api/search?{query}")
         assert status == 400, query
         assert data["error"]

@@ -212,6 +212,40 @@ def test_an_upload_over_the_bomb_limit_is_refused_on_the_page(library: Library, 
         server.stop()
 
 
+def test_filter_controls_narrow_the_results(server: Server, page: PageWithLog) -> None:
+    p = page.page
+    p.goto(server.url + "/")
+    p.fill("#camera", "pixel")
+    search_and_wait(p, lambda: p.press("#camera", "Enter"))  # a filter alone: the photos, newest first
+    names = p.locator(".cell").evaluate_all("cells => cells.map(c => c.querySelector('img').alt)")
+    assert names == ["pixel-1.jpg", "pixel-0.jpg"]
+    assert "newest first" in p.inner_text("#message")
+    assert "camera=pixel" in p.url
+    p.fill("#q", "yellow")
+    search_and_wait(p, lambda: p.press("#q", "Enter"))
+    assert p.locator(".cell").count() == 2 and "best first" in p.inner_text("#message")
+    p.fill("#camera", "")
+    p.select_option("#limit", "60")
+    search_and_wait(p, lambda: p.press("#q", "Enter"))
+    assert p.locator(".cell").count() == 42  # every photo: 5 colours x 8, and the two
+    assert not page.errors
+
+
+def test_show_more_appends_the_next_page(server: Server, page: PageWithLog) -> None:
+    p = page.page
+    p.goto(server.url + "/")
+    p.evaluate("document.getElementById('limit').add(new Option('10', '10'), 0)")
+    p.select_option("#limit", "10")
+    p.fill("#q", "red")
+    search_and_wait(p, lambda: p.press("#q", "Enter"))
+    assert p.locator(".cell").count() == 10
+    first = p.locator(".cell img").evaluate_all("imgs => imgs.map(i => i.alt)")
+    search_and_wait(p, lambda: p.click("#more"))
+    after = p.locator(".cell img").evaluate_all("imgs => imgs.map(i => i.alt)")
+    assert len(after) == 20 and after[:10] == first and len(set(after)) == 20
+    assert not page.errors
+
+
 def test_foreign_ids_and_paths_are_not_found(server: Server, page: PageWithLog) -> None:
     p = page.page
     p.goto(server.url + "/")

@@ -39,34 +39,51 @@
     else exampleImg.removeAttribute("src");
   }
 
+  // The filters of `photoindex search`, by the id of their control and their API parameter.
+  const FILTERS = [
+    ["folder", "folder"],
+    ["after", "after"],
+    ["before", "before"],
+    ["camera", "camera"],
+    ["place", "place"],
+    ["near", "near"],
+    ["type", "type"],
+  ];
+
   function params() {
     const p = new URLSearchParams();
     const text = q.value.trim();
     if (text) p.set("q", text);
     if (like !== null) p.set("like", String(like));
-    const folder = $("folder").value;
-    if (folder) p.set("folder", folder);
+    for (const [id, name] of FILTERS) {
+      const value = $(id).value.trim();
+      if (value) p.set(name, value);
+    }
     const minScore = $("min-score").value;
     if (minScore !== "") p.set("min_score", minScore);
+    if ($("sort").value !== "score") p.set("sort", $("sort").value);
     p.set("limit", $("limit").value);
     return p;
   }
 
-  async function search() {
+  const filtered = (p) => FILTERS.some(([, name]) => p.has(name));
+
+  async function search(more) {
     const mine = ++seq;
     const p = params();
-    if (!p.has("q") && !p.has("like") && !example) {
-      say("Type what you are looking for, or drop a photo.");
+    if (!p.has("q") && !p.has("like") && !example && !filtered(p)) {
+      say("Type what you are looking for, drop a photo, or set a filter.");
       return;
     }
+    if (more) p.set("offset", String(hits.length));
     performance.clearMarks();
     performance.clearMeasures();
     performance.mark("search-start");
-    const shown = new URLSearchParams();
-    if (p.has("q")) shown.set("q", p.get("q"));
-    if (p.has("like")) shown.set("like", p.get("like"));
+    const shown = new URLSearchParams(p);
+    shown.delete("limit");
+    shown.delete("offset");
     history.replaceState(null, "", shown.toString() ? `/?${shown}` : "/");
-    say("Searching…");
+    say(more ? "Loading more…" : "Searching…");
     let response;
     let data;
     try {
@@ -87,22 +104,25 @@
       say(data.hint ? `${data.error}: ${data.hint}` : data.error || `error ${response.status}`, true);
       return;
     }
-    render(data.hits, mine);
+    render(data.hits, mine, more, Number(p.get("limit")));
   }
 
-  function render(list, mine) {
-    hits = list;
+  function render(list, mine, more, limit) {
+    const start = more ? hits.length : 0;
+    hits = more ? hits.concat(list) : list;
+    $("more").hidden = list.length < limit;
     const cells = document.createDocumentFragment();
     const firstLoads = [];
     const later = [];
-    list.forEach((hit, i) => {
+    list.forEach((hit, n) => {
+      const i = start + n;
       const cell = document.createElement("button");
       cell.type = "button";
       cell.className = "cell";
       cell.dataset.i = String(i);
       cell.setAttribute("role", "listitem");
       const name = baseName(hit.path);
-      cell.title = `${name}  ·  score ${hit.score.toFixed(3)}`;
+      cell.title = hit.score === null ? name : `${name}  ·  score ${hit.score.toFixed(3)}`;
       const img = document.createElement("img");
       img.alt = name;
       img.decoding = "async";
@@ -110,7 +130,7 @@
         img.width = hit.width;
         img.height = hit.height;
       }
-      if (i < FIRST) {
+      if (n < FIRST) {
         // The first screenful is asked for at once; the rest waits until it has arrived (the
         // browser opens 6 connections: 60 requests at once would delay the first ones).
         img.fetchPriority = "high";
@@ -127,12 +147,14 @@
       }
       const score = document.createElement("span");
       score.className = "score";
-      score.textContent = hit.score.toFixed(3);
+      score.textContent = hit.score === null ? hit.taken_at || "" : hit.score.toFixed(3);
       cell.append(img, score);
       cells.append(cell);
     });
-    grid.replaceChildren(cells);
-    say(list.length ? `${list.length} photo${list.length === 1 ? "" : "s"}, best first` : "No matching photos.");
+    if (more) grid.append(cells);
+    else grid.replaceChildren(cells);
+    const order = hits.length && hits[0].score === null ? "newest first" : "best first";
+    say(hits.length ? `${hits.length} photo${hits.length === 1 ? "" : "s"}, ${order}` : "No matching photos.");
     Promise.all(firstLoads).then(() => {
       if (mine !== seq) return;
       // Two frames after the images loaded, they are painted.
@@ -220,7 +242,7 @@
     $("view-download").href = `/api/photos/${hit.id}/original`;
     const meta = $("view-meta");
     meta.replaceChildren();
-    fact(meta, "score", hit.score.toFixed(3));
+    if (hit.score !== null) fact(meta, "score", hit.score.toFixed(3));
     $("view-close").focus();
     let photo;
     try {
@@ -234,8 +256,10 @@
     if (current !== i) return;
     fact(meta, "taken", photo.taken_at ? photo.taken_at.replace("T", " ") : "unknown");
     fact(meta, "camera", photo.camera);
+    fact(meta, "lens", photo.lens);
+    fact(meta, "place", photo.place);
     if (photo.gps) {
-      fact(meta, "place", `${photo.gps.lat.toFixed(5)}, ${photo.gps.lon.toFixed(5)}`);
+      fact(meta, "position", `${photo.gps.lat.toFixed(5)}, ${photo.gps.lon.toFixed(5)}`);
     }
     if (photo.width && photo.height) fact(meta, "pixels", `${photo.width} × ${photo.height}`);
     fact(meta, "file", `${photo.format || "?"}, ${megabytes(photo.size)}`);
@@ -332,17 +356,21 @@
     e.preventDefault();
     search(); // text and an example photo together: their vectors are averaged, as in `photoindex search`
   });
-  for (const id of ["folder", "min-score", "limit"]) {
+  for (const id of ["folder", "type", "sort", "min-score", "limit"]) {
     $(id).addEventListener("change", () => {
-      if (hits.length || example || like !== null) search();
+      if (hits.length || example || like !== null || filtered(params())) search();
     });
   }
+  $("more").addEventListener("click", () => search(true));
 
   const start = new URLSearchParams(location.search);
   if (start.get("q")) q.value = start.get("q");
+  for (const [id, name] of FILTERS) if (start.get(name)) $(id).value = start.get(name);
+  if (start.get("min_score")) $("min-score").value = start.get("min_score");
+  if (start.get("sort") === "date") $("sort").value = "date";
   if (start.get("like") && /^\d+$/.test(start.get("like"))) {
     like = Number(start.get("like"));
     setExample(null, `/api/photos/${like}/thumbnail`);
   }
-  if (q.value || like !== null) search();
+  if (q.value || like !== null || filtered(params())) search();
 })();
