@@ -24,8 +24,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from photoindex.errors import PhotoindexError
-from photoindex.web.security import COOKIE, SESSION_DAYS, Guard, Sessions, machine_names
 from photoindex.search.protocol import MAX_OFFSET, MAX_TEXT, SORTS
+from photoindex.web.security import COOKIE, SESSION_DAYS, Guard, Sessions, machine_names
 from photoindex.web.service import MAX_LIMIT, NotFound, PageSearch, WebService
 
 if TYPE_CHECKING:
