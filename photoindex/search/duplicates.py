@@ -43,6 +43,7 @@ class DuplicatePhoto:
     taken_at: str | None
     score: float
     same_content: bool  # byte-for-byte the same content as the group's first photo
+    id: int | None = None  # the photo's catalog id (the web page's thumbnails use it)
 
 
 @dataclass
@@ -106,6 +107,7 @@ def find_duplicates(
                 path=ph.path, size=ph.size, width=ph.width, height=ph.height, format=ph.format,
                 taken_at=ph.taken_at, score=round(float(vectors[i] @ base), 4),
                 same_content=ph.content_hash == first.content_hash,
+                id=ph.id,
             )
             for i, ph in entries
         ]))

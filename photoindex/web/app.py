@@ -61,6 +61,10 @@ def create_app(service: WebService, *, login: bool, secret: str | None = None) -
     async def status_page(request: Request) -> Response:
         return page(request, "status.html")
 
+    async def duplicates_page(request: Request) -> Response:
+        roots = await run_in_threadpool(service.roots)
+        return page(request, "duplicates.html", roots=roots)
+
     async def login_page(request: Request) -> Response:
         if sessions is None:
             return RedirectResponse("/", status_code=303)
@@ -152,6 +156,12 @@ def create_app(service: WebService, *, login: bool, secret: str | None = None) -
         path = await run_in_threadpool(service.original, request.path_params["id"])
         return FileResponse(path, filename=path.name, content_disposition_type="attachment")
 
+    async def api_duplicates(request: Request) -> Response:
+        q = request.query_params
+        threshold = _score(q.get("threshold") or "0.95")
+        groups = await run_in_threadpool(service.duplicates, threshold=threshold, folder=q.get("folder") or None)
+        return JSONResponse({"groups": groups})
+
     async def api_status(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(service.status))
 
@@ -183,11 +193,13 @@ def create_app(service: WebService, *, login: bool, secret: str | None = None) -
         routes=[
             Route("/", search_page),
             Route("/status", status_page),
+            Route("/duplicates", duplicates_page),
             Route("/login", login_page, methods=["GET"]),
             Route("/login", login_post, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/api/search", api_search, methods=["GET", "POST"]),
             Route("/api/status", api_status),
+            Route("/api/duplicates", api_duplicates),
             *photo_routes,
             Mount("/static", app=StaticFiles(directory=str(_HERE / "static")), name="static"),
         ],

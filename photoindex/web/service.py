@@ -263,6 +263,19 @@ class WebService:
         data["searches_served"] = self.searches
         return data
 
+    def duplicates(self, *, threshold: float, folder: str | None) -> list[dict[str, Any]]:
+        """Groups of copies and near-duplicates (`photoindex duplicates --json`), largest first; never deletes."""
+        from photoindex.search.duplicates import find_duplicates
+
+        groups = find_duplicates(self.config, threshold=threshold, folder=folder)
+        out = []
+        for g in groups:
+            data = g.to_json()
+            for photo in data["photos"]:
+                photo["thumbnail"] = f"/api/photos/{photo['id']}/thumbnail"
+            out.append(data)
+        return out
+
     def roots(self) -> list[str]:
         """The roots' paths (the page's folder filter)."""
         from photoindex.catalog import writes as catalog

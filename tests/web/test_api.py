@@ -160,6 +160,19 @@ def test_a_query_term_naming_a_file_is_refused(server: Server, library: Library)
     assert status == 400 and "text only" in data["error"]
 
 
+def test_duplicates_are_grouped_with_thumbnails(server: Server) -> None:
+    # The toy model embeds a photo's colour: each colour's photos are near-duplicates of each other.
+    status, data = get_json(server, "/api/duplicates?threshold=0.95")
+    assert status == 200
+    groups = data["groups"]
+    assert len(groups) >= 5
+    for g in groups:
+        folders = {h["path"].rsplit("/", 2)[-2] for h in g["photos"]}
+        assert len(folders) == 1 or folders <= {"yellow", "exif"}, folders
+        assert all(h["thumbnail"] == f"/api/photos/{h['id']}/thumbnail" for h in g["photos"])
+    assert get_json(server, "/api/duplicates?threshold=2")[0] == 400
+
+
 def test_bad_parameters_are_400(server: Server) -> None:
     bad = ("q=red&limit=0", "q=red&limit=x", "q=red&min_score=nan", "like=abc", "", "q=" + "a" * 5000,
            "q=red&sort=size", "q=red&after=yesterday", "q=red&near=north", "q=red&type=doc", "q=red&offset=-1")

@@ -246,6 +246,20 @@ def test_show_more_appends_the_next_page(server: Server, page: PageWithLog) -> N
     assert not page.errors
 
 
+def test_duplicates_page_shows_groups_side_by_side(server: Server, page: PageWithLog) -> None:
+    p = page.page
+    p.goto(server.url + "/duplicates")
+    p.locator(".dup-group").first.wait_for()
+    assert p.locator(".dup-group").count() >= 5
+    first = p.locator(".dup-group").first
+    assert "near-duplicates" in first.locator("h3").inner_text()
+    loaded = "Array.from(document.querySelectorAll('.dup img')).slice(0, 4).every(i => i.naturalWidth > 0)"
+    wait_js(p, loaded)
+    boxes = [first.locator("img").nth(i).bounding_box() for i in range(2)]
+    assert boxes[0] and boxes[1] and boxes[0]["y"] == boxes[1]["y"] and boxes[1]["x"] > boxes[0]["x"]  # side by side
+    assert not page.errors
+
+
 def test_foreign_ids_and_paths_are_not_found(server: Server, page: PageWithLog) -> None:
     p = page.page
     p.goto(server.url + "/")
