@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import os
 
     from photoindex.config import Config
+    from photoindex.library import Library
 
 DEFAULT_THRESHOLD = 0.95
 NEIGHBOURS = 16  # per photo; chains link larger groups
@@ -73,20 +74,28 @@ def find_duplicates(
     config: Config, *, threshold: float = DEFAULT_THRESHOLD, folder: str | os.PathLike[str] | None = None
 ) -> list[DuplicateGroup]:
     """The groups of duplicate photos (optionally under `folder`), largest group first."""
+    with open_library(config) as lib:
+        return duplicates_in(lib, threshold=threshold, folder=folder)
+
+
+def duplicates_in(
+    lib: Library, *, threshold: float = DEFAULT_THRESHOLD, folder: str | os.PathLike[str] | None = None
+) -> list[DuplicateGroup]:
+    """`find_duplicates` on an open library (the web page's: a second open of the catalog file in one
+    process would drop SQLite's locks on it)."""
     if not (math.isfinite(threshold) and 0.0 < threshold <= 1.0):
         raise PhotoindexError(f"--threshold {threshold}: not above 0 and at most 1", "try --threshold 0.95")
     prefix = resolve_folder(folder) if folder is not None else None
-    with open_library(config) as lib:
-        with lib.db.reads() as con:
-            ids = (
-                reads.vector_ids_under(con, lib.model_id, prefix)
-                if prefix is not None
-                else np.fromiter((r[0] for r in con.execute(
-                    "SELECT DISTINCT v.id FROM vectors AS v JOIN photos AS p ON p.content_hash = v.content_hash "
-                    "WHERE v.model_id = ? AND +p.status = 'indexed' ORDER BY v.id", (lib.model_id,))), dtype=np.int64)
-            )
-            ids, vectors = _vectors(con, lib.model_id, ids)
-            photos = reads.live_photos_for_vectors(con, lib.model_id, ids.tolist(), prefix)
+    with lib.db.reads() as con:
+        ids = (
+            reads.vector_ids_under(con, lib.model_id, prefix)
+            if prefix is not None
+            else np.fromiter((r[0] for r in con.execute(
+                "SELECT DISTINCT v.id FROM vectors AS v JOIN photos AS p ON p.content_hash = v.content_hash "
+                "WHERE v.model_id = ? AND +p.status = 'indexed' ORDER BY v.id", (lib.model_id,))), dtype=np.int64)
+        )
+        ids, vectors = _vectors(con, lib.model_id, ids)
+        photos = reads.live_photos_for_vectors(con, lib.model_id, ids.tolist(), prefix)
     parent = np.arange(len(ids))
     for a, b in _pairs(vectors, threshold):
         _union(parent, a, b)

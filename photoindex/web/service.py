@@ -81,10 +81,8 @@ class WebService:
 
     def _standalone_index(self) -> IndexHandle:
         """`photoindex serve` without a daemon: one index kept open, caught up before each search."""
-        from photoindex.vectors.cache import IndexHandle
-
         if self._own_index is None:
-            self._own_index = IndexHandle.open(self.lib)
+            self._own_index = self.lib.open_index()
         else:
             self._own_index.refresh()  # vectors a `photoindex index` committed meanwhile
         return self._own_index
@@ -265,9 +263,9 @@ class WebService:
 
     def duplicates(self, *, threshold: float, folder: str | None) -> list[dict[str, Any]]:
         """Groups of copies and near-duplicates (`photoindex duplicates --json`), largest first; never deletes."""
-        from photoindex.search.duplicates import find_duplicates
+        from photoindex.search.duplicates import duplicates_in
 
-        groups = find_duplicates(self.config, threshold=threshold, folder=folder)
+        groups = duplicates_in(self.lib, threshold=threshold, folder=folder)
         out = []
         for g in groups:
             data = g.to_json()

@@ -246,7 +246,8 @@ def test_status_json(server: Server) -> None:
     assert status == 200
     # Other tests may add roots to the shared library: check the relations, not the numbers.
     assert data["counts"]["indexed"] == sum(r["photos"] for r in data["roots"]) >= 40
-    assert data["vectors_by_model"] == {data["model_id"]: data["vectors"]}
+    [model] = data["models"]
+    assert model["configured"] and model["vectors"] == data["vectors"] and model["photos"] == data["counts"]["indexed"]
     assert data["daemon"]["running"] is False
 
 

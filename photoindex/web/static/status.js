@@ -88,13 +88,17 @@
     $("counts").textContent = Object.entries(s.counts)
       .map(([k, n]) => `${n} ${k}`)
       .join(" · ");
-    const models = Object.entries(s.vectors_by_model || {});
-    if (!models.some(([m]) => m === s.model_id)) models.unshift([s.model_id, 0]);
-    rows($("models"), models, ([m, n]) => [[m, "path"], [n, "num"], [m === s.model_id ? "configured" : ""]]);
+    rows($("models"), s.models || [], (m) => [
+      [m.model_id, "path"],
+      [m.photos, "num"],
+      [m.vectors, "num"],
+      [m.configured ? "configured" : ""],
+    ]);
     facts($("library"), [
       ["home", s.home],
       ["bundle", `${s.model}${s.model_present ? "" : " (not installed)"}`],
       ["index", `${s.vectors} vectors, generation ${s.generation}`],
+      ["not encoded yet", s.not_encoded ? `${s.not_encoded} photos (run photoindex reindex, or let the daemon)` : null],
     ]);
     rows($("failures"), s.last_failures, (f) => [[f.path, "path"], [f.error], [f.hint || ""]]);
     $("no-failures").hidden = s.last_failures.length > 0;
