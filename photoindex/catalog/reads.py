@@ -489,7 +489,7 @@ def photo_states_under(
     ).fetchall()
     if model_id is None:
         return [PhotoState(*row) for row in rows]  # type: ignore[arg-type]
-    return [PhotoState(*row[:-1], has_vector=bool(row[-1])) for row in rows]  # type: ignore[arg-type]
+    return [PhotoState(*row[:-1], bool(row[-1])) for row in rows]  # type: ignore[arg-type, call-arg]
 
 
 # ---------------------------------------------------------------- what `photoindex status` shows

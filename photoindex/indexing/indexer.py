@@ -118,7 +118,7 @@ class IndexReport:
             (self.moved, "moved"),
             (self.missing, "missing"),
             (self.forgotten, "forgotten (long missing)"),
-            (self.caught_up, "encoded for the new model"),
+            (self.caught_up, "caught up with the model"),
             (self.retried, "retried"),
             (self.collected, "unused vectors collected"),
             (self.failed, "failed"),

@@ -6,15 +6,18 @@ real SQLite, FAISS and ONNX Runtime, the real CLI.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from daemonproc import RED, DaemonProcess, _cli, index_root, make_album
 from helpers import backdate_missing, cli, sql
 from typer.testing import CliRunner
 
@@ -127,7 +130,7 @@ def test_kill_9_during_a_model_switch_loses_and_doubles_nothing(
     """SIGKILL while the new model encodes the library; the next run finishes: one vector per content and
     model, each index file holds exactly its model's vectors, the first model's vectors untouched."""
     root = tmp_path / "Photos"
-    tree = make_photo_tree(root, 160, seed=13, size=(480, 360))
+    tree = make_photo_tree(root, 120, seed=13, size=(400, 300))
     env = {**os.environ, **home_env, "PHOTOINDEX_INDEX_BATCH_SIZE": "4"}
     subprocess.run([sys.executable, "-m", "photoindex", "index", str(root), "--quiet"], env=env, check=True,
                    timeout=300)
@@ -136,7 +139,7 @@ def test_kill_9_during_a_model_switch_loses_and_doubles_nothing(
     cmd = [sys.executable, "-m", "photoindex", "reindex", "--quiet"]
     new_model = "photoindex-testing/toy-open-clip-v1"
     kills = 0
-    for threshold in (4, 60, 120):
+    for threshold in (4, 40, 80):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
@@ -167,3 +170,27 @@ def test_kill_9_during_a_model_switch_loses_and_doubles_nothing(
         assert set(index.ids().tolist()) == {
             i for (i,) in sql(config, "SELECT id FROM vectors WHERE model_id = ?", model)
         }, file
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the daemon tests use inotify")
+def test_the_daemon_started_with_a_new_model_encodes_the_library_for_it(
+    tmp_path: Path, env: dict[str, str], start: Callable[..., DaemonProcess], other_bundle: Path
+) -> None:
+    home = Path(env["PHOTOINDEX_HOME"])
+    root = tmp_path / "photos"
+    make_album(root, 12, RED, seed=3)
+    index_root(env, root)  # with the first model
+    switched = {**env, "PHOTOINDEX_MODEL_BUNDLE": str(other_bundle)}
+    d = start(PHOTOINDEX_MODEL_BUNDLE=str(other_bundle))  # its start-up scan catches the new model up
+    d.wait_quiet()
+    assert d.encoded() == 12
+    con = sqlite3.connect(f"file:{home / 'photoindex.db'}?mode=ro", uri=True)
+    try:
+        per_model = dict(con.execute("SELECT model_id, count(*) FROM vectors GROUP BY model_id").fetchall())
+    finally:
+        con.close()
+    assert sorted(per_model.values()) == [12, 12]
+    result = _cli(switched, "search", "red", "--json", "--limit", "3")
+    assert result.returncode == 0 and "not encoded" not in result.stderr, result.stderr
+    assert len(json.loads(result.stdout)) == 3
