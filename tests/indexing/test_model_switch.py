@@ -130,7 +130,7 @@ def test_kill_9_during_a_model_switch_loses_and_doubles_nothing(
     """SIGKILL while the new model encodes the library; the next run finishes: one vector per content and
     model, each index file holds exactly its model's vectors, the first model's vectors untouched."""
     root = tmp_path / "Photos"
-    tree = make_photo_tree(root, 120, seed=13, size=(400, 300))
+    tree = make_photo_tree(root, 80, seed=13, size=(400, 300))
     env = {**os.environ, **home_env, "PHOTOINDEX_INDEX_BATCH_SIZE": "4"}
     subprocess.run([sys.executable, "-m", "photoindex", "index", str(root), "--quiet"], env=env, check=True,
                    timeout=300)
@@ -139,7 +139,7 @@ def test_kill_9_during_a_model_switch_loses_and_doubles_nothing(
     cmd = [sys.executable, "-m", "photoindex", "reindex", "--quiet"]
     new_model = "photoindex-testing/toy-open-clip-v1"
     kills = 0
-    for threshold in (4, 40, 80):
+    for threshold in (4, 30, 55):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
