@@ -3,7 +3,9 @@
 `ru_maxrss` only knows the largest single process, while photoindex decodes in worker processes:
 the figure that compares with another tool is the sum over all processes alive at the same moment.
 Two sums are kept: RSS (counts shared pages once per process, so it over-states) and PSS (shares
-them out, so the sum is the real footprint).
+them out, so the sum is the real footprint). The sampler also adds up the CPU time of every process
+it saw (user + system, as last sampled), the whole tree's CPU use that `/usr/bin/time` misses for
+worker processes their parent does not wait for.
 """
 
 from __future__ import annotations
@@ -56,22 +58,38 @@ def _rss_pss(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
 @dataclass
 class Peak:
-    """Peak sums over a process tree, in MiB, and the most processes seen at once."""
+    """Peak sums over a process tree, in MiB, the most processes seen at once, and its CPU seconds."""
 
     rss_mib: float = 0.0
     pss_mib: float = 0.0
     processes: int = 0
+    cpu_seconds: float = 0.0
 
 
 class TreeSampler:
     """Samples a process tree every `interval` seconds until closed; `peak` holds the maxima."""
 
-    def __init__(self, pid: int | None = None, interval: float = 0.05) -> None:
+    def __init__(self, pid: int | None = None, interval: float = 0.05, *, skip_root_cpu: bool = False) -> None:
         self.pid = pid if pid is not None else os.getpid()
+        self.skip_root_cpu = skip_root_cpu
         self.interval = interval
         self.peak = Peak()
+        self._cpu: dict[int, float] = {}  # pid -> CPU seconds last seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
 
@@ -82,6 +100,9 @@ class TreeSampler:
         for p in pids:
             r, s = _rss_pss(p)
             rss, pss = rss + r, pss + s
+            if p != self.pid or not self.skip_root_cpu:
+                self._cpu[p] = max(self._cpu.get(p, 0.0), _cpu_seconds(p))
+        self.peak.cpu_seconds = sum(self._cpu.values())
         self.peak.rss_mib = max(self.peak.rss_mib, rss / (1 << 20))
         self.peak.pss_mib = max(self.peak.pss_mib, pss / (1 << 20))
         self.peak.processes = max(self.peak.processes, len(pids))

@@ -65,8 +65,8 @@ def model_loading(bundle: Bundle, cache_dir: Path) -> dict[str, dict[str, float]
 
 
 def model_inputs(paths: Sequence[Path], spec: ImageSpec, count: int) -> np.ndarray:
-    """`count` float32 NCHW inputs decoded from real photos (cycled when there are fewer photos)."""
-    decoded = [decode_photo(p, spec, "nchw-float32")[0] for p in paths[:count]]
+    """`count` decoded uint8 photos, what encoders take (cycled when there are fewer photos)."""
+    decoded = [decode_photo(p, spec)[0] for p in paths[:count]]
     return np.stack([decoded[i % len(decoded)] for i in range(count)])
 
 
@@ -99,12 +99,12 @@ def full_decode(path: str, spec: ImageSpec) -> np.ndarray:
     with Image.open(path) as im:
         im.load()
         im = ImageOps.exif_transpose(im)
-        return preprocess(im, spec, "nhwc-uint8")
+        return preprocess(im, spec)
 
 
 def draft_decode(path: str, spec: ImageSpec) -> np.ndarray:
     """photoindex's decode: JPEG draft (DCT-domain downscale), EXIF, resize."""
-    return decode_photo(Path(path), spec, "nhwc-uint8")[0]
+    return decode_photo(Path(path), spec)[0]
 
 
 def _noop(_: int) -> int:
@@ -135,12 +135,10 @@ def decodepool_rate(paths: Sequence[Path], spec: ImageSpec, workers: int, max_pi
 
 def naive_rate(paths: Sequence[Path], encoder: ImageEncoder, spec: ImageSpec) -> float:
     """Axera's demo loop: for each photo, full decode then a batch-1 encode, one after the other."""
-    from photoindex.indexing.indexer import to_model_input
-
     start = time.perf_counter()
     for p in paths:
         pixels = full_decode(str(p), spec)
-        encoder.encode(to_model_input(pixels[None], spec, encoder.layout))
+        encoder.encode(pixels[None])
     return len(paths) / (time.perf_counter() - start)
 
 

@@ -715,7 +715,7 @@ class Indexer:
         if todo:
             encoder = self.lib.image_encoder()
             pixels = np.stack([batch.pixels[i] for i, _, _ in todo])
-            vectors = encoder.encode(to_model_input(pixels, self.lib.bundle.manifest.image, encoder.layout))
+            vectors = encoder.encode(pixels)
             self.report.encoded += len(todo)
             fresh = [(r.content_hash, vec) for (_, _, r), vec in zip(todo, vectors, strict=False) if r.content_hash]
         index = self._open_index()
@@ -936,17 +936,6 @@ def refresh_other_indexes(lib: Library, models: Iterable[str]) -> list[str]:
         except OSError as exc:
             warnings.append(f"{path}: cannot remove the index file: {exc.strerror or exc}")
     return warnings
-
-
-def to_model_input(pixels: np.ndarray, spec: Any, layout: str) -> np.ndarray:
-    """uint8 [N,S,S,3] RGB from the decode workers -> the encoder's layout (normalizing for float models)."""
-    if layout == "nhwc-uint8":
-        return np.ascontiguousarray(pixels)
-    # The same arithmetic as imaging's float path, on the whole batch at once.
-    std = np.asarray(spec.std, dtype=np.float32)
-    scale = 1.0 / (255.0 * std)
-    offset = np.asarray(spec.mean, dtype=np.float32) / std
-    return np.ascontiguousarray((pixels.astype(np.float32) * scale - offset).transpose(0, 3, 1, 2))
 
 
 def _resolve_roots(lib: Library, paths: Iterable[Path] | None) -> list[catalog.RootRecord]:

@@ -4,6 +4,10 @@ The session tells what the model really takes (docs/architecture.md, invariant 8
 from the input's dtype and shape (float32 NCHW normalized, or uint8 NHWC with the normalization
 compiled in, as Axera's NPU builds take), the id dtype from the text input (int32 for Axera's
 exports, int64 for open_clip's), and a static batch axis (every .axmodel) is fed chunk by chunk.
+
+An image encoder owns its input: callers hand it decoded uint8 RGB pixels [N,S,S,3] (what
+`photos.imaging.decode_photo` returns) and it converts them to the layout its session wants; no
+one else knows the layout.
 """
 
 from __future__ import annotations
@@ -92,8 +96,20 @@ def _run_batched(
     return l2_normalize(out)
 
 
+def normalized(pixels: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """uint8 RGB [N,S,S,3] -> float32 [N,3,S,S] normalized with the manifest's mean and std (float models' input)."""
+    std = np.asarray(spec.std, dtype=np.float32)
+    scale = (1.0 / (255.0 * std)).astype(np.float32)
+    offset = (np.asarray(spec.mean, dtype=np.float32) / std).astype(np.float32)
+    # Normalize in NHWC (contiguous along channels), then one transposing copy.
+    out = pixels.astype(np.float32)
+    out *= scale
+    out -= offset
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
 class ImageEncoder:
-    """Turns preprocessed photo tensors into L2-normalized image vectors with one model session."""
+    """Turns decoded photos (uint8 RGB [N,S,S,3]) into L2-normalized image vectors with one model session."""
 
     layout: Layout
     batch_size: int | None
@@ -136,28 +152,35 @@ class ImageEncoder:
         _check_output(self._output, embedding_dim, self._where)
         self.input_size = spec.size
         self.batch_size = self._input.static_batch
-        s = spec.size
-        self._item_shape = (3, s, s) if self.layout == "nchw-float32" else (s, s, 3)
+        self._spec = spec
+        self._item_shape = (spec.size, spec.size, 3)
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
         return self._session.run({self._input.name: chunk})[0]
 
-    def encode(self, pixels: np.ndarray) -> np.ndarray:
-        """[N, ...] tensors in `layout` -> [N, D] float32 unit vectors (any N; static batches are chunked)."""
-        pixels = np.asarray(pixels)
-        if pixels.shape[1:] != self._item_shape:
+    def check_pixels(self, pixels: np.ndarray) -> None:
+        """Raise `ModelError` unless `pixels` are decoded photos this encoder takes: uint8 [N,S,S,3]."""
+        if pixels.ndim != 4 or pixels.shape[1:] != self._item_shape:
             raise ModelError(
                 f"{self._where}: got pixels of shape {list(pixels.shape)}, "
                 f"expected [N,{','.join(map(str, self._item_shape))}]"
             )
+        if pixels.dtype != np.uint8:
+            # Casting floats to uint8 would silently wrap normalized values: demand decoded pixels.
+            raise ModelError(f"{self._where}: takes uint8 pixels, got {pixels.dtype}")
+
+    def model_input(self, pixels: np.ndarray) -> np.ndarray:
+        """Decoded uint8 RGB [N,S,S,3] -> what this encoder's session takes (normalized float NCHW, or as is)."""
         if self.layout == "nhwc-uint8":
-            if pixels.dtype != np.uint8:
-                # Casting floats to uint8 would silently wrap normalized values; demand the right layout.
-                raise ModelError(f"{self._where}: takes uint8 pixels, got {pixels.dtype}")
-        else:
-            pixels = pixels.astype(np.float32, copy=False)
+            return np.ascontiguousarray(pixels)
+        return normalized(pixels, self._spec)
+
+    def encode(self, pixels: np.ndarray) -> np.ndarray:
+        """Decoded uint8 RGB [N,S,S,3] -> [N, D] float32 unit vectors (any N; static batches are chunked)."""
+        pixels = np.asarray(pixels)
+        self.check_pixels(pixels)
         return _run_batched(
-            self._run, np.ascontiguousarray(pixels), self.batch_size, self.embedding_dim, self._where
+            self._run, self.model_input(pixels), self.batch_size, self.embedding_dim, self._where
         )
 
 

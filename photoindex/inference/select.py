@@ -7,7 +7,8 @@ or to run there falls back to the CPU with exactly one warning line saying why (
 falls back: it raises a `RuntimeUnavailable` or `ModelError` that says what to do.
 
 Falling back on a failed run happens at the encoder level, not the session level, because the two
-models may differ in input layout (uint8 NHWC on the NPU, float32 NCHW on the CPU).
+models may differ in input layout (uint8 NHWC on the NPU, float32 NCHW on the CPU): each encoder
+converts the same decoded pixels to its own.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from photoindex.config import RuntimeConfig
 from photoindex.errors import ConfigError, ModelError, RuntimeUnavailable
 from photoindex.inference.bundle import Bundle, FileRole, ImageSpec
-from photoindex.inference.encoders import ImageEncoder, Layout, TextEncoder
+from photoindex.inference.encoders import ImageEncoder, TextEncoder
 from photoindex.inference.sessions.base import Session
 
 if TYPE_CHECKING:
@@ -210,21 +211,6 @@ def open_runtime(bundle: Bundle, which: Which, runtime: RuntimeConfig) -> Runtim
 # --- encoders that fall back on a failed run -------------------------------------------------------
 
 
-def _convert_pixels(pixels: np.ndarray, source: Layout, target: Layout, spec: ImageSpec) -> np.ndarray:
-    """Model input in one layout -> the same pixels in another (exact for uint8 -> float, as imaging does)."""
-    if source == target:
-        return pixels
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    std = np.asarray(spec.std, dtype=np.float32)
-    if source == "nhwc-uint8":
-        # The same arithmetic as imaging.preprocess, so the CPU sees what it would have decoded itself.
-        scale = 1.0 / (255.0 * std)
-        offset = mean / std
-        return np.ascontiguousarray((pixels.astype(np.float32) * scale - offset).transpose(0, 3, 1, 2))
-    rgb = (pixels.astype(np.float32).transpose(0, 2, 3, 1) * std + mean) * 255.0
-    return np.ascontiguousarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
-
-
 _E = TypeVar("_E", ImageEncoder, TextEncoder)
 
 
@@ -280,8 +266,8 @@ class _FallsBack:
 class FallbackImageEncoder(_FallsBack, ImageEncoder):
     """An image encoder on the NPU that switches to the CPU, once and for good, when a run fails.
 
-    Its `layout` stays the NPU model's for its whole life (callers decode to it); after the switch,
-    pixels are converted to the CPU model's layout.
+    Callers hand it decoded uint8 pixels before and after the switch; each encoder converts them
+    to what its own model takes.
     """
 
     def __init__(
@@ -293,27 +279,21 @@ class FallbackImageEncoder(_FallsBack, ImageEncoder):
         on_warning: OnWarning | None = None,
     ) -> None:
         super().__init__(session, spec, embedding_dim)
-        self._spec = spec
         self._fallback = _CpuSwitch(session, open_cpu, on_warning)
-
-    def _valid_input(self, pixels: np.ndarray) -> bool:
-        # Only the NPU's own failures fall back; a caller's wrong pixels are an error on any device.
-        dtype_ok = pixels.dtype == np.uint8 if self.layout == "nhwc-uint8" else pixels.dtype.kind in "fiu"
-        return pixels.ndim == 4 and pixels.shape[1:] == self._item_shape and dtype_ok
 
     def encode(self, pixels: np.ndarray) -> np.ndarray:
         """Like ImageEncoder.encode; on the first NPU failure, warn once and use the CPU from then on."""
         pixels = np.asarray(pixels)
         cpu = self._fallback.cpu
         if cpu is None:
-            if not self._valid_input(pixels):
-                return super().encode(pixels)  # raises the encoder's own message
+            # Only the NPU's own failures fall back; a caller's wrong pixels are an error on any device.
+            self.check_pixels(pixels)
             try:
                 return super().encode(pixels)
             except Exception as exc:
                 cpu = self._fallback.switch(exc)
                 self.provider = cpu.provider
-        return cpu.encode(_convert_pixels(pixels, self.layout, cpu.layout, self._spec))
+        return cpu.encode(pixels)
 
 
 class FallbackTextEncoder(_FallsBack, TextEncoder):

@@ -127,7 +127,7 @@ def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int, thumbnail_size
             def keep(im: Any) -> None:
                 thumbs.append(thumbnail_jpeg(im, thumbnail_size))
 
-        pixels, info = decode_photo(Path(job.path), spec, "nhwc-uint8", max_pixels=max_pixels, upright=keep)
+        pixels, info = decode_photo(Path(job.path), spec, max_pixels=max_pixels, upright=keep)
     except ImageError as exc:
         return result(reason=exc.reason, message=exc.message.removeprefix(f"{job.path}: "), hint=exc.hint)
     except MemoryError:

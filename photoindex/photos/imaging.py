@@ -1,4 +1,6 @@
-"""Photos to the image encoder's input: safe decoding, EXIF orientation, colour modes and preprocessing.
+"""Photos to upright 8-bit RGB pixels of the model's input size: safe decoding, EXIF orientation, colour modes.
+
+What the model itself takes (normalized floats, bytes) is the image encoder's business (inference/encoders.py).
 
 Every failure is an `ImageError` whose `reason` is one of: "unreadable" (missing, permission denied,
 not a regular file), "empty" (zero bytes), "unsupported-format" (not an allowed image format),
@@ -22,15 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from photoindex.errors import ImageError
 from photoindex.inference.bundle import ImageSpec
-
-Layout = Literal["nchw-float32", "nhwc-uint8"]
 
 _HEIF_AVAILABLE = importlib.util.find_spec("pillow_heif") is not None
 
@@ -144,17 +144,16 @@ class PhotoInfo:
 def decode_photo(
     path: Path,
     spec: ImageSpec,
-    layout: Layout = "nchw-float32",
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     upright: Callable[[Image.Image], None] | None = None,
 ) -> tuple[np.ndarray, PhotoInfo]:
-    """Decode a photo file into the model input (no batch axis) and its metadata; raises `ImageError`.
+    """Decode a photo file into upright uint8 RGB [S,S,3] pixels, resized and cropped as `spec` says,
+    and its metadata; raises `ImageError`. The encoder turns the pixels into what its model takes.
 
     `upright`, when given, sees the decoded image once it is upright (drafted: every side at least
     the model input's), e.g. to make its thumbnail without decoding the file a second time.
     """
-    _check_layout(layout)
     with _opened(path, max_pixels) as im:
         original = im.size
         try:
@@ -182,7 +181,7 @@ def decode_photo(
         try:
             # Images without a draft (PNG, WebP, TIFF, ...) are box-reduced by an integer factor first,
             # keeping 3x the resized size: 12 MP in ~14 ms instead of ~60, 55 dB from the exact path.
-            array = _preprocess(im, spec, layout, reducing_gap=3.0)
+            array = _preprocess(im, spec, reducing_gap=3.0)
         except _DECODER_ERRORS as exc:
             raise _decode_error(path, exc) from exc
     return array, info
@@ -260,24 +259,15 @@ def probe(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PhotoInfo:
         return _photo_info(im, exif, (h, w) if orientation in (5, 6, 7, 8) else (w, h))
 
 
-def preprocess(image: Image.Image, spec: ImageSpec, layout: Layout = "nchw-float32") -> np.ndarray:
-    """The model input (no batch axis) from an upright decoded image: float32 [3,S,S] or uint8 [S,S,3].
+def preprocess(image: Image.Image, spec: ImageSpec) -> np.ndarray:
+    """uint8 RGB [S,S,3] pixels from an upright decoded image, resized and cropped as `spec` says.
 
     Any Pillow mode is accepted (alpha is composited on white); the resize is the reference one.
     """
-    _check_layout(layout)
-    return _preprocess(image, spec, layout, reducing_gap=None)
+    return _preprocess(image, spec, reducing_gap=None)
 
 
-def _check_layout(layout: str) -> None:
-    """Refuse an unknown layout before any work (a programming error, not a bad photo)."""
-    if layout not in ("nchw-float32", "nhwc-uint8"):
-        raise ValueError(f"unknown layout {layout!r}; expected 'nchw-float32' or 'nhwc-uint8'")
-
-
-def _preprocess(
-    image: Image.Image, spec: ImageSpec, layout: Layout, reducing_gap: float | None
-) -> np.ndarray:
+def _preprocess(image: Image.Image, spec: ImageSpec, reducing_gap: float | None) -> np.ndarray:
     """`preprocess`, optionally reducing by an integer factor before the exact resize."""
     im = _rgb_or_rgba(image)
     resized, crop = _geometry(im.size, spec)
@@ -286,18 +276,9 @@ def _preprocess(
     if crop is not None:
         im = im.crop(crop)
     if im.mode == "RGB":
-        rgb = np.array(im, dtype=np.uint8)
-    else:
-        # Rounded to 8 bits like any opaque photo, so both layouts carry exactly the same pixels
-        # (an NPU model's uint8 input converted to float equals what the CPU model gets).
-        rgb = np.rint(_composite_on_white(np.asarray(im, dtype=np.float32))).astype(np.uint8)
-    if layout == "nhwc-uint8":
-        return rgb
-    pixels = rgb.astype(np.float32)
-    std = np.asarray(spec.std, dtype=np.float32)
-    scale = 1.0 / (255.0 * std)
-    offset = np.asarray(spec.mean, dtype=np.float32) / std
-    return np.ascontiguousarray((pixels * scale - offset).transpose(2, 0, 1))
+        return np.array(im, dtype=np.uint8)
+    # Rounded to 8 bits like any opaque photo: every model, whatever input it takes, sees 8-bit pixels.
+    return np.rint(_composite_on_white(np.asarray(im, dtype=np.float32))).astype(np.uint8)
 
 
 # --- geometry -----------------------------------------------------------------------------------

@@ -158,7 +158,7 @@ def image_vector(lib: Library, path: Path, *, encode: bool = True) -> np.ndarray
     encoder = lib.image_encoder()
     spec = lib.bundle.manifest.image
     try:
-        pixels, _ = decode_photo(path, spec, encoder.layout, max_pixels=lib.config.scan.max_image_pixels)
+        pixels, _ = decode_photo(path, spec, max_pixels=lib.config.scan.max_image_pixels)
     except ImageError as exc:
         if exc.reason != "unsupported-format":
             raise

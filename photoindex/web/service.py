@@ -152,7 +152,7 @@ class WebService:
             with open_upright(
                 Path("the uploaded photo"), max_pixels=self.config.scan.max_image_pixels, fit=spec.size, data=data
             ) as im:
-                pixels = preprocess(im, spec, encoder.layout)
+                pixels = preprocess(im, spec)
         return encoder.encode(pixels[None])[0]
 
     # ------------------------------------------------------------ photos

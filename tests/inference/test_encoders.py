@@ -30,14 +30,11 @@ def toy(npu_bundle: Path) -> Bundle:
 
 
 def _pixels(n: int, seed: int = 0) -> np.ndarray:
-    """Normalized NCHW float32 inputs of flat colours with noise, one colour per item."""
+    """Decoded uint8 RGB [N,224,224,3] pixels of flat colours with noise, one colour per item."""
     rng = np.random.default_rng(seed)
     colours = np.asarray(list(COLOURS.values()), dtype=np.float32)[np.arange(n) % len(COLOURS)]
-    rgb = colours[:, :, None, None] / 255.0 + rng.normal(0, 0.05, (n, 3, 224, 224)).astype(np.float32)
-    spec = ImageSpec(size=224)
-    mean = np.asarray(spec.mean, np.float32)[None, :, None, None]
-    std = np.asarray(spec.std, np.float32)[None, :, None, None]
-    return ((rgb - mean) / std).astype(np.float32)
+    rgb = colours[:, None, None, :] + rng.normal(0, 0.05 * 255, (n, 224, 224, 3)).astype(np.float32)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
 def _static_batch_copy(src: Path, dst: Path, batch: int) -> Path:
@@ -121,7 +118,7 @@ def test_static_batch_model_is_fed_chunks_with_the_same_vectors(
     assert static.batch_size == batch
     pixels = _pixels(n, seed=3)
     with pytest.raises(ModelError):
-        static_session.run({"images": _pixels(batch + 1)})
+        static_session.run({"images": static.model_input(_pixels(batch + 1))})
     np.testing.assert_allclose(static.encode(pixels), dynamic.encode(pixels), atol=1e-6)
 
 
@@ -131,11 +128,8 @@ def test_npu_layout_is_read_from_the_session_and_gives_the_same_vectors(toy: Bun
     assert (npu.layout, npu.batch_size) == ("nhwc-uint8", 1)
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, size=(3, 224, 224, 3), dtype=np.uint8)
-    spec = toy.manifest.image
-    normalized = (rgb / np.float32(255.0) - np.asarray(spec.mean, np.float32)) / np.asarray(
-        spec.std, np.float32
-    )
-    np.testing.assert_allclose(npu.encode(rgb), cpu.encode(normalized.transpose(0, 3, 1, 2)), atol=1e-5)
+    # Both take the same decoded pixels; the CPU encoder normalizes them for its float model.
+    np.testing.assert_allclose(npu.encode(rgb), cpu.encode(rgb), atol=1e-5)
     with pytest.raises(ModelError, match="uint8"):
         npu.encode(rgb.astype(np.float32))
 
@@ -154,6 +148,8 @@ def test_image_encoder_rejects_a_text_model_and_wrong_pixels(toy: Bundle) -> Non
         ImageEncoder(OrtSession(_file(toy, "text")), toy.manifest.image, 512)
     enc = ImageEncoder(OrtSession(_file(toy, "image")), toy.manifest.image, 512)
     with pytest.raises(ModelError, match="shape"):
+        enc.encode(np.zeros((2, 3, 224, 224), dtype=np.uint8))
+    with pytest.raises(ModelError, match="uint8"):
         enc.encode(np.zeros((2, 224, 224, 3), dtype=np.float32))
 
 

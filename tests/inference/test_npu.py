@@ -84,13 +84,13 @@ def _bundle(folder: Path, tmp_path: Path) -> Bundle:
     return resolve_bundle(str(folder), tmp_path / "models")
 
 
-def _pixels(photos: list[Path], bundle: Bundle, layout: str) -> np.ndarray:
-    return np.stack([decode_photo(p, bundle.manifest.image, layout)[0] for p in photos])  # type: ignore[arg-type]
+def _pixels(photos: list[Path], bundle: Bundle) -> np.ndarray:
+    return np.stack([decode_photo(p, bundle.manifest.image)[0] for p in photos])
 
 
 def _cpu_image_vectors(bundle: Bundle, photos: list[Path]) -> np.ndarray:
     encoder, _ = open_image_encoder(bundle, CPU)
-    return encoder.encode(_pixels(photos, bundle, encoder.layout))
+    return encoder.encode(_pixels(photos, bundle))
 
 
 def _text_vectors(bundle: Bundle, words: tuple[str, ...]) -> np.ndarray:
@@ -112,7 +112,7 @@ def test_float32_axmodel_on_the_npu_gives_the_cpu_vectors(
     assert choice.model_path.name == "image_encoder.axmodel" and choice.warnings == ()
     assert encoder.layout == "nchw-float32" and encoder.batch_size == 1
     _axe().BATCHES_SEEN.clear()
-    npu = encoder.encode(_pixels(photos, bundle, encoder.layout))
+    npu = encoder.encode(_pixels(photos, bundle))
     assert _axe().BATCHES_SEEN == [1] * len(photos)  # one photo per NPU call, the compiled batch
     np.testing.assert_allclose(npu, _cpu_image_vectors(bundle, photos), atol=1e-5)
     # The stand-in's outputs alias one buffer: without the adapter's copy every row would be the last.
@@ -125,7 +125,7 @@ def test_uint8_axmodel_on_the_npu_matches_onnx_runtime_and_ranks_as_the_cpu_mode
     bundle = _bundle(bundles["nhwc-uint8"], tmp_path)
     encoder, choice = open_image_encoder(bundle, AUTO)
     assert choice.device == "npu" and encoder.layout == "nhwc-uint8"
-    pixels = _pixels(photos, bundle, "nhwc-uint8")
+    pixels = _pixels(photos, bundle)
     assert pixels.dtype == np.uint8 and pixels.shape[1:] == (224, 224, 3)
     npu = encoder.encode(pixels)
     # The same uint8 model run by ONNX Runtime on the CPU: the NPU path adds nothing of its own.
@@ -272,7 +272,7 @@ def test_import_failure_on_a_board_falls_back_with_one_warning(
     assert choice.device == "cpu" and choice.warnings == (line,) and seen == [line]
     assert "No providers found" in line and "falling back to ONNX Runtime on the CPU" in line
     np.testing.assert_allclose(
-        encoder.encode(_pixels(photos, bundle, encoder.layout)), _cpu_image_vectors(bundle, photos), atol=1e-6
+        encoder.encode(_pixels(photos, bundle)), _cpu_image_vectors(bundle, photos), atol=1e-6
     )
 
 
@@ -292,7 +292,7 @@ def test_load_failure_falls_back_with_one_warning(
     assert choice.device == "cpu" and choice.warnings == (line,)
     assert choice.provider == "onnxruntime:CPUExecutionProvider" and encoder.layout == "nchw-float32"
     np.testing.assert_allclose(
-        encoder.encode(_pixels(photos, bundle, encoder.layout)), _cpu_image_vectors(bundle, photos), atol=1e-6
+        encoder.encode(_pixels(photos, bundle)), _cpu_image_vectors(bundle, photos), atol=1e-6
     )
 
 
@@ -311,7 +311,7 @@ def test_run_failure_falls_back_once_with_one_warning(
     assert isinstance(encoder, FallbackImageEncoder) and choice.device == "npu"
     standin.setenv("AXENGINE_STANDIN_FAIL_RUN", "1")
     calls = _axe().RUN_CALLS
-    pixels = _pixels(photos, bundle, encoder.layout)  # decoded for the NPU's layout, as callers do
+    pixels = _pixels(photos, bundle)  # decoded pixels, as callers hand them
     first = encoder.encode(pixels)
     line = _one_warning(caplog)
     assert line.startswith("NPU failed to run image_encoder.axmodel (") and "Failed to run model." in line
@@ -484,14 +484,17 @@ def test_index_with_npu_forced_and_no_axengine_is_an_error_not_a_traceback(
 def test_pixels_convert_between_layouts_as_imaging_decodes_them(
     bundles: dict[str, Path], photos: list[Path], tmp_path: Path
 ) -> None:
-    from photoindex.inference.select import _convert_pixels
+    from photoindex.inference.encoders import normalized
 
     spec = _bundle(bundles["plain"], tmp_path).manifest.image
-    as_bytes = np.stack([decode_photo(p, spec, "nhwc-uint8")[0] for p in photos[:2]])
-    as_floats = np.stack([decode_photo(p, spec, "nchw-float32")[0] for p in photos[:2]])
-    to_floats = _convert_pixels(as_bytes, "nhwc-uint8", "nchw-float32", spec)
+    as_bytes = np.stack([decode_photo(p, spec)[0] for p in photos[:2]])
+    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+    as_floats = ((as_bytes / np.float32(255.0) - mean) / std).transpose(0, 3, 1, 2)
+    to_floats = normalized(as_bytes, spec)
     np.testing.assert_allclose(to_floats, as_floats, atol=1e-6)
-    np.testing.assert_array_equal(_convert_pixels(as_floats, "nchw-float32", "nhwc-uint8", spec), as_bytes)
+    # And back: the float model's input rounds to the very bytes the NPU model gets.
+    back = np.clip(np.rint((to_floats.transpose(0, 2, 3, 1) * std + mean) * 255.0), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(back, as_bytes)
 
 
 def test_a_broken_driver_does_not_warn_for_an_encoder_without_an_npu_model(

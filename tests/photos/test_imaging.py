@@ -100,9 +100,16 @@ def save(image: Image.Image, path: Path, **options: Any) -> Path:
     return path
 
 
+def floats(pixels: np.ndarray, spec: ImageSpec | None = None) -> np.ndarray:
+    """What a float model gets from decoded pixels: the encoders' normalized float32 [3,S,S]."""
+    from photoindex.inference.encoders import normalized
+
+    return normalized(pixels[None], spec or SPEC)[0]
+
+
 def uint8(path: Path, spec: ImageSpec = SMALL) -> np.ndarray:
-    """The uint8 NHWC model input of a file."""
-    array, _ = decode_photo(path, spec, "nhwc-uint8")
+    """The decoded uint8 [S,S,3] pixels of a file."""
+    array, _ = decode_photo(path, spec)
     return array.astype(np.int16)
 
 
@@ -158,11 +165,12 @@ def test_allowed_formats_are_the_photo_formats_only() -> None:
 
 def test_layouts_and_normalization(tmp_path: Path) -> None:
     path = save(Image.new("RGB", (120, 80), (200, 100, 50)), tmp_path / "solid.png")
-    tensor, info = decode_photo(path, SPEC)
+    pixels, info = decode_photo(path, SPEC)
+    tensor = floats(pixels, SPEC)
     assert tensor.shape == (3, 224, 224) and tensor.dtype == np.float32 and tensor.flags.c_contiguous
     expected = (np.array([200, 100, 50]) / 255.0 - np.array(SPEC.mean)) / np.array(SPEC.std)
     np.testing.assert_allclose(tensor[:, 100, 100], expected, atol=1e-5)
-    pixels, _ = decode_photo(path, SPEC, "nhwc-uint8")
+    pixels, _ = decode_photo(path, SPEC)
     assert pixels.shape == (224, 224, 3) and pixels.dtype == np.uint8
     assert (pixels == [200, 100, 50]).all()
     assert info == PhotoInfo(width=120, height=80, format="PNG")
@@ -177,22 +185,22 @@ def test_crop_matches_torchvision_resize_then_center_crop(size: tuple[int, int])
     resized = image.resize(new, Image.Resampling.BICUBIC)
     left, top = int(round((new[0] - 224) / 2)), int(round((new[1] - 224) / 2))
     reference = np.asarray(resized.crop((left, top, left + 224, top + 224)), dtype=np.int16)
-    np.testing.assert_array_equal(preprocess(image, SPEC, "nhwc-uint8"), reference)
+    np.testing.assert_array_equal(preprocess(image, SPEC), reference)
 
 
 def test_squash_keeps_the_whole_frame() -> None:
     image = photo_like(90, 30, seed=2)
-    ours = preprocess(image, SQUASH, "nhwc-uint8")
+    ours = preprocess(image, SQUASH)
     reference = np.asarray(image.resize((32, 32), Image.Resampling.BILINEAR))
     np.testing.assert_array_equal(ours, reference)
     # a crop of the same image is a different picture: the squash really kept the edges
-    assert np.abs(preprocess(image, SMALL, "nhwc-uint8").astype(int) - reference).mean() > 5
+    assert np.abs(preprocess(image, SMALL).astype(int) - reference).mean() > 5
 
 
 def test_jpeg_draft_keeps_quality_of_full_decode(photo_12mp: Path) -> None:
     for spec in (SPEC, ImageSpec(size=224, resize="squash"), ImageSpec(size=336)):
-        drafted, info = decode_photo(photo_12mp, spec)
-        full = preprocess(full_decode(photo_12mp), spec)
+        pixels, info = decode_photo(photo_12mp, spec)
+        drafted, full = floats(pixels, spec), floats(preprocess(full_decode(photo_12mp), spec), spec)
         assert drafted.shape == full.shape == (3, spec.size, spec.size)
         # measured 44.3 (336 crop) to 50.4 dB (224 squash): a draft to 1x the input side (DRAFT_FACTOR);
         # 2x gave 54-57 dB for ~20% more decoding time, and image vectors 0.99999 vs 0.99998 cosine
@@ -204,8 +212,7 @@ def test_large_images_without_draft_are_reduced_first_without_visible_loss(tmp_p
     image = photo_like(2400, 1800, seed=3)
     path = save(image, tmp_path / "big.png", compress_level=1)
     for spec in (SPEC, ImageSpec(size=224, resize="squash")):
-        reduced, _ = decode_photo(path, spec)
-        exact = preprocess(image, spec)
+        reduced, exact = floats(decode_photo(path, spec)[0], spec), floats(preprocess(image, spec), spec)
         assert not np.array_equal(reduced, exact)  # the reduction did happen
         assert psnr(denormalize(reduced, spec), denormalize(exact, spec)) > 45.0  # measured 55 dB
 
@@ -218,14 +225,15 @@ def test_exif_orientation_gives_the_upright_tensor(tmp_path: Path, orientation: 
     upright = asymmetric(96, 64)
     stored = upright if orientation == 1 else upright.transpose(_INVERSE[orientation])
     path = save(stored, tmp_path / f"o{orientation}.jpg", quality=95, exif=exif_with(t0x0112=orientation))
-    reference = preprocess(upright, SPEC)
-    tensor, info = decode_photo(path, SPEC)
+    reference = floats(preprocess(upright, SPEC))
+    pixels, info = decode_photo(path, SPEC)
+    tensor = floats(pixels)
     assert np.abs(tensor - reference).mean() < 0.05
     assert (info.width, info.height) == (96, 64)
     assert (probe(path).width, probe(path).height) == (96, 64)
     # the test can fail: every other orientation is a visibly different tensor
     for other in set(_INVERSE) - {orientation}:
-        wrong = preprocess(ImageOps.exif_transpose(_tagged(stored, other)), SPEC)
+        wrong = floats(preprocess(ImageOps.exif_transpose(_tagged(stored, other)), SPEC))
         assert np.abs(wrong - reference).mean() > 0.3
 
 
@@ -244,7 +252,7 @@ def test_rgba_is_composited_on_white(tmp_path: Path) -> None:
     pixels = uint8(save(image, tmp_path / "a.png"), SQUASH)
     assert (np.abs(pixels[28, 16] - [255, 255, 255]) <= 1).all()  # not black
     assert (np.abs(pixels[4, 16] - [255, 127, 127]) <= 2).all()  # half-transparent red on white
-    tensor, _ = decode_photo(tmp_path / "a.png", SQUASH)
+    tensor = floats(decode_photo(tmp_path / "a.png", SQUASH)[0], SQUASH)
     np.testing.assert_allclose(denormalize(tensor, SQUASH)[28, 16], [1, 1, 1], atol=1e-3)
 
 
@@ -266,7 +274,7 @@ def test_la_and_palette_transparency_and_pa(tmp_path: Path) -> None:
     alpha = np.zeros((40, 40), dtype=np.uint8)
     alpha[:, :20] = 255
     pa.putalpha(Image.fromarray(alpha, "L"))
-    out = preprocess(pa, SQUASH, "nhwc-uint8").astype(int)
+    out = preprocess(pa, SQUASH).astype(int)
     assert (out[16, 2] == [0, 0, 200]).all()  # opaque blue on the left
     assert (out[16, 30] == 255).all()  # transparent on the right: white
 
@@ -295,7 +303,7 @@ def test_32_bit_integer_and_float_images_are_scaled(tmp_path: Path) -> None:
     assert Image.open(path).mode == "I"
     assert uint8(path, SQUASH)[16, 4, 0] == 255 and uint8(path, SQUASH)[16, 28, 0] == 64
     wide = np.tile(np.linspace(-1e6, 1e6, 64), (32, 1)).astype(np.int32)
-    stretched = preprocess(Image.fromarray(wide, "I"), SQUASH, "nhwc-uint8").astype(int)
+    stretched = preprocess(Image.fromarray(wide, "I"), SQUASH).astype(int)
     assert stretched[0, 0, 0] < 8 and stretched[0, 31, 0] > 247 and 100 < stretched[0, 16, 0] < 155
 
     floats = np.tile(np.linspace(0.0, 1.0, 64, dtype=np.float32), (32, 1))
@@ -325,7 +333,7 @@ def test_multi_frame_files_give_frame_zero(tmp_path: Path, suffix: str) -> None:
 @pytest.mark.parametrize("suffix", [".bmp", ".webp", ".tif", ".png", ".jpg"])
 def test_each_allowed_format_decodes(tmp_path: Path, suffix: str) -> None:
     path = save(Image.new("RGB", (48, 40), (30, 140, 220)), tmp_path / f"plain{suffix}")
-    array, info = decode_photo(path, SMALL, "nhwc-uint8")
+    array, info = decode_photo(path, SMALL)
     assert (np.abs(array.astype(int)[16, 16] - [30, 140, 220]) <= 3).all()
     assert (info.width, info.height) == (48, 40) and info.format in ALLOWED_FORMATS
 
@@ -338,10 +346,11 @@ def test_heic(tmp_path: Path) -> None:
     # pillow-heif turns an Orientation in `info` into the container's rotation, as phones write it
     stored.info["exif"] = exif_with(t0x0112=6).tobytes()
     path = save(stored, tmp_path / "IMG.HEIC", quality=95)
-    tensor, info = decode_photo(path, SPEC)
+    pixels, info = decode_photo(path, SPEC)
+    tensor = floats(pixels)
     assert info.format == "HEIF" and (info.width, info.height) == (96, 64)
     # libheif applies the rotation itself; it must not be applied twice
-    assert np.abs(tensor - preprocess(upright, SPEC)).mean() < 0.1
+    assert np.abs(tensor - floats(preprocess(upright, SPEC))).mean() < 0.1
 
 
 # --- limits and broken files --------------------------------------------------------------------
@@ -354,7 +363,7 @@ def test_too_large_is_checked_from_the_header_before_decoding(tmp_path: Path) ->
     # the pixel data is unreadable, so reporting "too-large" proves no decoding was attempted
     error = expect_error(cut, "too-large", max_pixels=50_000)
     assert "[scan] max_image_pixels" in (error.hint or "") and "60,000" in error.message
-    assert decode_photo(tmp_path / "full.png", SMALL, max_pixels=60_000)[0].shape == (3, 32, 32)
+    assert decode_photo(tmp_path / "full.png", SMALL, max_pixels=60_000)[0].shape == (32, 32, 3)
 
 
 def test_pillow_bomb_limit_is_caught_and_raised_for_configured_panoramas(
@@ -489,20 +498,14 @@ def test_png_exif_is_read(tmp_path: Path) -> None:
     assert decode_photo(path, SMALL)[1] == probe(path)
 
 
-def test_unknown_layout_is_a_programming_error(tmp_path: Path) -> None:
-    path = save(Image.new("RGB", (8, 8)), tmp_path / "ok.png")
-    with pytest.raises(ValueError, match="layout"):
-        decode_photo(path, SMALL, "nchw-float16")  # type: ignore[arg-type]
-
-
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
 def test_both_layouts_carry_the_same_pixels(mode: str) -> None:
     image = photo_like(120, 90, seed=4).convert(mode)
     if mode == "RGBA":
         image.putalpha(Image.linear_gradient("L").resize((120, 90)))
-    pixels = preprocess(image, SPEC, "nhwc-uint8").astype(np.float32)
+    pixels = preprocess(image, SPEC).astype(np.float32)
     std = np.asarray(SPEC.std, dtype=np.float32)
     expected = (pixels * (1.0 / (255.0 * std)) - np.asarray(SPEC.mean, dtype=np.float32) / std).transpose(
         2, 0, 1
     )
-    np.testing.assert_array_equal(preprocess(image, SPEC), expected)
+    np.testing.assert_array_equal(floats(preprocess(image, SPEC)), expected)

@@ -171,7 +171,7 @@ def test_npu_stand_in_ranks_the_same_from_uint8_pixels(
     bundle = bundles["toy"]
     npu = ImageEncoder(OrtSession(_file(bundle, "image-npu")), bundle.manifest.image, 512)
     cpu, text = _encoders(bundle)
-    pixels = np.stack([decode_photo(path, bundle.manifest.image, npu.layout)[0] for _, path in photos])
+    pixels = np.stack([decode_photo(path, bundle.manifest.image)[0] for _, path in photos])
     vectors = npu.encode(pixels)
     reference = cpu.encode(np.stack([decode_photo(path, bundle.manifest.image)[0] for _, path in photos]))
     # uint8 rounding of the resized pixels is the only difference between the two paths.
@@ -203,7 +203,7 @@ def test_chinese_queries_find_their_colour(
 def test_vit_b32_bundle_runs_at_batch_1_and_8(tmp_path: Path) -> None:
     bundle = resolve_bundle(str(make_bundle(tmp_path / "vit", "vit-b32")), tmp_path)
     image, text = _encoders(bundle)
-    pixels = np.random.default_rng(0).normal(size=(8, 3, 224, 224)).astype(np.float32)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(8, 224, 224, 3), dtype=np.uint8)
     batch = image.encode(pixels)
     assert batch.shape == (8, 512) and np.isfinite(batch).all()
     np.testing.assert_allclose(image.encode(pixels[:1]), batch[:1], atol=1e-4)

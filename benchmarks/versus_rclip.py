@@ -1,0 +1,527 @@
+"""`python -m benchmarks.versus_rclip`: photoindex against rclip 4.0.8 on rclip's own model, one run.
+
+Both tools get the very same ONNX files (open_clip ViT-B-32-256 as rclip's convert script exports
+it, random weights: `benchmarks/peer/make_random_model.py`) and the same synthetic 12 MP JPEGs.
+Every timed command runs offline (`unshare -n` where allowed) on a fresh home, A/B interleaved
+(the order flips every round, so a busy moment of the shared machine hits each tool alike), with
+the memory and CPU time of its whole process tree sampled from /proc (`benchmarks/memory.py`).
+
+Measured: indexing (rclip, photoindex fp32 and int8, fresh homes: the fast model copies are made
+in the run), the first search after indexing, cold searches, searches served by the daemon,
+decoding alone against indexing with the NPU stand-in, and the stored vectors of both tools.
+
+Set-up (cached under --cache, default ~/.cache/photoindex-peers): a Python 3.12 venv with
+`pip install rclip==4.0.8`; a Python 3.11 venv with torch (for the export) and open_clip's model
+code from its wheel; the photos. Where rclip cannot be installed its rows are left out and the
+report says why. Results: benchmarks/out/versus_rclip.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.memory import TreeSampler  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+PEER = HERE / "peer"
+RCLIP_VERSION = "4.0.8"
+MODEL_SUBDIR = "ViT-B-32-256-datacomp_s34b_b86k"  # where rclip looks for its model (rclip/model_download.py)
+LEGAL_FILES = ("LICENSE", "OPENAI-CLIP-MIT.txt", "README.md", "THIRD_PARTY_NOTICES.md")
+QUERY = "a dog playing on the beach at sunset"
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _python(version: str) -> str | None:
+    """An interpreter of `version` (e.g. "3.12"): on PATH, under pyenv, or in /usr/bin."""
+    candidates = [shutil.which(f"python{version}")]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates += sorted(str(p / "bin" / "python3") for p in pyenv.glob(f"{version}*"))
+    for c in candidates:
+        if not c:
+            continue
+        probe = subprocess.run([c, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return c
+    return None
+
+
+def _pip(venv: Path, *args: str) -> None:
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *args], check=True)
+
+
+def _venv(path: Path, python: str) -> None:
+    if not (path / "bin" / "python").exists():
+        subprocess.run([python, "-m", "venv", str(path)], check=True)
+
+
+# --- inputs: rclip, the model, the photos, the bundles ----------------------------------------
+
+
+def setup_rclip(cache: Path) -> tuple[Path | None, str]:
+    """rclip's venv (Python 3.12 or 3.13: rclip 4.x needs them); (None, why) when it cannot be made."""
+    venv = cache / "rclipenv"
+    rclip = venv / "bin" / "rclip"
+    try:
+        done = subprocess.run([str(rclip), "--version"], capture_output=True, text=True)
+        if done.returncode == 0 and done.stdout.strip() == f"rclip {RCLIP_VERSION}":
+            return venv, ""
+    except OSError:
+        pass
+    python = _python("3.12") or _python("3.13")
+    if python is None:
+        return None, f"rclip {RCLIP_VERSION} needs Python 3.12 or 3.13, and neither is installed"
+    try:
+        shutil.rmtree(venv, ignore_errors=True)
+        _venv(venv, python)
+        _pip(venv, f"rclip=={RCLIP_VERSION}")
+    except (subprocess.CalledProcessError, OSError) as exc:
+        return None, f"pip install rclip=={RCLIP_VERSION} failed ({exc})"
+    return venv, ""
+
+
+def setup_model(cache: Path, helper_venv: Path | None) -> Path:
+    """rclip's data folder with the random-weight model (exported once) and the real BPE vocabulary."""
+    datadir = cache / "rclipdata"
+    model = datadir / MODEL_SUBDIR
+    if (model / "visual.onnx").is_file() and (model / "textual.onnx").is_file() \
+            and (datadir / "tokenizer" / "bpe_simple_vocab_16e6.txt.gz").is_file():
+        return datadir
+    export = cache / "rclip_export_env"
+    if subprocess.run([str(export / "bin" / "python"), "-c", "import torch, onnx"], capture_output=True).returncode:
+        python = _python("3.11")
+        if python is None:
+            raise SystemExit("the model export needs Python 3.11 (torch's wheel); none found")
+        shutil.rmtree(export, ignore_errors=True)
+        _venv(export, python)
+        _pip(export, "torch==2.13.0", "numpy", "onnx")
+    src = cache / "rclip_work" / "open_clip_src"
+    if not (src / "open_clip" / "model.py").is_file():
+        dl = cache / "rclip_work" / "dl"
+        pip = (helper_venv / "bin" / "pip") if helper_venv else Path(sys.executable).with_name("pip")
+        subprocess.run([str(pip), "download", "-q", "--no-deps", "open_clip_torch==3.3.0", "-d", str(dl)], check=True)
+        wheel = next(dl.glob("open_clip_torch-3.3.0-*.whl"))
+        subprocess.run([sys.executable, "-m", "zipfile", "-e", str(wheel), str(src)], check=True)
+    say("exporting the random-weight ViT-B-32-256 (torch, a few minutes)")
+    subprocess.run([str(export / "bin" / "python"), "-W", "ignore", str(PEER / "make_random_model.py"), str(src),
+                    str(datadir)], check=True)
+    return datadir
+
+
+def setup_photos(cache: Path, count: int) -> Path:
+    """`count` distinct 4000x3000 JPEGs (q90), made once."""
+    photos = cache / "rclip_photos"
+    subprocess.run([sys.executable, str(PEER / "gen_photos.py"), str(photos), "0", str(count), "4000", "3000"],
+                   check=True, capture_output=True)
+    return photos
+
+
+def setup_bundles(work: Path, datadir: Path) -> tuple[Path, Path]:
+    """photoindex bundles on rclip's very files: fp32 (the shipped manifest + links) and its int8 variant."""
+    from photoindex.inference.bundle import resolve_bundle
+    from photoindex.inference.quantize import quantize_bundle
+
+    fp32 = work / "bundle-fp32"
+    fp32.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "models" / "openclip-vit-b32-256.toml", fp32 / "manifest.toml")
+    for name in ("visual.onnx", "textual.onnx"):
+        link = fp32 / name
+        if not link.exists():
+            link.symlink_to(datadir / MODEL_SUBDIR / name)
+    int8 = work / "bundle-int8"
+    source = datadir / MODEL_SUBDIR / "visual.onnx"
+    if not (int8 / "visual.onnx").is_file() or (int8 / "visual.onnx").stat().st_mtime < source.stat().st_mtime:
+        quantize_bundle(resolve_bundle(str(fp32), work / "models"), int8, text=True, overwrite=True)
+    return fp32, int8
+
+
+# --- running one command ---------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One timed command: wall seconds, whole-tree CPU seconds and peak memory."""
+
+    tool: str
+    what: str
+    wall: float
+    cpu: float
+    rss_mib: float
+    pss_mib: float
+    processes: int
+    load: float
+
+    @property
+    def cpu_percent(self) -> float:
+        """Whole-tree CPU use over the command, 100% = one core."""
+        return 100.0 * self.cpu / self.wall if self.wall else 0.0
+
+
+def _offline() -> list[str]:
+    try:
+        ok = subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+    except OSError:
+        ok = False
+    return ["unshare", "-n"] if ok else []
+
+
+OFFLINE = _offline()
+
+
+def timed(tool: str, what: str, args: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[Run, str]:
+    """Run `args` offline, sampling its process tree; (the run, its stdout)."""
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    proc = subprocess.Popen([*OFFLINE, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    with TreeSampler(proc.pid, interval=0.05) as sampler:
+        out, err = proc.communicate(timeout=1800)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tool} {what}: {' '.join(args)} exited {proc.returncode}:\n{err[-3000:]}")
+    p = sampler.peak
+    return Run(tool, what, wall, p.cpu_seconds, p.rss_mib, p.pss_mib, p.processes, load), out
+
+
+def photoindex_cmd() -> list[str]:
+    script = Path(sys.executable).with_name("photoindex")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "photoindex"]
+
+
+def pi_env(home: Path, bundle: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOINDEX_")}
+    env.update(PHOTOINDEX_HOME=str(home), PHOTOINDEX_MODEL_BUNDLE=str(bundle))
+    return env
+
+
+def rclip_datadir(path: Path, datadir: Path) -> Path:
+    """A fresh rclip data folder (no index) whose model files are the shared ones, linked."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    (path / MODEL_SUBDIR).symlink_to(datadir / MODEL_SUBDIR)
+    (path / "tokenizer").symlink_to(datadir / "tokenizer")
+    for name in LEGAL_FILES:
+        (path / name).symlink_to(datadir / name)
+    return path
+
+
+def rclip_env(datadir: Path) -> dict[str, str]:
+    return {**os.environ, "RCLIP_DATADIR": str(datadir)}
+
+
+# --- the measurements ------------------------------------------------------------------------
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def index_rounds(rounds: int, tools: dict[str, Any], photos: Path, state: Path) -> list[Run]:
+    """Each tool indexes the photos from nothing, `rounds` times, order flipped every round."""
+    runs: list[Run] = []
+    names = list(tools)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            run = tools[name](r)
+            runs.append(run)
+            say(f"  index {name:6} round {r + 1}: {run.wall:6.2f} s, CPU {run.cpu_percent:4.0f}%, "
+                f"tree RSS {run.rss_mib:5.0f} MiB, PSS {run.pss_mib:5.0f} MiB, load {run.load:.1f}")
+    return runs
+
+
+def daemon_searches(bundle: Path, home: Path, reps: int) -> list[Run]:
+    """`photoindex search` while `photoindex daemon` runs on `home` (started here, stopped after)."""
+    env = pi_env(home, bundle)
+    log = open(home / "bench-daemon.log", "w")
+    daemon = subprocess.Popen([*OFFLINE, *photoindex_cmd(), "daemon"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                state = json.loads((home / "daemon.json").read_text())
+                if state.get("state") == "idle" and state.get("serving"):
+                    break
+            except (OSError, ValueError):
+                pass
+            if daemon.poll() is not None:
+                raise RuntimeError(f"the daemon exited: {(home / 'bench-daemon.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("the daemon did not start serving within 300 s")
+        return [timed("photoindex", "daemon search", [*photoindex_cmd(), "search", QUERY, "--limit", "10"], env)[0]
+                for _ in range(reps)]
+    finally:
+        daemon.terminate()
+        daemon.wait(60)
+        log.close()
+
+
+def fidelity(rclip_db: Path | None, pi_db: Path, model_id: str, int8_db: Path, int8_id: str) -> dict[str, Any]:
+    """Cosine between the tools' stored image vectors of the same photos (and int8 against fp32)."""
+    import numpy as np
+
+    def pi(db: Path, mid: str) -> dict[str, Any]:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        rows = con.execute("SELECT p.path, v.vector, v.dim FROM photos p JOIN vectors v ON v.content_hash ="
+                           " p.content_hash AND v.model_id = ? WHERE p.status = 'indexed'", (mid,)).fetchall()
+        return {p: np.frombuffer(v, dtype="<f4", count=d) for p, v, d in rows}
+
+    def cos(a: Any, b: Any) -> float:
+        return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    out: dict[str, Any] = {}
+    mine, int8 = pi(pi_db, model_id), pi(int8_db, int8_id)
+    c8 = [cos(mine[p], int8[p]) for p in mine.keys() & int8.keys()]
+    out["int8_vs_fp32"] = {"n": len(c8), "min": min(c8), "mean": float(np.mean(c8))}
+    if rclip_db is not None:
+        con = sqlite3.connect(f"file:{rclip_db}?mode=ro", uri=True)
+        theirs = {p: np.frombuffer(v, dtype=np.float32) for p, v in
+                  con.execute("SELECT filepath, vector FROM images WHERE deleted IS NULL")}
+        cr = [cos(mine[p], theirs[p]) for p in mine.keys() & theirs.keys()]
+        out["photoindex_vs_rclip"] = {"n": len(cr), "min": min(cr), "mean": float(np.mean(cr))}
+    return out
+
+
+def npu_vs_decode(photos: Path, bundle: Path, work: Path, rounds: int) -> dict[str, Any]:
+    """Decoding alone (the indexer's DecodePool) against indexing with the NPU stand-in, interleaved,
+    each in its own process so the whole tree's memory is its own."""
+    runs: dict[str, list[dict[str, Any]]] = {"decode": [], "npu": []}
+    for r in range(rounds):
+        for what in ("decode", "npu") if r % 2 == 0 else ("npu", "decode"):
+            out = work / f"npu-{what}-{r}.json"
+            run, _ = timed("photoindex", f"{what} alone" if what == "decode" else "NPU stand-in",
+                           [sys.executable, "-m", "benchmarks.versus_rclip", "--child", what, str(photos), str(bundle),
+                            str(work / f"home-npu-{r}"), str(out)], {**os.environ, "PYTHONPATH": str(REPO)},
+                           cwd=REPO)
+            result = json.loads(out.read_text())
+            result.update(rss_mib=run.rss_mib, pss_mib=run.pss_mib, wall=run.wall)
+            runs[what].append(result)
+            say(f"  {what:6} round {r + 1}: {result['rate']:.1f} photos/s, tree RSS {run.rss_mib:.0f} MiB, "
+                f"PSS {run.pss_mib:.0f} MiB")
+    return runs
+
+
+def _child(what: str, photos: Path, bundle: Path, home: Path, out: Path) -> None:
+    """One side of `npu_vs_decode`, in this process: its rate goes to `out` as JSON."""
+    from benchmarks import pipeline, stages
+    from photoindex.config import load_config
+    from photoindex.inference.bundle import resolve_bundle
+
+    workers = os.cpu_count() or 1
+    if what == "decode":
+        paths = sorted(photos.glob("*.jpg"))
+        spec = resolve_bundle(str(bundle), home / "models").manifest.image
+        max_pixels = load_config(environ={}, home=home).scan.max_image_pixels
+        rate = stages.decodepool_rate(paths, spec, workers, max_pixels)
+    else:
+        rate = pipeline.npu_index(photos, home, bundle, workers, 16).rate
+    out.write_text(json.dumps({"rate": rate}))
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def _fmt_runs(runs: list[Run]) -> dict[str, float]:
+    return {"wall": _median([r.wall for r in runs]), "cpu_percent": _median([r.cpu_percent for r in runs]),
+            "rss_max": max(r.rss_mib for r in runs), "pss_max": max(r.pss_mib for r in runs),
+            "rss_median": _median([r.rss_mib for r in runs])}
+
+
+def report(results: dict[str, Any]) -> str:
+    """The Markdown report of one run."""
+    m, n = results["machine"], results["photos"]
+    idx = results["index"]
+    lines = [
+        "# photoindex against rclip on rclip's own model",
+        "",
+        f"{m['when']} · {m['cpu']} · {m['cores']} cores, shared with other work (load average at start "
+        f"{m['load'][0]:.1f}) · onnxruntime {m['onnxruntime']} · "
+        f"rclip {results['rclip'] or 'not run: ' + results['rclip_why']}",
+        "",
+        f"Model: open_clip ViT-B-32-256 exported as rclip's convert script does (`visual.onnx` 256x256 fp32, "
+        f"`textual.onnx`), random weights, the same files for both tools. Photos: {n} synthetic 4000x3000 JPEGs "
+        f"(q90). Command: `python -m benchmarks.versus_rclip --photos {n} --rounds {results['rounds']}`. Every "
+        "command offline, on a fresh home, A/B interleaved; memory and CPU summed over the whole process tree. "
+        "The machine was loaded by other work during the run: compare tools within this run, not with other runs.",
+        "",
+        "## Indexing from nothing (whole command, medians)",
+        "",
+        "| tool | seconds | photos/s | vs rclip | CPU (2 cores = 200%) | peak RSS tree, max | peak PSS tree, max |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    base = idx.get("rclip", {}).get("wall")
+    for tool, label in (("rclip", "rclip -f -t 10 QUERY (index + one query)"), ("pi32", "photoindex index, fp32"),
+                        ("pi8", "photoindex index, int8")):
+        if tool not in idx:
+            continue
+        s = idx[tool]
+        ratio = f"{base / s['wall']:.2f}x" if base else ""
+        lines.append(f"| {label} | {s['wall']:.2f} | {n / s['wall']:.1f} | {ratio} | {s['cpu_percent']:.0f}% | "
+                     f"{s['rss_max']:.0f} MiB | {s['pss_max']:.0f} MiB |")
+    per_round = results.get("index_ratio_per_round", {})
+    if per_round:
+        lines += ["", "Per-round ratios (each round's runs back to back): " + "; ".join(
+            f"{k}: {', '.join(f'{x:.2f}x' for x in v)}" for k, v in per_round.items()) + "."]
+    s = results["search"]
+    lines += ["", "## Searching (whole command, medians)", "", "| what | seconds | peak RSS tree |", "|---|---|---|"]
+    for key, label in (("first_pi32", "photoindex search, first after indexing (fp32)"),
+                       ("rclip", "rclip -n -f -t 10 QUERY (no re-scan)"), ("pi32", "photoindex search, cold, fp32"),
+                       ("pi8", "photoindex search, cold, int8"),
+                       ("daemon_pi32", "photoindex search served by the daemon, fp32"),
+                       ("daemon_pi8", "photoindex search served by the daemon, int8")):
+        if key in s:
+            lines.append(f"| {label} | {s[key]['wall']:.3f} | {s[key]['rss_max']:.0f} MiB |")
+    f = results["fidelity"]
+    lines += ["", "## Same vectors", ""]
+    if "photoindex_vs_rclip" in f:
+        v = f["photoindex_vs_rclip"]
+        lines.append(f"- photoindex fp32 vs rclip, stored image vectors of the same {v['n']} photos: cosine min "
+                     f"{v['min']:.7f}, mean {v['mean']:.7f}.")
+    v = f["int8_vs_fp32"]
+    lines.append(f"- photoindex int8 vs fp32: cosine min {v['min']:.5f}, mean {v['mean']:.5f} ({v['n']} photos).")
+    if "npu" in results:
+        npu = results["npu"]
+        d, p = _median([x["rate"] for x in npu["decode"]]), _median([x["rate"] for x in npu["npu"]])
+        rss, pss = max(x["rss_mib"] for x in npu["npu"]), max(x["pss_mib"] for x in npu["npu"])
+        lines += ["", "## On the board's budget (NPU stand-in, 4.2 ms per image, no CPU)", "",
+                  f"Decoding alone (the indexer's decode pool, {m['cores']} workers): {d:.1f} photos/s; indexing "
+                  f"with the NPU stand-in: {p:.1f} photos/s = **{p / d:.2f}** of decoding alone; whole tree peak "
+                  f"RSS {rss:.0f} MiB, PSS {pss:.0f} MiB (medians of {len(npu['npu'])} interleaved rounds)."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--photos", type=int, default=120)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--search-reps", type=int, default=5)
+    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "photoindex-peers")
+    ap.add_argument("--out", type=Path, default=HERE / "out")
+    ap.add_argument("--no-rclip", action="store_true", help="photoindex only (rclip is not installed or run)")
+    ap.add_argument("--only", default="index,search,fidelity,npu", help="comma-separated stages to run")
+    ap.add_argument("--child", nargs=5, metavar=("WHAT", "PHOTOS", "BUNDLE", "HOME", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        what, photos, bundle, home, out = args.child
+        _child(what, Path(photos), Path(bundle), Path(home), Path(out))
+        return
+    import onnxruntime
+
+    stages_wanted = set(args.only.split(","))
+    cache, out = args.cache, args.out
+    work = out / "versus_rclip"
+    work.mkdir(parents=True, exist_ok=True)
+    say("set-up: rclip, the model, the photos, the bundles (cached)")
+    venv, why = (None, "--no-rclip") if args.no_rclip else setup_rclip(cache)
+    datadir = setup_model(cache, venv)
+    all_photos = setup_photos(cache, args.photos)
+    photos = work / "photos"  # exactly --photos of them (the cache may hold more): hard links
+    shutil.rmtree(photos, ignore_errors=True)
+    photos.mkdir()
+    for i in range(args.photos):
+        os.link(all_photos / f"IMG_{i:04d}.jpg", photos / f"IMG_{i:04d}.jpg")
+    fp32, int8 = setup_bundles(work, datadir)
+    state = work / "state"
+    results: dict[str, Any] = {
+        "machine": {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
+                    "cpu": _cpu_model(), "load": os.getloadavg(), "onnxruntime": onnxruntime.__version__},
+        "photos": args.photos, "rounds": args.rounds, "rclip": f"{RCLIP_VERSION}" if venv else "", "rclip_why": why,
+    }
+
+    def pi_index(tool: str, bundle: Path) -> Any:
+        def go(r: int) -> Run:
+            home = state / f"{tool}_r{r}"
+            shutil.rmtree(home, ignore_errors=True)
+            run, _ = timed(tool, "index", [*photoindex_cmd(), "index", str(photos), "--quiet"], pi_env(home, bundle))
+            return run
+        return go
+
+    def rclip_index(r: int) -> Run:
+        assert venv is not None
+        d = rclip_datadir(state / f"rclip_r{r}", datadir)
+        run, _ = timed("rclip", "index", [str(venv / "bin" / "rclip"), "-f", "-t", "10", QUERY], rclip_env(d),
+                       cwd=photos)
+        return run
+
+    tools: dict[str, Any] = {}
+    if venv is not None:
+        tools["rclip"] = rclip_index
+    tools["pi32"], tools["pi8"] = pi_index("pi32", fp32), pi_index("pi8", int8)
+    last = args.rounds - 1
+    if "index" in stages_wanted:
+        say(f"indexing {args.photos} photos from nothing, {args.rounds} rounds interleaved")
+        runs = index_rounds(args.rounds, tools, photos, state)
+        by: dict[str, list[Run]] = {}
+        for run in runs:
+            by.setdefault(run.tool, []).append(run)
+        results["index"] = {t: _fmt_runs(rs) for t, rs in by.items()}
+        results["index_runs"] = [asdict(r) for r in runs]
+        if "rclip" in by:
+            results["index_ratio_per_round"] = {
+                t: [a.wall / b.wall for a, b in zip(by["rclip"], by[t], strict=True)] for t in ("pi32", "pi8")}
+    if "search" in stages_wanted:
+        say("searching: the first search after indexing, cold searches, daemon")
+        s: dict[str, Any] = {}
+        home32, home8 = state / f"pi32_r{last}", state / f"pi8_r{last}"
+        first, _ = timed("pi32", "first search", [*photoindex_cmd(), "search", QUERY, "--limit", "10"],
+                         pi_env(home32, fp32))
+        s["first_pi32"] = _fmt_runs([first])
+        cold: dict[str, list[Run]] = {}
+        for r in range(args.search_reps):
+            order = ["rclip", "pi32", "pi8"] if r % 2 == 0 else ["pi8", "pi32", "rclip"]
+            for t in order:
+                if t == "rclip":
+                    if venv is None:
+                        continue
+                    run, _ = timed("rclip", "search", [str(venv / "bin" / "rclip"), "-n", "-f", "-t", "10", QUERY],
+                                   rclip_env(state / f"rclip_r{last}"), cwd=photos)
+                else:
+                    home, bundle = (home32, fp32) if t == "pi32" else (home8, int8)
+                    run, _ = timed(t, "search", [*photoindex_cmd(), "search", QUERY, "--limit", "10"],
+                                   pi_env(home, bundle))
+                cold.setdefault(t, []).append(run)
+        s.update({t: _fmt_runs(rs) for t, rs in cold.items()})
+        for t, home, bundle in (("pi32", home32, fp32), ("pi8", home8, int8)):
+            s[f"daemon_{t}"] = _fmt_runs(daemon_searches(bundle, home, args.search_reps))
+        results["search"] = s
+        say("  " + ", ".join(f"{k} {v['wall']:.3f} s" for k, v in s.items()))
+    if "fidelity" in stages_wanted:
+        rclip_db = state / f"rclip_r{last}" / "db.sqlite3" if venv is not None else None
+        results["fidelity"] = fidelity(rclip_db, state / f"pi32_r{last}" / "photoindex.db", "openclip-vit-b32-256",
+                                       state / f"pi8_r{last}" / "photoindex.db", "openclip-vit-b32-256-int8")
+        say(f"  fidelity: {results['fidelity']}")
+    if "npu" in stages_wanted:
+        say("NPU stand-in against decoding alone, interleaved")
+        results["npu"] = npu_vs_decode(photos, fp32, work, args.rounds)
+    (out / "versus_rclip.json").write_text(json.dumps(results, indent=1))
+    if {"index", "search", "fidelity"} <= stages_wanted:
+        (out / "versus_rclip.md").write_text(report(results))
+        say(f"report: {out / 'versus_rclip.md'}")
+
+
+def _cpu_model() -> str:
+    from benchmarks.machine import describe_machine
+
+    return str(describe_machine().get("cpu", "?"))
+
+
+if __name__ == "__main__":
+    main()
