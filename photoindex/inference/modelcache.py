@@ -6,13 +6,19 @@ search`. Weights kept in a side file are memory-mapped instead: the same model l
 15 ms, only the pages a run touches are read (the 100 MB token-embedding table is mostly never
 touched), and they are shared through the page cache rather than copied into each process.
 
-The first load of a model writes such a copy (ONNX Runtime itself re-serializes the graph,
-unoptimized, so the copy computes exactly what the original does) under the cache folder, keyed
-by the source file's identity (device, inode, size, mtime, ctime) and the ONNX Runtime version; later
-loads use it. Like the vector index file it is a cache: missing, damaged, stale or unwritable, the
-model is loaded from the bundle's own file and the copy made again (a copy is checked by the
-inode, size and times of its files, not hashed: see `_complete`). A replaced model
-file (`models fetch` renames a new file into place) is a new identity, and its old copy is pruned.
+The first load of a model writes such a copy under the cache folder, keyed by the source file's
+identity (device, inode, size, mtime, ctime) and the ONNX Runtime version; later loads use it. The
+copy is made by walking the protobuf's wire format (`_split`): every byte of the graph is kept
+as it is and each large initializer's `raw_data` is moved, by the kernel (`copy_file_range`), to
+the side file at a page-aligned offset. Nothing is parsed into memory, so making the copy costs a
+few MB whatever the model's size (ONNX Runtime's own re-serialization, used before, held the whole
+model twice: +550 MB at the first `index` of a fresh home), and the copy computes exactly what the
+original does. `ensure` makes a copy without loading a session (the text model's, while indexing).
+
+Like the vector index file it is a cache: missing, damaged, stale or unwritable, the model is
+loaded from the bundle's own file and the copy made again (a copy is checked by the inode, size and
+times of its files, not hashed: see `_complete`). A replaced model file (`models fetch` renames a
+new file into place) is a new identity, and its old copy is pruned.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import mmap
+import os
 import shutil
 import time
 import uuid
@@ -33,7 +41,7 @@ logger = logging.getLogger("photoindex")
 MODEL = "model.onnx"
 DATA = "model.onnx.data"
 STAMP = "source.json"
-FORMAT = 1  # bump when the layout of a copy changes
+FORMAT = 2  # bump when the layout of a copy changes (2: split from the wire format, page-aligned)
 _TMP_PREFIX = ".tmp-"
 _TMP_MAX_AGE_S = 3600.0  # an unfinished copy older than this was left by a crash
 
@@ -102,14 +110,14 @@ def discard(copy: Path) -> None:
     shutil.rmtree(copy.parent, ignore_errors=True)
 
 
-def make(source: Path, cache_dir: Path, ort: Any) -> Path | None:
+def make(source: Path, cache_dir: Path, ort_version: str) -> Path | None:
     """Write the fast copy of `source` and return its model path; None (and a log line) if it cannot be made.
 
-    `ort` is the imported onnxruntime module. Two processes making the same copy at once each
-    write their own temporary folder; the first rename wins and the other is dropped.
+    Two processes making the same copy at once each write their own temporary folder; the first
+    rename wins and the other is dropped.
     """
     try:
-        identity = _identity(source, ort.__version__)
+        identity = _identity(source, ort_version)
         cache_dir.mkdir(parents=True, exist_ok=True)
         _sweep_temporaries(cache_dir)
     except OSError as exc:
@@ -119,16 +127,7 @@ def make(source: Path, cache_dir: Path, ort: Any) -> Path | None:
     tmp = cache_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
     try:
         tmp.mkdir()
-        options = ort.SessionOptions()
-        # Unoptimized: the copy is the original graph, so it computes exactly what the original does
-        # and stays valid on any CPU; the loading session optimizes it as it would the original.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.optimized_model_filepath = str(tmp / MODEL)
-        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", DATA)
-        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
-        ort.InferenceSession(str(source), sess_options=options, providers=["CPUExecutionProvider"])
-        if not (tmp / DATA).is_file():  # a model without large weights: nothing to map, keep it anyway
-            (tmp / DATA).write_bytes(b"")
+        _split(source, tmp / MODEL, tmp / DATA)
         for name in (MODEL, DATA):
             fsync_file(tmp / name)
         files = {name: _file_identity(tmp / name) for name in (MODEL, DATA)}
@@ -143,8 +142,8 @@ def make(source: Path, cache_dir: Path, ort: Any) -> Path | None:
                 shutil.rmtree(folder, ignore_errors=True)
                 tmp.rename(folder)
         fsync_folder(cache_dir)
-    # ORT raises its own exception classes; disk full, read-only homes and races end here too.
-    except Exception as exc:
+    # Not ONNX, external data of its own, disk full, read-only homes and races all end here.
+    except (OSError, ValueError) as exc:
         logger.info("no fast-loading copy of %s: %s", source, exc)
         return None
     finally:
@@ -152,6 +151,150 @@ def make(source: Path, cache_dir: Path, ort: Any) -> Path | None:
             shutil.rmtree(tmp, ignore_errors=True)
     _prune_others(cache_dir, keep=folder, source=identity["source"])
     return folder / MODEL if _complete(folder, identity) else None
+
+
+def ensure(source: Path, cache_dir: Path, ort_version: str) -> Path | None:
+    """The fast copy of `source`, made now if there is none (no session is loaded); None if it cannot be."""
+    return lookup(source, cache_dir, ort_version) or make(source, cache_dir, ort_version)
+
+
+# --- splitting a model from its wire format ------------------------------------------------------
+# ONNX is protobuf (https://protobuf.dev/programming-guides/encoding/): ModelProto.graph is field 7,
+# GraphProto.initializer field 5; in a TensorProto raw_data is field 9, external_data field 13
+# (key/value entries: key 1, value 2) and data_location field 14 (1 = EXTERNAL).
+
+_MIN_EXTERNAL = 1024  # smaller tensors stay in the graph file
+_ALIGN = 4096  # ONNX Runtime maps a tensor only at an offset aligned to the allocation granularity
+
+
+def _varint(buf: Any, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("not an ONNX model (a truncated or overlong varint)")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _fields(buf: Any, start: int, end: int) -> Any:
+    """(field number, wire type, start of the field's tag, start of its value, end of the field)."""
+    pos = start
+    while pos < end:
+        tag_at = pos
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, value_end = _varint(buf, pos)
+            value_at = pos
+        elif wire == 1:
+            value_at, value_end = pos, pos + 8
+        elif wire == 2:
+            length, value_at = _varint(buf, pos)
+            value_end = value_at + length
+        elif wire == 5:
+            value_at, value_end = pos, pos + 4
+        else:
+            raise ValueError(f"not an ONNX model (wire type {wire})")
+        if number == 0 or value_end > end:
+            raise ValueError("not an ONNX model (a field runs past its message)")
+        yield number, wire, tag_at, value_at, value_end
+        pos = value_end
+
+
+def _length_field(number: int, payload: bytes) -> bytes:
+    return _encode_varint(number << 3 | 2) + _encode_varint(len(payload)) + payload
+
+
+def _split(source: Path, model_out: Path, data_out: Path) -> None:
+    """Write `source` as a graph file plus a side file holding every large initializer's raw bytes."""
+    with open(source, "rb") as src, open(data_out, "wb") as data, open(model_out, "wb") as model:
+        size = os.fstat(src.fileno()).st_size
+        if size == 0:
+            raise ValueError("not an ONNX model (empty file)")
+        with mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            graphs = 0
+            for number, wire, tag_at, value_at, value_end in _fields(buf, 0, size):
+                if number == 7 and wire == 2:
+                    graphs += 1
+                    model.write(_length_field(7, _graph(buf, value_at, value_end, src, data)))
+                else:
+                    model.write(buf[tag_at:value_end])
+            if graphs != 1:
+                raise ValueError("not an ONNX model (no graph)")
+
+
+def _graph(buf: Any, start: int, end: int, src: Any, data: Any) -> bytes:
+    out = bytearray()
+    for number, wire, tag_at, value_at, value_end in _fields(buf, start, end):
+        if number == 5 and wire == 2:
+            out += _length_field(5, _tensor(buf, value_at, value_end, src, data))
+        else:
+            out += buf[tag_at:value_end]
+    return bytes(out)
+
+
+def _tensor(buf: Any, start: int, end: int, src: Any, data: Any) -> bytes:
+    """One initializer: its raw_data moved to the side file, every other field kept byte for byte."""
+    kept = bytearray()
+    raw: tuple[int, int] | None = None
+    for number, wire, tag_at, value_at, value_end in _fields(buf, start, end):
+        if number in (13, 14):
+            raise ValueError("the model keeps its own external data (it loads fast already)")
+        if number == 9 and wire == 2 and value_end - value_at >= _MIN_EXTERNAL:
+            raw = (value_at, value_end - value_at)
+        else:
+            kept += buf[tag_at:value_end]
+    if raw is None:
+        return bytes(buf[start:end])
+    at, length = raw
+    offset = -(-data.tell() // _ALIGN) * _ALIGN
+    data.seek(offset)
+    _copy_range(src, data, at, length)
+    entries = [("location", DATA), ("offset", str(offset)), ("length", str(length))]
+    for key, value in entries:
+        entry = _length_field(1, key.encode()) + _length_field(2, value.encode())
+        kept += _length_field(13, entry)
+    kept += _encode_varint(14 << 3 | 0) + _encode_varint(1)  # data_location = EXTERNAL
+    return bytes(kept)
+
+
+def _copy_range(src: Any, dst: Any, at: int, length: int) -> None:
+    """Copy `length` bytes from offset `at` of `src` to the current position of `dst`, in the kernel when it can."""
+    dst.flush()
+    out = dst.tell()
+    done = 0
+    copy = getattr(os, "copy_file_range", None)
+    while done < length and copy is not None:
+        try:
+            n = copy(src.fileno(), dst.fileno(), length - done, at + done, out + done)
+        except OSError:
+            break
+        if n == 0:
+            break
+        done += n
+    while done < length:  # no copy_file_range (macOS, old kernels, some file systems): 1 MiB at a time
+        chunk = os.pread(src.fileno(), min(1 << 20, length - done), at + done)
+        if not chunk:
+            raise ValueError("not an ONNX model (a tensor runs past the end of the file)")
+        os.pwrite(dst.fileno(), chunk, out + done)
+        done += len(chunk)
+    dst.seek(out + length)
 
 
 def _sweep_temporaries(cache_dir: Path) -> None:

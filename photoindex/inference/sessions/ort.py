@@ -99,7 +99,7 @@ class OrtSession(FixedSpecs):
 
     def _fast_copy(self, ort: Any, cache_dir: Path) -> Path | None:
         copy = modelcache.lookup(self.path, cache_dir, ort.__version__)
-        return copy if copy is not None else modelcache.make(self.path, cache_dir, ort)
+        return copy if copy is not None else modelcache.make(self.path, cache_dir, ort.__version__)
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run the model on the CPU; every output is returned, in declaration order."""
