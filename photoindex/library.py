@@ -6,7 +6,9 @@ on first use so a search does not load the image encoder and a status does not l
 
 from __future__ import annotations
 
+import logging
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from photoindex.inference.encoders import ImageEncoder, TextEncoder
     from photoindex.inference.select import RuntimeChoice
     from photoindex.vectors.cache import IndexHandle
+
+logger = logging.getLogger("photoindex")
 
 
 def write_starting_config(config: Config, *, force: bool = False) -> Path:
@@ -110,6 +114,8 @@ class Library:
     _text: TextEncoder | None = field(default=None, repr=False)
     choices: dict[str, RuntimeChoice] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # The indexer loads the image model on its encoder thread while the daemon may answer a search.
+    _loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def model_id(self) -> str:
@@ -118,15 +124,16 @@ class Library:
 
     def image_encoder(self) -> ImageEncoder:
         """The image encoder (NPU or CPU, as `[runtime] image` and the machine decide)."""
-        if self._image is None:
-            from photoindex.inference.select import open_image_encoder
+        with self._loading:
+            if self._image is None:
+                from photoindex.inference.select import open_image_encoder
 
-            ensure_bundle(self.bundle)
-            self._image, choice = open_image_encoder(
-                self.bundle, self.config.runtime, on_warning=self.warnings.append
-            )
-            self.choices["image"] = choice
-        return self._image
+                ensure_bundle(self.bundle)
+                self._image, choice = open_image_encoder(
+                    self.bundle, self.config.runtime, on_warning=self.warnings.append
+                )
+                self.choices["image"] = choice
+            return self._image
 
     def text_encoder(self) -> TextEncoder:
         """The text encoder with the bundle's tokenizer."""
@@ -142,6 +149,25 @@ class Library:
             )
             self.choices["text"] = choice
         return self._text
+
+    def prepare_text_model(self) -> None:
+        """Make the text model's fast-loading copy now if there is none (no model is loaded: disk work only).
+
+        Called while indexing and when the daemon starts, so the first search afterwards loads the
+        text model in milliseconds instead of writing its copy. Never raises: the copy is a cache.
+        """
+        cache = self.config.runtime.model_cache_dir
+        path = self.bundle.path("text")
+        if cache is None or path is None or not path.is_file():
+            return
+        try:
+            import onnxruntime
+
+            from photoindex.inference import modelcache
+
+            modelcache.ensure(path, cache, onnxruntime.__version__)
+        except Exception as exc:  # an onnxruntime that does not import is reported when a model is loaded
+            logger.info("no fast-loading copy of %s: %s", path, exc)
 
     def release_text_encoder(self) -> bool:
         """Drop the text model (the next query loads it again); True if one was loaded."""

@@ -536,6 +536,8 @@ def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:
             previous[sig] = signal.signal(sig, _on_signal)
     try:
         with _only_daemon(config), open_library(config) as lib:
+            # The text model's fast copy, made now (disk work only) so the first query loads fast.
+            threading.Thread(target=lib.prepare_text_model, name="text-model-copy", daemon=True).start()
             daemon = Daemon(lib, stop, watch_limit=_watch_limit(os.environ))
             try:
                 return daemon.run()

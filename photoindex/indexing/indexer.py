@@ -32,6 +32,8 @@ from photoindex.photos.scanner import FileFact, ScanProblem, ignored_below, stat
 from photoindex.photos.thumbnails import thumbnail_store
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor, Future
+
     from sqlalchemy.orm import Session
 
     from photoindex.vectors.cache import IndexHandle
@@ -193,6 +195,15 @@ class _Batch:
 
     def empty(self) -> bool:
         return not (self.new or self.linked or self.failed)
+
+
+@dataclass
+class _Encoding:
+    """A batch handed to the encoder thread: its photos to encode (`todo`) and the vectors to come."""
+
+    batch: _Batch
+    todo: list[tuple[int, _Pending, DecodeResult]]
+    future: Future[np.ndarray] | None
 
 
 class Indexer:
@@ -650,9 +661,17 @@ class Indexer:
             self.report.updated += 1
 
     def _encode_all(self, items: list[_Pending], *, last: bool = True) -> None:
-        """Decode and encode `items` in batches; progress counts across rounds (the total is known in the last)."""
+        """Decode and encode `items` in batches; progress counts across rounds (the total is known in the last).
+
+        Three things overlap so the CPU is never idle while there is work: the decode workers, the
+        encoder (one thread: ONNX Runtime releases the GIL), and this thread, which hands out
+        decoded batches and commits each encoded batch while the encoder works on the next one. The
+        image model is loaded on the encoder thread at once, while the first photos decode.
+        """
         if not items:
             return
+        from concurrent.futures import ThreadPoolExecutor
+
         by_key = dict(enumerate(items))
         batch = _Batch()
         batch_hashes: set[str] = set()
@@ -662,31 +681,50 @@ class Indexer:
         done = before
         t0 = time.monotonic()
         size = max(1, self.config.index.batch_size)
-        for r in pool.run(DecodeJob(k, p.fact.path, "decode") for k, p in by_key.items()):
-            p = by_key[r.key]
-            if r.thumbnail is not None and r.content_hash is not None and self._thumbnails is not None:
-                self._keep_thumbnail(r.content_hash, r.thumbnail)
-            if not r.ok:
-                batch.failed.append((p, r))
-            elif r.content_hash in batch_hashes:
-                batch.linked.append((p, r, r.content_hash, -1))  # a copy of a photo in this very batch
-            else:
-                assert r.content_hash is not None and r.pixels is not None
-                batch.new.append((p, r))
-                batch.pixels.append(r.pixels)
-                batch_hashes.add(r.content_hash)
-            done += 1
-            if len(batch) >= size or len(batch.failed) + len(batch.linked) >= 4 * size:
-                self._commit(batch)
-                batch, batch_hashes = _Batch(), set()
-                self.progress(Progress("encoding", done, total, _rate(done - before, t0)))
-                if self.stop.is_set():
-                    pool.stop()
-                    self.report.interrupted = True
-                    break
-        # On interruption the partial batch is dropped: the next run picks these photos up again.
-        if not batch.empty() and not self.report.interrupted:
-            self._commit(batch)
+        pending: _Encoding | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as encoder:
+            # Loaded at once, while the first photos decode. A model that cannot load raises from
+            # the first batch's encoding, as it would without this.
+            encoder.submit(self.lib.image_encoder)
+            try:
+                for r in pool.run(DecodeJob(k, p.fact.path, "decode") for k, p in by_key.items()):
+                    p = by_key[r.key]
+                    if r.thumbnail is not None and r.content_hash is not None and self._thumbnails is not None:
+                        self._keep_thumbnail(r.content_hash, r.thumbnail)
+                    if not r.ok:
+                        batch.failed.append((p, r))
+                    elif r.content_hash in batch_hashes:
+                        batch.linked.append((p, r, r.content_hash, -1))  # a copy in this batch or the one encoding
+                    else:
+                        assert r.content_hash is not None and r.pixels is not None
+                        batch.new.append((p, r))
+                        batch.pixels.append(r.pixels)
+                        batch_hashes.add(r.content_hash)
+                    done += 1
+                    if len(batch) >= size or len(batch.failed) + len(batch.linked) >= 4 * size:
+                        started = self._start_encoding(batch, encoder)
+                        if pending is not None:
+                            self._finish(pending)
+                        pending = started
+                        # Copies of the batch being encoded are linked to it (it is committed first).
+                        batch, batch_hashes = _Batch(), {r.content_hash for _, r in started.batch.new if r.content_hash}
+                        self.progress(Progress("encoding", done, total, _rate(done - before, t0)))
+                        if self.stop.is_set():
+                            pool.stop()
+                            self.report.interrupted = True
+                            break
+                # On interruption the partial batch is dropped: the next run picks these photos up again.
+                if not batch.empty() and not self.report.interrupted:
+                    started = self._start_encoding(batch, encoder)
+                    if pending is not None:
+                        self._finish(pending)
+                    pending = started
+                if pending is not None:
+                    self._finish(pending)
+                    pending = None
+            finally:
+                if pending is not None and pending.future is not None:
+                    pending.future.cancel()
         self._encoding_done = done
         self.progress(Progress("encoding", done, total, _rate(done - before, t0)))
 
@@ -700,8 +738,8 @@ class Indexer:
             self._warn(f"{self._thumbnails.folder}: cannot write thumbnails ({exc.strerror or exc}); indexing goes on")
             self._thumbnails = None
 
-    def _commit(self, batch: _Batch) -> None:
-        """Encode the batch's new content, then write vectors and photos in one transaction."""
+    def _start_encoding(self, batch: _Batch, encoder: Executor) -> _Encoding:
+        """Sort out content stored meanwhile, and hand the rest of the batch to the encoder thread."""
         with self.lib.db.read() as s:
             stored = catalog.vector_ids_for_hashes(
                 s, self.lib.model_id, {r.content_hash for _, r in batch.new if r.content_hash}
@@ -711,11 +749,19 @@ class Indexer:
         batch.linked.extend(
             (p, r, r.content_hash, stored[r.content_hash]) for p, r in batch.new if r.content_hash in stored
         )
-        fresh: list[tuple[str, np.ndarray]] = []
+        future = None
         if todo:
-            encoder = self.lib.image_encoder()
             pixels = np.stack([batch.pixels[i] for i, _, _ in todo])
-            vectors = encoder.encode(pixels)
+            future = encoder.submit(lambda: self.lib.image_encoder().encode(pixels))
+        batch.pixels = []
+        return _Encoding(batch, todo, future)
+
+    def _finish(self, work: _Encoding) -> None:
+        """Wait for a batch's vectors, then write vectors and photos in one transaction."""
+        batch, todo = work.batch, work.todo
+        fresh: list[tuple[str, np.ndarray]] = []
+        if work.future is not None:
+            vectors = work.future.result()
             self.report.encoded += len(todo)
             fresh = [(r.content_hash, vec) for (_, _, r), vec in zip(todo, vectors, strict=False) if r.content_hash]
         index = self._open_index()
@@ -980,6 +1026,9 @@ def run_index(
         lock = WriterLock(config.lock_path, "reindex" if paths is None else "index")
         if not acquire_patiently(lock, wait=lock_wait, stop=stop, on_wait=on_wait):
             return IndexReport(interrupted=True)
+        # The text model's fast copy is made while indexing, so the first search after it loads fast.
+        text_copy = threading.Thread(target=lib.prepare_text_model, name="text-model-copy", daemon=True)
+        text_copy.start()
         try:
             roots = _resolve_roots(lib, paths)
             report = Indexer(lib, noting_progress(lock, progress), stop).run(roots)
@@ -990,6 +1039,7 @@ def run_index(
             return report
         finally:
             lock.release()
+            text_copy.join()
 
 
 def text_pass_enabled(config: Config) -> bool:

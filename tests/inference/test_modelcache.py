@@ -379,7 +379,7 @@ def test_a_fast_model_copy_is_fsynced_with_its_folder(toy_bundle: Path, tmp_path
     from photoindex.inference import modelcache
 
     cache = tmp_path / "cache"
-    made = modelcache.make(toy_bundle / "text_encoder.onnx", cache, onnxruntime)
+    made = modelcache.make(toy_bundle / "text_encoder.onnx", cache, onnxruntime.__version__)
     assert made is not None and made.is_file()
     names = [Path(p).name for p in fsynced[:3]]
     assert names == [modelcache.MODEL, modelcache.DATA, modelcache.STAMP]
