@@ -33,9 +33,12 @@ import textwrap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from photoindex.errors import ConfigError
+
+if TYPE_CHECKING:
+    from photoindex.catalog.location import CatalogLocation
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -350,6 +353,27 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class CatalogConfig:
+    """`[catalog]`: where the catalog lives (docs/scale.md)."""
+
+    url: str = setting(
+        "",
+        "Where the catalog (photos, metadata, vectors) lives. Empty: the SQLite file photoindex.db in the "
+        "home (no set-up). A postgresql://USER@HOST:5432/DATABASE URL puts it on a PostgreSQL server with "
+        "the pgvector extension, which several machines can share (docs/scale.md). Leave the password out "
+        "and let libpq find it in PGPASSWORD or ~/.pgpass; photoindex never prints it.",
+    )
+    lease_seconds: float = setting(
+        600.0,
+        "On a shared (PostgreSQL) catalog, indexers claim pending photos in batches for this long; the "
+        "claims of an indexer that dies are taken over by another once they run out. Keep it well above "
+        "the time one batch takes.",
+        at_least=1,
+        at_most=86_400,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """All configuration, a value passed to the core (never a global)."""
 
@@ -364,6 +388,14 @@ class Config:
     ocr: OcrConfig = section(OcrConfig)
     thumbnails: ThumbnailConfig = section(ThumbnailConfig)
     web: WebConfig = section(WebConfig)
+    catalog: CatalogConfig = section(CatalogConfig)
+
+    @property
+    def catalog_location(self) -> CatalogLocation:
+        """The SQLite file (`db_path`, the default) or the PostgreSQL server `[catalog] url` names."""
+        from photoindex.catalog.location import parse_location
+
+        return parse_location(self.catalog.url, self.db_path)
 
     @property
     def db_path(self) -> Path:

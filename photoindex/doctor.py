@@ -339,15 +339,16 @@ def _read_int(path: Path) -> int | None:
 
 def _roots(config: Config, findings: list[Finding]) -> list[str]:
     """Root folders from the catalog, only when it exists (doctor never creates or migrates it)."""
-    if not config.db_path.is_file():
+    location = config.catalog_location
+    if not location.is_postgres and not config.db_path.is_file():
         return []
     try:
         from sqlalchemy import select
 
-        from photoindex.catalog.db import open_database
+        from photoindex.catalog.db import open_catalog
         from photoindex.catalog.schema import RootRow
 
-        db = open_database(config.db_path, migrate=False)
+        db = open_catalog(location, migrate=False)
         try:
             with db.read() as s:
                 return [str(p) for p in s.scalars(select(RootRow.path))]

@@ -209,7 +209,7 @@ class Library:
 
 def open_library(config: Config) -> Library:
     """Open (creating and migrating as needed) the library described by `config`."""
-    from photoindex.catalog.db import open_database
+    from photoindex.catalog.db import open_catalog
 
     bundle = bundle_for(config)
     from photoindex.home import make_private_folder
@@ -221,8 +221,10 @@ def open_library(config: Config) -> Library:
             f"{config.home}: cannot create the data folder: {exc.strerror or exc}",
             "set PHOTOINDEX_HOME to a writable folder",
         ) from None
-    _refuse_an_emptied_catalog(config)
-    db = open_database(config.db_path)
+    location = config.catalog_location
+    if not location.is_postgres:
+        _refuse_an_emptied_catalog(config)
+    db = open_catalog(location)
     return Library(config=config, bundle=bundle, db=db)
 
 

@@ -267,11 +267,15 @@ def status_of(lib: Library) -> LibraryStatus:
         not_encoded = reads.photos_without_vector(con, lib.model_id)
         text = _text_status(config, con, lib.model_id)
         unheld, unheld_bytes = reads.unheld_vectors(con)
+        postgres = lib.db.kind == "postgresql"
+        size = con.execute("SELECT pg_database_size(current_database())").fetchone()[0] if postgres else None
     index_path = lib.index_path()
     return LibraryStatus(
         home=str(config.home),
-        database=str(config.db_path),
-        database_bytes=(_file_size(config.db_path) or 0) + (_file_size(f"{config.db_path}-wal") or 0),
+        database=config.catalog_location.shown,  # a PostgreSQL URL with its password masked
+        database_bytes=int(size)
+        if size is not None
+        else (_file_size(config.db_path) or 0) + (_file_size(f"{config.db_path}-wal") or 0),
         model=lib.bundle.manifest.name,
         model_dir=str(lib.bundle.directory),
         model_present=not lib.bundle.missing(),

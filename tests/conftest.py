@@ -1,16 +1,23 @@
 """Shared fixtures: generated model bundles (made once per session), an isolated photoindex home, a catalog
-database, a machine without axengine, and an os.fsync spy."""
+database, a machine without axengine, an os.fsync spy, and a private PostgreSQL server with pgvector (the
+`pgserver` package) for the tests that run on both catalog back ends."""
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from photoindex.catalog.db import Database, open_database
+from photoindex.catalog.location import CatalogLocation
 from photoindex.config import Config, load_config
 
 # The toy CLIP cannot judge which photos hold text, and reading one costs ~1 s: every test process,
@@ -19,6 +26,9 @@ os.environ["PHOTOINDEX_OCR_ENABLED"] = "0"
 
 # The real-daemon fixtures (`env`, `start`, `empty_root`) for tests/daemon and tests/search.
 pytest_plugins = ["daemonproc"]
+
+BACKENDS = ["sqlite", "postgresql"]
+_databases = itertools.count()
 
 STANDIN = Path(__file__).parent / "axengine_standin"
 # The switches of the axengine stand-in (tests/axengine_standin) that make it fail like a real board can.
@@ -110,3 +120,71 @@ def fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(os, "fsync", spy)
     return seen
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A private PostgreSQL server with pgvector, started once for the session (about a second)."""
+    pgserver = pytest.importorskip("pgserver", reason="the postgres extra (pgserver) is not installed")
+    # Not under pytest's tmp folder: run as root, pgserver runs the server as its own user, which
+    # must reach the data folder (pytest's folders are private to the user running the tests).
+    folder = tempfile.mkdtemp(prefix="photoindex-pg-")
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    server.psql("CREATE DATABASE photoindex_tests;")
+    server.psql("\\c photoindex_tests\nCREATE EXTENSION vector SCHEMA public;")
+    yield server
+    from pgserver._commands import pg_ctl
+
+    # Immediate: the data is thrown away, so the shutdown checkpoint (~20 s here) is not worth writing.
+    pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user)
+    logging.getLogger("pgserver").setLevel(logging.CRITICAL)  # its own stop then finds nothing to stop
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def pg_database_url(server: Any) -> str:
+    """A new, empty catalog on `server` as a `postgresql+psycopg://` URL over its Unix socket.
+
+    Each catalog is a schema of one database (search_path set in the URL): ~10 ms, where a
+    database of its own costs ~1 s. pgvector lives in `public`, which every search_path ends with.
+    """
+    name = f"catalog_{os.getpid()}_{next(_databases)}"
+    uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/socket/folder
+    head = "postgresql://postgres:@/postgres"
+    assert uri.startswith(head), uri
+    base = "postgresql+psycopg://postgres@/photoindex_tests" + uri[len(head) :]
+    with psycopg_connect(base) as con:
+        con.execute(f"CREATE SCHEMA {name}")
+    return f"{base}&options=-csearch_path%3D{name},public"
+
+
+def psycopg_connect(url: str) -> Any:
+    """A plain psycopg connection (autocommit) to a test URL."""
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The catalog back end a parametrized test runs on."""
+    return str(request.param)
+
+
+@pytest.fixture
+def catalog_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> CatalogLocation:
+    """A new catalog on the test's back end: a file under tmp_path, or a fresh database on the session's server."""
+    if backend == "sqlite":
+        return CatalogLocation(path=tmp_path / "home" / "photoindex.db")
+    return CatalogLocation(url=pg_database_url(request.getfixturevalue("pg_server")))
+
+
+@pytest.fixture
+def backend_env(
+    home_env: dict[str, str], catalog_location: CatalogLocation, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """`home_env` with the catalog on the test's back end (`PHOTOINDEX_CATALOG_URL` for PostgreSQL)."""
+    if catalog_location.url is None:
+        return home_env
+    monkeypatch.setenv("PHOTOINDEX_CATALOG_URL", catalog_location.url)
+    return {**home_env, "PHOTOINDEX_CATALOG_URL": catalog_location.url}

@@ -96,3 +96,12 @@ def index_roots(
 
         run.progress = progress
         return run.run(roots, dry_run=dry_run)
+
+
+def ranked(hits: list[dict[str, Any]]) -> list[tuple[float, str]]:
+    """Search hits by score then path, without those tied with the last: the toy model scores many photos
+    exactly alike, and which of a tie made the cut (and in which order) is up to the index."""
+    if not hits:
+        return []
+    last = min(h["score"] for h in hits)
+    return sorted((-round(h["score"], 4), h["path"]) for h in hits if h["score"] > last + 1e-4)

@@ -7,6 +7,8 @@ Create Date: 2025-01-01 00:00:00
 Runs inside the single transaction photoindex.catalog.db opens for the whole upgrade (BEGIN IMMEDIATE,
 foreign keys off). Revisions never import photoindex.catalog.schema, whose models move on: paths are
 TEXT (holding the name's exact bytes) and timestamps naive-UTC DATETIME text.
+
+On PostgreSQL (docs/scale.md) paths are BYTEA and sizes and mtimes BIGINT; SQLite's tables are as they were.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
+
+PATH = sa.Text().with_variant(postgresql.BYTEA(), "postgresql")
+BIGINT = sa.Integer().with_variant(sa.BigInteger(), "postgresql")
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -27,7 +33,7 @@ def upgrade() -> None:
     op.create_table(
         "roots",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("path", PATH, nullable=False),
         sa.Column("added_at", sa.DateTime(), nullable=False),
         sa.Column("last_scan_at", sa.DateTime(), nullable=True),
         sa.Column("present", sa.Boolean(), server_default="1", nullable=False),
@@ -38,9 +44,9 @@ def upgrade() -> None:
         "photos",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("root_id", sa.Integer(), nullable=False),
-        sa.Column("path", sa.Text(), nullable=False),
-        sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("mtime_ns", sa.Integer(), nullable=False),
+        sa.Column("path", PATH, nullable=False),
+        sa.Column("size", BIGINT, nullable=False),
+        sa.Column("mtime_ns", BIGINT, nullable=False),
         sa.Column("content_hash", sa.String(length=64), nullable=True),
         sa.Column("width", sa.Integer(), nullable=True),
         sa.Column("height", sa.Integer(), nullable=True),

@@ -19,12 +19,12 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from photoindex import resources
 from photoindex.durable import fsync_folder
@@ -35,7 +35,11 @@ if TYPE_CHECKING:
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.orm import Session
 
+    from photoindex.catalog.location import CatalogLocation
+
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SYNCHRONOUS = "FULL"
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a connection waits for a lock held by another one
@@ -151,8 +155,10 @@ class Database:
     """An open catalog: short read transactions and single IMMEDIATE write transactions.
 
     The SQLAlchemy engine is made on first use: a search reads through `reads()` (plain sqlite3)
-    and never imports SQLAlchemy.
+    and never imports SQLAlchemy. `postgres.PgDatabase` is the same on a PostgreSQL server.
     """
+
+    kind = "sqlite"
 
     def __init__(self, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         self.path = path
@@ -301,6 +307,15 @@ class Database:
                 raise _locked_error(self.path, self.busy_timeout) from None
             raise
 
+    def retrying(self, work: Callable[[], T], *, on_retry: Callable[[str], None] | None = None) -> T:
+        """Run `work` (a whole write transaction); a local file has no connection to lose, so once."""
+        return work()
+
+    @contextmanager
+    def scan_lock(self, root_id: int) -> Iterator[bool]:
+        """Whether this process may scan the root: always, here (the home's writer lock is held by the caller)."""
+        yield True
+
     def close(self) -> None:
         """Close all pooled connections and the plain reading ones."""
         with self._setup:
@@ -342,7 +357,7 @@ def _check_sqlite_file(path: Path) -> None:
 
 
 # The newest revision in migrations/versions; bump it with every new migration (a test enforces it).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 
 def _alembic_config() -> Any:
@@ -520,3 +535,13 @@ def open_database(
                 "run `photoindex status` (or any command that opens the catalog for writing) to migrate it",
             )
     return Database(path, busy_timeout=busy_timeout)
+
+
+def open_catalog(location: CatalogLocation, *, migrate: bool = True) -> Database:
+    """Open the catalog `location` names (`Config.catalog_location`): the SQLite file, or a PostgreSQL server."""
+    if location.is_postgres:
+        from photoindex.catalog.postgres import open_pg_database
+
+        return open_pg_database(location, migrate=migrate)
+    assert location.path is not None
+    return open_database(location.path, migrate=migrate)

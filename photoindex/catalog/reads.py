@@ -97,9 +97,12 @@ PHOTO_COLUMNS: tuple[str, ...] = tuple(Photo.__dataclass_fields__)
 _PHOTO_SELECT = ", ".join(f"p.{name}" for name in PHOTO_COLUMNS)
 
 
-def utc(value: str | None) -> datetime | None:
-    """A stored timestamp (naive UTC text, as SQLAlchemy writes it) as an aware datetime."""
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+def utc(value: str | datetime | None) -> datetime | None:
+    """A stored timestamp (naive UTC: text on SQLite, a timestamp on PostgreSQL) as an aware datetime."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.replace(tzinfo=timezone.utc)
 
 
 def photo(row: Sequence[object]) -> Photo:
@@ -110,8 +113,11 @@ def photo(row: Sequence[object]) -> Photo:
     return Photo(*values)  # type: ignore[arg-type]
 
 
-def matrix(blobs: Sequence[bytes], dim: int) -> np.ndarray:
-    """Stored vector blobs as one writable float32 [n, dim] array (one copy)."""
+def matrix(blobs: Sequence[bytes] | Sequence[np.ndarray], dim: int) -> np.ndarray:
+    """Stored vectors (blobs on SQLite, arrays from pgvector) as one writable float32 [n, dim] array (one copy)."""
+    if blobs and not isinstance(blobs[0], (bytes, bytearray, memoryview)):
+        arrays = [v.to_numpy() if hasattr(v, "to_numpy") else v for v in blobs]  # pgvector.Vector
+        return np.stack(arrays).astype(np.float32).reshape(len(blobs), dim)
     return np.frombuffer(b"".join(blobs), dtype=_VECTOR_DTYPE).reshape(len(blobs), dim).astype(np.float32)
 
 

@@ -1,5 +1,9 @@
 """The catalog's tables as SQLAlchemy 2.x declarative models (the Alembic migrations mirror them).
 
+The same models serve SQLite and PostgreSQL (docs/scale.md): a path is TEXT holding its bytes on
+SQLite and BYTEA on PostgreSQL (both compare byte-wise), sizes and nanosecond mtimes are BIGINT
+on PostgreSQL, and a vector is a float32 blob on SQLite and a pgvector `vector` on PostgreSQL.
+
 Photos link to vectors by `(content_hash, model_id)`, not by a foreign key: a moved, renamed or
 duplicated file shares the one stored vector (docs/architecture.md, invariant 6). Vector ids are FAISS ids,
 so `vectors` uses AUTOINCREMENT and an id is never handed out twice, even after deletions.
@@ -12,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -26,10 +31,13 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    cast,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import FunctionElement
+from sqlalchemy.types import TypeEngine
 
 # Constraint names must be stable for Alembic's batch mode on SQLite (tables are recreated).
 NAMING_CONVENTION: dict[str, str] = {
@@ -44,6 +52,27 @@ PHOTO_STATUSES: tuple[str, ...] = ("pending", "indexed", "failed", "missing")
 WATCH_MODES: tuple[str, ...] = ("auto", "inotify", "poll")
 
 
+class _PathBytes(FunctionElement[Any]):
+    """A path's bytes as the path column's storage class: CAST to TEXT on SQLite, BYTEA as bound on PostgreSQL."""
+
+    inherit_cache = True
+    type = Text()
+
+
+@compiles(_PathBytes)
+def _path_bytes_sqlite(element: _PathBytes, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS TEXT)"
+
+
+@compiles(_PathBytes, "postgresql")
+def _path_bytes_postgres(element: _PathBytes, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+# 64-bit on PostgreSQL (an mtime in nanoseconds does not fit an INTEGER there); SQLite's INTEGER already is.
+BigInt = Integer().with_variant(BigInteger(), "postgresql")
+
+
 class FsPath(TypeDecorator[str]):
     """A file-system path stored as TEXT holding the name's exact bytes, so non-UTF-8 names round-trip.
 
@@ -56,6 +85,12 @@ class FsPath(TypeDecorator[str]):
     impl = Text
     cache_ok = True
 
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """BYTEA on PostgreSQL, whose TEXT refuses bytes that are not UTF-8 and sorts by locale."""
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(LargeBinary())
+        return dialect.type_descriptor(Text())
+
     def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
         """Encode a str or PathLike to the name's bytes."""
         if value is None:
@@ -63,14 +98,55 @@ class FsPath(TypeDecorator[str]):
         return os.fsencode(value)
 
     def bind_expression(self, bindvalue: Any) -> ColumnElement[Any]:
-        """Store the bytes as TEXT, not BLOB, so the column has one storage class."""
-        return cast(bindvalue, Text)
+        """Store the bytes as TEXT, not BLOB, on SQLite so the column has one storage class."""
+        return _PathBytes(bindvalue)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
-        """Return the `os.fsdecode` spelling (already decoded by the connection's text_factory)."""
+        """Return the `os.fsdecode` spelling (already decoded by the connection's text or bytea loader)."""
         if value is None or isinstance(value, str):
             return value
         return os.fsdecode(bytes(value))
+
+
+class StoredVector(TypeDecorator[bytes]):
+    """An embedding: float32 little-endian bytes on SQLite; a pgvector `vector` on PostgreSQL.
+
+    Python sees bytes either way (`writes` stores and `reads.matrix` reads them); on PostgreSQL
+    the vector type lets the HNSW index and `<#>` work on it (docs/scale.md). The column has no
+    fixed dimension: each model gets its own partial index cast to its dimension.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """pgvector's type on PostgreSQL, a blob elsewhere."""
+        if dialect.name == "postgresql":
+            from pgvector.sqlalchemy import VECTOR
+
+            return dialect.type_descriptor(VECTOR())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        """Bytes (or an array) to what the back end stores."""
+        if value is None:
+            return None
+        if dialect.name == "postgresql":
+            import numpy as np
+
+            data = np.frombuffer(value, dtype="<f4") if isinstance(value, (bytes, bytearray, memoryview)) else value
+            return np.asarray(data, dtype=np.float32)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
+        """The stored float32 little-endian bytes."""
+        if value is None or isinstance(value, bytes):
+            return value
+        import numpy as np
+
+        if hasattr(value, "to_numpy"):  # pgvector.Vector
+            value = value.to_numpy()
+        return np.ascontiguousarray(value, dtype="<f4").tobytes()
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -116,6 +192,9 @@ class RootRow(Base):
     present: Mapped[bool] = mapped_column(Boolean, server_default="1")
     # Added in revision 0002: how the daemon watches this root (network folders need polling).
     watch_mode: Mapped[str] = mapped_column(String(16), server_default="auto")
+    # Added in revision 0006: the name machines sharing a catalog know the root by; each maps it to
+    # its own mount path (`[catalog] roots`, docs/scale.md). None: the path is the same everywhere.
+    name: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)
 
 
 class PhotoRow(Base):
@@ -138,8 +217,8 @@ class PhotoRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     root_id: Mapped[int] = mapped_column(ForeignKey("roots.id", ondelete="CASCADE"))
     path: Mapped[str] = mapped_column(FsPath, unique=True)
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInt)
+    mtime_ns: Mapped[int] = mapped_column(BigInt)
     content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     width: Mapped[int | None] = mapped_column(Integer, nullable=True)
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -169,6 +248,10 @@ class PhotoRow(Base):
     failure_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
     failure_decoders: Mapped[str | None] = mapped_column(Text, nullable=True)
     failure_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Added in revision 0006: a pending photo claimed by one indexer of a shared catalog, until its
+    # lease runs out (`writes.claim_pending`); NULL when nobody is working on it.
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class PlaceRow(Base):
@@ -208,7 +291,7 @@ class VectorRow(Base):
     model_id: Mapped[str] = mapped_column(String(128))
     content_hash: Mapped[str] = mapped_column(String(64))
     dim: Mapped[int] = mapped_column(Integer)
-    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, `dim` values
+    vector: Mapped[bytes] = mapped_column(StoredVector)  # `dim` float32 values (see StoredVector)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Added in revision 0003: when a scan first found no photo holding this vector (None: held).
     orphaned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -29,8 +29,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import text
 from sqlalchemy.sql.elements import ColumnElement
 
 from photoindex.catalog import reads
@@ -48,6 +49,7 @@ _STATE: Table = Base.metadata.tables["index_state"]
 
 # Bound parameters per statement stay far below SQLite's limit (999 before 3.32).
 _IN_CHUNK = 500
+ROOTS_LOCK = 0x726F6F7473  # pg_advisory_xact_lock key of root changes ("roots")
 _VECTOR_DTYPE = np.dtype("<f4")
 
 LinkOutcome = Literal["added", "updated", "restored", "moved"]
@@ -116,9 +118,26 @@ def _photo(row: Any) -> Photo:
     return Photo(*row)
 
 
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _upsert(session: Session, table: Table) -> Any:
+    """INSERT ... ON CONFLICT in the session's dialect (both spell it alike)."""
+    return (postgresql.insert if _postgres(session) else sqlite.insert)(table)
+
+
 def connection(session: Session) -> sqlite3.Connection:
-    """The sqlite3 connection under `session`, inside its transaction, for the functions of `photoindex.reads`."""
-    return cast(sqlite3.Connection, session.connection().connection.driver_connection)
+    """The connection under `session`, inside its transaction, for the functions of `photoindex.reads`.
+
+    On PostgreSQL a `postgres.PgReads`, which takes the same SQL.
+    """
+    driver = session.connection().connection.driver_connection
+    if _postgres(session):
+        from photoindex.catalog.postgres import PgReads
+
+        return cast(sqlite3.Connection, PgReads(driver))
+    return cast(sqlite3.Connection, driver)
 
 
 def _root(row: Any) -> RootRecord:
@@ -156,6 +175,10 @@ def add_root(
     if watch_mode not in WATCH_MODES:
         raise CatalogError(f"unknown watch mode {watch_mode!r}", f"use one of: {', '.join(WATCH_MODES)}")
     resolved = os.fspath(Path(path).expanduser().resolve())
+    if _postgres(session):
+        # Writers of a shared catalog run at once: one adds roots at a time (SQLite's BEGIN
+        # IMMEDIATE already is that), and reads the roots another just committed.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROOTS_LOCK})
     roots = list_roots(session)
     for root in roots:
         if within(resolved, root.path):
@@ -356,6 +379,20 @@ def _place_id(session: Session, lat: float, lon: float) -> int | None:
     place = nearest_place(lat, lon)
     if place is None:
         return None
+    if _postgres(session):
+        if session.execute(select(_PLACES.c.id).where(_PLACES.c.id == place.id)).scalar_one_or_none() is None:
+            session.execute(
+                insert(_PLACES).values(
+                    id=place.id, city=place.city, region=place.region, country_code=place.country_code,
+                    country=place.country, lat=place.lat, lon=place.lon,
+                )
+            )
+            names = sorted({reads.place_key(n) for n in place.names if n.strip()})
+            session.execute(
+                postgresql.insert(_PLACE_NAMES).on_conflict_do_nothing(),
+                [{"name": n, "place_id": place.id} for n in names],
+            )
+        return place.id
     con = connection(session)
     if con.execute("SELECT 1 FROM places WHERE id = ?", (place.id,)).fetchone() is None:
         con.execute(
@@ -385,7 +422,9 @@ def store_metadata(session: Session, rows: Sequence[tuple[int, ImageFacts, int]]
 
 def _upsert_photo(session: Session, values: dict[str, Any], now: datetime) -> None:
     """Insert the photo at values["path"], or update the columns given; first_seen is kept."""
-    statement = sqlite_insert(_PHOTOS).values(first_seen=now, updated_at=now, **values)
+    if values.get("status") != "pending":  # done with: no indexer's claim on it any more
+        values = {**values, "claimed_by": None, "claim_until": None}
+    statement = _upsert(session, _PHOTOS).values(first_seen=now, updated_at=now, **values)
     changes = {name: statement.excluded[name] for name in values if name != "path"}
     changes["updated_at"] = statement.excluded["updated_at"]
     session.execute(statement.on_conflict_do_update(index_elements=[_PHOTOS.c.path], set_=changes))
@@ -468,7 +507,8 @@ def link_photo(
     when = now or _now()
     target = os.fspath(path)
     facts: dict[str, Any] = dict(root_id=root_id, size=size, mtime_ns=mtime_ns, content_hash=content_hash,
-                                 status="indexed", error=None, updated_at=when, **_NO_FAILURE)
+                                 status="indexed", error=None, updated_at=when, **_NO_FAILURE,
+                                 claimed_by=None, claim_until=None)
     existing = session.execute(
         select(_PHOTOS.c.id, _PHOTOS.c.status, _PHOTOS.c.content_hash).where(_PHOTOS.c.path == target)
     ).one_or_none()
@@ -624,7 +664,7 @@ def _model_dim(session: Session, model_id: str) -> int | None:
 def _bump(session: Session, model_id: str, *, deleted: bool, now: datetime) -> None:
     """Advance the model's generation (and epoch when vectors were deleted) in the caller's transaction."""
     epoch = 1 if deleted else 0
-    statement = sqlite_insert(_STATE).values(
+    statement = _upsert(session, _STATE).values(
         model_id=model_id, generation=1, vectors_epoch=epoch, updated_at=now
     )
     session.execute(
@@ -658,6 +698,10 @@ def add_vectors(
             "the model bundle changed without changing its id; give the new bundle its own id",
         )
     dim = dims.pop()
+    if stored_dim is None and _postgres(session):
+        from photoindex.catalog.pgvectors import ensure_model_index
+
+        ensure_model_index(session, model_id, dim)
     known = vector_ids_for_hashes(session, model_id, (h for h, _ in items))
     fresh: dict[str, np.ndarray] = {}
     for content_hash, vector in items:
@@ -665,8 +709,14 @@ def add_vectors(
             fresh[content_hash] = vector
     if fresh:
         when = now or _now()
+        # Indexers sharing a PostgreSQL catalog may store the same content at once: the first keeps its id.
+        statement = (
+            postgresql.insert(_VECTORS).on_conflict_do_nothing(index_elements=["model_id", "content_hash"])
+            if _postgres(session)
+            else insert(_VECTORS)
+        )
         session.execute(
-            insert(_VECTORS),
+            statement,
             [
                 dict(model_id=model_id, content_hash=h, dim=dim, vector=_blob(v), created_at=when)
                 for h, v in fresh.items()
@@ -757,3 +807,72 @@ def index_state(session: Session, model_id: str) -> IndexState:
 def vectors_anchor(session: Session, model_id: str) -> str | None:
     """A fingerprint of the model's first vector (see `reads.vectors_anchor`)."""
     return reads.vectors_anchor(connection(session), model_id)
+
+
+def database_bytes(session: Session) -> int:
+    """The size of a PostgreSQL catalog's database on the server (the SQLite file's size is read from disk)."""
+    from sqlalchemy import text
+
+    return int(session.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
+
+
+# ---------------------------------------------------------------- claims (indexers sharing a catalog)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A pending photo an indexer claimed: what it needs to decode it."""
+
+    id: int
+    root_id: int
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def claim_pending(
+    session: Session,
+    worker: str,
+    *,
+    limit: int,
+    lease_seconds: float,
+    root_ids: Sequence[int] | None = None,
+    now: datetime | None = None,
+) -> list[Claim]:
+    """Claim up to `limit` pending photos that nobody holds, or whose holder's lease ran out, for `worker`.
+
+    On PostgreSQL the rows are picked with `FOR UPDATE SKIP LOCKED`, so indexers claiming at the
+    same moment get different photos without waiting for each other; the claim lasts
+    `lease_seconds` (an indexer killed mid-batch leaves it to expire and be taken by another).
+    Storing the photo's outcome (`store_indexed`, `store_failed`, `link_photo`) ends the claim.
+    """
+    when = now or _now()
+    free = (_PHOTOS.c.claim_until.is_(None)) | (_PHOTOS.c.claim_until < when)
+    query = (
+        select(_PHOTOS.c.id, _PHOTOS.c.root_id, _PHOTOS.c.path, _PHOTOS.c.size, _PHOTOS.c.mtime_ns)
+        .where(_PHOTOS.c.status == "pending", free)
+        .order_by(_PHOTOS.c.id)
+        .limit(limit)
+    )
+    if root_ids is not None:
+        query = query.where(_PHOTOS.c.root_id.in_(list(root_ids)))
+    if _postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    claims = [Claim(int(r.id), int(r.root_id), r.path, int(r.size), int(r.mtime_ns)) for r in session.execute(query)]
+    if claims:
+        from datetime import timedelta
+
+        session.execute(
+            update(_PHOTOS)
+            .where(_PHOTOS.c.id.in_([c.id for c in claims]))
+            .values(claimed_by=worker, claim_until=when + timedelta(seconds=lease_seconds))
+        )
+    return claims
+
+
+def pending_count(session: Session, root_ids: Sequence[int] | None = None) -> int:
+    """How many photos wait to be indexed (claimed or not)."""
+    query = select(func.count()).select_from(_PHOTOS).where(_PHOTOS.c.status == "pending")
+    if root_ids is not None:
+        query = query.where(_PHOTOS.c.root_id.in_(list(root_ids)))
+    return int(session.execute(query).scalar_one())

@@ -59,6 +59,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(cls=_Group, help="List, fetch and verify model bundles.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+catalog_app = typer.Typer(cls=_Group, help="Move the catalog between SQLite and PostgreSQL.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
 
 
 def _version(value: bool) -> None:
@@ -542,6 +544,35 @@ def serve(
             webbrowser.open(listening.url)
 
     serve_page(_config(ctx), host=host, port=port, on_ready=ready)
+@catalog_app.command("copy")
+def catalog_copy(
+    ctx: typer.Context,
+    to: str = typer.Option(
+        ..., "--to", help="The empty catalog to fill: postgresql://USER@HOST/DB, or a SQLite file path."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Copy this catalog (photos, metadata, vectors: nothing re-encoded) into another one; see docs/scale.md."""
+    from photoindex.catalog.copy import copy_catalog
+    from photoindex.catalog.location import parse_location
+    from photoindex.library import open_library
+
+    cfg = _config(ctx)
+    target = parse_location(to if "://" in to else f"sqlite:///{Path(to).expanduser().absolute()}", cfg.db_path)
+    show = _interactive(False, as_json)
+
+    def progress(table: str, done: int, total: int) -> None:
+        if show:
+            typer.echo(f"\r{table}: {done}/{total}", err=True, nl=done >= total)
+
+    with open_library(cfg) as lib:
+        report = copy_catalog(lib.db, target, progress=progress)
+    if as_json:
+        _emit_json(report.to_json())
+        return
+    rows = ", ".join(f"{n} {t}" for t, n in report.rows.items() if n)
+    typer.echo(f"copied to {report.target} in {report.seconds:.1f} s: {rows or 'an empty catalog'}")
+    typer.echo("to use it, set [catalog] url in config.toml (or PHOTOINDEX_CATALOG_URL)")
 
 
 # ---------------------------------------------------------------- daemon

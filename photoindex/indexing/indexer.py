@@ -8,11 +8,14 @@ any point leaves a catalog the next run simply continues from (docs/architecture
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -232,6 +235,10 @@ class Indexer:
         self._stale_meta: list[tuple[int, str]] = []  # unchanged photos indexed before today's metadata
         self._decoders: frozenset[str] | None = None  # image formats this process can decode (on first need)
         self._thumbnails = thumbnail_store(self.config) if self.config.thumbnails.while_indexing else None
+        # On a shared (PostgreSQL) catalog new and changed photos are queued as pending rows and
+        # claimed in batches by every indexer working on the library (docs/scale.md).
+        self.shared = lib.db.kind == "postgresql"
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     # ------------------------------------------------------------ scanning and diffing
 
@@ -354,6 +361,8 @@ class Indexer:
             roots = list(fresh.values())
         self.report.roots = [r.path for r in roots]
         _check_forget_setting(self.config.index.forget_missing_after_days)
+        if self.shared and not dry_run:
+            return self._run_shared(roots)
         report = self.run_scopes([(r, r.path) for r in roots], dry_run=dry_run)
         if not report.interrupted:
             present = {r.id: self._root_there(r) for r in roots}
@@ -386,6 +395,62 @@ class Indexer:
             self.report.index_written = self._finish_index() or self.report.index_written
         if deleted and self._save_index:
             self._warnings_of(refresh_other_indexes(self.lib, deleted))
+
+    def _run_shared(self, roots: Sequence[catalog.RootRecord]) -> IndexReport:
+        """`run` on a shared catalog: scan the roots no other indexer is scanning (each under its advisory
+        lock), queueing their new and changed photos, then encode pending photos of all the roots in
+        claimed batches, with the other indexers, until none is left."""
+        with ExitStack() as locks:
+            mine = [r for r in roots if locks.enter_context(self.lib.db.scan_lock(r.id))]
+            if mine:
+                self.run_scopes([(r, r.path) for r in mine])
+                if not self.report.interrupted:
+                    present = {r.id: self._root_there(r) for r in mine}
+                    with self.lib.db.write() as s:
+                        catalog.set_roots_scanned(s, [r.id for r in mine], present)
+                    self._forget_long_missing([r.id for r in mine if present[r.id]], dry_run=False)
+                    self._collect_unheld_vectors()
+        if not self.report.interrupted:
+            self._drain([r.id for r in roots], scanned_elsewhere=[r.id for r in roots if r not in mine])
+        return self.report
+
+    def _scanned_now(self, root_id: int) -> bool:
+        """Whether another indexer holds the root's scan lock at this moment."""
+        with self.lib.db.scan_lock(root_id) as got:
+            return not got
+
+    def _queue(self, items: list[_Pending]) -> None:
+        """Record new and changed photos as pending, for whichever indexer claims them first."""
+        for start in range(0, len(items), 1000):
+            with self.lib.db.write() as s:
+                for p in items[start : start + 1000]:
+                    catalog.store_pending(s, root_id=p.root_id, path=p.fact.path, size=p.fact.size,
+                                          mtime_ns=p.fact.mtime_ns)
+
+    def _drain(self, root_ids: list[int], scanned_elsewhere: list[int]) -> None:
+        """Claim pending photos of the roots in batches and encode them, until no photo is pending and no
+        other indexer is still scanning one of them (it may queue more).
+
+        Photos another indexer holds are waited for: when its lease runs out (it died), they are
+        claimed here. Each claim is one short transaction; the batch's results are another.
+        """
+        lease = self.config.catalog.lease_seconds
+        size = max(1, self.config.index.batch_size)
+        while not self.stop.is_set():
+            def claim() -> list[catalog.Claim]:
+                with self.lib.db.write() as s:
+                    return catalog.claim_pending(s, self.worker, limit=size, lease_seconds=lease, root_ids=root_ids)
+
+            claims = self.lib.db.retrying(claim, on_retry=self._warn)
+            if claims:
+                self._encode_all([_Pending(FileFact(c.path, c.size, c.mtime_ns), c.root_id, None) for c in claims])
+                continue
+            with self.lib.db.read() as s:
+                idle = not catalog.pending_count(s, root_ids)
+            if idle and not any(self._scanned_now(r) for r in scanned_elsewhere):
+                return
+            self.stop.wait(min(1.0, lease / 10))  # held by another indexer: until it stores them or its lease ends
+        self.report.interrupted = True
 
     def _root_there(self, root: catalog.RootRecord) -> bool:
         """A folder root is there as a folder with something in it (an empty one is most likely the mount
@@ -548,8 +613,13 @@ class Indexer:
         hashed = {id(p) for p in hash_first}
         decode_rest = [p for p in todo if id(p) not in hashed]
         decode_more = self._relink_by_hash(hash_first) if hash_first else []
-        if not self.report.interrupted:
-            self._encode_all(decode_more + decode_rest, last=last)
+        if self.report.interrupted:
+            return
+        work = decode_more + decode_rest
+        if self.shared:
+            self._queue([p for p in work if p.why == "changed"])
+            work = [p for p in work if p.why != "changed"]
+        self._encode_all(work, last=last)
 
     def _plan(self, todo: list[_Pending], vanished: list[reads.PhotoState]) -> None:
         moves = self._planned_moves(todo, vanished)
@@ -765,16 +835,27 @@ class Indexer:
             self.report.encoded += len(todo)
             fresh = [(r.content_hash, vec) for (_, _, r), vec in zip(todo, vectors, strict=False) if r.content_hash]
         index = self._open_index()
-        with self.lib.db.write() as s:
-            new_ids = catalog.add_vectors(s, self.lib.model_id, fresh) if fresh else []
-            for _, p, r in todo:
-                self._store(s, p, r)
-            for p, linked, digest, _ in batch.linked:
-                self._link(s, p, linked, digest)
-            for p, r in batch.failed:
-                self._store_failure(s, p, r)
-            state = catalog.index_state(s, self.lib.model_id)
-            anchor = catalog.vectors_anchor(s, self.lib.model_id) if fresh else None
+
+        def write() -> tuple[list[int], reads.IndexState, str | None]:
+            before = copy.deepcopy(self.report)
+            try:
+                with self.lib.db.write() as s:
+                    new_ids = catalog.add_vectors(s, self.lib.model_id, fresh) if fresh else []
+                    for _, p, r in todo:
+                        self._store(s, p, r)
+                    for p, linked, digest, _ in batch.linked:
+                        self._link(s, p, linked, digest)
+                    for p, r in batch.failed:
+                        self._store_failure(s, p, r)
+                    state = catalog.index_state(s, self.lib.model_id)
+                    anchor = catalog.vectors_anchor(s, self.lib.model_id) if fresh else None
+                return new_ids, state, anchor
+            except BaseException:
+                self.report = before  # the counts of a transaction that did not commit
+                raise
+
+        # A lost connection to a PostgreSQL catalog: the batch is written again on a new one.
+        new_ids, state, anchor = self.lib.db.retrying(write, on_retry=self._warn)
         if fresh:
             # Ids only grow under the writer lock; an id at or below the index's top was already
             # there (add_vectors keeps the id of content another writer stored meanwhile).
@@ -1023,6 +1104,13 @@ def run_index(
         if dry_run:
             roots = _resolve_roots_readonly(lib, paths)
             return Indexer(lib, progress, stop).run(roots, dry_run=True)
+        if lib.db.kind == "postgresql":
+            # A shared catalog: indexers here and on other machines work at once, each root's scan
+            # under its advisory lock, the encoding in claimed batches (docs/scale.md).
+            roots = _resolve_roots(lib, paths)
+            report = Indexer(lib, progress, stop).run(roots)
+            report.warnings.extend(lib.warnings)
+            return report
         lock = WriterLock(config.lock_path, "reindex" if paths is None else "index")
         if not acquire_patiently(lock, wait=lock_wait, stop=stop, on_wait=on_wait):
             return IndexReport(interrupted=True)

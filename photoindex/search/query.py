@@ -209,7 +209,9 @@ def _clip_found(
     lib: Library, handle: IndexHandle, query: np.ndarray, request: SearchRequest, *, want: int
 ) -> list[tuple[reads.Photo, float]]:
     """CLIP's best live photos under the request's filters, best first, until `want` (every one above
-    `min_score` when sorting by date)."""
+    `min_score` when sorting by date). On a PostgreSQL catalog pgvector ranks them (docs/scale.md)."""
+    if lib.db.kind == "postgresql":
+        return _clip_found_pgvector(lib, query, request, want=want)
     filters = request.filters
     allowed = None
     if not filters.empty:
@@ -239,6 +241,32 @@ def _clip_found(
         if request.sort == "date" or len(found) >= want or k >= total or len(scores) < k:
             return found
         k = min(total, k * 4)
+
+
+def _clip_found_pgvector(
+    lib: Library, query: np.ndarray, request: SearchRequest, *, want: int
+) -> list[tuple[reads.Photo, float]]:
+    """`_clip_found` on PostgreSQL: pgvector's HNSW index, or an exact ranking of a small filtered set, with
+    the filters in the same statement (catalog/pgvectors.py); no FAISS copy of the catalog is kept."""
+    from photoindex.catalog.pgvectors import nearest
+
+    filters = request.filters
+    dim = lib.bundle.manifest.embedding_dim
+    k = 1_000_000_000 if request.sort == "date" else max(want * 2, want + 16)
+    with lib.db.reads() as con:
+        where = None if filters.empty else reads.filter_clause(con, filters)
+        while True:
+            scores, ids = nearest(con, lib.model_id, dim, query, k, where=where)
+            keep = scores >= request.min_score
+            photos = reads.live_photos_for_vectors(con, lib.model_id, ids[keep].tolist(), filters=filters)
+            found = [
+                (ph, float(score))
+                for vid, score in zip(ids[keep].tolist(), scores[keep].tolist(), strict=True)
+                for ph in photos.get(int(vid), [])
+            ]
+            if request.sort == "date" or len(found) >= want or len(ids) < k or not keep.all():
+                return found
+            k *= 4
 
 
 def _words_part(lib: Library, request: SearchRequest) -> list[WordsHit]:

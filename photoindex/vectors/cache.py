@@ -52,12 +52,18 @@ class IndexHandle:
     dirty: bool = False
     reason: str = "loaded"  # "loaded", "caught up", or why it was rebuilt
     repairs: list[str] = field(default_factory=list)  # damage found and repaired (say it once)
+    # False on a PostgreSQL catalog: pgvector searches it, so no FAISS copy is kept (docs/scale.md)
+    # and the handle's methods do nothing.
+    local: bool = True
 
     @classmethod
     def open(cls, db: Database, model_id: str, dim: int, settings: IndexConfig, path: Path) -> IndexHandle:
         """Load the index file, catching it up with SQLite, or rebuild it from the stored vectors."""
         from photoindex.vectors.index import VectorIndex
 
+        if db.kind == "postgresql":
+            empty = _empty_index(dim, settings)
+            return cls(db, model_id, dim, settings, path, index=empty, reason="pgvector", local=False)
         try:
             index: VectorIndex | None = VectorIndex.load(path)
             reason = "loaded"
@@ -81,6 +87,8 @@ class IndexHandle:
         Vectors committed since the index's highest id are added, read in one transaction; a new
         vectors epoch (vectors were deleted) or another model means a rebuild from SQLite.
         """
+        if not self.local:
+            return 0
         model_id = self.model_id
         added = 0
         with self.db.reads() as con:
@@ -123,6 +131,8 @@ class IndexHandle:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray, state: IndexState, anchor: str | None) -> None:
         """Add vectors just committed to SQLite; `state` and `anchor` describe the catalog after that commit."""
+        if not self.local:
+            return
         self.index.add(ids, vectors)
         self.index.meta.update(
             generation=state.generation,
@@ -135,6 +145,8 @@ class IndexHandle:
     def remove(self, ids: np.ndarray, state: IndexState, anchor: str | None, max_id: int) -> None:
         """Take out vectors just deleted from SQLite by this writer (no rebuild); `state`, `anchor` and
         `max_id` describe the catalog after that commit. The index must have been current before it."""
+        if not self.local:
+            return
         self.index.remove(ids)
         self.index.meta.update(
             generation=state.generation, epoch=state.vectors_epoch, max_id=max_id, anchor=anchor
@@ -143,7 +155,7 @@ class IndexHandle:
 
     def save_if_dirty(self) -> bool:
         """Write the file atomically when it differs from what is on disk; True if written."""
-        if not self.dirty:
+        if not self.dirty or not self.local:
             return False
         from photoindex.vectors.index import read_meta
 

@@ -27,7 +27,8 @@ from typer.testing import CliRunner
 
 from photoindex.catalog import reads
 from photoindex.catalog import writes as catalog
-from photoindex.catalog.db import Database, open_database
+from photoindex.catalog.db import Database, open_catalog, open_database
+from photoindex.catalog.location import CatalogLocation
 from photoindex.cli.app import app
 from photoindex.config import Config
 from photoindex.photos.imaging import PhotoInfo
@@ -35,6 +36,8 @@ from photoindex.testing import COLOURS
 from photoindex.testing.photos import make_photo
 
 MODEL = "clip-test"
+# Tests of the plain sqlite3 connections themselves (PostgreSQL's side: tests/catalog/test_postgres.py).
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 T1 = T0 + timedelta(hours=1, microseconds=250_000)
 T2 = T0 + timedelta(days=2, seconds=7, microseconds=1)
@@ -62,8 +65,9 @@ class Filled:
 
 
 @pytest.fixture
-def filled(tmp_path: Path) -> Iterator[Filled]:
-    db = open_database(tmp_path / "home" / "photoindex.db")
+def filled(tmp_path: Path, catalog_location: CatalogLocation) -> Iterator[Filled]:
+    """On each back end: `Database.reads()` is plain sqlite3 on SQLite, `postgres.PgReads` on PostgreSQL."""
+    db = open_catalog(catalog_location)
     top = tmp_path / "a"
     b, bc = top / "b", top / "bc"  # "b" is a string prefix of "bc", not its folder
     layout = {
@@ -181,6 +185,7 @@ def test_folder_filters_and_live_photos_match_the_orm_path(filled: Filled) -> No
         assert (photo.status, photo.width, photo.camera_make, photo.gps_lon) == ("indexed", 640, "Canon", -2.25)
 
 
+@SQLITE_ONLY
 def test_reads_are_read_only(filled: Filled) -> None:
     """SQLite itself refuses a write inside `reads()` (query_only); nothing is written and the next read works."""
     db = filled.db
@@ -205,6 +210,7 @@ def test_reads_are_read_only(filled: Filled) -> None:
         outside.close()
 
 
+@SQLITE_ONLY
 def test_reads_see_one_snapshot(filled: Filled) -> None:
     """A write committed by another Database while a `reads()` block is open (after its first read) is not seen
     in it, even between chunks of iter_vectors; the next `reads()` sees it."""
@@ -231,6 +237,7 @@ def test_reads_see_one_snapshot(filled: Filled) -> None:
         writer.close()
 
 
+@SQLITE_ONLY
 def test_nested_reads_share_the_outer_snapshot(filled: Filled) -> None:
     """An inner `reads()` in the same thread joins the outer transaction (no error, same snapshot), and leaving
     it does not end the outer one."""
@@ -250,6 +257,7 @@ def test_nested_reads_share_the_outer_snapshot(filled: Filled) -> None:
         writer.close()
 
 
+@SQLITE_ONLY
 def test_close_closes_the_plain_connections_and_reads_reopen(filled: Filled) -> None:
     """close() closes every thread's reading connection; a later `reads()` (any thread) opens a new one."""
     db = filled.db
@@ -334,6 +342,7 @@ def test_a_search_in_a_fresh_process_does_not_import_sqlalchemy(tmp_path: Path, 
     assert index_file.is_file()
 
 
+@SQLITE_ONLY
 def test_a_finished_thread_takes_its_connection_with_it(filled: Filled) -> None:
     """A Library used from short-lived threads (a thread per request) does not pile up open connections."""
     import gc

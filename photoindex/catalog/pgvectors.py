@@ -1,0 +1,120 @@
+"""Vectors on PostgreSQL: one HNSW index per model, and nearest-neighbour search in SQL with its filters.
+
+`vectors.vector` has no fixed dimension (models differ); each model gets a partial HNSW index on
+its rows cast to its dimension, with the inner-product operator class: stored vectors are unit
+vectors, so the inner product is the cosine score FAISS gives (docs/scale.md). A query must spell
+the index's expression and predicate exactly, so the model id and dimension are written into the
+SQL as literals rather than bound (a generic plan could not match a bound predicate).
+
+HNSW finds `hnsw.ef_search` candidates and filters after (pgvector 0.6 has no iterative scan), so a
+selective filter could leave fewer than `k`. A filtered search therefore counts its candidates
+first: up to EXACT_LIMIT it ranks them exactly (a few ms at 10,000), above it widens ef_search and
+falls back to the exact ranking if that still comes back short.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+EF_SEARCH = 100  # HNSW candidate list per query (pgvector's default is 40): recall@10 ~0.99 at 100k, docs/scale.md
+EF_SEARCH_MAX = 1000  # pgvector's ceiling
+EXACT_LIMIT = 50_000  # a filter matching at most this many vectors is ranked exactly
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def index_name(model_id: str) -> str:
+    """The name of the model's HNSW index (a hash: model ids may hold any character)."""
+    return "ix_vectors_hnsw_" + hashlib.sha1(model_id.encode()).hexdigest()[:16]
+
+
+def ensure_model_index(session: Session, model_id: str, dim: int) -> None:
+    """Create the model's HNSW index (inner product on `vector::vector(dim)`) if it does not exist yet.
+
+    Called in the transaction that stores the model's first vector; the advisory lock keeps two
+    indexers storing first vectors at once from racing on the name.
+    """
+    from sqlalchemy import text
+
+    name = index_name(model_id)
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+    session.execute(
+        text(
+            f"CREATE INDEX IF NOT EXISTS {name} ON vectors USING hnsw ((vector::vector({int(dim)})) vector_ip_ops) "
+            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) WHERE model_id = {_literal(model_id)}"
+        )
+    )
+
+
+def nearest(
+    con: Any,
+    model_id: str,
+    dim: int,
+    query: np.ndarray,
+    k: int,
+    *,
+    where: tuple[str, tuple[object, ...]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` vectors with the largest inner product with `query` (scores float32, ids int64), best first.
+
+    `con` is the `PgReads` of a read transaction; `where` (`reads.filter_clause`: SQL over the
+    photos alias `p`) keeps only vectors held by an indexed photo passing it, in the same statement.
+    """
+    vec = f"v.vector::vector({int(dim)})"
+    typed = f"CAST(? AS vector({int(dim)}))"
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    model = _literal(model_id)
+    ef = max(EF_SEARCH, k)
+    held = ""
+    params: tuple[object, ...] = ()
+    if where is not None:
+        held = (
+            " AND EXISTS (SELECT 1 FROM photos AS p WHERE p.content_hash = v.content_hash"
+            f" AND p.status = 'indexed' AND {where[0]})"
+        )
+        params = where[1]
+        count = con.execute(f"SELECT count(*) FROM vectors AS v WHERE v.model_id = {model}{held}", params).fetchone()[0]
+        if count == 0:
+            return _result([])
+        if count <= EXACT_LIMIT:
+            return _exact(con, model, vec, typed, held, params, q, k)
+        ef = max(ef, k * 10)
+    if ef > EF_SEARCH_MAX:  # HNSW returns at most ef_search rows: this many (a date-sorted page) are ranked exactly
+        return _exact(con, model, vec, typed, held, params, q, k)
+    con.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+    rows = con.execute(
+        f"SELECT v.id, ({vec} <#> {typed}) AS d FROM vectors AS v WHERE v.model_id = {model}{held} ORDER BY d LIMIT ?",
+        (q, *params, k),
+    ).fetchall()
+    if held and len(rows) < k:  # the filter left HNSW's candidates short: rank the filtered set exactly
+        return _exact(con, model, vec, typed, held, params, q, k)
+    return _result(rows)
+
+
+def _exact(
+    con: Any, model: str, vec: str, typed: str, held: str, params: tuple[object, ...], q: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    # MATERIALIZED keeps the planner from reaching for the HNSW index, which would filter after.
+    rows = con.execute(
+        f"WITH c AS MATERIALIZED (SELECT v.id, {vec} AS e FROM vectors AS v WHERE v.model_id = {model}{held}) "
+        f"SELECT id, (e <#> {typed}) AS d FROM c ORDER BY d LIMIT ?",
+        (*params, q, k),
+    ).fetchall()
+    return _result(rows)
+
+
+def _result(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    # `<#>` is the negative inner product.
+    scores = np.fromiter((-float(r[1]) for r in rows), dtype=np.float32, count=len(rows))
+    return scores, ids
