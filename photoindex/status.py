@@ -302,6 +302,8 @@ def _text_status(config: Config, con: Any, model_id: str) -> dict[str, Any]:
     from photoindex.catalog import text as catalog_text
     from photoindex.ocr.engine import INSTALL_HINT, available
 
+    if config.catalog_location.is_postgres:
+        return {"enabled": False, "why": "not on a PostgreSQL catalog yet (docs/scale.md)"}
     counts = catalog_text.counts(con, model_id, include_skipped=config.ocr.gate == "all").to_json()
     if not config.ocr.enabled:
         return {"enabled": False, "why": "`[ocr] enabled = false`", **counts}

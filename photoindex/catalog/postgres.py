@@ -47,12 +47,14 @@ class PgReads:
     SQLite idioms are rewritten: `?` placeholders become `%s`, `CAST(? AS TEXT)` (a path's bytes
     compared as TEXT) becomes a plain BYTEA parameter, `IS ?` becomes `IS NOT DISTINCT FROM`, a
     bare `1`/`0` condition becomes true/false, and the unary `+` that keeps SQLite's planner off an
-    index is dropped (PostgreSQL plans those joins well without it). `near_km` is a SQL function
+    index is dropped (PostgreSQL plans those joins well without it), and `length(vector)` (a blob's
+    bytes) becomes `dim * 4`. `near_km` is a SQL function
     made by migration 0006, so `create_function` has nothing to do.
     """
 
     _CACHE: dict[str, str] = {}
     _PLUS = re.compile(r"(?<![\w)\]])\+(?=[A-Za-z_][\w]*\.)")
+    _LENGTH = re.compile(r"length\((\w+\.)?vector\)")  # a blob's bytes: a vector's are 4 per dimension
     _BOOL = re.compile(r"((?:WHERE|AND|OR|\()\s*)([01])(?=\s*(?:$|\)|AND\b|OR\b|ORDER\b|GROUP\b|LIMIT\b))")
 
     def __init__(self, connection: Any) -> None:
@@ -65,6 +67,7 @@ class PgReads:
         if done is None:
             done = sql.replace("%", "%%").replace("CAST(? AS TEXT)", "?").replace(" IS ?", " IS NOT DISTINCT FROM ?")
             done = cls._BOOL.sub(lambda m: m.group(1) + ("true" if m.group(2) == "1" else "false"), done)
+            done = cls._LENGTH.sub(lambda m: f"({m.group(1) or ''}dim * 4)", done)
             done = cls._PLUS.sub("", done).replace("?", "%s")
             cls._CACHE[sql] = done
         return done
