@@ -64,6 +64,7 @@ _STATE_SECONDS = 1.0  # the status file is rewritten at most this often for queu
 _DEFER_PERIODIC_MAX = 60.0  # a periodic rescan waits at most this long for writes in progress to settle
 _SAVE_SECONDS = 60.0  # the index file is rewritten at most this often; searches catch up from SQLite
 _ERROR_BACKOFF = (5.0, 600.0)  # after a failed unit of work: first delay, longest delay
+_TEXT_SECONDS = 10.0  # the longest unit of text reading: then the writer lock is given back for a while
 
 
 def _now_iso() -> str:
@@ -194,6 +195,12 @@ class Daemon:
         )
         self._saved_at = clock()
         self.web: Any = None  # photoindex.web.server.WebThread when `[web] listen` is set
+        # The text pass (docs/ocr.md): it runs only when nothing else waits, and gives way between photos.
+        from photoindex.indexing.indexer import text_pass_enabled
+
+        self._text_on = text_pass_enabled(self.config)
+        self._text_due = self._text_on  # photos may wait to be read: after the start and after new work
+        self._text: Any = None  # ocr.reader.TextPass, its models loaded on first need
 
     # ------------------------------------------------------------ the loop
 
@@ -314,7 +321,44 @@ class Daemon:
                 with self._writer("saving the index") as got:
                     if got:
                         self._save_index(force=True)
+            if self._text_due and now >= self._not_before and not self._busy():
+                self._read_text()
             self.state.update(state="idle", queue=len(self.settler) + len(self.ready), watching=self.watcher.summary())
+
+    def _busy(self) -> bool:
+        """Whether CLIP work waits or may be coming (a file settling, a hint not yet taken, a rescan)."""
+        return bool(len(self.settler) or self.ready or self.rescans) or not self.events.empty()
+
+    def _read_text(self) -> None:
+        """Read the text of photos that wait for it, at lower priority than CLIP encoding: only when nothing
+        else waits, one photo at a time, giving the lock back as soon as a file event arrives (docs/ocr.md)."""
+        from photoindex.ocr.reader import TextPass
+
+        with self._writer("reading text") as got:
+            if not got:
+                return
+            self.state.update(state="reading text", force=True)
+            try:
+                if self._text is None:
+                    self._text = TextPass(self.lib)
+                report = self._text.run(stop=self.stop, should_yield=self._busy, budget=_TEXT_SECONDS)
+            except PhotoindexError as exc:
+                log.error("reading text failed: %s%s; tried again after new photos", exc.message,
+                          f" ({exc.hint})" if exc.hint else "")
+                self.state.update(last_error=f"{_now_iso()} reading text: {exc}")
+                self._text_due = False
+                return
+        # More waits: read on at the next idle moment, unless nothing could be read now (files changed or
+        # unreadable since their vectors were stored: the next scan deals with them, then they are due again).
+        progressed = report.read or report.skipped or report.failed
+        self._text_due = report.waiting > 0 and not report.interrupted and bool(progressed or report.yielded)
+        if report.read or report.skipped or report.failed:
+            line = (
+                f"read text: {report.read} photos ({report.with_text} with text), {report.skipped} skipped by the "
+                f"gate, {report.failed} failed, {report.waiting} waiting, in {report.seconds:.1f} s"
+            )
+            log.info("%s", line)
+            self.state.update(last_batch=f"{_now_iso()} {line}")
 
     def _pump(self) -> None:
         """Wait a tick for events, then take everything queued: hints to the settler, trouble to a rescan."""
@@ -474,6 +518,8 @@ class Daemon:
                     self.rescans.setdefault(root, set()).add("retry after an error")
                 return
         self._errors = 0
+        if self._text_on and _changed(report):
+            self._text_due = True  # new or changed photos: their text waits for the next idle moment
         for f in report.failures:
             log.warning("skipped: %s: %s%s", f.path, f.message, f" ({f.hint})" if f.hint else "")
         tail = " (interrupted; the rest is picked up at the next start)" if report.interrupted else ""

@@ -40,7 +40,8 @@ class TextReport:
     failed: int = 0
     waiting: int = 0  # photos still to read after the pass (a stop, a yield, or new photos meanwhile)
     seconds: float = 0.0
-    interrupted: bool = False
+    interrupted: bool = False  # stopped (Ctrl-C, SIGTERM)
+    yielded: bool = False  # gave way to other work (`should_yield`) or ran out of its time budget
 
     def to_json(self) -> dict[str, Any]:
         """The summary object."""
@@ -105,7 +106,9 @@ class TextPass:
 
         def enough() -> bool:
             over = budget is not None and time.monotonic() - started >= budget
-            return stop.is_set() or over or (should_yield is not None and should_yield())
+            if over or (should_yield is not None and should_yield()):
+                report.yielded = True
+            return stop.is_set() or report.yielded
 
         while not enough():
             with self.lib.db.reads() as con:

@@ -318,3 +318,21 @@ def test_kill_9_during_the_text_pass_loses_nothing(tmp_path: Path, toy_bundle: P
     assert sql(config, "SELECT count(*) FROM photo_text_trigrams")[0][0] == 8
     for i in range(8):
         assert names(words_search(config, f"orchid {WORDS[i]}"))[:1] == [f"p{i}.jpg"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the daemon tests use inotify")
+def test_the_daemon_reads_new_photos_after_encoding_them(tmp_path: Path, env: dict[str, str], start) -> None:  # type: ignore[no-untyped-def]
+    """A photo copied in is searchable by CLIP first and by its words a little later; the daemon logs it."""
+    from daemonproc import empty_root, wait_for
+
+    home, root = empty_root(tmp_path, env)
+    d = start(PHOTOINDEX_OCR_ENABLED="1", PHOTOINDEX_OCR_GATE="all")
+    make_text_photo(tmp_path / "sign.jpg", ["HARBOR LANTERN"], size=(800, 400), seed=1)
+    (tmp_path / "sign.jpg").rename(root / "sign.jpg")
+    config = read_config(home, Path(env["PHOTOINDEX_MODEL_BUNDLE"]))
+    wait_for(lambda: "read text: 1 photos (1 with text)" in d.log(), "the text to be read", d)
+    assert names(words_search(config, "lantern")) == ["sign.jpg"]
+    log = d.log()
+    assert log.index("encoded") < log.index("read text")  # CLIP first
+    assert d.terminate()[0] == 0
