@@ -489,6 +489,10 @@ class Indexer:
         model_id = self.lib.model_id
         with self.lib.db.write() as s:
             forgotten, deleted = catalog.forget_missing(s, root_ids, missing_since=since)
+            if forgotten:
+                from photoindex.catalog import text as catalog_text
+
+                catalog_text.forget_unheld(catalog.connection(s))  # their words go with them (docs/ocr.md)
             after = (catalog.index_state(s, model_id), catalog.vectors_anchor(s, model_id),
                      catalog.max_vector_id(s, model_id))
         self.report.forgotten += forgotten

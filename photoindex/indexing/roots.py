@@ -58,6 +58,10 @@ def forget_root(
                     )
                 photos = catalog.remove_root(s, root.id)
                 deleted = catalog.delete_unheld_vectors(s) if purge else {}
+                if purge:
+                    from photoindex.catalog import text as catalog_text
+
+                    catalog_text.forget_unheld(catalog.connection(s))  # the words read in them too
             rebuilt = False
             if lib.model_id in deleted:
                 # The vectors epoch moved on: rebuild the index now rather than in the next search.

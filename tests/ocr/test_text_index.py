@@ -76,3 +76,13 @@ def test_matched_words_are_the_words_as_read() -> None:
     assert edit_distance("receipt", "reciept", 2) == 1
     assert edit_distance("receipt", "recipe", 2) == 2
     assert edit_distance("receipt", "giraffe", 2) == 3
+
+
+def test_readings_no_photo_holds_are_forgotten_with_their_index_rows(tmp_path: Path) -> None:
+    db = stored(tmp_path, {"a" * 64: ["old sign"], "b" * 64: []})
+    with db.write() as s:
+        assert text.forget_unheld(connection(s)) == 2  # no photo holds either content
+    with db.reads() as con:
+        assert con.execute("SELECT count(*) FROM photo_text").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM photo_text_words").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM photo_text_trigrams").fetchone()[0] == 0
