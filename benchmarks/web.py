@@ -85,10 +85,15 @@ class Served:
         self.proc = subprocess.Popen([*photoindex_command(), "serve", "--port", "0"], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()
-        found = re.search(r":(\d+)/", line)
+        seen = ""
+        while True:  # warnings (e.g. the home's mode tightened) may come first
+            line = self.proc.stderr.readline()
+            seen += line
+            found = re.search(r"serving http://\S+:(\d+)/", line)
+            if found or not line:
+                break
         if not found:
-            raise RuntimeError(f"photoindex serve did not start: {line}{self.proc.stderr.read()}")
+            raise RuntimeError(f"photoindex serve did not start: {seen}")
         self.port = int(found.group(1))
         self.url = f"http://127.0.0.1:{self.port}"
 

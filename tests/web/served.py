@@ -97,11 +97,16 @@ class Server:
             text=True,
         )
         assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()
-        found = re.search(r"serving (http://\S+)", line)
+        seen = ""
+        while True:  # warnings (e.g. the home's mode tightened) may come first
+            line = self.proc.stderr.readline()
+            seen += line
+            found = re.search(r"serving (http://\S+)", line)
+            if found or not line:
+                break
         if not found:
             self.proc.kill()
-            raise AssertionError(f"photoindex serve did not start: {line}{self.proc.stderr.read()}")
+            raise AssertionError(f"photoindex serve did not start: {seen}")
         port = re.search(r":(\d+)/$", found.group(1))
         assert port is not None
         self.port = int(port.group(1))
