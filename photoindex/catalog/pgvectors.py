@@ -83,34 +83,48 @@ def nearest(
             f" AND p.status = 'indexed' AND {where[0]})"
         )
         params = where[1]
-        count = con.execute(f"SELECT count(*) FROM vectors AS v WHERE v.model_id = {model}{held}", params).fetchone()[0]
+        # Photos passing the filter (through its indexes) bound the vectors that can: copies share one.
+        count = con.execute(f"SELECT count(*) FROM photos AS p WHERE p.status = 'indexed' AND {where[0]}", params)
+        count = count.fetchone()[0]
         if count == 0:
             return _result([])
         if count <= EXACT_LIMIT:
-            return _exact(con, model, vec, typed, held, params, q, k)
+            return _exact(con, model, vec, typed, where, q, k)
         ef = max(ef, k * 10)
     if ef > EF_SEARCH_MAX:  # HNSW returns at most ef_search rows: this many (a date-sorted page) are ranked exactly
-        return _exact(con, model, vec, typed, held, params, q, k)
+        return _exact(con, model, vec, typed, where, q, k)
     con.execute(f"SET LOCAL hnsw.ef_search = {ef}")
     rows = con.execute(
         f"SELECT v.id, ({vec} <#> {typed}) AS d FROM vectors AS v WHERE v.model_id = {model}{held} ORDER BY d LIMIT ?",
         (q, *params, k),
     ).fetchall()
     if held and len(rows) < k:  # the filter left HNSW's candidates short: rank the filtered set exactly
-        return _exact(con, model, vec, typed, held, params, q, k)
+        return _exact(con, model, vec, typed, where, q, k)
     return _result(rows)
 
 
 def _exact(
-    con: Any, model: str, vec: str, typed: str, held: str, params: tuple[object, ...], q: np.ndarray, k: int
+    con: Any, model: str, vec: str, typed: str, where: tuple[str, tuple[object, ...]] | None, q: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    # MATERIALIZED keeps the planner from reaching for the HNSW index, which would filter after.
-    rows = con.execute(
-        f"WITH c AS MATERIALIZED (SELECT v.id, {vec} AS e FROM vectors AS v WHERE v.model_id = {model}{held}) "
-        f"SELECT id, (e <#> {typed}) AS d FROM c ORDER BY d LIMIT ?",
-        (*params, q, k),
-    ).fetchall()
-    return _result(rows)
+    """Rank the vectors of the photos passing `where` (every vector of the model without it) exactly.
+
+    The filtered photos come first (their indexes), their vectors by the (model, hash) key; the
+    `OFFSET 0` fence keeps the ordering off the HNSW index, which would filter after its candidates.
+    """
+    if where is None:
+        sql = (
+            f"SELECT id, d FROM (SELECT v.id, ({vec} <#> {typed}) AS d FROM vectors AS v "
+            f"WHERE v.model_id = {model} OFFSET 0) AS r ORDER BY d LIMIT ?"
+        )
+        params: tuple[object, ...] = (q, k)
+    else:
+        sql = (
+            f"SELECT id, d FROM (SELECT v.id, ({vec} <#> {typed}) AS d FROM vectors AS v WHERE v.model_id = {model} "
+            f"AND v.content_hash IN (SELECT p.content_hash FROM photos AS p WHERE p.status = 'indexed' AND {where[0]}) "
+            "OFFSET 0) AS r ORDER BY d LIMIT ?"
+        )
+        params = (q, *where[1], k)
+    return _result(con.execute(sql, params).fetchall())
 
 
 def _result(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -516,7 +516,10 @@ class Indexer:
                 scopes.append((root, path))
         # A folder and a path inside it: the folder's walk covers the inner one.
         scopes = [sc for sc in scopes if not any(o is not sc and within(sc[1], o[1]) for o in scopes)]
-        return self.run_scopes(scopes)
+        report = self.run_scopes(scopes)
+        if self.shared and not report.interrupted:  # what the paths queued, encoded with the other indexers
+            self._drain(sorted({root.id for root, _ in scopes}), scanned_elsewhere=[])
+        return report
 
     def run_scopes(
         self, scopes: Sequence[tuple[catalog.RootRecord, str]], *, dry_run: bool = False
