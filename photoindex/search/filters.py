@@ -93,8 +93,8 @@ class Filters:
         types: str | list[str] | tuple[str, ...] | None = None,
     ) -> Filters:
         """Filters from what the user typed (options as strings); raises `FilterError` naming the option."""
-        start = parse_period(after, "--after")[0] if after else None
-        end = parse_period(before, "--before")[1] if before else None
+        start = parse_period(after, "--after")[0] if after is not None else None
+        end = parse_period(before, "--before")[1] if before is not None else None
         if start and end and start >= end:
             raise FilterError(
                 f"--after {after} --before {before}: no day is in both",
@@ -107,7 +107,7 @@ class Filters:
             camera=_text(camera, "--camera"),
             place=_text(place, "--place"),
             near=parse_near(near) if near is not None else None,
-            formats=parse_types(types) if types else (),
+            formats=parse_types(types) if types is not None else (),
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -210,6 +210,8 @@ def parse_types(types: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """`jpeg`, `heic,png`, ... as the stored format names; unknown ones name the option."""
     items = [types] if isinstance(types, str) else list(types)
     names = [n.strip().lower().lstrip(".") for item in items for n in item.split(",") if n.strip()]
+    if items and not names:  # `--type ''` (an unset shell variable) must not drop the filter
+        raise FilterError("--type: empty", "give a type such as jpeg or heic,png, or leave out --type")
     formats: list[str] = []
     for name in names:
         if name not in TYPES:

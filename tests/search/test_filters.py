@@ -237,3 +237,15 @@ def test_older_photos_get_their_metadata_on_the_next_scan_without_encoding(album
     assert after == before
     assert set(names(search("--place", "杭州"))) == {"hz_red", "hz_blue"}
     assert cli("index", str(album.root))["metadata_backfilled"] == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"after": ""}, {"before": ""}, {"types": [""]}, {"types": [", "]}, {"types": ""}],
+)
+def test_an_empty_filter_option_is_an_error_not_no_filter(options: dict[str, object]) -> None:
+    """`--after ''` or `--type ''` (an unset shell variable) must not quietly search everything."""
+    from photoindex.search.filters import FilterError, Filters
+
+    with pytest.raises(FilterError):
+        Filters.from_options(**options)  # type: ignore[arg-type]
