@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -118,7 +118,8 @@ def matrix(blobs: Sequence[bytes] | Sequence[np.ndarray], dim: int) -> np.ndarra
     if blobs and not isinstance(blobs[0], (bytes, bytearray, memoryview)):
         arrays = [v.to_numpy() if hasattr(v, "to_numpy") else v for v in blobs]  # pgvector.Vector
         return np.stack(arrays).astype(np.float32).reshape(len(blobs), dim)
-    return np.frombuffer(b"".join(blobs), dtype=_VECTOR_DTYPE).reshape(len(blobs), dim).astype(np.float32)
+    joined = b"".join(cast("Sequence[bytes]", blobs))
+    return np.frombuffer(joined, dtype=_VECTOR_DTYPE).reshape(len(blobs), dim).astype(np.float32)
 
 
 def _chunks(items: Sequence[int], size: int = _IN_CHUNK) -> Iterator[Sequence[int]]:
