@@ -337,23 +337,35 @@ class Database:
 
 
 def _check_sqlite_file(path: Path) -> None:
-    """Refuse a path that exists but is not a SQLite database (an empty file is a new database)."""
+    """Refuse a path that exists but is not a SQLite database (an empty file is a new database).
+
+    The header is read through SQLite, never with a plain open(): closing any descriptor of a file
+    drops every POSIX lock this process holds on it, so a plain read of the catalog's header in a
+    process that already has connections to it (the daemon, the web page) would let another process
+    reset the write-ahead log under them. SQLite keeps one lock table per file and process.
+    """
     if path.is_dir():
         raise CatalogError(f"{path} is a folder, not a SQLite database", "move it, or set PHOTOINDEX_HOME")
     try:
-        with open(path, "rb") as fh:
-            header = fh.read(len(_SQLITE_MAGIC))
+        if path.stat().st_size == 0:
+            return
     except FileNotFoundError:
         return
-    except OSError as error:
-        raise CatalogError(
-            f"{path}: cannot read the catalog: {error.strerror}", "check its permissions"
-        ) from None
-    if header and header != _SQLITE_MAGIC:
-        raise CatalogError(
-            f"{path} is not a SQLite database",
-            "move the file away (photoindex creates a new catalog) or set PHOTOINDEX_HOME to another folder",
-        )
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            con.execute("PRAGMA schema_version").fetchone()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as error:
+        if "not a database" in str(error) or "malformed" in str(error):
+            raise CatalogError(
+                f"{path} is not a SQLite database",
+                "move the file away (photoindex creates a new catalog) or set PHOTOINDEX_HOME to another folder",
+            ) from None
+        if not os.access(path, os.R_OK):
+            raise CatalogError(f"{path}: cannot read the catalog: permission denied", "check its permissions") from None
+        # Anything else (busy, a damaged page) is met, and explained, by the open that follows.
 
 
 # The newest revision in migrations/versions; bump it with every new migration (a test enforces it).
