@@ -6,8 +6,9 @@ repository: functions over a session that never commit), `reads` (plain SQL, no 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from photoindex.lazy import public_names
 
 # Public names, loaded on first use so that importing this package stays cheap
 # (see docs/architecture.md, "Start-up").
@@ -29,11 +30,4 @@ if TYPE_CHECKING:
     from photoindex.catalog.writerlock import WriterLock, acquire_patiently, lock_holder
     from photoindex.catalog.writes import RootRecord
 
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __all__ = public_names(__name__, _PUBLIC)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from photoindex.lazy import public_names
 
 # Public names, loaded on first use so that importing this package stays cheap
 # (see docs/architecture.md, "Start-up").
@@ -20,11 +21,4 @@ if TYPE_CHECKING:
     from photoindex.indexing.indexer import Failure, Indexer, IndexReport, run_index
     from photoindex.indexing.roots import ForgetReport, forget_root
 
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __all__ = public_names(__name__, _PUBLIC)

@@ -6,8 +6,9 @@ copies), `tokenizers`, `encoders` (own their input layout), `select` (NPU or CPU
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from photoindex.lazy import public_names
 
 # Public names, loaded on first use so that importing this package stays cheap
 # (see docs/architecture.md, "Start-up").
@@ -31,11 +32,4 @@ if TYPE_CHECKING:
     from photoindex.inference.select import RuntimeChoice, open_image_encoder, open_text_encoder, plan_runtime
     from photoindex.inference.tokenizers import load_tokenizer
 
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __all__ = public_names(__name__, _PUBLIC)

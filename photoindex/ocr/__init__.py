@@ -6,8 +6,9 @@ CLIP vector decides whether a photo is worth reading), `reader` (the text pass o
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from photoindex.lazy import public_names
 
 _PUBLIC = {
     "TextReader": "engine",
@@ -25,11 +26,4 @@ if TYPE_CHECKING:
     from photoindex.ocr.reader import TextPass, TextReport
     from photoindex.ocr.terms import parse_query
 
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __all__ = public_names(__name__, _PUBLIC)

@@ -4,8 +4,9 @@ over the index -> live photos as `Hit`s; and the daemon's query socket (`protoco
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from photoindex.lazy import public_names
 
 # Public names, loaded on first use so that importing this package stays cheap
 # (see docs/architecture.md, "Start-up").
@@ -23,11 +24,4 @@ if TYPE_CHECKING:
     from photoindex.search.protocol import Hit, SearchRequest
     from photoindex.search.query import query_vector, run_search, search
 
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __all__ = public_names(__name__, _PUBLIC)

@@ -5,8 +5,9 @@ SQLite), `scoring` (l2 normalisation, Axera's `feature_matmul`)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from photoindex.lazy import public_names
 
 # Public names, loaded on first use so that importing this package stays cheap
 # (see docs/architecture.md, "Start-up").
@@ -23,11 +24,4 @@ if TYPE_CHECKING:
     from photoindex.vectors.index import VectorIndex, read_meta
     from photoindex.vectors.scoring import feature_matmul, l2_normalize
 
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __all__ = public_names(__name__, _PUBLIC)
