@@ -487,7 +487,9 @@ def duplicates(
     from photoindex.cli import render
     from photoindex.search.duplicates import find_duplicates
 
-    groups = find_duplicates(_config(ctx), threshold=threshold, folder=folder)
+    cfg = _config(ctx)
+    groups = find_duplicates(cfg, threshold=threshold, folder=folder)
+    _warn_not_encoded(cfg)  # after a model switch, photos it has not encoded are in no group yet
     if as_json:
         _emit_json([g.to_json() for g in groups])
     elif not groups:

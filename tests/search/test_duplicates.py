@@ -75,3 +75,17 @@ def test_copies_reencodes_resizes_and_crops_group_together_and_distinct_photos_d
 def test_a_bad_threshold_is_an_error_naming_the_option(config: Config, value: str) -> None:
     result = runner.invoke(app, ["duplicates", "--threshold", value])
     assert result.exit_code == 1 and "error: --threshold" in result.stderr
+
+
+def test_duplicates_after_a_model_switch_says_the_photos_are_not_encoded_yet(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'no duplicates' alone would be wrong: the new model has not encoded anything yet."""
+    from photoindex.testing.models import make_bundle
+
+    _album(tmp_path / "photos")
+    cli("index", str(tmp_path / "photos"))
+    other = make_bundle(tmp_path / "other", tokenizer="bert-chinese", name="other")
+    monkeypatch.setenv("PHOTOINDEX_MODEL_BUNDLE", str(other))
+    result = runner.invoke(app, ["duplicates"])
+    assert result.exit_code == 0 and "not encoded for model" in result.stderr
