@@ -125,8 +125,8 @@ class LibraryStatus:
             t = self.text
             if t["enabled"]:
                 out.append(
-                    f"text:      {t['read']} photos read ({t['with_text']} with text), {t['skipped']} skipped "
-                    f"by the gate, {t['failed']} failed, {t['waiting']} waiting"
+                    f"text:      {_count(t['read'], 'photo')} read ({t['with_text']} with text), "
+                    f"{t['skipped']} skipped by the gate, {t['failed']} failed, {t['waiting']} waiting"
                 )
             else:
                 out.append(f"text:      not read ({t['why']})")

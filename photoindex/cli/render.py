@@ -19,6 +19,8 @@ def display(path: str) -> str:
 def hits_lines(hits: Sequence[Hit], *, paths_only: bool = False) -> None:
     """Plain lines for scripts and pipes: `score<TAB>path<TAB>taken` (no header, no padding), or paths only.
 
+    A hit found by the words read in it (docs/ocr.md) adds a fourth field: those words, space-separated.
+
     Paths are written as their exact bytes (a non-UTF-8 name stays usable by `xargs -d '\\n'`).
     """
     import os
@@ -31,7 +33,8 @@ def hits_lines(hits: Sequence[Hit], *, paths_only: bool = False) -> None:
             out.write(path + b"\n")
             continue
         score = f"{h.score:.3f}" if h.score is not None else ""
-        out.write(score.encode() + b"\t" + path + b"\t" + (h.taken_at or "").encode() + b"\n")
+        words = b"\t" + " ".join(h.words).encode() if h.words else b""
+        out.write(score.encode() + b"\t" + path + b"\t" + (h.taken_at or "").encode() + words + b"\n")
     out.flush()
 
 

@@ -136,8 +136,9 @@ class IndexReport:
         line = (", ".join(parts) or "no changes") + f" in {self.seconds:.1f} s"
         t = self.text
         if t and (not changes_only or t["read"] or t["skipped"] or t["failed"]):
+            photos = "photo" if t["read"] == 1 else "photos"
             line += (
-                f"; text: {t['read']} photos read ({t['with_text']} with text), {t['skipped']} skipped by the "
+                f"; text: {t['read']} {photos} read ({t['with_text']} with text), {t['skipped']} skipped by the "
                 f"gate, {t['failed']} failed, {t['waiting']} waiting, in {t['seconds']:.1f} s"
             )
         return line
