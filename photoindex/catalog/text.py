@@ -1,7 +1,7 @@
 """The words read in photos (OCR) in the catalog: what waits to be read, storing what was read, and the
 full-text search over it, in plain SQL on a `sqlite3` connection (the search path never imports SQLAlchemy).
 
-Text is keyed by content hash, like vectors (DESIGN.md invariant 6): copies share one reading and
+Text is keyed by content hash, like vectors (docs/architecture.md, invariant 6): copies share one reading and
 a changed photo, whose hash is new, is read again. Writes run inside the caller's write
 transaction (`writes.connection(session)`); one photo's row and its two FTS5 rows commit together,
 so a `kill -9` leaves either all three or none (docs/ocr.md).
