@@ -208,7 +208,9 @@ def photoindex_cmd() -> list[str]:
 
 def pi_env(home: Path, bundle: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOINDEX_")}
-    env.update(PHOTOINDEX_HOME=str(home), PHOTOINDEX_MODEL_BUNDLE=str(bundle))
+    # rclip reads no text in photos, so the comparison indexes CLIP vectors only: OCR is off here
+    # even where the `ocr` extra is installed (benchmarks/ocr.py measures what reading costs).
+    env.update(PHOTOINDEX_HOME=str(home), PHOTOINDEX_MODEL_BUNDLE=str(bundle), PHOTOINDEX_OCR_ENABLED="false")
     return env
 
 
