@@ -1,7 +1,11 @@
 """pgvector HNSW beside FAISS IVF at 100k and 1M vectors: build time, p50/p95 of one top-10 query
 (warm), recall@10 against the exact answer, with and without a filter keeping 1% of the photos.
 
-    python -m benchmarks.postgres --sizes 100000 1000000 --out benchmarks/out-postgres
+    python -m benchmarks.postgres --sizes 100000 1000000 --ef-search 40 100 200 400 --out benchmarks/out-postgres
+
+Each `--ef-search` value is measured on the one index built per size (HNSW's m and ef_construction
+are `--m` and `--ef-construction`, photoindex's defaults unless given); the filtered search runs as
+`photoindex search` does (its ef_search does not matter below pgvectors.EXACT_LIMIT matches).
 
 Starts a private PostgreSQL with pgvector (pgserver) in a temporary folder, makes a real catalog in
 it (photoindex's migrations), loads clustered unit vectors and one photo row per vector with COPY
@@ -25,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.searching import clustered_vectors, percentiles
+from photoindex.catalog.pgvectors import HNSW_EF_CONSTRUCTION, HNSW_M
 
 DIM = 512
 MODEL = "bench-clip"
@@ -43,7 +48,7 @@ def _server(folder: str, memory: str) -> Any:
     return server
 
 
-def _load(url: str, vectors: np.ndarray) -> dict[str, float]:
+def _load(url: str, vectors: np.ndarray, m: int, ef_construction: int) -> dict[str, float]:
     """A migrated catalog holding `vectors` (ids 1..n) and a photo per vector; returns load and build seconds."""
     import psycopg
     from pgvector.psycopg import register_vector
@@ -81,12 +86,14 @@ def _load(url: str, vectors: np.ndarray) -> dict[str, float]:
     t0 = time.perf_counter()
     with open_catalog(location) as db, db.write() as s:
         s.execute(text("SET LOCAL maintenance_work_mem = '3GB'"))
-        ensure_model_index(s, MODEL, DIM)
+        ensure_model_index(s, MODEL, DIM, m=m, ef_construction=ef_construction)
     built = time.perf_counter() - t0
     return {"load_s": loaded, "hnsw_build_s": built}
 
 
-def _pg_search(url: str, queries: np.ndarray, *, filtered: bool, k: int = 10) -> tuple[list[float], np.ndarray]:
+def _pg_search(
+    url: str, queries: np.ndarray, *, filtered: bool, ef: int | None, k: int = 10
+) -> tuple[list[float], np.ndarray]:
     from photoindex.catalog.db import open_catalog
     from photoindex.catalog.location import CatalogLocation
     from photoindex.catalog.pgvectors import nearest
@@ -101,7 +108,7 @@ def _pg_search(url: str, queries: np.ndarray, *, filtered: bool, k: int = 10) ->
                 t = time.perf_counter()
                 with db.reads() as con:
                     where = filter_clause(con, Filters(folder=FOLDER)) if filtered else None
-                    _, ids = nearest(con, MODEL, DIM, q, k, where=where)
+                    _, ids = nearest(con, MODEL, DIM, q, k, where=where, ef_fixed=ef)
                 if not warm:
                     times.append(time.perf_counter() - t)
                     found[qi, : len(ids)] = ids
@@ -136,7 +143,7 @@ def _truth(vectors: np.ndarray, queries: np.ndarray, ids: np.ndarray, k: int = 1
     return ids[top]
 
 
-def run(n: int, queries_n: int, memory: str) -> dict[str, Any]:
+def run(n: int, queries_n: int, memory: str, efs: list[int], m: int, ef_construction: int) -> dict[str, Any]:
     """One size: load, build, search both ways; returns the figures."""
     vectors = clustered_vectors(n, DIM, seed=n)
     rng = np.random.default_rng(7)
@@ -147,17 +154,18 @@ def run(n: int, queries_n: int, memory: str) -> dict[str, Any]:
     subset = np.arange(0, n, 100)
     truth = _truth(vectors, queries, ids)
     truth_filtered = _truth(vectors[subset], queries, ids[subset])
-    row: dict[str, Any] = {"n": n, "dim": DIM, "queries": queries_n}
+    row: dict[str, Any] = {"n": n, "dim": DIM, "queries": queries_n, "m": m, "ef_construction": ef_construction}
     folder = tempfile.mkdtemp(prefix="photoindex-bench-pg-")
     server = _server(folder, memory)
     try:
         server.psql("CREATE DATABASE bench;")
         url = server.get_uri().replace("postgresql://postgres:@/postgres", "postgresql+psycopg://postgres@/bench", 1)
-        row.update(_load(url, vectors))
-        for filtered, truth_k in ((False, truth), (True, truth_filtered)):
-            times, found = _pg_search(url, queries, filtered=filtered)
-            key = "pgvector_filtered" if filtered else "pgvector"
-            row[key] = {**percentiles(times), "recall_at_10": _recall(found, truth_k)}
+        row.update(_load(url, vectors, m, ef_construction))
+        for ef in efs:
+            times, found = _pg_search(url, queries, filtered=False, ef=ef)
+            row[f"pgvector_ef{ef}"] = {**percentiles(times), "recall_at_10": _recall(found, truth), "ef_search": ef}
+        times, found = _pg_search(url, queries, filtered=True, ef=None)
+        row["pgvector_filtered"] = {**percentiles(times), "recall_at_10": _recall(found, truth_filtered)}
     finally:
         from pgserver._commands import pg_ctl
 
@@ -226,7 +234,10 @@ def render(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        for key, name, flt in (("pgvector", "pgvector HNSW", "none"), ("pgvector_filtered", "pgvector HNSW", "1%"),
+        hnsw = f"pgvector HNSW (m {r['m']}, ef_c {r['ef_construction']})"
+        efs = sorted((k for k in r if k.startswith("pgvector_ef")), key=lambda k: r[k]["ef_search"])
+        for key, name, flt in (*((k, f"{hnsw}, ef_search {r[k]['ef_search']}", "none") for k in efs),
+                               ("pgvector_filtered", hnsw, "1%"),
                                ("faiss_ivf", "FAISS IVF", "none"), ("faiss_ivf_filtered", "FAISS IVF", "1%")):
             m = r[key]
             build = r["hnsw_build_s"] if key.startswith("pgvector") else m["build_s"]
@@ -240,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--memory", default="3GB", help="the server's shared_buffers")
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200, 400],
+                        help="HNSW candidate lists to measure, each on the same index")
+    parser.add_argument("--m", type=int, default=HNSW_M, help="HNSW's links per node")
+    parser.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION,
+                        help="HNSW's candidate list while building")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out-postgres")
     parser.add_argument("--indexers", type=int, default=0, metavar="PHOTOS",
                         help="instead: two indexers on one library of PHOTOS generated photos")
@@ -253,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for n in args.sizes:
-        rows.append(run(n, args.queries, args.memory))
+        rows.append(run(n, args.queries, args.memory, args.ef_search, args.m, args.ef_construction))
         (args.out / "postgres.json").write_text(json.dumps(rows, indent=2))
         (args.out / "postgres.md").write_text(render(rows))
         print(render(rows), flush=True)

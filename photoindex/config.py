@@ -371,6 +371,14 @@ class CatalogConfig:
         at_least=1,
         at_most=86_400,
     )
+    hnsw_ef_search: int = setting(
+        100,
+        "On PostgreSQL, the least number of candidates pgvector's HNSW index walks per search (it also walks "
+        "10 per result asked for, up to 1000). Higher finds more of the true nearest photos and is slower "
+        "(docs/scale.md has recall and latency at each).",
+        at_least=10,
+        at_most=1000,
+    )
 
 
 @dataclass(frozen=True)

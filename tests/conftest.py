@@ -165,6 +165,13 @@ def psycopg_connect(url: str) -> Any:
     return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)
 
 
+@pytest.fixture
+def postgres_extra() -> None:
+    """Skip the test unless the postgres extra (psycopg, pgvector) is installed."""
+    pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
+    pytest.importorskip("pgvector", reason="the postgres extra (pgvector) is not installed")
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The catalog back end a parametrized test runs on."""

@@ -250,50 +250,52 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read transaction (deferred BEGIN, one consistent snapshot); it never writes. Keep it short."""
-        from sqlalchemy.exc import DatabaseError
-
+        """A read transaction (one consistent snapshot from its first read on); it never writes. Keep it short."""
         session = self._factories()[0]()
         try:
             self._begin(session)
             yield session
-        except (DatabaseError, sqlite3.DatabaseError) as error:
-            damage = _damage(self.path, error)
-            if damage is not None:
-                raise damage from None
-            raise
+        except Exception as error:
+            better = self._failure(error, writing=False)
+            if better is None:
+                raise
+            raise better from None
         finally:
             session.close()  # rolls back: there is nothing to commit
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write transaction: BEGIN IMMEDIATE on entry, commit on success, rollback on exception."""
-        from sqlalchemy.exc import DatabaseError, OperationalError
-
+        """A write transaction (BEGIN IMMEDIATE on SQLite): commit on success, rollback on exception."""
         session = self._factories()[1]()
         try:
             self._begin(session)
             yield session
             session.commit()
-        except (DatabaseError, sqlite3.DatabaseError) as error:
+        except BaseException as error:
             session.rollback()
-            damage = _damage(self.path, error)
-            if damage is not None:
-                raise damage from None
-            if not isinstance(error, OperationalError):
+            better = self._failure(error, writing=True) if isinstance(error, Exception) else None
+            if better is None:
                 raise
-            text = str(error.orig)
-            if "disk is full" in text or "disk I/O error" in text or "readonly" in text:
-                raise CatalogError(
-                    f"{self.path}: cannot write the catalog: {text}",
-                    "free space on that disk (or make it writable); nothing was lost, run the command again",
-                ) from None
-            raise
-        except BaseException:
-            session.rollback()
-            raise
+            raise better from None
         finally:
             session.close()
+
+    def _failure(self, error: Exception, *, writing: bool) -> CatalogError | None:
+        """The CatalogError that says what to do about `error` in a transaction, or None to let it through."""
+        from sqlalchemy.exc import DatabaseError, OperationalError
+
+        if not isinstance(error, DatabaseError | sqlite3.DatabaseError):
+            return None
+        damage = _damage(self.path, error)
+        if damage is not None or not writing or not isinstance(error, OperationalError):
+            return damage
+        text = str(error.orig)
+        if "disk is full" in text or "disk I/O error" in text or "readonly" in text:
+            return CatalogError(
+                f"{self.path}: cannot write the catalog: {text}",
+                "free space on that disk (or make it writable); nothing was lost, run the command again",
+            )
+        return None
 
     def _begin(self, session: Session) -> None:
         # Take the transaction (and, for writers, the write lock) now rather than at the first

@@ -90,11 +90,11 @@ def _register_types(dbapi_connection: Any) -> None:
     from psycopg.types.string import ByteaBinaryLoader, ByteaLoader
 
     class PathLoader(ByteaLoader):
-        def load(self, data: Any) -> str:
+        def load(self, data: Any) -> str:  # type: ignore[override]
             return os.fsdecode(bytes(super().load(bytes(data))))
 
     class PathBinaryLoader(ByteaBinaryLoader):
-        def load(self, data: Any) -> str:
+        def load(self, data: Any) -> str:  # type: ignore[override]
             return os.fsdecode(bytes(super().load(bytes(data))))
 
     # BYTEA holds only paths in this schema (vectors are pgvector's type), like TEXT on SQLite.
@@ -134,9 +134,22 @@ def is_disconnect(error: BaseException) -> bool:
     return isinstance(error, psycopg.OperationalError)
 
 
+def require_driver(location: CatalogLocation) -> None:
+    """Raise a CatalogError saying what to install when psycopg or pgvector's adapters are missing."""
+    try:
+        import pgvector.sqlalchemy  # noqa: F401 - teaches SQLAlchemy's reflection the `vector` type
+        import psycopg  # noqa: F401
+    except ImportError as error:
+        raise CatalogError(
+            f"the catalog is on PostgreSQL ({location.shown}) but {error.name or 'its driver'} is not installed",
+            "install the postgres extra: pip install 'photoindex[postgres]' (or empty [catalog] url "
+            "to use the SQLite catalog in the home)",
+        ) from None
+
+
 def create_pg_engine(location: CatalogLocation, *, pooled: bool = True) -> Engine:
     """An engine on the server `location` names, registering photoindex's types on each connection."""
-    import pgvector.sqlalchemy  # noqa: F401 - teaches SQLAlchemy's reflection the `vector` type
+    require_driver(location)
     from sqlalchemy import create_engine, event
     from sqlalchemy.pool import NullPool
 
@@ -202,29 +215,9 @@ class PgDatabase(Database):
             finally:
                 self._local.reads = None
 
-    @contextmanager
-    def read(self) -> Iterator[Session]:
-        """A read transaction (REPEATABLE READ, READ ONLY): one snapshot from its first statement on."""
-        session = self._factories()[0]()
-        try:
-            self._begin(session)
-            yield session
-        finally:
-            session.close()
-
-    @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A write transaction (READ COMMITTED): commit on success, rollback on exception."""
-        session = self._factories()[1]()
-        try:
-            self._begin(session)
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+    def _failure(self, error: Exception, *, writing: bool) -> CatalogError | None:
+        """Errors pass through as they are: a server has no file to find damaged (`_begin` names an unreachable one)."""
+        return None
 
     def _begin(self, session: Session) -> None:
         from sqlalchemy.exc import OperationalError

@@ -256,7 +256,9 @@ def _clip_found_pgvector(
     with lib.db.reads() as con:
         where = None if filters.empty else reads.filter_clause(con, filters)
         while True:
-            scores, ids = nearest(con, lib.model_id, dim, query, k, where=where)
+            scores, ids = nearest(
+                con, lib.model_id, dim, query, k, where=where, ef_search=lib.config.catalog.hnsw_ef_search
+            )
             keep = scores >= request.min_score
             photos = reads.live_photos_for_vectors(con, lib.model_id, ids[keep].tolist(), filters=filters)
             found = [

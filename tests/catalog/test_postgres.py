@@ -64,12 +64,25 @@ def test_an_empty_database_is_not_migrated_when_asked_not_to(location: CatalogLo
         open_catalog(location, migrate=False)
 
 
+@pytest.mark.usefixtures("postgres_extra")
 def test_a_server_that_cannot_be_reached_is_named_without_its_password() -> None:
     location = parse_location("postgresql://ann:s3cret@127.0.0.1:9/photos", Path("unused"))
     with pytest.raises(CatalogError) as info:
         open_catalog(location)
     text = f"{info.value.message} {info.value.hint}"
     assert "127.0.0.1:9" in text and "s3cret" not in text and "ann:***@127.0.0.1:9" in text
+
+
+def test_a_missing_driver_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as on a machine without the postgres extra
+    monkeypatch.setitem(sys.modules, "pgvector.sqlalchemy", None)
+    location = parse_location("postgresql://ann:s3cret@127.0.0.1:9/photos", Path("unused"))
+    with pytest.raises(CatalogError) as info:
+        open_catalog(location)
+    assert "is not installed" in info.value.message and "s3cret" not in info.value.message
+    assert "photoindex[postgres]" in info.value.hint
 
 
 def test_urls_are_masked_and_parsed() -> None:
@@ -167,7 +180,7 @@ def test_a_lost_connection_is_retried_then_reported_with_what_was_committed_kept
 
 
 def test_the_cli_names_an_unreachable_server_in_one_line(
-    home_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    home_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, postgres_extra: None
 ) -> None:
     from helpers import runner
 
@@ -178,3 +191,19 @@ def test_the_cli_names_an_unreachable_server_in_one_line(
     assert result.exit_code == 1
     assert "error: cannot reach the PostgreSQL catalog at 127.0.0.1:9" in result.output
     assert "s3cret" not in result.output and "Traceback" not in result.output
+
+
+def test_hnsw_walks_more_candidates_for_more_results_and_at_least_the_configured_floor(pg: PgDatabase) -> None:
+    import numpy as np
+
+    from photoindex.catalog.pgvectors import EF_SEARCH_MAX, nearest, vector_version
+
+    query = np.ones(8, dtype=np.float32) / np.sqrt(8)
+    walked = {}
+    for k, floor in ((5, 100), (26, 100), (26, 400), (500, 100)):
+        with pg.reads() as con:
+            nearest(con, "m", 8, query, k, ef_search=floor)
+            walked[(k, floor)] = int(con.execute("SHOW hnsw.ef_search").fetchone()[0])
+    assert walked == {(5, 100): 100, (26, 100): 260, (26, 400): 400, (500, 100): EF_SEARCH_MAX}
+    with pg.reads() as con:
+        assert vector_version(con) >= (0, 5, 0)
