@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +117,9 @@ class Library:
     warnings: list[str] = field(default_factory=list)
     # The indexer loads the image model on its encoder thread while the daemon may answer a search.
     _loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The daemon's socket and its web page search from their own threads: one text model, loaded once.
+    _text_loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    text_used_at: float = 0.0  # time.monotonic() of the last text_encoder() call (0: never)
 
     @property
     def model_id(self) -> str:
@@ -136,19 +140,21 @@ class Library:
             return self._image
 
     def text_encoder(self) -> TextEncoder:
-        """The text encoder with the bundle's tokenizer."""
-        if self._text is None:
-            from photoindex.inference.select import open_text_encoder
-            from photoindex.inference.tokenizers import load_tokenizer
+        """The text encoder with the bundle's tokenizer; each call counts as a use (the daemon drops a model unused for minutes)."""
+        with self._text_loading:
+            if self._text is None:
+                from photoindex.inference.select import open_text_encoder
+                from photoindex.inference.tokenizers import load_tokenizer
 
-            ensure_bundle(self.bundle)
-            m = self.bundle.manifest
-            tokenizer = load_tokenizer(m.text.tokenizer, m.text.context_length)
-            self._text, choice = open_text_encoder(
-                self.bundle, self.config.runtime, tokenizer, on_warning=self.warnings.append
-            )
-            self.choices["text"] = choice
-        return self._text
+                ensure_bundle(self.bundle)
+                m = self.bundle.manifest
+                tokenizer = load_tokenizer(m.text.tokenizer, m.text.context_length)
+                self._text, choice = open_text_encoder(
+                    self.bundle, self.config.runtime, tokenizer, on_warning=self.warnings.append
+                )
+                self.choices["text"] = choice
+            self.text_used_at = time.monotonic()
+            return self._text
 
     def prepare_text_model(self) -> None:
         """Make the text model's fast-loading copy now if there is none (no model is loaded: disk work only).
@@ -169,11 +175,23 @@ class Library:
         except Exception as exc:  # an onnxruntime that does not import is reported when a model is loaded
             logger.info("no fast-loading copy of %s: %s", path, exc)
 
-    def release_text_encoder(self) -> bool:
-        """Drop the text model (the next query loads it again); True if one was loaded."""
-        loaded, self._text = self._text is not None, None
-        self.choices.pop("text", None)  # it holds the session too
-        return loaded
+    def release_text_encoder(self, *, unused_for: float | None = None, now: float | None = None) -> bool:
+        """Drop the text model (the next query loads it again); True if one was loaded and dropped.
+
+        `unused_for`: only if nobody used it (`text_encoder()`) for more than that many seconds
+        before `now` (default: the monotonic clock now); checked and dropped under one lock, so a
+        search that starts meanwhile either keeps it or loads it again.
+        """
+        with self._text_loading:
+            if self._text is None:
+                return False
+            if unused_for is not None:
+                idle = (time.monotonic() if now is None else now) - self.text_used_at
+                if idle <= unused_for:
+                    return False
+            self._text = None
+            self.choices.pop("text", None)  # it holds the session too
+        return True
 
     def release_encoders(self) -> None:
         """Drop both models (a later call loads them again)."""

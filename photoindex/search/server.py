@@ -114,7 +114,6 @@ class QueryServer:
         self.path = socket_path(lib.config.home)
         self.served = 0
         self.text_idle_seconds = TEXT_IDLE_SECONDS
-        self._last_query = 0.0  # when the text model was last used (0: not loaded by us)
         self._work_lock = work_lock
         self._current_index = current_index
         self._open_index = open_index
@@ -188,7 +187,7 @@ class QueryServer:
             try:
                 conn, _ = self._sock.accept()
             except TimeoutError:
-                self._release_idle_model()
+                self.release_idle_model()
                 continue
             except OSError as exc:
                 if self._stop.is_set():
@@ -232,13 +231,17 @@ class QueryServer:
         finally:
             conn.close()
 
-    def _release_idle_model(self) -> None:
-        # A board has little memory: a model nobody asked for in minutes goes, and comes back
-        # (one slower query) when needed.
-        if self._last_query and time.monotonic() - self._last_query > self.text_idle_seconds:
-            if self.lib.release_text_encoder():
-                log.info("released the text model after %.0f s without searches", self.text_idle_seconds)
-            self._last_query = 0.0
+    def release_idle_model(self, now: float | None = None) -> bool:
+        """Drop the text model when nobody used it for `text_idle_seconds`; True if it was dropped.
+
+        A board has little memory: a model nobody asked for in minutes goes, and comes back (one
+        slower query) when needed. Every use counts, whoever made it (this socket, the daemon's
+        web page, the OCR gate): the library records it in `text_encoder()`.
+        """
+        if self.lib.release_text_encoder(unused_for=self.text_idle_seconds, now=now):
+            log.info("released the text model after %.0f s without searches", self.text_idle_seconds)
+            return True
+        return False
 
     def _handle(self, conn: socket.socket) -> None:
         uid = _peer_uid(conn)
@@ -320,8 +323,6 @@ class QueryServer:
         """
         from photoindex.search.query import search
 
-        if any(t.text is not None for t in request.terms):
-            self._last_query = time.monotonic()
         handle = self._index() if request.has_query else None
         return search(self.lib, request, index=handle, encode_images=False)
 

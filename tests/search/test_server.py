@@ -295,10 +295,41 @@ def test_the_text_model_is_released_after_idle_minutes_and_reloaded_on_demand(co
         request = json.dumps({**REQUEST, "model": lib.model_id}).encode()
         assert "hits" in server.answer(request)
         assert lib._text is not None
-        server._release_idle_model()  # not idle yet: kept
+        assert not server.release_idle_model()  # not idle yet: kept
         assert lib._text is not None
         server.text_idle_seconds = 0.0
-        server._release_idle_model()
+        assert server.release_idle_model(now=lib.text_used_at + 1.0)
         assert lib._text is None
         assert "hits" in server.answer(request)  # loaded again on demand
         assert lib._text is not None and server.served == 2
+
+
+def test_searches_of_the_daemons_web_page_count_as_use_of_the_text_model(config: Config) -> None:
+    """The page searches through the daemon's library (photoindex.web.service): its queries keep the model
+    loaded, and a model only the page used is released when the page stops using it."""
+    from photoindex.library import open_library
+    from photoindex.web.service import PageSearch, WebService
+
+    with open_library(config) as lib:
+        handle = lib.open_index()
+        server = QueryServer(lib, work_lock=threading.Lock(), current_index=lambda: handle, open_index=lambda: handle)
+        server.text_idle_seconds = 60.0
+        page = WebService(lib, index=lambda: handle)
+        # Only the page searched: its model is released once idle (it used to stay loaded for good).
+        page.search(PageSearch(text="red"))
+        assert lib._text is not None
+        assert not server.release_idle_model(now=lib.text_used_at + 59.0)
+        assert server.release_idle_model(now=lib.text_used_at + 61.0)
+        assert lib._text is None
+        # A socket search, then the page's: the page's use restarts the idle time.
+        assert "hits" in server.answer(json.dumps({**REQUEST, "model": lib.model_id}).encode())
+        socket_use = lib.text_used_at
+        page.search(PageSearch(text="blue"))
+        page_use = lib.text_used_at
+        assert page_use > socket_use
+        assert not server.release_idle_model(now=page_use + 59.0)
+        assert lib._text is not None
+        assert server.release_idle_model(now=page_use + 61.0)
+        assert lib._text is None
+
+
