@@ -140,7 +140,7 @@ class Library:
             return self._image
 
     def text_encoder(self) -> TextEncoder:
-        """The text encoder with the bundle's tokenizer; each call counts as a use (the daemon drops a model unused for minutes)."""
+        """The text encoder with the bundle's tokenizer; each call counts as a use (see `release_text_encoder`)."""
         with self._text_loading:
             if self._text is None:
                 from photoindex.inference.select import open_text_encoder

@@ -549,3 +549,16 @@ def live_photo(con: sqlite3.Connection, photo_id: int) -> Photo | None:
     ).fetchone()
     return None if row is None else photo(row)
 
+
+def live_content_hashes(con: sqlite3.Connection, photo_ids: Sequence[int]) -> dict[int, str]:
+    """The content hash of each indexed photo among these ids (the web page's inline thumbnails)."""
+    found: dict[int, str] = {}
+    for chunk in _chunks(sorted({int(i) for i in photo_ids})):
+        marks = ", ".join("?" * len(chunk))
+        for pid, digest in con.execute(
+            f"SELECT id, content_hash FROM photos WHERE id IN ({marks}) AND status = 'indexed' "
+            "AND content_hash IS NOT NULL",
+            tuple(chunk),
+        ):
+            found[int(pid)] = str(digest)
+    return found

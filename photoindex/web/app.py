@@ -26,7 +26,7 @@ from starlette.templating import Jinja2Templates
 from photoindex.errors import PhotoindexError
 from photoindex.search.protocol import MAX_OFFSET, MAX_TEXT, SORTS
 from photoindex.web.security import COOKIE, SESSION_DAYS, Guard, Sessions, machine_names
-from photoindex.web.service import MAX_LIMIT, NotFound, PageSearch, WebService
+from photoindex.web.service import MAX_INLINE, MAX_LIMIT, NotFound, PageSearch, WebService
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -124,10 +124,18 @@ def create_app(service: WebService, *, login: bool, secret: str | None = None) -
             near=q.get("near") or None,
             types=tuple(t for t in q.getlist("type") if t),
         )
-        hits = await run_in_threadpool(service.search, search)
-        for hit in hits:
-            hit["thumbnail"] = f"/api/photos/{hit['id']}/thumbnail"
-        return JSONResponse({"hits": hits})
+        inline = _int(q.get("inline", "0"), "inline", low=0, high=MAX_INLINE)
+
+        def run() -> dict[str, Any]:
+            hits = service.search(search)
+            for hit in hits:
+                hit["thumbnail"] = f"/api/photos/{hit['id']}/thumbnail"
+            answer: dict[str, Any] = {"hits": hits}
+            if inline:  # the first screenful's thumbnails in the same answer: one round trip
+                answer["inline_thumbnails"] = service.inline_thumbnails([h["id"] for h in hits[:inline]])
+            return answer
+
+        return JSONResponse(await run_in_threadpool(run))
 
     async def api_photo(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(service.photo_json, request.path_params["id"]))

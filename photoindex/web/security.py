@@ -37,17 +37,23 @@ SESSION_DAYS = 30
 SECRET_FILE = "web-secret"
 OPEN_PATHS = ("/login", "/static/")  # reachable without a session
 
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src {images}; connect-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
+CSP = _CSP.format(images="'self' blob:")
+# The search page alone also shows `data:` images: the first screenful of thumbnails arrives
+# inside the search's JSON answer (docs/web.md, "Speed"). An image cannot run script.
+SEARCH_PAGE_CSP = _CSP.format(images="'self' blob: data:")
+SEARCH_PAGE = "/"
+_OTHER_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
+SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), *_OTHER_HEADERS]
+_SEARCH_PAGE_HEADERS = [(b"content-security-policy", SEARCH_PAGE_CSP.encode()), *_OTHER_HEADERS]
 
 
 def is_loopback(host: str) -> bool:
@@ -184,10 +190,12 @@ class Guard:
                     await _redirect(send, "/login")
                 return
 
+        added = _SEARCH_PAGE_HEADERS if path == SEARCH_PAGE else SECURITY_HEADERS
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+                message["headers"] = list(message["headers"]) + added
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from photoindex.vectors.cache import IndexHandle
 
 MAX_LIMIT = 1000  # results of one page's search
+MAX_INLINE = 60  # thumbnails one search answer may carry inline: a screenful, not a page of hundreds
 VIEW_SIZE = 1600  # pixels, the longer side of the photo view: a screen, not the original
 
 
@@ -129,6 +130,36 @@ class WebService:
             self.searches += 1
             self.last_search = time.monotonic()
         return [h.to_json() for h in hits]
+
+    def inline_thumbnails(self, photo_ids: Sequence[int]) -> dict[str, str]:
+        """The cached thumbnails of these photos as `data:image/jpeg;base64,...` URLs, by id (as text).
+
+        The first screenful of a search rides in its answer, so the page paints it without a
+        request per thumbnail (docs/web.md, "Speed"). Only thumbnails already cached are inlined:
+        a photo without one is left out and the page asks for it by URL, so a search never waits
+        for a photo to be decoded.
+        """
+        import base64
+
+        from photoindex.catalog import reads
+
+        ids = list(photo_ids)[:MAX_INLINE]
+        if not ids:
+            return {}
+        with self.lib.db.reads() as con:
+            hashes = reads.live_content_hashes(con, ids)
+        out: dict[str, str] = {}
+        for photo_id in ids:
+            digest = hashes.get(photo_id)
+            cached = self.thumbnails.get(digest) if digest is not None else None
+            if cached is None:
+                continue
+            try:
+                data = cached.read_bytes()
+            except OSError:  # pruned in between: the page asks for it by URL
+                continue
+            out[str(photo_id)] = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+        return out
 
     def _stored_vector(self, photo_id: int) -> np.ndarray:
         """The stored vector of a photo of the catalog ("more like this")."""

@@ -45,6 +45,35 @@ def test_a_hit_has_the_fields_of_search_json(server: Server, library: Library) -
         assert "/red/" in w["path"]
 
 
+def test_a_search_carries_its_first_thumbnails_inline_when_asked(server: Server, library: Library) -> None:
+    import base64
+
+    from photoindex.config import load_config
+    from photoindex.photos.scanner import content_hash
+    from photoindex.photos.thumbnails import thumbnail_store
+
+    _, plain = get_json(server, "/api/search?q=red&limit=8")
+    assert "inline_thumbnails" not in plain
+    status, data = get_json(server, "/api/search?q=red&limit=8&inline=5")
+    assert status == 200
+    assert data["hits"] == plain["hits"]  # the hits are those of `search --json`, untouched
+    inline = data["inline_thumbnails"]
+    assert sorted(inline) == sorted(str(h["id"]) for h in data["hits"][:5])
+    for hit in data["hits"][:5]:
+        url = inline[str(hit["id"])]
+        assert url.startswith("data:image/jpeg;base64,")
+        _, _, served = request(server, "GET", hit["thumbnail"])
+        assert base64.b64decode(url.split(",", 1)[1]) == served
+    # A thumbnail that is not cached is left out (the page asks for it by URL): no search waits on a decode.
+    store = thumbnail_store(load_config(environ=library.env))
+    fifth = data["hits"][4]
+    store.path_for(content_hash(fifth["path"])).unlink()
+    _, again = get_json(server, "/api/search?q=red&limit=8&inline=5")
+    assert sorted(again["inline_thumbnails"]) == sorted(str(h["id"]) for h in data["hits"][:4])
+    assert request(server, "GET", fifth["thumbnail"])[0] == 200  # made again on request
+    assert get_json(server, "/api/search?q=red&inline=61")[0] == 400
+
+
 def test_photo_thumbnail_and_view(server: Server) -> None:
     _, data = get_json(server, "/api/search?q=blue&limit=1")
     hit = data["hits"][0]
@@ -84,6 +113,8 @@ def test_every_answer_carries_the_security_headers(server: Server) -> None:
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["x-frame-options"] == "DENY"
+        # data: images (the inline thumbnails) on the search page only
+        assert ("data:" in csp) == (path == "/"), (path, csp)
 
 
 def test_the_page_links_nothing_outside_the_package(server: Server) -> None:

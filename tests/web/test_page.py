@@ -81,6 +81,12 @@ def test_typing_red_shows_red_photos_first(server: Server, page: PageWithLog, tm
     p.fill("#q", "red")
     search_and_wait(p, lambda: p.press("#q", "Enter"))
     assert shown_colours(p) == ["red"] * SHOWN
+    # The first screenful came inside the search's answer (no request each); the rest by URL.
+    sources = p.evaluate("Array.from(document.querySelectorAll('.cell img'), img => img.getAttribute('src') || '')")
+    screen = p.evaluate("Array.from(document.querySelectorAll('.cell')).filter(c => "
+                        "c.getBoundingClientRect().top < innerHeight).length")
+    assert screen >= SHOWN and all(src.startswith("data:image/jpeg;base64,") for src in sources[:screen])
+    assert any(src.startswith("/api/photos/") for src in sources[screen:])
     # The score is shown on hover.
     p.hover(".cell >> nth=0")
     score = p.locator(".cell >> nth=0").locator(".score")

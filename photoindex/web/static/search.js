@@ -20,6 +20,7 @@
   let current = -1; // the hit shown in the viewer
   let seq = 0; // the latest search; answers to older ones are dropped
   const FIRST = 20; // the first thumbnails timed from Enter (benchmarks/web.py reads the measure)
+  const MAX_INLINE = 60; // the server's cap on thumbnails carried inline by a search answer
 
   const baseName = (path) => path.split("/").pop();
   const folderOf = (path) => path.slice(0, path.length - baseName(path).length - 1) || "/";
@@ -68,6 +69,16 @@
 
   const filtered = (p) => FILTERS.some(([, name]) => p.has(name));
 
+  // How many cells the first screen shows: their thumbnails come inline in the search's answer
+  // (data: URLs), so they paint without a request each (docs/web.md, "Speed").
+  function screenful() {
+    const gap = parseFloat(getComputedStyle(grid).rowGap) || 0;
+    const width = grid.clientWidth / columns();
+    const top = grid.getBoundingClientRect().top;
+    const rows = Math.max(1, Math.ceil((window.innerHeight - top) / (width * 0.75 + gap)));
+    return Math.max(1, Math.min(MAX_INLINE, columns() * rows));
+  }
+
   async function search(more) {
     const mine = ++seq;
     const p = params();
@@ -83,6 +94,8 @@
     shown.delete("limit");
     shown.delete("offset");
     history.replaceState(null, "", shown.toString() ? `/?${shown}` : "/");
+    const inlined = more ? 0 : Math.min(screenful(), Number(p.get("limit")));
+    if (inlined) p.set("inline", String(inlined));
     say(more ? "Loading more…" : "Searching…");
     let response;
     let data;
@@ -104,10 +117,10 @@
       say(data.hint ? `${data.error}: ${data.hint}` : data.error || `error ${response.status}`, true);
       return;
     }
-    render(data.hits, mine, more, Number(p.get("limit")));
+    render(data.hits, data.inline_thumbnails || {}, mine, more, Number(p.get("limit")));
   }
 
-  function render(list, mine, more, limit) {
+  function render(list, inline, mine, more, limit) {
     const start = more ? hits.length : 0;
     hits = more ? hits.concat(list) : list;
     $("more").hidden = list.length < limit;
@@ -130,17 +143,23 @@
         img.width = hit.width;
         img.height = hit.height;
       }
+      const data = inline[hit.id];
       if (n < FIRST) {
-        // The first screenful is asked for at once; the rest waits until it has arrived (the
-        // browser opens 6 connections: 60 requests at once would delay the first ones).
-        img.fetchPriority = "high";
-        img.src = hit.thumbnail;
         firstLoads.push(
           new Promise((resolve) => {
             img.addEventListener("load", resolve, { once: true });
             img.addEventListener("error", resolve, { once: true });
           }),
         );
+      }
+      if (data) {
+        img.src = data; // the first screenful came inline: no request
+      } else if (n < FIRST) {
+        // Not cached on the server yet: asked for at once. The rest waits until the first
+        // screenful has arrived (the browser opens 6 connections: 60 requests at once would
+        // delay the first ones), and then loads as it scrolls into view.
+        img.fetchPriority = "high";
+        img.src = hit.thumbnail;
       } else {
         img.loading = "lazy";
         later.push([img, hit.thumbnail]);
