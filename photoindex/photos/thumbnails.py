@@ -23,7 +23,11 @@ if TYPE_CHECKING:
 
     from photoindex.config import Config
 
-QUALITY = 82  # JPEG quality: ~10-20 KB for a 320 px thumbnail of a real photo
+QUALITY = 80  # JPEG quality: ~10-20 KB for a 320 px thumbnail of a real photo
+# Hamming (Pillow's support-1 windowed filter): on the ~500x375 JPEG draft of a 12 MP photo, 1.5 ms
+# of CPU against bicubic's 2.4 (decoding the draft: ~22 ms), 43 dB from a Lanczos resize of the full
+# photo (bicubic 46, bilinear 41). The page shows thumbnails at ~180 CSS px: the difference is not seen.
+RESAMPLE = "HAMMING"
 _PRUNE_TO = 0.9  # a full cache is pruned to this fraction of its bound
 
 
@@ -43,7 +47,8 @@ def thumbnail_jpeg(image: Image.Image, size: int) -> bytes:
     scale = min(1.0, size / max(w, h, 1))
     target = (max(1, round(w * scale)), max(1, round(h * scale)))
     if target != im.size:
-        im = im.resize(target, PILImage.Resampling.BICUBIC, reducing_gap=2.0)
+        # reducing_gap: a full-size decode (PNG, TIFF) is box-reduced by an integer factor first.
+        im = im.resize(target, PILImage.Resampling[RESAMPLE], reducing_gap=2.0)
     out = io.BytesIO()
     im.save(out, format="JPEG", quality=QUALITY, optimize=False, progressive=False)
     return out.getvalue()

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 _HERE = Path(str(resources.files("photoindex.web")))
 _LOGIN_FAILURE_DELAY = 1.0  # seconds: guessing the secret online is slow
+MAX_WORDS = 32  # matched words one photo view highlights
 
 
 class BadRequest(PhotoindexError):
@@ -138,7 +139,10 @@ def create_app(service: WebService, *, login: bool, secret: str | None = None) -
         return JSONResponse(await run_in_threadpool(run))
 
     async def api_photo(request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(service.photo_json, request.path_params["id"]))
+        words = request.query_params.getlist("word")
+        if len(words) > MAX_WORDS or any(len(w) > MAX_TEXT for w in words):
+            raise BadRequest(f"at most {MAX_WORDS} words of {MAX_TEXT} characters", "highlight fewer words")
+        return JSONResponse(await run_in_threadpool(service.photo_json, request.path_params["id"], words))
 
     async def api_thumbnail(request: Request) -> Response:
         photo_id = request.path_params["id"]

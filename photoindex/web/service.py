@@ -198,8 +198,12 @@ class WebService:
             raise NotFound(f"no photo {photo_id}", "search again: the library changed")
         return photo
 
-    def photo_json(self, photo_id: int) -> dict[str, Any]:
-        """A photo's metadata for the photo view (the fields of a hit, and more)."""
+    def photo_json(self, photo_id: int, words: Sequence[str] = ()) -> dict[str, Any]:
+        """A photo's metadata for the photo view (the fields of a hit, and more), with the text read in it.
+
+        `words`: the words a search matched in it (a hit's `words`); `text.highlights` says where
+        they are, in the photo's displayed pixels (`width` x `height`, upright).
+        """
         from photoindex.catalog import reads
 
         photo = self.photo(photo_id)
@@ -223,9 +227,37 @@ class WebService:
             "lens": photo.lens,
             "place": place,
             "gps": {"lat": photo.gps_lat, "lon": photo.gps_lon} if photo.gps_lat is not None else None,
+            "text": self._text_json(photo, words),
             "thumbnail": f"/api/photos/{photo.id}/thumbnail",
             "view": f"/api/photos/{photo.id}/view",
             "original": f"/api/photos/{photo.id}/original",
+        }
+
+    def _text_json(self, photo: Photo, words: Sequence[str]) -> dict[str, Any] | None:
+        """The lines read in the photo (text, confidence, box) and where `words` are; None: no text read."""
+        import json
+
+        from photoindex.catalog import text as catalog_text
+        from photoindex.ocr.highlight import word_boxes
+
+        if photo.content_hash is None or self.lib.db.kind == "postgresql":  # the text lives in SQLite (docs/ocr.md)
+            return None
+        with self.lib.db.reads() as con:
+            found = catalog_text.texts_for_hashes(con, [photo.content_hash]).get(photo.content_hash)
+        if found is None:
+            return None
+        text, stored = found
+        try:
+            lines = json.loads(stored) if stored else []
+        except ValueError:
+            lines = []
+        if not isinstance(lines, list):
+            lines = []
+        lines = [line for line in lines if isinstance(line, dict) and isinstance(line.get("text"), str)]
+        return {
+            "lines": [{"text": line["text"], "confidence": line.get("confidence"), "box": line.get("box")}
+                      for line in lines] or [{"text": text, "confidence": None, "box": None}],
+            "highlights": [b.to_json() for b in word_boxes(lines, words)],
         }
 
     def cached_thumbnail(self, photo_id: int) -> tuple[Path | None, Photo]:

@@ -11,6 +11,8 @@
   const exampleImg = $("example-img");
   const viewer = $("viewer");
   const viewImg = $("view-img");
+  const viewMarks = $("view-marks");
+  const SVG = "http://www.w3.org/2000/svg";
   const drop = $("drop");
 
   let hits = [];
@@ -250,11 +252,55 @@
     return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`;
   }
 
+  // A line read in the photo, with the words the search matched in it marked.
+  function markedLine(text, words) {
+    const line = document.createElement("div");
+    const lower = text.toLowerCase();
+    let at = 0;
+    while (at < text.length) {
+      let next = -1;
+      let size = 0;
+      for (const w of words) {
+        const k = lower.indexOf(w.toLowerCase(), at);
+        if (k >= 0 && (next < 0 || k < next)) {
+          next = k;
+          size = w.length;
+        }
+      }
+      if (next < 0 || !size) {
+        line.append(text.slice(at));
+        break;
+      }
+      const mark = document.createElement("mark");
+      mark.textContent = text.slice(next, next + size);
+      line.append(text.slice(at, next), mark);
+      at = next + size;
+    }
+    return line;
+  }
+
+  // The matched words' boxes over the photo, in its own (upright) pixels: the SVG is fitted like the image.
+  function drawMarks(photo) {
+    viewMarks.replaceChildren();
+    const marks = photo.text ? photo.text.highlights : [];
+    if (!marks.length || !photo.width || !photo.height) return;
+    viewMarks.setAttribute("viewBox", `0 0 ${photo.width} ${photo.height}`);
+    for (const mark of marks) {
+      const box = document.createElementNS(SVG, "polygon");
+      box.setAttribute("points", mark.box.map(([x, y]) => `${x},${y}`).join(" "));
+      const title = document.createElementNS(SVG, "title");
+      title.textContent = mark.word;
+      box.append(title);
+      viewMarks.append(box);
+    }
+  }
+
   async function openViewer(i) {
     if (i < 0 || i >= hits.length) return;
     current = i;
     const hit = hits[i];
     viewer.hidden = false;
+    viewMarks.replaceChildren();
     viewImg.alt = baseName(hit.path);
     viewImg.src = `/api/photos/${hit.id}/view`;
     $("view-name").textContent = baseName(hit.path);
@@ -265,7 +311,10 @@
     $("view-close").focus();
     let photo;
     try {
-      const response = await fetch(`/api/photos/${hit.id}`);
+      const asked = new URLSearchParams();
+      for (const word of hit.words || []) asked.append("word", word);
+      const query = asked.toString();
+      const response = await fetch(`/api/photos/${hit.id}${query ? `?${query}` : ""}`);
       photo = await response.json();
       if (!response.ok) throw new Error(photo.error || response.status);
     } catch (err) {
@@ -283,12 +332,20 @@
     if (photo.width && photo.height) fact(meta, "pixels", `${photo.width} × ${photo.height}`);
     fact(meta, "file", `${photo.format || "?"}, ${megabytes(photo.size)}`);
     fact(meta, "folder", photo.folder);
+    if (photo.text) {
+      const lines = document.createElement("div");
+      lines.className = "view-text";
+      for (const line of photo.text.lines) lines.append(markedLine(line.text, hit.words || []));
+      fact(meta, "text read", lines);
+    }
+    drawMarks(photo);
   }
 
   function closeViewer() {
     if (viewer.hidden) return;
     viewer.hidden = true;
     viewImg.removeAttribute("src");
+    viewMarks.replaceChildren();
     focusCell(current);
   }
 
