@@ -253,8 +253,9 @@ def indexing_cost(photos: Path, work: Path, bundle: Path, env_extra: dict[str, s
         for mode in ("without", "with") if i % 2 == 0 else ("with", "without"):
             home = work / f"index-{mode}"
             shutil.rmtree(home, ignore_errors=True)
+            # OCR off: its pass after the last CLIP batch would be most of the time, and not thumbnails'.
             env = base_env(home, bundle, thumbnails_while_indexing="true" if mode == "with" else "false",
-                           **env_extra)
+                           ocr_enabled="false", **env_extra)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             result, _, _ = run_command([*photoindex_command(), "index", str(photos), "--json"], env)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -428,7 +429,8 @@ def main(argv: list[str] | None = None) -> None:
         rss: dict[str, float] = {}
         for web in (False, True):
             home = work / ("daemon-web" if web else "daemon")
-            denv = base_env(home, fp32.directory, runtime_model_cache=model_cache, index_workers="1")
+            denv = base_env(home, fp32.directory, runtime_model_cache=model_cache, index_workers="1",
+                            ocr_enabled="false")  # the OCR models' memory is not the page's
             run_command([*photoindex_command(), "index", str(small_photos), "--quiet"], denv)
             rss["with_page" if web else "without_page"] = round(daemon_rss(denv, web), 1)
         rss["added"] = round(rss["with_page"] - rss["without_page"], 1)
