@@ -284,7 +284,10 @@ class OcrConfig:
     )
     gate_threshold: float = setting(
         0.25,
-        "How sure the CLIP gate must be to read a photo (the share of its text prompts among all its prompts).",
+        "Under gate = \"clip\": a photo is read when its text prompts' share of the CLIP softmax over all the "
+        "gate's prompts reaches this (0 to 1; 0 reads every photo, 1 almost none). 0.25 reads a photo unless "
+        "another subject clearly wins; it is not calibrated on real photos yet: lower it if photos with text "
+        "are skipped (`photoindex status` counts them; see docs/ocr.md, \"The gate\").",
         at_least=0,
         at_most=1,
     )
@@ -302,6 +305,13 @@ class OcrConfig:
         "Where the OCR models run: \"auto\" (Axera's NPU builds when they are in "
         "$PHOTOINDEX_HOME/models/ppocr-v4/ and axengine imports, else ONNX Runtime on the CPU), \"npu\" or \"cpu\".",
         choices=_WHERE,
+    )
+    nice: int = setting(
+        10,
+        "How much lower than the rest the OS priority (nice) of the reading thread and its decode worker is, "
+        "0 to 19 (Linux), so that CLIP indexing and searches go first when the CPU is busy; 0 = the same.",
+        at_least=0,
+        at_most=19,
     )
 
 

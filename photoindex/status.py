@@ -124,9 +124,10 @@ class LibraryStatus:
         if self.text is not None:
             t = self.text
             if t["enabled"]:
+                again = f", {t['outdated']} to read again (new OCR models)" if t.get("outdated") else ""
                 out.append(
                     f"text:      {_count(t['read'], 'photo')} read ({t['with_text']} with text), "
-                    f"{t['skipped']} skipped by the gate, {t['failed']} failed, {t['waiting']} waiting"
+                    f"{t['skipped']} skipped by the gate, {t['failed']} failed, {t['waiting']} waiting{again}"
                 )
             else:
                 out.append(f"text:      not read ({t['why']})")
@@ -300,11 +301,15 @@ def status_of(lib: Library) -> LibraryStatus:
 def _text_status(config: Config, con: Any, model_id: str) -> dict[str, Any]:
     """The text pass's counts, and whether it is on (and if not, why)."""
     from photoindex.catalog import text as catalog_text
-    from photoindex.ocr.engine import INSTALL_HINT, available
+    from photoindex.ocr.engine import INSTALL_HINT, available, models_id
 
     if config.catalog_location.is_postgres:
         return {"enabled": False, "why": "not on a PostgreSQL catalog yet (docs/scale.md)"}
-    counts = catalog_text.counts(con, model_id, include_skipped=config.ocr.gate == "all").to_json()
+    everything = config.ocr.gate == "all"
+    counts = catalog_text.counts(
+        con, model_id, include_skipped=everything, threshold=None if everything else config.ocr.gate_threshold,
+        engine=models_id() if available() else None,
+    ).to_json()
     if not config.ocr.enabled:
         return {"enabled": False, "why": "`[ocr] enabled = false`", **counts}
     if not available():

@@ -14,7 +14,7 @@ from photoindex.cli.app import app
 from photoindex.config import Config
 
 if TYPE_CHECKING:
-    from photoindex.indexing.indexer import IndexReport, Progress
+    from photoindex.indexing.indexer import IndexReport, Progress, Rounds
 
 runner = CliRunner()
 
@@ -75,18 +75,23 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="read
 
 
 def index_roots(
-    config: Config, *, dry_run: bool = False, stop_when: Any = None, events: list[Any] | None = None
+    config: Config,
+    *,
+    dry_run: bool = False,
+    stop_when: Any = None,
+    events: list[Any] | None = None,
+    rounds: Rounds | None = None,
 ) -> IndexReport:
-    """One reconciliation of every root by the real Indexer; each progress event is appended to `events` (if
-    given), then `stop_when(event) -> True` sets the run's stop (what Ctrl-C does)."""
+    """One reconciliation of every root by the real Indexer (in `rounds`, default the indexer's); each progress
+    event is appended to `events` (if given), then `stop_when(event) -> True` sets the run's stop (Ctrl-C)."""
     from photoindex.catalog import writes as catalog
-    from photoindex.indexing.indexer import Indexer
+    from photoindex.indexing.indexer import Indexer, Rounds
     from photoindex.library import open_library
 
     with open_library(config) as lib:
         with lib.db.read() as s:
             roots = catalog.list_roots(s)
-        run = Indexer(lib)
+        run = Indexer(lib, rounds=rounds or Rounds())
 
         def progress(event: Progress) -> None:
             if events is not None:

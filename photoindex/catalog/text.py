@@ -34,6 +34,7 @@ class Waiting:
     vector: bytes
     dim: int
     skipped_before: bool  # the gate skipped it under `gate = "clip"`; `gate = "all"` reads it now
+    outdated: bool = False  # read before by other OCR models: read again, after every photo never read
 
     def unit_vector(self) -> object:
         """The stored vector as float32 [dim]."""
@@ -49,52 +50,114 @@ class TextCounts:
     skipped: int  # judged not worth reading by the gate
     failed: int
     waiting: int  # indexed contents with a vector and nothing read yet
+    outdated: int = 0  # read (or failed) with other OCR models than the current ones: to be read again
 
     def to_json(self) -> dict[str, int]:
         """The object shown by `status --json` and `index --json`."""
         return {
             "read": self.read, "with_text": self.with_text, "skipped": self.skipped,
-            "failed": self.failed, "waiting": self.waiting,
+            "failed": self.failed, "waiting": self.waiting, "outdated": self.outdated,
         }
 
 
-def _waiting_sql(include_skipped: bool) -> str:
-    skipped = " OR t.status = 'skipped'" if include_skipped else ""
+# A reading is current when its engine is the OCR models' id or starts with it and "/" (a runtime suffix such
+# as "/npu": the same models). Skips are the CLIP gate's, not the OCR models': a new OCR model keeps them.
+_OUTDATED = (
+    "t.status <> 'skipped' AND t.engine <> :engine AND substr(t.engine, 1, length(:engine) + 1) <> :engine || '/'"
+)
+_LIVE = "EXISTS (SELECT 1 FROM photos AS p WHERE p.content_hash = v.content_hash AND p.status = 'indexed')"
+
+
+def _skipped_sql(include_skipped: bool, threshold: float | None) -> str:
+    """The skips to judge again: all of them (`gate = "all"`), or those whose stored gate score reaches the
+    current threshold (it was lowered since), or none."""
+    if include_skipped:
+        return " OR t.status = 'skipped'"
+    if threshold is not None:
+        return " OR (t.status = 'skipped' AND t.gate >= :threshold)"
+    return ""
+
+
+def _waiting_sql(include_skipped: bool, engine: str | None, threshold: float | None = None) -> str:
+    """FROM/WHERE of the contents to read: never read (or skipped: all under `gate = "all"`, those reaching the
+    `threshold` under the CLIP gate), and with `engine` (the current OCR models' id) those read by other models."""
+    skipped = _skipped_sql(include_skipped, threshold)
+    outdated = f" OR ({_OUTDATED})" if engine is not None else ""
     return (
         "FROM vectors AS v LEFT JOIN photo_text AS t ON t.content_hash = v.content_hash "
-        f"WHERE v.model_id = ? AND (t.id IS NULL{skipped}) "
-        "AND EXISTS (SELECT 1 FROM photos AS p WHERE p.content_hash = v.content_hash AND p.status = 'indexed')"
+        f"WHERE v.model_id = :model AND (t.id IS NULL{skipped}{outdated}) AND {_LIVE}"
     )
 
 
-def waiting(con: sqlite3.Connection, model_id: str, *, include_skipped: bool, limit: int) -> list[Waiting]:
-    """Up to `limit` indexed contents with a stored vector and no reading, the newest vectors first."""
+def waiting(
+    con: sqlite3.Connection,
+    model_id: str,
+    *,
+    include_skipped: bool,
+    limit: int,
+    engine: str | None = None,
+    threshold: float | None = None,
+) -> list[Waiting]:
+    """Up to `limit` indexed contents with a stored vector and no reading, the newest vectors first; with
+    `engine` (the current OCR models' id), then those read by other OCR models (docs/ocr.md, "New OCR models");
+    with `threshold` (the CLIP gate's), skips whose stored score reaches it are read too."""
     rows = con.execute(
         f"SELECT v.content_hash, v.vector, v.dim, t.status, "
-        "(SELECT min(p.path) FROM photos AS p WHERE p.content_hash = v.content_hash AND p.status = 'indexed') "
-        f"{_waiting_sql(include_skipped)} ORDER BY v.id DESC LIMIT ?",
-        (model_id, limit),
+        "(SELECT min(p.path) FROM photos AS p WHERE p.content_hash = v.content_hash AND p.status = 'indexed'), "
+        "t.status IS NOT NULL AND t.status <> 'skipped' AS outdated "
+        f"{_waiting_sql(include_skipped, engine, threshold)} ORDER BY outdated, v.id DESC LIMIT :limit",
+        {"model": model_id, "engine": engine, "threshold": threshold, "limit": limit},
     ).fetchall()
-    return [Waiting(r[0], r[4], r[1], int(r[2]), r[3] == "skipped") for r in rows]
+    return [Waiting(r[0], r[4], r[1], int(r[2]), r[3] == "skipped", bool(r[5])) for r in rows]
 
 
-def counts(con: sqlite3.Connection, model_id: str, *, include_skipped: bool) -> TextCounts:
-    """Contents read, with text, skipped, failed and waiting, among the model's indexed ones."""
+def counts(
+    con: sqlite3.Connection,
+    model_id: str,
+    *,
+    include_skipped: bool,
+    engine: str | None = None,
+    threshold: float | None = None,
+) -> TextCounts:
+    """Contents read, with text, skipped, failed and waiting, among the model's indexed ones; with `engine` (the
+    current OCR models' id), also how many were read by other OCR models (`outdated`, not in `waiting`); with
+    `threshold`, skips whose score reaches it count as waiting, not skipped."""
     by_status = dict.fromkeys(("text", "none", "skipped", "failed"), 0)
     rows = con.execute(
         "SELECT t.status, count(*) FROM photo_text AS t JOIN vectors AS v ON v.content_hash = t.content_hash "
-        "AND v.model_id = ? WHERE EXISTS (SELECT 1 FROM photos AS p WHERE p.content_hash = t.content_hash "
-        "AND p.status = 'indexed') GROUP BY t.status",
+        f"AND v.model_id = ? WHERE {_LIVE.replace('v.content_hash', 't.content_hash')} GROUP BY t.status",
         (model_id,),
     )
     by_status.update({status: int(n) for status, n in rows})
-    pending = int(con.execute(f"SELECT count(*) {_waiting_sql(include_skipped)}", (model_id,)).fetchone()[0])
+    params = {"model": model_id, "engine": engine, "threshold": threshold}
+    pending = int(
+        con.execute(f"SELECT count(*) {_waiting_sql(include_skipped, None, threshold)}", params).fetchone()[0]
+    )
+    judged_again = 0
+    if threshold is not None and not include_skipped:
+        judged_again = int(
+            con.execute(
+                "SELECT count(*) FROM vectors AS v JOIN photo_text AS t ON t.content_hash = v.content_hash "
+                f"WHERE v.model_id = :model AND t.status = 'skipped' AND t.gate >= :threshold AND {_LIVE}",
+                params,
+            ).fetchone()[0]
+        )
+    outdated = 0
+    if engine is not None:
+        outdated = int(
+            con.execute(
+                "SELECT count(*) FROM vectors AS v JOIN photo_text AS t ON t.content_hash = v.content_hash "
+                f"WHERE v.model_id = :model AND {_OUTDATED} AND {_LIVE}",
+                params,
+            ).fetchone()[0]
+        )
     return TextCounts(
         read=by_status["text"] + by_status["none"],
         with_text=by_status["text"],
-        skipped=0 if include_skipped else by_status["skipped"],
+        skipped=0 if include_skipped else by_status["skipped"] - judged_again,
         failed=by_status["failed"],
         waiting=pending,
+        outdated=outdated,
     )
 
 

@@ -34,9 +34,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from photoindex.catalog import writes as catalog
-from photoindex.catalog.writerlock import WriterLock, lock_holder
+from photoindex.catalog.writerlock import WriterLock
 from photoindex.config import Config
 from photoindex.daemon.lograte import RateLimit
+from photoindex.daemon.presence import only_daemon
 from photoindex.daemon.settle import Settler
 from photoindex.daemon.watcher import Event, Hint, Trouble, Watcher
 from photoindex.errors import ConfigError, LockedError, PhotoindexError
@@ -230,6 +231,8 @@ class Daemon:
         finally:
             if self.web is not None:
                 self.web.stop()
+            if self._text is not None:
+                self._text.close()
             self.queries.stop()
             self.watcher.stop()
             if self._index is not None and self._index.dirty:
@@ -331,7 +334,8 @@ class Daemon:
 
     def _read_text(self) -> None:
         """Read the text of photos that wait for it, at lower priority than CLIP encoding: only when nothing
-        else waits, one photo at a time, giving the lock back as soon as a file event arrives (docs/ocr.md)."""
+        else waits, one photo at a time; a file event arriving meanwhile aborts the read in progress and the
+        lock is given back at once (docs/ocr.md, "When photos are read")."""
         from photoindex.ocr.reader import TextPass
 
         with self._writer("reading text") as got:
@@ -351,11 +355,15 @@ class Daemon:
         # More waits: read on at the next idle moment, unless nothing could be read now (files changed or
         # unreadable since their vectors were stored: the next scan deals with them, then they are due again).
         progressed = report.read or report.skipped or report.failed
-        self._text_due = report.waiting > 0 and not report.interrupted and bool(progressed or report.yielded)
+        waits = report.waiting + report.outdated
+        if report.aborted and not report.interrupted:
+            log.info("reading text gave way to new work; %d photos wait to be read", waits)
+        self._text_due = waits > 0 and not report.interrupted and bool(progressed or report.yielded)
         if report.read or report.skipped or report.failed:
+            again = f" ({report.reread} again, for new OCR models)" if report.reread else ""
             line = (
-                f"read text: {report.read} photos ({report.with_text} with text), {report.skipped} skipped by the "
-                f"gate, {report.failed} failed, {report.waiting} waiting, in {report.seconds:.1f} s"
+                f"read text: {report.read} photos{again} ({report.with_text} with text), {report.skipped} skipped "
+                f"by the gate, {report.failed} failed, {waits} waiting, in {report.seconds:.1f} s"
             )
             log.info("%s", line)
             self.state.update(last_batch=f"{_now_iso()} {line}")
@@ -532,26 +540,6 @@ class Daemon:
 # ---------------------------------------------------------------- the entry point
 
 
-@contextmanager
-def _only_daemon(config: Config) -> Iterator[None]:
-    """Hold `daemon.lock` for the daemon's lifetime: a second daemon on the same home refuses to start."""
-    path = config.home / "daemon.lock"
-    lock = WriterLock(path, "daemon", folder=False)  # the writer lock is on the home folder itself
-    try:
-        lock.acquire(wait=0.0)
-    except LockedError:
-        holder = lock_holder(path, folder=False) or {}
-        pid = holder.get("pid")
-        raise LockedError(
-            f"{config.home}: a photoindex daemon already runs" + (f" (pid {pid})" if pid else ""),
-            "stop it first (`systemctl --user stop photoindex`" + (f" or `kill {pid}`" if pid else "") + ")",
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 def _watch_limit(environ: Mapping[str, str]) -> int | None:
     raw = environ.get(WATCH_LIMIT_ENV)
     if not raw:
@@ -581,7 +569,7 @@ def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, _on_signal)
     try:
-        with _only_daemon(config), open_library(config) as lib:
+        with only_daemon(config.home), open_library(config) as lib:
             # The text model's fast copy, made now (disk work only) so the first query loads fast.
             threading.Thread(target=lib.prepare_text_model, name="text-model-copy", daemon=True).start()
             daemon = Daemon(lib, stop, watch_limit=_watch_limit(os.environ))

@@ -11,6 +11,7 @@ from photoindex.lazy import public_names
 _PUBLIC = {
     "Indexer": "indexer",
     "IndexReport": "indexer",
+    "Rounds": "indexer",
     "Failure": "indexer",
     "run_index": "indexer",
     "ForgetReport": "roots",
@@ -18,7 +19,7 @@ _PUBLIC = {
 }
 
 if TYPE_CHECKING:
-    from photoindex.indexing.indexer import Failure, Indexer, IndexReport, run_index
+    from photoindex.indexing.indexer import Failure, Indexer, IndexReport, Rounds, run_index
     from photoindex.indexing.roots import ForgetReport, forget_root
 
 __getattr__, __all__ = public_names(__name__, _PUBLIC)

@@ -43,9 +43,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("photoindex")
 
-# Photos (or vanished rows) found by a scan before they are worked on: bounds the run's memory
-# (~0.4 KB each, so ~20 MB), and below it a run knows its total (and the progress bar its ETA).
-WORK_ROUND = 50_000
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """How a run bounds its memory: `work` photos (or vanished rows) found by the scan before they are worked
+    on (~0.4 KB each, so ~20 MB; below it a run knows its total, and the progress bar its ETA), and the
+    catalog read beside the walk `page` rows at a time. Tests pass tiny ones to cross many boundaries."""
+
+    work: int = 50_000
+    page: int = 2000
 
 # Runs in a row that may fail an unchanged photo by a decode timeout or a crashed worker before it
 # waits for the file to change: such failures are often the machine's (load, memory), not the photo's.
@@ -221,9 +228,12 @@ class Indexer:
         *,
         index: IndexHandle | None = None,
         save_index: bool = True,
+        rounds: Rounds = Rounds(),
     ) -> None:
-        """`index`: an open `IndexHandle` to reuse (the daemon keeps one); `save_index`: write it when the run ends."""
+        """`index`: an open `IndexHandle` to reuse (the daemon keeps one); `save_index`: write it when the run ends;
+        `rounds`: the sizes that bound a run's memory."""
         self.lib = lib
+        self.rounds = rounds
         self.config = lib.config
         self.progress = progress or (lambda p: None)
         self.stop = stop or threading.Event()
@@ -270,7 +280,7 @@ class Indexer:
                         "its photos are marked missing and come back without re-encoding when it returns"
                     )
                 facts = iter(())
-            known = _CatalogStream(self.lib, scope, self.lib.model_id)
+            known = _CatalogStream(self.lib, scope, self.lib.model_id, page=self.rounds.page)
             for fact in facts:
                 seen += 1
                 if seen % 1000 == 0:
@@ -527,7 +537,7 @@ class Indexer:
     ) -> IndexReport:
         """Diff the scopes against the catalog and do the work: the common path of every run.
 
-        Work is done in rounds of up to WORK_ROUND photos (and vanished rows) as the diff finds
+        Work is done in rounds of up to `rounds.work` photos (and vanished rows) as the diff finds
         them, so neither the walk nor the work list grows with the library; a dry run lists all.
         """
         started = time.monotonic()
@@ -541,9 +551,9 @@ class Indexer:
                 todo.append(item)
             else:
                 vanished.append(item)
-            if not dry_run and len(self._stale_meta) >= WORK_ROUND:
+            if not dry_run and len(self._stale_meta) >= self.rounds.work:
                 self._backfill_metadata()
-            if not dry_run and (len(todo) >= WORK_ROUND or len(vanished) >= WORK_ROUND):
+            if not dry_run and (len(todo) >= self.rounds.work or len(vanished) >= self.rounds.work):
                 self._work(todo, vanished, last=False)
                 todo, vanished = [], []
                 rounds += 1
@@ -994,10 +1004,9 @@ class _CatalogStream:
     it could return later would lie ahead of the walk.
     """
 
-    PAGE = 2000
-
-    def __init__(self, lib: Library, scope: str, model_id: str | None = None) -> None:
+    def __init__(self, lib: Library, scope: str, model_id: str | None = None, *, page: int = Rounds.page) -> None:
         self._lib = lib
+        self._page_size = page
         self._scope = scope
         self._model_id = model_id  # rows say whether this model has their content's vector
         self._page: list[reads.PhotoState] = []
@@ -1013,12 +1022,12 @@ class _CatalogStream:
         if self._at == len(self._page) and not self._over:
             with self._lib.db.reads() as con:
                 self._page = reads.photo_states_under(
-                    con, self._scope, after=self._after, limit=self.PAGE, model_id=self._model_id
+                    con, self._scope, after=self._after, limit=self._page_size, model_id=self._model_id
                 )
             self._keys = [os.fsencode(row.path) for row in self._page]
             self.had_rows_below = self.had_rows_below or any(k.startswith(self._below) for k in self._keys)
             self._at = 0
-            self._over = len(self._page) < self.PAGE
+            self._over = len(self._page) < self._page_size
             if self._page:
                 self._after = self._keys[-1]
         return self._at < len(self._page)
@@ -1155,7 +1164,8 @@ def _read_text(lib: Library, progress: ProgressFn | None, stop: threading.Event)
         if progress is not None:
             progress(Progress("reading text", done, total, _rate(done, started)))
 
-    return TextPass(lib).run(stop=stop, progress=step)
+    with TextPass(lib) as reading:
+        return reading.run(stop=stop, progress=step)
 
 
 def _resolve_roots_readonly(lib: Library, paths: Iterable[Path] | None) -> list[catalog.RootRecord]:

@@ -41,6 +41,17 @@ def available() -> bool:
     return importlib.util.find_spec(OCR_PACKAGE) is not None
 
 
+def models_id() -> str:
+    """The OCR models' identity, without loading them: the manifest and the version of the package that ships
+    the model files. Each reading stores it (`photo_text.engine` starts with it); readings by other models are
+    read again (docs/ocr.md, "New OCR models")."""
+    return f"{MANIFEST}/rapidocr-{_version()}"
+
+
+class ReadAborted(Exception):
+    """A read stopped by `TextReader.abort()`: the photo stays unread."""
+
+
 @dataclass(frozen=True)
 class TextLine:
     """One line read in a photo: its text, the recognizer's confidence, and its box (4 corners, displayed pixels)."""
@@ -153,6 +164,20 @@ class _RecOnSession:
         return [np.concatenate(outputs)]
 
 
+class _Abortable:
+    """An ONNX Runtime session whose every run uses the given `RunOptions` (rapidocr passes none)."""
+
+    def __init__(self, session: object, options: object) -> None:
+        self._session = session
+        self._options = options
+
+    def run(self, names: object, feed: object, run_options: object = None) -> object:
+        return self._session.run(names, feed, self._options)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._session, name)
+
+
 def _as_input(normalized: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Float input as PP-OCR normalizes it ((x/255 - 0.5) / 0.5), or the uint8 pixels a model with its own
     normalization takes."""
@@ -191,11 +216,33 @@ class TextReader:
             inter_op_num_threads=1,
         )
         self.providers = {"det": "onnxruntime:CPUExecutionProvider", "rec": "onnxruntime:CPUExecutionProvider"}
+        self._abortable()
         self._use_npu(ocr.runtime, models_home / self.manifest.name)
-        version = _version()
-        self.engine_id = f"{self.manifest.name}/rapidocr-{version}" + (
+        self.engine_id = models_id() + (
             "/npu" if any(p.startswith("axengine") for p in self.providers.values()) else ""
         )
+
+    def _abortable(self) -> None:
+        """Run rapidocr's ONNX Runtime sessions with one `RunOptions`, so that `abort()` stops a read mid-model."""
+        import onnxruntime as ort
+
+        self._run_options = ort.RunOptions()
+        engine = self._engine
+        for holder in (
+            getattr(engine.text_det, "infer", None),
+            getattr(getattr(engine, "text_cls", None), "infer", None),
+            getattr(engine.text_rec, "session", None),
+        ):
+            if isinstance(getattr(holder, "session", None), ort.InferenceSession):
+                holder.session = _Abortable(holder.session, self._run_options)  # type: ignore[union-attr]
+
+    def abort(self) -> None:
+        """Stop the read in progress (from another thread): it raises `ReadAborted`, as do reads until `resume()`."""
+        self._run_options.terminate = True
+
+    def resume(self) -> None:
+        """Let reads run again after `abort()`."""
+        self._run_options.terminate = False
 
     def _use_npu(self, mode: str, folder: Path) -> None:
         """Swap in the NPU builds of the detector and recognizer where present (`auto`), or insist (`npu`)."""
@@ -235,7 +282,12 @@ class TextReader:
     def read(self, pixels: np.ndarray, to_displayed: float = 1.0) -> list[TextLine]:
         """The lines read in RGB uint8 [H,W,3] pixels, top to bottom; boxes scaled by `to_displayed`."""
         bgr = np.ascontiguousarray(pixels[:, :, ::-1])
-        result, _ = self._engine(bgr)
+        try:
+            result, _ = self._engine(bgr)
+        except Exception:
+            if self._run_options.terminate:
+                raise ReadAborted() from None  # ONNX Runtime's "terminate flag" error, wrapped by rapidocr
+            raise
         lines = []
         for box, text, score in result or []:
             text = str(text).strip()

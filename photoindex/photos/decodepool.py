@@ -140,9 +140,17 @@ def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int, thumbnail_size
 
 
 def _worker_main(
-    conn: Connection, spec: ImageSpec, max_pixels: int, crash_on: str | None = None, thumbnail_size: int = 0
+    conn: Connection,
+    spec: ImageSpec,
+    max_pixels: int,
+    crash_on: str | None = None,
+    thumbnail_size: int = 0,
+    nice: int = 0,
 ) -> None:
     import signal
+
+    if nice > 0:
+        os.nice(nice)  # a background pass's worker (the text pass): CLIP's decoding goes first
 
     # Ctrl-C on a terminal reaches the whole process group: the parent decides when to stop, and a
     # worker killed mid-photo would record that photo as failed.
@@ -169,11 +177,17 @@ def _worker_main(
 
 class _Worker:
     def __init__(
-        self, ctx: Context, spec: ImageSpec, max_pixels: int, crash_on: str | None = None, thumbnail_size: int = 0
+        self,
+        ctx: Context,
+        spec: ImageSpec,
+        max_pixels: int,
+        crash_on: str | None = None,
+        thumbnail_size: int = 0,
+        nice: int = 0,
     ) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(
-            target=_worker_main, args=(child, spec, max_pixels, crash_on, thumbnail_size), daemon=True
+            target=_worker_main, args=(child, spec, max_pixels, crash_on, thumbnail_size, nice), daemon=True
         )
         self.proc.start()
         child.close()
@@ -216,10 +230,13 @@ class DecodePool:
         timeout: float = 60.0,
         buffer: int = 64,
         thumbnail_size: int = 0,
+        nice: int = 0,
     ) -> None:
-        """`thumbnail_size` > 0: decode results carry the photo's thumbnail JPEG (photos.thumbnails)."""
+        """`thumbnail_size` > 0: decode results carry the photo's thumbnail JPEG (photos.thumbnails); `nice` > 0:
+        the workers run at that much lower OS priority (a background pass)."""
         self.spec = spec
         self.thumbnail_size = thumbnail_size
+        self.nice = nice
         self.workers = workers
         self.max_pixels = max_pixels
         self.timeout = timeout
@@ -272,7 +289,7 @@ class DecodePool:
             feeder.join()
 
     def _worker(self, ctx: Any) -> _Worker:
-        return _Worker(ctx, self.spec, self.max_pixels, self._crash_on, self.thumbnail_size)
+        return _Worker(ctx, self.spec, self.max_pixels, self._crash_on, self.thumbnail_size, self.nice)
 
     def _put(self, out: queue.Queue[Any], item: Any) -> bool:
         while not self._stop.is_set():

@@ -1,8 +1,8 @@
 """A scan is two sorted streams merged in constant memory, and work is done in bounded rounds.
 
 The walk yields paths in the byte order SQLite sorts the catalog in; the indexer pages through
-the catalog beside it and works in rounds of `WORK_ROUND` photos. These tests run the real
-indexer with tiny rounds and pages (`small_rounds`: rounds of 3; `tiny`: rounds of 2; pages of 2 rows),
+the catalog beside it and works in rounds of `Rounds.work` photos. These tests run the real
+indexer with tiny rounds and pages (`SMALL`: rounds of 3; `TINY`: rounds of 2; pages of 2 rows),
 so a library of a dozen photos crosses many round and page boundaries. Outcomes are checked against the
 disk (every candidate photo indexed with its content hash, nothing else live) and against a one-round run
 on an identical library: moves and copies across rounds, dry runs, the daemon's unit of work, gone roots,
@@ -28,7 +28,7 @@ from helpers import cli, index_roots, live_paths, on_disk, sql, statuses, vector
 from photoindex.catalog import writes as catalog
 from photoindex.config import Config, ScanConfig, load_config
 from photoindex.indexing import indexer
-from photoindex.indexing.indexer import Indexer, IndexReport, Progress
+from photoindex.indexing.indexer import Indexer, IndexReport, Progress, Rounds
 from photoindex.library import open_library
 from photoindex.photos.scanner import content_hash, walk
 from photoindex.testing import COLOURS
@@ -37,19 +37,15 @@ from photoindex.testing.photos import make_photo, make_photo_tree
 # ---------------------------------------------------------------- helpers
 
 
-@pytest.fixture
-def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rounds of 2 photos (or vanished rows) and catalog pages of 2 rows."""
-    monkeypatch.setattr(indexer, "WORK_ROUND", 2)
-    monkeypatch.setattr(indexer._CatalogStream, "PAGE", 2)
+ONE = Rounds()  # the indexer's own: every library here is done in one round
+TINY = Rounds(work=2, page=2)  # rounds of 2 photos (or vanished rows), catalog pages of 2 rows
+SMALL = Rounds(work=3, page=2)
 
 
 @pytest.fixture
 def small_rounds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Rounds of 3 photos and catalog pages of 2 rows; returns the larger of each round's two lists (work to
-    do, vanished rows), each bounded by WORK_ROUND."""
-    monkeypatch.setattr(indexer, "WORK_ROUND", 3)
-    monkeypatch.setattr(indexer._CatalogStream, "PAGE", 2)
+    """The larger of each round's two lists (work to do, vanished rows) of the runs in the test (with `SMALL`
+    rounds, each bounded by 3)."""
     sizes: list[int] = []
     real = Indexer._work
 
@@ -73,18 +69,23 @@ def _add_root(config: Config, path: Path) -> None:
 
 
 def _run(
-    config: Config, *, dry_run: bool = False, stop_after: int = 0, events: list[Progress] | None = None
+    config: Config,
+    *,
+    dry_run: bool = False,
+    stop_after: int = 0,
+    events: list[Progress] | None = None,
+    rounds: Rounds = ONE,
 ) -> IndexReport:
     """A full run over every root; with `stop_after`, Ctrl-C (Indexer.stop) at that many progress events."""
     seen: list[Progress] = [] if events is None else events
     stop_when = (lambda event: len(seen) >= stop_after) if stop_after else None
-    return index_roots(config, dry_run=dry_run, stop_when=stop_when, events=seen)
+    return index_roots(config, dry_run=dry_run, stop_when=stop_when, events=seen, rounds=rounds)
 
 
-def _run_paths(config: Config, paths: list[Path]) -> IndexReport:
+def _run_paths(config: Config, paths: list[Path], *, rounds: Rounds = ONE) -> IndexReport:
     """The daemon's unit of work."""
     with open_library(config) as lib:
-        return Indexer(lib).run_paths([str(p) for p in paths])
+        return Indexer(lib, rounds=rounds).run_paths([str(p) for p in paths])
 
 
 def _rows(config: Config) -> dict[str, tuple[str, str | None]]:
@@ -166,7 +167,7 @@ def test_many_rounds_reach_the_same_catalog_as_one(
     with open_library(config) as lib, lib.db.write() as s:
         catalog.add_root(s, lib_dir)
     events: list[Progress] = []
-    first = _run(config, events=events)
+    first = _run(config, events=events, rounds=SMALL)
     assert first.encoded == 20 and first.failed == 0 and not first.interrupted
     assert len(small_rounds) >= 7 and max(small_rounds) <= 3
     encoding = [e for e in events if e.stage == "encoding"]
@@ -180,7 +181,7 @@ def test_many_rounds_reach_the_same_catalog_as_one(
     make_photo(lib_dir / "album-00" / "0-new.jpg", (240, 240, 10), (96, 72))
     shutil.move(lib_dir / "album-03", lib_dir / "moved-03")  # a renamed folder: its photos are relinked
     small_rounds.clear()
-    second = _run(config)
+    second = _run(config, rounds=SMALL)
     assert max(small_rounds) <= 3 and len(small_rounds) > 1
     assert second.failed == 0 and second.encoded == 2  # only the edited and the new photo
     moved = len(list((lib_dir / "moved-03").rglob("*.*")))
@@ -191,8 +192,6 @@ def test_many_rounds_reach_the_same_catalog_as_one(
     assert {p for p, st, _ in rows if st == "missing"} <= {str(photos[0]), str(photos[5])}
 
     # The same library indexed from scratch in one round gives the same photos and contents.
-    monkeypatch.setattr(indexer, "WORK_ROUND", 10_000)
-    monkeypatch.setattr(indexer._CatalogStream, "PAGE", 2000)
     other = config.__class__(**{**config.__dict__, "home": tmp_path / "other-home"})
     with open_library(other) as lib, lib.db.write() as s:
         catalog.add_root(s, lib_dir)
@@ -210,7 +209,7 @@ def test_a_stop_during_the_walk_keeps_earlier_rounds_and_judges_nothing_after(
     make_photo_tree(lib_dir, 12, folders=3)
     with open_library(config) as lib, lib.db.write() as s:
         catalog.add_root(s, lib_dir)
-    assert _run(config).encoded == 12
+    assert _run(config, rounds=SMALL).encoded == 12
     for p in sorted(lib_dir.rglob("*.*"))[-4:]:
         p.unlink()  # vanished photos at the end of the walk
     for i in range(9):
@@ -218,7 +217,7 @@ def test_a_stop_during_the_walk_keeps_earlier_rounds_and_judges_nothing_after(
     with open_library(config) as lib:
         with lib.db.read() as s:
             roots = catalog.list_roots(s)
-        run = Indexer(lib)
+        run = Indexer(lib, rounds=SMALL)
 
         def stop_after_first_round(event: Progress) -> None:
             if event.stage == "encoding" and event.done >= 3:
@@ -230,7 +229,7 @@ def test_a_stop_during_the_walk_keeps_earlier_rounds_and_judges_nothing_after(
     assert report.missing == 0  # the vanished ones lie after the point the walk reached
     statuses = {p: st for p, st, _ in _state(config)}
     assert sum(1 for st in statuses.values() if st == "missing") == 0
-    final = _run(config)
+    final = _run(config, rounds=SMALL)
     assert not final.interrupted and final.missing == 4
     assert report.encoded + final.encoded == 9
 
@@ -245,11 +244,11 @@ def test_a_move_found_across_rounds_keeps_the_rows_identity(
         make_photo(lib_dir / "zz" / f"p{i}.jpg", (i * 40, 200, 90), (64, 48))
     with open_library(config) as lib, lib.db.write() as s:
         catalog.add_root(s, lib_dir)
-    assert _run(config).encoded == 5
+    assert _run(config, rounds=SMALL).encoded == 5
     con = sqlite3.connect(config.db_path)
     before = dict(con.execute("SELECT substr(path, -6), id || ' ' || first_seen FROM photos").fetchall())
     shutil.move(lib_dir / "zz", lib_dir / "aa")
-    report = _run(config)
+    report = _run(config, rounds=SMALL)
     assert len(small_rounds) > 2  # the new paths really came rounds before the old ones
     assert (report.moved, report.added, report.missing, report.encoded) == (5, 0, 0, 0)
     rows = con.execute("SELECT path, status, substr(path, -6), id || ' ' || first_seen FROM photos").fetchall()
@@ -293,7 +292,7 @@ def _mutate_odd_library(lib: Path) -> None:
 
 @pytest.mark.slow
 def test_odd_names_in_tiny_rounds_match_the_disk_and_a_one_round_run(
-    tmp_path: Path, config: Config, tiny: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Non-UTF-8, NFC/NFD, case, '-', '.', ' ', '0', emoji and private-use names, in rounds of 2 over pages of 2:
     the first run indexes exactly the disk, a second changes nothing (the walk and the catalog agree on the
@@ -302,22 +301,20 @@ def test_odd_names_in_tiny_rounds_match_the_disk_and_a_one_round_run(
     lib = tmp_path / "lib"
     _odd_library(lib)
     _add_root(config, lib)
-    first = _run(config)
+    first = _run(config, rounds=TINY)
     assert (first.added, first.failed, first.missing) == (len(_ODD) + len(_ODD_RAW), 0, 0)
     assert _live(config) == _disk(lib)
-    again = _run(config)
+    again = _run(config, rounds=TINY)
     assert (again.unchanged, again.added, again.updated, again.missing) == (len(_ODD) + len(_ODD_RAW), 0, 0, 0)
 
     _mutate_odd_library(lib)
-    third = _run(config)
+    third = _run(config, rounds=TINY)
     # New: a.jpg/inner.jpg and m.png; edited: z.jpg; moved (to later names): x/1.jpg and \u00e9/n.jpg; gone: a.jpg,
     # the three photos of m/ and the non-UTF-8 \xff.jpg.
     counts = (third.added, third.updated, third.moved, third.missing, third.encoded, third.reused, third.failed)
     assert counts == (2, 1, 2, 5, 3, 2, 0)
     assert _live(config) == _disk(lib)
     # The same library indexed in one round by another home.
-    monkeypatch.setattr(indexer, "WORK_ROUND", 10_000)
-    monkeypatch.setattr(indexer._CatalogStream, "PAGE", 2000)
     other = _home(config, tmp_path / "home-one-round")
     _add_root(other, lib)
     _run(other)
@@ -327,42 +324,39 @@ def test_odd_names_in_tiny_rounds_match_the_disk_and_a_one_round_run(
 # ---------------------------------------------------------------- moves across round boundaries
 
 
-def _moved_library(tmp_path: Path, config: Config, name: str) -> tuple[Path, Config]:
+def _moved_library(tmp_path: Path, config: Config, name: str, *, rounds: Rounds = ONE) -> tuple[Path, Config]:
     """A library with 4 photos in zz/ (a second one gets its own home), indexed; then zz/ is renamed `name`."""
     lib = tmp_path / f"lib-{name}"
     for i in range(4):
         _photo(lib / "zz" / f"p{i}.jpg", i)
     cfg = _home(config, tmp_path / f"home-{name}")
     _add_root(cfg, lib)
-    assert _run(cfg).encoded == 4
+    assert _run(cfg, rounds=rounds).encoded == 4
     shutil.move(lib / "zz", lib / name)
     return lib, cfg
 
 
-def test_a_move_to_a_later_name_across_rounds_is_relinked(tmp_path: Path, config: Config, tiny: None) -> None:
+def test_a_move_to_a_later_name_across_rounds_is_relinked(tmp_path: Path, config: Config) -> None:
     """zz/ renamed zzz/: the old rows vanish in early rounds and are marked missing, so the new paths (later
     rounds) are hashed and take over those rows: moved, nothing encoded, nothing left missing."""
-    lib, cfg = _moved_library(tmp_path, config, "zzz")
-    report = _run(cfg)
+    lib, cfg = _moved_library(tmp_path, config, "zzz", rounds=TINY)
+    report = _run(cfg, rounds=TINY)
     assert (report.moved, report.added, report.missing, report.encoded) == (4, 0, 0, 0)
     assert _not_live(cfg, lib) == {} and _live(cfg) == _disk(lib)
 
 
 def test_a_move_to_an_earlier_name_across_rounds_is_relinked_like_in_one_round(
-    tmp_path: Path, config: Config, tiny: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """zz/ renamed aa/ (ahead of zz/ in the walk): in one round the four photos are moved rows; in rounds of 2
     the same must hold, not four additions plus four leftover missing rows (counted as both added and missing)."""
-    with monkeypatch.context() as one_round:
-        one_round.setattr(indexer, "WORK_ROUND", 10_000)
-        one_round.setattr(indexer._CatalogStream, "PAGE", 2000)
-        lib1, cfg1 = _moved_library(tmp_path, config, "aa")
-        single = _run(cfg1)
+    lib1, cfg1 = _moved_library(tmp_path, config, "aa")
+    single = _run(cfg1)  # in one round
     assert (single.moved, single.added, single.missing, single.encoded) == (4, 0, 0, 0)
     assert _not_live(cfg1, lib1) == {}
 
-    lib2, cfg2 = _moved_library(tmp_path / "b", config, "aa")
-    rounds = _run(cfg2)
+    lib2, cfg2 = _moved_library(tmp_path / "b", config, "aa", rounds=TINY)
+    rounds = _run(cfg2, rounds=TINY)
     assert rounds.encoded == 0 and _live(cfg2) == _disk(lib2)  # vectors are reused either way
     assert (rounds.moved, rounds.added, rounds.missing) == (4, 0, 0)
     assert _not_live(cfg2, lib2) == {}
@@ -372,7 +366,7 @@ def test_a_move_to_an_earlier_name_across_rounds_is_relinked_like_in_one_round(
 
 
 def test_copies_across_rounds_are_encoded_once_and_a_dry_run_writes_nothing(
-    tmp_path: Path, config: Config, tiny: None
+    tmp_path: Path, config: Config
 ) -> None:
     """Seven copies of one photo in seven folders (four rounds) encode one vector; a dry run over pending
     moves writes neither the catalog nor the index file, and plans exactly what the real run then does."""
@@ -383,7 +377,7 @@ def test_copies_across_rounds_are_encoded_once_and_a_dry_run_writes_nothing(
         shutil.copy(source, lib / f"f{i}" / "same.jpg")
     _photo(lib / "f3" / "other.jpg", 2)
     _add_root(config, lib)
-    first = _run(config)
+    first = _run(config, rounds=TINY)
     assert (first.added, first.encoded, first.reused) == (8, 2, 6)
     assert _live(config) == _disk(lib)
 
@@ -395,21 +389,21 @@ def test_copies_across_rounds_are_encoded_once_and_a_dry_run_writes_nothing(
     stamp = lambda p: (p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None  # noqa: E731
     files = [config.db_path, Path(f"{config.db_path}-wal"), index_file]
     before = (_rows(config), [stamp(p) for p in files])
-    dry = _run(config, dry_run=True)
+    dry = _run(config, dry_run=True, rounds=TINY)
     assert (_rows(config), [stamp(p) for p in files]) == before
     planned = sorted((c.action, os.path.relpath(c.path, lib)) for c in dry.planned)
     # The dry run reports the moves the real run makes (issue 11 item 10), not add + missing.
     assert planned == sorted([("move", f"f{i}/same2.jpg") for i in range(7)] + [("missing", "f3/other.jpg")])
     assert (dry.moved, dry.added, dry.missing) == (7, 0, 1)
-    real = _run(config)
+    real = _run(config, rounds=TINY)
     assert (real.moved, real.added, real.missing, real.encoded) == (7, 0, 1, 0)
     assert _live(config) == _disk(lib) and _not_live(config, lib) == {"f3/other.jpg": "missing"}
-    again = _run(config)  # an already missing photo is not counted again
+    again = _run(config, rounds=TINY)  # an already missing photo is not counted again
     assert (again.missing, again.unchanged, again.added, again.updated) == (0, 7, 0, 0)
 
 
 def test_the_daemon_unit_with_overlapping_paths_counts_each_photo_once(
-    tmp_path: Path, config: Config, tiny: None
+    tmp_path: Path, config: Config
 ) -> None:
     """run_paths with a folder, a file inside it, a gone file, a path outside every root and a file of another
     folder: each photo is added once; then a file replaced by a folder of the same name and a deleted folder,
@@ -419,24 +413,26 @@ def test_the_daemon_unit_with_overlapping_paths_counts_each_photo_once(
         _photo(lib / "a" / f"p{i}.jpg", i)
         _photo(lib / "b" / f"p{i}.jpg", 10 + i)
     _add_root(config, lib)
-    first = _run_paths(config, [lib / "a", lib / "a" / "p1.jpg", lib / "a" / "p9.jpg", lib / "b" / "p0.jpg", tmp_path])
+    first = _run_paths(
+        config, [lib / "a", lib / "a" / "p1.jpg", lib / "a" / "p9.jpg", lib / "b" / "p0.jpg", tmp_path], rounds=TINY
+    )
     assert (first.added, first.encoded, first.unchanged, first.missing) == (5, 5, 0, 0)
     assert sorted(os.path.relpath(p, lib) for p in _live(config)) == [*(f"a/p{i}.jpg" for i in range(4)), "b/p0.jpg"]
-    overlap = _run_paths(config, [lib / "b", lib / "b" / "p0.jpg", lib / "b" / "p1.jpg", lib])
+    overlap = _run_paths(config, [lib / "b", lib / "b" / "p0.jpg", lib / "b" / "p1.jpg", lib], rounds=TINY)
     assert (overlap.added, overlap.unchanged, overlap.missing) == (3, 5, 0)
 
     (lib / "a" / "p1.jpg").unlink()
     _photo(lib / "a" / "p1.jpg" / "in.jpg", 50)
     shutil.rmtree(lib / "b")
-    swap = _run_paths(config, [lib / "a" / "p1.jpg", lib / "b"])
+    swap = _run_paths(config, [lib / "a" / "p1.jpg", lib / "b"], rounds=TINY)
     assert (swap.added, swap.missing, swap.encoded) == (1, 5, 1)
     assert _live(config) == _disk(lib)
-    full = _run(config)
+    full = _run(config, rounds=TINY)
     assert (full.added, full.updated, full.missing, full.unchanged) == (0, 0, 0, 4)
 
 
 def test_a_gone_root_is_marked_missing_and_comes_back_without_encoding(
-    tmp_path: Path, config: Config, tiny: None
+    tmp_path: Path, config: Config
 ) -> None:
     """A root folder that disappeared: its photos go missing (one warning), another root is untouched, and when
     the folder returns the photos are restored without encoding."""
@@ -446,13 +442,13 @@ def test_a_gone_root_is_marked_missing_and_comes_back_without_encoding(
         _photo(kept / f"k{i}.jpg", 10 + i)
     _add_root(config, lib)
     _add_root(config, kept)
-    assert _run(config).encoded == 6
+    assert _run(config, rounds=TINY).encoded == 6
     shutil.move(lib, tmp_path / "away")
-    gone = _run(config)
+    gone = _run(config, rounds=TINY)
     assert gone.missing == 3 and gone.unchanged == 3 and len(gone.warnings) == 1 and str(lib) in gone.warnings[0]
     assert set(_not_live(config, tmp_path).values()) == {"missing"} and len(_live(config)) == 3
     shutil.move(tmp_path / "away", lib)
-    back = _run(config)
+    back = _run(config, rounds=TINY)
     assert (back.updated, back.encoded, back.missing) == (3, 0, 0)
     assert _live(config) == {**_disk(lib), **_disk(kept)}
 
@@ -460,13 +456,13 @@ def test_a_gone_root_is_marked_missing_and_comes_back_without_encoding(
 # ---------------------------------------------------------------- interruptions
 
 
-def _interrupted_library(lib: Path, cfg: Config) -> None:
+def _interrupted_library(lib: Path, cfg: Config, *, rounds: Rounds = ONE) -> None:
     """4 photos in m/ and one in z/, indexed; then m/ renamed n/, z/gone.jpg deleted, 3 new photos in a/."""
     for i in range(4):
         _photo(lib / "m" / f"p{i}.jpg", i)
     _photo(lib / "z" / "gone.jpg", 9)
     _add_root(cfg, lib)
-    assert _run(cfg).encoded == 5
+    assert _run(cfg, rounds=rounds).encoded == 5
     shutil.move(lib / "m", lib / "n")
     (lib / "z" / "gone.jpg").unlink()
     for i in range(3):
@@ -475,19 +471,19 @@ def _interrupted_library(lib: Path, cfg: Config) -> None:
 
 @pytest.mark.parametrize("stop_after", [1, 3, 5])
 def test_ctrl_c_at_any_point_of_a_multi_round_run_is_repaired_by_the_next(
-    tmp_path: Path, config: Config, tiny: None, stop_after: int
+    tmp_path: Path, config: Config, stop_after: int
 ) -> None:
     """Indexer.stop after the n-th progress event (hashing or encoding, in any round): what was done stays, no
     photo on disk is missing, and the next run ends with the disk indexed, the moved photos relinked, only the
     deleted one missing, and the three new photos encoded once over both runs."""
     lib = tmp_path / "lib"
-    _interrupted_library(lib, config)
+    _interrupted_library(lib, config, rounds=TINY)
     events: list[Progress] = []
-    cut = _run(config, stop_after=stop_after, events=events)
+    cut = _run(config, stop_after=stop_after, events=events, rounds=TINY)
     assert cut.interrupted and len(events) <= stop_after + 1  # no further round starts (one closing event)
     on_disk = set(_disk(lib))
     assert not {p for p, (st, _) in _rows(config).items() if st == "missing"} & on_disk
-    final = _run(config)
+    final = _run(config, rounds=TINY)
     assert not final.interrupted and cut.encoded + final.encoded == 3
     assert cut.moved + final.moved == 4 and cut.added + final.added == 3
     assert _live(config) == _disk(lib) and _not_live(config, lib) == {"z/gone.jpg": "missing"}
@@ -501,8 +497,6 @@ _KILL_ME = textwrap.dedent(
     from photoindex.config import load_config
     from photoindex.library import open_library
 
-    indexer.WORK_ROUND = 2
-    indexer._CatalogStream.PAGE = 2
     events = []
 
     def progress(event):
@@ -513,21 +507,21 @@ _KILL_ME = textwrap.dedent(
     with open_library(load_config()) as lib:
         with lib.db.read() as s:
             roots = catalog.list_roots(s)
-        indexer.Indexer(lib, progress=progress).run(roots)
+        indexer.Indexer(lib, progress=progress, rounds=indexer.Rounds(work=2, page=2)).run(roots)
     """
 )
 
 
-def test_kill_9_between_rounds_is_repaired_by_the_next_run(tmp_path: Path, config: Config, tiny: None) -> None:
+def test_kill_9_between_rounds_is_repaired_by_the_next_run(tmp_path: Path, config: Config) -> None:
     """SIGKILL of a real indexing process after its first rounds committed: the next run converges to the disk,
     relinks the moved photos and encodes nothing twice."""
     lib = tmp_path / "lib"
-    _interrupted_library(lib, config)
+    _interrupted_library(lib, config, rounds=TINY)
     proc = subprocess.run([sys.executable, "-c", _KILL_ME, "3"], env=os.environ, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     done = {os.path.relpath(p, lib) for p in _live(config)}
     assert "a/new0.jpg" in done  # the first rounds were committed before the kill
-    final = _run(config)
+    final = _run(config, rounds=TINY)
     assert final.encoded == 3 - sum(1 for p in done if p.startswith("a/"))
     assert _live(config) == _disk(lib) and _not_live(config, lib) == {"z/gone.jpg": "missing"}
 
@@ -536,7 +530,7 @@ def test_kill_9_between_rounds_is_repaired_by_the_next_run(tmp_path: Path, confi
 
 
 def test_a_symlink_loop_and_a_hidden_folder_are_walked_once_and_skipped(
-    tmp_path: Path, config: Config, tiny: None
+    tmp_path: Path, config: Config
 ) -> None:
     """A link to the root inside it (a loop) adds nothing; a hidden folder's photos are not indexed; turning
     include_hidden off again marks them missing, and the photos outside it stay indexed."""
@@ -547,11 +541,11 @@ def test_a_symlink_loop_and_a_hidden_folder_are_walked_once_and_skipped(
     (lib / "d" / "loop").symlink_to(lib)
     (lib / "d-loop").symlink_to(lib / "d")
     _add_root(config, lib)
-    visible = _run(config)
+    visible = _run(config, rounds=TINY)
     assert visible.added == 3 and _live(config) == _disk(lib)
     hidden = _home(config, config.home, include_hidden=True)
-    assert _run(hidden).added == 1 and len(_live(config)) == 4
-    after = _run(config)
+    assert _run(hidden, rounds=TINY).added == 1 and len(_live(config)) == 4
+    after = _run(config, rounds=TINY)
     assert after.missing == 1 and _not_live(config, lib) == {".hidden/h.jpg": "missing"}
     assert len({os.path.relpath(p, lib).split("/")[0] for p in _live(config)}) == 1  # d/ or d-loop/, once
 
@@ -570,17 +564,17 @@ def test_a_photo_hint_inside_an_excluded_folder_is_not_indexed(tmp_path: Path, c
 
 
 def test_a_root_whose_folder_became_a_file_is_reported_like_a_gone_folder(
-    tmp_path: Path, config: Config, tiny: None
+    tmp_path: Path, config: Config
 ) -> None:
     """The photos are marked missing (that part holds), and the run says why, as for a deleted folder."""
     lib = tmp_path / "lib"
     for i in range(3):
         _photo(lib / f"p{i}.jpg", i)
     _add_root(config, lib)
-    assert _run(config).added == 3
+    assert _run(config, rounds=TINY).added == 3
     shutil.rmtree(lib)
     lib.write_bytes(b"a file now")
-    report = _run(config)
+    report = _run(config, rounds=TINY)
     assert report.missing == 3 and _live(config) == {}
     with open_library(config) as opened, opened.db.read() as s:
         (root,) = catalog.list_roots(s)
@@ -613,8 +607,6 @@ def _in_rounds_and_at_once(config: Config, tmp_path: Path, monkeypatch: pytest.M
     """Run the same change in rounds of 3 (pages of 2) and, on a twin home, in one round; both must agree."""
     twin = _other_home(config, tmp_path)
     known_ids = int(sql(config, "SELECT max(id) FROM photos")[0][0])
-    monkeypatch.setattr(indexer, "WORK_ROUND", 3)
-    monkeypatch.setattr(indexer._CatalogStream, "PAGE", 2)
     rounds: list[int] = []
     real = Indexer._work
 
@@ -623,10 +615,8 @@ def _in_rounds_and_at_once(config: Config, tmp_path: Path, monkeypatch: pytest.M
         real(self, todo, vanished, last=last)
 
     monkeypatch.setattr(Indexer, "_work", counting)
-    in_rounds = _run(config)
+    in_rounds = _run(config, rounds=SMALL)
     assert len(rounds) > 1  # the case under test really spans rounds
-    monkeypatch.setattr(indexer, "WORK_ROUND", 50_000)
-    monkeypatch.setattr(indexer._CatalogStream, "PAGE", 2000)
     at_once = _run(twin)
     assert _counts(in_rounds) == _counts(at_once)
     assert _catalog_shape(config, known_ids) == _catalog_shape(twin, known_ids)
@@ -699,10 +689,10 @@ def test_an_interrupted_run_in_rounds_folds_nothing_and_loses_nothing(
     lib_dir = _six(tmp_path, config)
     shutil.move(lib_dir / "zz", lib_dir / "aa")
     monkeypatch.setenv("PHOTOINDEX_INDEX_BATCH_SIZE", "1")
-    stopped = index_roots(load_config(), stop_when=lambda e: e.stage == "encoding" and e.done >= 4)
+    stopped = index_roots(load_config(), stop_when=lambda e: e.stage == "encoding" and e.done >= 4, rounds=SMALL)
     assert stopped.interrupted and stopped.moved == 0 and stopped.missing == 0 and stopped.encoded == 0
     assert 3 <= stopped.added < 6 and "missing" not in statuses(config).values()
-    final = _run(config)
+    final = _run(config, rounds=SMALL)
     assert not final.interrupted and final.encoded == 0 and final.moved == 6 - stopped.added
     assert live_paths(config) == on_disk(lib_dir)
     assert {p for p, st in statuses(config).items() if st == "missing"} == {
@@ -718,7 +708,7 @@ def test_a_dry_run_in_rounds_changes_nothing(
     lib_dir = _six(tmp_path, config)
     shutil.move(lib_dir / "zz", lib_dir / "aa")
     before = sql(config, "SELECT * FROM photos ORDER BY id")
-    report = _run(config, dry_run=True)
+    report = _run(config, dry_run=True, rounds=SMALL)
     assert (report.added, report.missing, report.moved, report.forgotten) == (0, 0, 6, 0)  # as the real run
     assert len(report.planned) == 6
     assert sql(config, "SELECT * FROM photos ORDER BY id") == before

@@ -260,7 +260,7 @@ def test_the_clip_gate_decides_which_photos_are_read(home_env: dict[str, str], t
         with lib.db.reads() as con:
             hashes = [h for (h,) in con.execute("SELECT content_hash FROM vectors")]
             scores = {h: gate.score(reads.vector_for_hash(con, lib.model_id, h)) for h in hashes}
-        report = TextPass(lib, gate=gate).run()
+        report = TextPass(lib, gate_prompts=prompts).run()  # the config's threshold, 0.5
     below = {h for h, s in scores.items() if s < 0.5}
     assert 0 < len(below) < len(scores)
     assert (report.skipped, report.read, report.waiting) == (len(below), len(scores) - len(below), 0)
