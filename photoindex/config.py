@@ -512,17 +512,13 @@ def _typed(s: Setting, value: Any, from_env: bool) -> Any:
         if from_env and value.strip().lower() in _ENV_TRUE + _ENV_FALSE:
             return value.strip().lower() in _ENV_TRUE
         raise ValueError
-    if s.kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+    if s.kind in (int, float):
+        # TOML's 3 is a fine float; its 3.0 is no int. The environment's text goes through the type itself.
+        accepted = (int,) if s.kind is int else (int, float)
+        if isinstance(value, accepted) and not isinstance(value, bool):
+            return s.kind(value)
         if from_env:
-            return int(value.strip().replace("_", ""))
-        raise ValueError
-    if s.kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if from_env:
-            return float(value.strip())
+            return s.kind(value.strip().replace("_", ""))
         raise ValueError
     if s.kind is tuple:
         if from_env:

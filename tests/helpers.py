@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +38,44 @@ def sql(config: Config, statement: str, *params: Any) -> list[tuple[Any, ...]]:
             return con.execute(statement, params).fetchall()
     finally:
         con.close()
+
+
+def ocr_config(home: Path, bundle: Path, **extra: str) -> Config:
+    """A home with the text pass on and reading every photo (`gate = "all"`: the toy CLIP cannot judge text)."""
+    from photoindex.config import load_config
+
+    env = {
+        "PHOTOINDEX_HOME": str(home),
+        "PHOTOINDEX_MODEL_BUNDLE": str(bundle),
+        "PHOTOINDEX_INDEX_WORKERS": "1",
+        "PHOTOINDEX_OCR_ENABLED": "1",
+        "PHOTOINDEX_OCR_GATE": "all",
+        **extra,
+    }
+    return load_config(environ=env)
+
+
+def kill_9_at(
+    config: Config, cmd: list[str], env: dict[str, str], count: str, thresholds: tuple[int, ...], *params: Any
+) -> int:
+    """Run `cmd` (a CLI run, as a subprocess) once per threshold and SIGKILL it as soon as the `count` statement
+    on its catalog reaches the threshold; returns how many runs were killed mid-way (a run may finish first)."""
+    kills = 0
+    for threshold in thresholds:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 180
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                n = sql(config, count, *params)[0][0] if config.db_path.exists() else 0
+            except sqlite3.OperationalError:  # not created yet, or busy
+                n = 0
+            if n >= threshold:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.005)
+        proc.wait(30)
+    return kills
 
 
 def backdate_missing(config: Config, days: float) -> None:

@@ -742,26 +742,32 @@ def delete_vectors(
     return deleted
 
 
+def _held() -> Any:
+    """A vector is held while some photo row (in any status) has its content."""
+    return exists().where(_PHOTOS.c.content_hash == _VECTORS.c.content_hash)
+
+
+def _delete_vectors_where(session: Session, condition: Any, now: datetime) -> dict[str, list[int]]:
+    """Delete the vectors matching `condition`, model by model (`delete_vectors`: generations bumped); returns
+    {model id: deleted ids}, ids in order."""
+    found: dict[str, list[int]] = {}
+    rows = session.execute(select(_VECTORS.c.model_id, _VECTORS.c.id).where(condition).order_by(_VECTORS.c.id))
+    for model_id, vector_id in rows:
+        found.setdefault(str(model_id), []).append(int(vector_id))
+    for model_id, ids in found.items():
+        delete_vectors(session, model_id, ids, now=now)
+    return found
+
+
 def delete_orphan_vectors(session: Session, model_id: str, *, now: datetime | None = None) -> list[int]:
     """Delete the model's vectors that no photo row (in any status) holds any more; returns their ids."""
-    orphans = session.execute(
-        select(_VECTORS.c.id)
-        .where(
-            _VECTORS.c.model_id == model_id,
-            ~exists().where(_PHOTOS.c.content_hash == _VECTORS.c.content_hash),
-        )
-        .order_by(_VECTORS.c.id)
-    ).scalars().all()
-    ids = [int(i) for i in orphans]
-    delete_vectors(session, model_id, ids, now=now)
-    return ids
+    condition = and_(_VECTORS.c.model_id == model_id, ~_held())
+    return _delete_vectors_where(session, condition, now or _now()).get(model_id, [])
 
 
 def delete_unheld_vectors(session: Session, *, now: datetime | None = None) -> dict[str, list[int]]:
     """Delete every model's vectors that no photo row holds any more; returns {model id: deleted ids}."""
-    models = session.execute(select(_VECTORS.c.model_id).distinct()).scalars().all()
-    deleted = {str(m): delete_orphan_vectors(session, str(m), now=now) for m in models}
-    return {m: ids for m, ids in deleted.items() if ids}
+    return _delete_vectors_where(session, ~_held(), now or _now())
 
 
 def collect_unheld_vectors(
@@ -773,20 +779,10 @@ def collect_unheld_vectors(
     photo's old content came back) loses it; those unheld since before `unheld_since` are deleted.
     """
     when = now or _now()
-    held = exists().where(_PHOTOS.c.content_hash == _VECTORS.c.content_hash)
+    held = _held()
     session.execute(update(_VECTORS).where(_VECTORS.c.orphaned_at.is_not(None), held).values(orphaned_at=None))
     session.execute(update(_VECTORS).where(_VECTORS.c.orphaned_at.is_(None), ~held).values(orphaned_at=when))
-    expired: dict[str, list[int]] = {}
-    rows = session.execute(
-        select(_VECTORS.c.model_id, _VECTORS.c.id)
-        .where(_VECTORS.c.orphaned_at < unheld_since)
-        .order_by(_VECTORS.c.id)
-    )
-    for model_id, vector_id in rows:
-        expired.setdefault(str(model_id), []).append(int(vector_id))
-    for model_id, ids in expired.items():
-        delete_vectors(session, model_id, ids, now=when)
-    return expired
+    return _delete_vectors_where(session, _VECTORS.c.orphaned_at < unheld_since, when)
 
 
 def vector_count(session: Session, model_id: str) -> int:

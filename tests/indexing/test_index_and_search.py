@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli, sql
+from helpers import cli, kill_9_at, sql
 from typer.testing import CliRunner
 
 from photoindex.cli.app import app
@@ -216,22 +216,7 @@ def test_kill_9_during_index_then_resume(tmp_path: Path, config: Config, home_en
     tree = make_photo_tree(root, 300, seed=11, size=(640, 480))
     env = {**os.environ, **home_env, "PHOTOINDEX_INDEX_BATCH_SIZE": "4"}
     cmd = [sys.executable, "-m", "photoindex", "index", str(root), "--quiet"]
-    kills_mid_run = 0
-    for threshold in (4, 80, 200):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            if config.db_path.exists():
-                try:
-                    n = sql(config, "SELECT count(*) FROM vectors")[0][0]
-                except sqlite3.OperationalError:
-                    n = 0
-                if n >= threshold:
-                    proc.send_signal(signal.SIGKILL)
-                    kills_mid_run += 1
-                    break
-            time.sleep(0.005)
-        proc.wait(30)
+    kills_mid_run = kill_9_at(config, cmd, env, "SELECT count(*) FROM vectors", (4, 80, 200))
     assert kills_mid_run >= 2, "the kills must land while indexing runs"
     final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from daemonproc import RED, DaemonProcess, _cli, index_root, make_album
-from helpers import backdate_missing, cli, sql
+from helpers import backdate_missing, cli, kill_9_at, sql
 from typer.testing import CliRunner
 
 from photoindex.cli.app import app
@@ -138,21 +136,7 @@ def test_kill_9_during_a_model_switch_loses_and_doubles_nothing(
     env["PHOTOINDEX_MODEL_BUNDLE"] = str(other_bundle)
     cmd = [sys.executable, "-m", "photoindex", "reindex", "--quiet"]
     new_model = "photoindex-testing/toy-open-clip-v1"
-    kills = 0
-    for threshold in (4, 30, 55):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                n = sql(config, "SELECT count(*) FROM vectors WHERE model_id = ?", new_model)[0][0]
-            except sqlite3.OperationalError:
-                n = 0
-            if n >= threshold:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-                break
-            time.sleep(0.005)
-        proc.wait(30)
+    kills = kill_9_at(config, cmd, env, "SELECT count(*) FROM vectors WHERE model_id = ?", (4, 30, 55), new_model)
     assert kills >= 2, "the kills must land while the new model encodes"
     final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr

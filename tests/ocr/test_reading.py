@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import sql
+from helpers import kill_9_at, ocr_config, sql
 
 from photoindex.config import Config, load_config
 from photoindex.testing import COLOURS
@@ -30,16 +28,6 @@ pytestmark = [
 ]
 
 
-def read_config(home: Path, bundle: Path, **extra: str) -> Config:
-    env = {
-        "PHOTOINDEX_HOME": str(home),
-        "PHOTOINDEX_MODEL_BUNDLE": str(bundle),
-        "PHOTOINDEX_INDEX_WORKERS": "1",
-        "PHOTOINDEX_OCR_ENABLED": "1",
-        "PHOTOINDEX_OCR_GATE": "all",
-        **extra,
-    }
-    return load_config(environ=env)
 
 
 def words_search(config: Config, query: str, limit: int = 5) -> list[dict]:  # type: ignore[type-arg]
@@ -74,7 +62,7 @@ def library(tmp_path_factory: pytest.TempPathFactory, toy_bundle: Path) -> tuple
         make_text_photo(root / name, lines, seed=i, **options)  # type: ignore[arg-type]
     make_photo(root / "plain.jpg", COLOURS["blue"], size=(1200, 900), seed=3)
     make_photo(root / "grass.jpg", COLOURS["green"], size=(4000, 3000), seed=4)
-    config = read_config(base / "home", toy_bundle)
+    config = ocr_config(base / "home", toy_bundle)
     report = run_index(config, [root])
     return config, root, report.to_json()
 
@@ -183,7 +171,7 @@ def test_a_photo_is_read_once_and_again_when_it_changes(
 
     root = tmp_path / "Photos"
     make_text_photo(root / "sign.jpg", ["HARBOR LANTERN"], size=(800, 400), seed=1)
-    config = read_config(tmp_path / "home", toy_bundle)
+    config = ocr_config(tmp_path / "home", toy_bundle)
     assert run_index(config, [root]).text["read"] == 1  # type: ignore[index]
     again = run_index(config, [root]).text
     assert again is not None and again["read"] == 0 and again["waiting"] == 0
@@ -286,28 +274,14 @@ def test_kill_9_during_the_text_pass_loses_nothing(tmp_path: Path, toy_bundle: P
     for i in range(8):
         make_text_photo(root / f"p{i}.jpg", [f"ORCHID {WORDS[i]}"], size=(800, 400), seed=i)
     home = tmp_path / "home"
-    config = read_config(home, toy_bundle)
+    config = ocr_config(home, toy_bundle)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOINDEX_")}
     env.update(
         PHOTOINDEX_HOME=str(home), PHOTOINDEX_MODEL_BUNDLE=str(toy_bundle), PHOTOINDEX_INDEX_WORKERS="1",
         PHOTOINDEX_OCR_ENABLED="1", PHOTOINDEX_OCR_GATE="all",
     )
     cmd = [sys.executable, "-m", "photoindex", "index", str(root), "--json"]
-    kills = 0
-    for at_least in (1, 4):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 180
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                n = sql(config, "SELECT count(*) FROM photo_text")[0][0] if config.db_path.exists() else 0
-            except sqlite3.OperationalError:
-                n = 0
-            if n >= at_least:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-                break
-            time.sleep(0.01)
-        proc.wait(30)
+    kills = kill_9_at(config, cmd, env, "SELECT count(*) FROM photo_text", (1, 4))
     assert kills == 2
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -330,7 +304,7 @@ def test_the_daemon_reads_new_photos_after_encoding_them(tmp_path: Path, env: di
     d = start(PHOTOINDEX_OCR_ENABLED="1", PHOTOINDEX_OCR_GATE="all")
     make_text_photo(tmp_path / "sign.jpg", ["HARBOR LANTERN"], size=(800, 400), seed=1)
     (tmp_path / "sign.jpg").rename(root / "sign.jpg")
-    config = read_config(home, Path(env["PHOTOINDEX_MODEL_BUNDLE"]))
+    config = ocr_config(home, Path(env["PHOTOINDEX_MODEL_BUNDLE"]))
     wait_for(lambda: "read text: 1 photos (1 with text)" in d.log(), "the text to be read", d)
     assert names(words_search(config, "lantern")) == ["sign.jpg"]
     log = d.log()

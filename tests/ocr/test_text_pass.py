@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import sql
+from helpers import ocr_config, sql
 
-from photoindex.config import Config, load_config
+from photoindex.config import Config
 from photoindex.testing import COLOURS
 from photoindex.testing.photos import make_photo
 from photoindex.testing.textphotos import font_path, make_text_photo
@@ -25,16 +25,6 @@ pytestmark = [pytest.mark.skipif(font_path() is None, reason="needs fonts-noto-c
 OLD_MODELS = "ppocr-v3/rapidocr-1.2.3"  # what an earlier release of the OCR models stored
 
 
-def read_config(home: Path, bundle: Path, **extra: str) -> Config:
-    env = {
-        "PHOTOINDEX_HOME": str(home),
-        "PHOTOINDEX_MODEL_BUNDLE": str(bundle),
-        "PHOTOINDEX_INDEX_WORKERS": "1",
-        "PHOTOINDEX_OCR_ENABLED": "1",
-        "PHOTOINDEX_OCR_GATE": "all",
-        **extra,
-    }
-    return load_config(environ=env)
 
 
 def _reading_now(thread_name: str = "ocr") -> bool:
@@ -60,7 +50,7 @@ def test_a_read_in_progress_is_aborted_when_clip_work_arrives(tmp_path: Path, to
 
     root = tmp_path / "Photos"
     make_text_photo(root / "big.jpg", ["VELVET QUARRY", "falcon garnet"], size=(4000, 3000), font_size=90, seed=1)
-    config = read_config(tmp_path / "home", toy_bundle, PHOTOINDEX_OCR_ENABLED="0")
+    config = ocr_config(tmp_path / "home", toy_bundle, PHOTOINDEX_OCR_ENABLED="0")
     run_index(config, [root])  # vectors only
     config = replace(config, ocr=replace(config.ocr, enabled=True))
     asked_mid_read: list[bool] = []
@@ -86,7 +76,7 @@ def test_the_models_thread_runs_at_lower_os_priority(tmp_path: Path, toy_bundle:
 
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     for nice, expected in (("0", base), ("5", min(19, base + 5))):
-        config = read_config(tmp_path / "home", toy_bundle, PHOTOINDEX_OCR_NICE=nice)
+        config = ocr_config(tmp_path / "home", toy_bundle, PHOTOINDEX_OCR_NICE=nice)
         with open_library(config) as lib, TextPass(lib) as reading:
             assert reading.thread_nice() == expected
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # only that thread
@@ -103,7 +93,7 @@ def test_photos_read_by_other_ocr_models_are_read_again_after_the_unread(tmp_pat
     root = tmp_path / "Photos"
     for i, words in enumerate((["HARBOR LANTERN"], ["QUARTZ MEADOW"], ["COBALT WALNUT"])):
         make_text_photo(root / f"p{i}.jpg", words, size=(800, 400), seed=i)
-    config = read_config(tmp_path / "home", toy_bundle)
+    config = ocr_config(tmp_path / "home", toy_bundle)
     assert run_index(config, [root]).text["read"] == 3  # type: ignore[index]
     current = models_id()
     assert {e for (e,) in sql(config, "SELECT engine FROM photo_text")} == {current}
@@ -149,7 +139,7 @@ def test_the_gate_threshold_comes_from_the_config_both_ways(tmp_path: Path, toy_
     root = tmp_path / "Photos"
     for i, colour in enumerate(("red", "green", "blue", "yellow", "purple", "orange")):
         make_photo(root / f"{colour}.jpg", COLOURS[colour], size=(320, 240), seed=i)
-    config = read_config(tmp_path / "home", toy_bundle, PHOTOINDEX_OCR_ENABLED="0")
+    config = ocr_config(tmp_path / "home", toy_bundle, PHOTOINDEX_OCR_ENABLED="0")
     run_index(config, [root])
     # The toy CLIP knows colours only: "red" stands for the text-bearing prompts.
     prompts = (["something red", "a red thing"], ["something green", "something blue", "something yellow"])
@@ -164,7 +154,7 @@ def test_the_gate_threshold_comes_from_the_config_both_ways(tmp_path: Path, toy_
     low = (ranked[0] + ranked[1]) / 2  # all but the worst-scored pass
 
     def clip_gate(threshold: float) -> Config:
-        return read_config(tmp_path / "home", toy_bundle, PHOTOINDEX_OCR_GATE="clip",
+        return ocr_config(tmp_path / "home", toy_bundle, PHOTOINDEX_OCR_GATE="clip",
                            PHOTOINDEX_OCR_GATE_THRESHOLD=repr(threshold))
 
     with open_library(clip_gate(high)) as lib, TextPass(lib, gate_prompts=prompts) as reading:
