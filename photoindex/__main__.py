@@ -1,6 +1,6 @@
 """`python -m photoindex` runs the CLI."""
 
-from photoindex.cli.app import main
+from photoindex.cli import main
 
 if __name__ == "__main__":
     main()

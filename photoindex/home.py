@@ -3,7 +3,7 @@
 The catalog holds every photo's path, camera and GPS data and its vector; the locks decide who
 writes. Another local user must not read them nor take a lock (docs/privacy.md). A home created by
 photoindex is 0700 from the start; an existing one that others can enter is tightened once, with a
-notice. Files get 0600 through the umask the CLI sets for its process (`cli.app.main`) and the
+notice. Files get 0600 through the umask the CLI sets for its process (`cli.main`) and the
 explicit modes of the lock files.
 """
 

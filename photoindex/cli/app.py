@@ -6,9 +6,6 @@ This is the one place where errors become `error:`/`hint:` lines and exit codes.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +17,8 @@ from photoindex.errors import PhotoindexError
 
 if TYPE_CHECKING:
     from photoindex.config import Config
-    from photoindex.search.protocol import Hit, SearchRequest
+    from photoindex.search.client import Served
+    from photoindex.search.protocol import SearchRequest
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # nothing could be done (bad input, missing model, broken config)
@@ -85,21 +83,9 @@ def _root(
     ),
 ) -> None:
     ctx.obj = {"config_file": config}
+    from photoindex.cli import render
 
-    # Library warnings (an NPU fallback, an unwatched folder) go to stderr, never to stdout,
-    # which `--json` keeps for its document. The daemon sets its own level and format.
-    # Lowercase like the CLI's own `error:`/`hint:` lines: `warning: ...`, never `WARNING: ...`.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LevelPrefix("%(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
-
-
-class _LevelPrefix(logging.Formatter):
-    """A log formatter that prefixes each message with its level in lowercase (`warning: ...`)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """`level: message` (with the traceback, if any)."""
-        return f"{record.levelname.lower()}: {super().format(record)}"
+    render.log_to_stderr()
 
 
 def _config(ctx: typer.Context) -> Config:
@@ -111,17 +97,9 @@ def _config(ctx: typer.Context) -> Config:
 
 
 def _emit_json(data: Any) -> None:
-    def default(o: Any) -> Any:
-        if dataclasses.is_dataclass(o) and not isinstance(o, type):
-            return dataclasses.asdict(o)
-        if isinstance(o, Path):
-            return str(o)
-        raise TypeError(type(o).__name__)
+    from photoindex.cli import render
 
-    text = json.dumps(data, default=default, ensure_ascii=False, indent=2)
-    # A non-UTF-8 file name holds lone surrogates: write them as \udcXX escapes, valid JSON from
-    # which json.loads + os.fsencode give the exact name back, whatever stdout's error handler.
-    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+    render.json_document(data)
 
 
 def _interactive(quiet: bool, as_json: bool) -> bool:
@@ -402,12 +380,14 @@ def search(
         words=words,
     )
     # `--words` alone loads no model: it is as quick here as through the daemon.
-    hits = _ask_daemon(cfg, request) if cfg.search.use_daemon and request.has_query else None
-    if hits is None:
+    served = _ask_daemon(cfg, request) if cfg.search.use_daemon and request.has_query else None
+    if served is not None:
+        hits = served.hits
+    else:
         from photoindex.search.query import run_search
 
         hits = run_search(cfg, request)
-    _warn_not_encoded(cfg)
+    _warn_not_encoded(cfg, served)
     if sheet is not None and hits:
         from photoindex.photos.sheet import Tile, write_contact_sheet
         from photoindex.photos.thumbnails import thumbnails_for_files
@@ -441,30 +421,32 @@ def search(
         render.hits_table(hits)
 
 
-def _warn_not_encoded(cfg: Config) -> None:
-    """Say when the configured model has not encoded every photo yet (a model switch): results are partial."""
-    from photoindex.search.query import photos_not_encoded
+def _warn_not_encoded(cfg: Config, served: Served | None = None) -> None:
+    """Say when the configured model has not encoded every photo yet (a model switch): results are partial.
 
-    model, missing = photos_not_encoded(cfg)
-    if missing:
-        typer.echo(
-            f"warning: {missing} photo{'' if missing == 1 else 's'} not encoded for model {model} yet: "
-            "they cannot be found until they are",
-            err=True,
-        )
-        typer.echo("hint: run `photoindex reindex` (or let the running daemon catch up)", err=True)
+    The daemon's answer carries its count; otherwise it is read from the catalog.
+    """
+    from photoindex.cli import render
+
+    if served is not None and served.not_encoded is not None:
+        model, missing = served.not_encoded
+    else:
+        from photoindex.search.query import photos_not_encoded
+
+        model, missing = photos_not_encoded(cfg)
+    render.not_encoded_warning(model, missing)
 
 
-def _ask_daemon(cfg: Config, request: SearchRequest) -> list[Hit] | None:
+def _ask_daemon(cfg: Config, request: SearchRequest) -> Served | None:
     """The running daemon's answer (its model and index are warm), or None: search in this process."""
     from photoindex.library import bundle_for
-    from photoindex.search.client import ask_daemon
+    from photoindex.search.client import serve_request
 
     try:
         model_id = bundle_for(cfg).manifest.model_id  # reads one manifest: no model is loaded
     except PhotoindexError:
         return None  # the local search reports it
-    return ask_daemon(cfg.home, request, model_id)
+    return serve_request(cfg.home, request, model_id)
 
 
 # ---------------------------------------------------------------- duplicates
@@ -726,15 +708,3 @@ def models_quantize(
     typer.echo(f'use it with PHOTOINDEX_MODEL_BUNDLE={folder}, or `bundle = "{folder}"` under [model] in config.toml')
 
 
-def main() -> None:
-    """Console-script entry point."""
-    import os
-
-    from photoindex.home import UMASK
-
-    os.umask(UMASK)  # what photoindex creates (catalog, index, locks, status) is its owner's alone
-    app()
-
-
-if __name__ == "__main__":
-    main()

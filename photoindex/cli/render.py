@@ -1,14 +1,65 @@
-"""How the CLI shows results on a terminal (JSON goes through `app._emit_json`)."""
+"""How the CLI shows results: tables and lines on a terminal, JSON documents, warnings and log lines on stderr."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from photoindex.search.duplicates import DuplicateGroup
     from photoindex.search.protocol import Hit
+
+
+class _LevelPrefix(logging.Formatter):
+    """A log formatter that prefixes each message with its level in lowercase (`warning: ...`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """`level: message` (with the traceback, if any)."""
+        return f"{record.levelname.lower()}: {super().format(record)}"
+
+
+def log_to_stderr() -> None:
+    """Send library warnings (an NPU fallback, an unwatched folder) to stderr as `warning: ...` lines.
+
+    Never to stdout, which `--json` keeps for its document; lowercase like the CLI's own
+    `error:`/`hint:` lines. The daemon sets its own level and format.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelPrefix("%(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+
+
+def json_document(data: Any) -> None:
+    """Print `data` (dataclasses and paths included) as one indented JSON document on stdout."""
+    import dataclasses
+    import json
+
+    def default(o: Any) -> Any:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return dataclasses.asdict(o)
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(type(o).__name__)
+
+    text = json.dumps(data, default=default, ensure_ascii=False, indent=2)
+    # A non-UTF-8 file name holds lone surrogates: write them as \udcXX escapes, valid JSON from
+    # which json.loads + os.fsencode give the exact name back, whatever stdout's error handler.
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+
+
+def not_encoded_warning(model: str, missing: int) -> None:
+    """Say on stderr that `missing` photos are not encoded for `model` yet (a model switch): results are partial."""
+    if not missing:
+        return
+    print(
+        f"warning: {missing} photo{'' if missing == 1 else 's'} not encoded for model {model} yet: "
+        "they cannot be found until they are",
+        file=sys.stderr,
+    )
+    print("hint: run `photoindex reindex` (or let the running daemon catch up)", file=sys.stderr)
 
 
 def display(path: str) -> str:

@@ -12,6 +12,7 @@ one else knows the layout.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -23,6 +24,8 @@ from photoindex.inference.sessions.base import Session, TensorSpec
 from photoindex.vectors.scoring import l2_normalize
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from photoindex.inference.tokenizers import Tokenizer
 
 Layout = Literal["nchw-float32", "nhwc-uint8"]
@@ -67,12 +70,25 @@ def _run_batched(
     batch: int | None,
     embedding_dim: int,
     where: str,
+    pool: ThreadPoolExecutor | None = None,
+    parts: int = 1,
 ) -> np.ndarray:
-    """Run `items` through a model whose batch axis is `batch` (None: any), returning [N, D] float32."""
+    """Run `items` through a model whose batch axis is `batch` (None: any), returning [N, D] float32.
+
+    With `pool` and a dynamic batch axis, the items are split into `parts` runs made at once: this
+    thread runs the first, the pool the others (each vector is computed as it would be alone).
+    """
     n = items.shape[0]
     if n == 0:
         return np.zeros((0, embedding_dim), dtype=np.float32)
-    if batch is None:
+    if batch is None and pool is not None and min(parts, n) > 1:
+        first, *rest = np.array_split(items, min(parts, n))
+        futures = [pool.submit(run, part) for part in rest]
+        try:
+            chunks = [run(first)]
+        finally:
+            chunks += [f.result() for f in futures]  # waited for even when the first run failed
+    elif batch is None:
         chunks = [run(items)]
     else:
         chunks = []
@@ -154,6 +170,22 @@ class ImageEncoder:
         self.batch_size = self._input.static_batch
         self._spec = spec
         self._item_shape = (spec.size, spec.size, 3)
+        # A session whose runs take one core each (OrtSession(parallel=True)) gets a batch split over
+        # the cores: docs/indexing.md, "Keeping both cores busy".
+        self.parallel_runs = max(1, int(getattr(session, "parallel_runs", 1)))
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def _runner(self) -> ThreadPoolExecutor | None:
+        """The threads that make a batch's other runs (made on first use), or None for one run at a time."""
+        if self.parallel_runs < 2 or self.batch_size is not None:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.parallel_runs - 1, thread_name_prefix="encode-part")
+            return self._pool
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
         return self._session.run({self._input.name: chunk})[0]
@@ -180,7 +212,13 @@ class ImageEncoder:
         pixels = np.asarray(pixels)
         self.check_pixels(pixels)
         return _run_batched(
-            self._run, self.model_input(pixels), self.batch_size, self.embedding_dim, self._where
+            self._run,
+            self.model_input(pixels),
+            self.batch_size,
+            self.embedding_dim,
+            self._where,
+            self._runner(),
+            self.parallel_runs,
         )
 
 

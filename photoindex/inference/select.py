@@ -155,7 +155,9 @@ def _open_cpu(bundle: Bundle, which: Which, cpu_path: Path | None, runtime: Runt
             f"bundle {bundle.manifest.name} has no ONNX model for the {which} encoder: no CPU fallback",
             f"add a `{which}` file to the bundle's manifest, or run on the board's NPU",
         )
-    return OrtSession(cpu_path, runtime.threads, cache_dir=runtime.model_cache_dir)
+    # Batches of photos are split over the cores, one single-threaded run each (no thread ever waits
+    # for another inside a run); a query's one text is spread over the cores instead.
+    return OrtSession(cpu_path, runtime.threads, cache_dir=runtime.model_cache_dir, parallel=which == "image")
 
 
 def _short(exc: BaseException) -> str:

@@ -11,15 +11,16 @@ import logging
 import os
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from photoindex.search.protocol import MAX_LIMIT, Hit, SearchRequest, parse_reply
+from photoindex.search.protocol import MAX_LIMIT, Hit, SearchRequest, parse_not_encoded, parse_reply
 
 log = logging.getLogger("photoindex.search")
 
 SOCKET_NAME = "daemon.sock"
-__all__ = ["MAX_LIMIT", "ask_daemon", "ping", "socket_path"]
+__all__ = ["MAX_LIMIT", "Served", "ask_daemon", "ping", "serve_request", "socket_path"]
 CONNECT_TIMEOUT = 0.2
 ANSWER_TIMEOUT = 30.0  # generous: the daemon's first query loads the text model
 _MAX_ANSWER = 64 * 1024 * 1024  # 10,000 hits of long paths fit; anything larger is garbage
@@ -68,10 +69,18 @@ def _exchange(path: Path, request: dict[str, Any], timeout: float) -> Any:
         sock.close()
 
 
-def ask_daemon(
+@dataclass(frozen=True)
+class Served:
+    """The daemon's answer to a search: its hits, and (model name, photos not encoded yet) if it said."""
+
+    hits: list[Hit]
+    not_encoded: tuple[str, int] | None
+
+
+def serve_request(
     config_home: Path, request: SearchRequest, model_id: str, timeout: float = ANSWER_TIMEOUT
-) -> list[Hit] | None:
-    """The daemon's hits for `request` under `model_id`, or None when it cannot answer (search locally then).
+) -> Served | None:
+    """The daemon's answer to `request` under `model_id`, or None when it cannot answer (search locally then).
 
     An error the daemon's search raised (an empty query, a missing example photo) is raised here
     as the same `PhotoindexError`, so the user sees the same `error:`/`hint:` lines.
@@ -82,7 +91,16 @@ def ask_daemon(
     hits = parse_reply(answer)
     if hits is None:
         log.debug("the daemon did not answer the search: %s", answer)
-    return hits
+        return None
+    return Served(hits, parse_not_encoded(answer))
+
+
+def ask_daemon(
+    config_home: Path, request: SearchRequest, model_id: str, timeout: float = ANSWER_TIMEOUT
+) -> list[Hit] | None:
+    """The daemon's hits for `request` under `model_id`, or None when it cannot answer (`serve_request`)."""
+    served = serve_request(config_home, request, model_id, timeout)
+    return None if served is None else served.hits
 
 
 def ping(config_home: Path, timeout: float = 1.0) -> bool:

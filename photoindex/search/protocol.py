@@ -6,7 +6,9 @@
 - request: `{"model": MODEL_ID, "terms": [{"weight", "text"|"image"}], "limit", "offset",
   "min_score", "sort", "filters": {...}}` with absolute paths (`Filters.to_wire`);
   `{"ping": true}` is answered `{"pong": true}`;
-- reply: `{"hits": [Hit.to_json(), ...]}`, `{"error": message, "hint": hint}` (the search's own
+- reply: `{"hits": [Hit.to_json(), ...], "not_encoded": {"model": NAME, "photos": N}}` (N: indexed
+  photos the model has not encoded yet, which the client warns about without opening the catalog;
+  a daemon that leaves it out makes the client look itself), `{"error": message, "hint": hint}` (the search's own
   `PhotoindexError`), or `{"unavailable": why}` (another model, an example photo the daemon has
   not encoded, ...): the client then searches by itself, as if no daemon ran.
 
@@ -196,9 +198,23 @@ class Hit:
                    path=data["path"], score=None if score is None else float(score), words=tuple(words))
 
 
-def reply_hits(hits: list[Hit]) -> dict[str, Any]:
-    """The reply carrying a search's hits."""
-    return {"hits": [h.to_json() for h in hits]}
+def reply_hits(hits: list[Hit], not_encoded: tuple[str, int] | None = None) -> dict[str, Any]:
+    """The reply carrying a search's hits, and (model name, photos it has not encoded yet) when known."""
+    answer: dict[str, Any] = {"hits": [h.to_json() for h in hits]}
+    if not_encoded is not None:
+        answer["not_encoded"] = {"model": not_encoded[0], "photos": not_encoded[1]}
+    return answer
+
+
+def parse_not_encoded(answer: Any) -> tuple[str, int] | None:
+    """(model name, photos it has not encoded yet) from a reply with hits; None when the reply does not say."""
+    entry = answer.get("not_encoded") if isinstance(answer, dict) else None
+    if not isinstance(entry, dict):
+        return None
+    model, photos = entry.get("model"), entry.get("photos")
+    if not isinstance(model, str) or not isinstance(photos, int) or isinstance(photos, bool) or photos < 0:
+        return None
+    return model, photos
 
 
 def reply_error(exc: PhotoindexError) -> dict[str, Any]:

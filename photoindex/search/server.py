@@ -303,7 +303,7 @@ class QueryServer:
             if model != self.lib.model_id:
                 raise Declined(f"the daemon searches model {self.lib.model_id}, not {model}")
             with self._searching:
-                answer = reply_hits(self.search(request))
+                answer = reply_hits(self.search(request), self.not_encoded())
         except Declined as why:
             log.debug("declined a search: %s", why)
             return reply_unavailable(why)
@@ -325,6 +325,13 @@ class QueryServer:
 
         handle = self._index() if request.has_query else None
         return search(self.lib, request, index=handle, encode_images=False)
+
+    def not_encoded(self) -> tuple[str, int]:
+        """(model name, indexed photos it has not encoded yet): the warning `photoindex search` prints."""
+        from photoindex.catalog import reads
+
+        with self.lib.db.reads() as con:
+            return self.lib.bundle.manifest.name, reads.photos_without_vector(con, self.lib.model_id)
 
     def index_for_query(self) -> IndexHandle:
         """The index to search for a query of another front end (the daemon's web page); `PhotoindexError` when busy."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +49,41 @@ def _ort_spec(arg: Any, path: Path) -> TensorSpec:
     return TensorSpec(name=arg.name, shape=shape, dtype=dtype)
 
 
-class OrtSession(FixedSpecs):
-    """A model file run by ONNX Runtime on the CPU, behind the `Session` protocol."""
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform tells it)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS has no sched_getaffinity
+        return os.cpu_count() or 1
 
-    def __init__(self, path: Path, threads: int = 0, cache_dir: Path | None = None) -> None:
-        """Load `path`; with `cache_dir`, through its fast-loading copy there (made on first use)."""
+
+class OrtSession(FixedSpecs):
+    """A model file run by ONNX Runtime on the CPU, behind the `Session` protocol.
+
+    `parallel_runs` is how many `run` calls the caller should make at once to use the machine: 1
+    for a session whose every run spreads over the cores (`threads` 0 or more than 1), the number of
+    cores for one made with `parallel=True` and `threads` 0, whose runs each take one core. ONNX
+    Runtime's `run` may be called from several threads at once.
+    """
+
+    parallel_runs: int
+
+    def __init__(
+        self, path: Path, threads: int = 0, cache_dir: Path | None = None, *, parallel: bool = False
+    ) -> None:
+        """Load `path`; with `cache_dir`, through its fast-loading copy there (made on first use).
+
+        `parallel` with `threads` 0 gives each run one thread and asks for one run per core
+        (docs/indexing.md, "Keeping both cores busy"); an explicit `threads` count always wins.
+        """
         import onnxruntime as ort  # imported here so the CLI's --help does not load it
 
         self.path = Path(path)
         if threads < 0:
             raise ConfigError(f"inference threads must be 0 (automatic) or more, got {threads}")
+        self.parallel_runs = 1
+        if parallel and threads == 0 and cores() > 1:
+            self.parallel_runs, threads = cores(), 1
         if not self.path.is_file():
             raise ModelError(
                 f"{self.path}: model file not found", "run `photoindex models fetch` to download it"

@@ -1,0 +1,218 @@
+"""`photoindex search` served by the daemon before the Typer app is built (photoindex/cli/served.py).
+
+The daemon side is the real `QueryServer` on a real library (toy model, real photos, real SQLite
+and FAISS) answering on its socket in this process; the CLI runs as a subprocess, as users run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from helpers import cli
+
+from photoindex.cli.served import parse
+from photoindex.config import Config
+from photoindex.search.client import serve_request, socket_path
+from photoindex.search.protocol import SearchRequest, parse_not_encoded, reply_hits
+from photoindex.search.server import QueryServer
+from photoindex.testing.photos import make_photo
+
+# What a served search must not import: the Typer app, the catalog's and the search's libraries.
+NOT_ON_THE_SERVED_PATH = (
+    "typer", "click", "rich", "numpy", "sqlite3", "sqlalchemy", "onnxruntime", "faiss", "PIL", "photoindex.cli.app",
+)  # fmt: skip
+
+
+def run_cli(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """`python -X importtime -m photoindex ARGS`: the finished process and the modules it imported."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "photoindex", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    proc.stderr = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("import time:"))
+    return proc, imported
+
+
+def heavy(imported: set[str]) -> set[str]:
+    return {m for m in imported if m in NOT_ON_THE_SERVED_PATH or m.split(".")[0] in NOT_ON_THE_SERVED_PATH}
+
+
+@pytest.fixture
+def served_library(tmp_path: Path, config: Config) -> Iterator[QueryServer]:
+    """A library of red, green and blue photos, and the real query server answering on its socket."""
+    from photoindex.library import open_library
+
+    root = tmp_path / "photos"
+    for i, colour in enumerate([(220, 20, 20)] * 3 + [(20, 200, 20)] * 2 + [(20, 20, 220)] * 2):
+        make_photo(root / f"img_{i}.jpg", colour, size=(64, 48), seed=i)
+    cli("index", str(root))
+    with open_library(config) as lib:
+        handle = lib.open_index()
+        server = QueryServer(lib, work_lock=threading.Lock(), current_index=lambda: handle, open_index=lambda: handle)
+        assert server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.mark.slow
+def test_a_served_search_prints_what_the_full_command_prints_and_imports_nothing_heavy(
+    home_env: dict[str, str], served_library: QueryServer
+) -> None:
+    local = {**home_env, "PHOTOINDEX_SEARCH_USE_DAEMON": "0"}
+    for args in (("red", "--json"), ("green", "--limit", "1", "-f"), ("blue", "-n", "2", "--sort", "date", "--after", "2000")):
+        before = served_library.served
+        mine, imported = run_cli(home_env, "search", *args)
+        assert mine.returncode == 0, mine.stderr
+        assert served_library.served == before + 1  # the daemon answered
+        assert not heavy(imported), sorted(heavy(imported))
+        theirs, _ = run_cli(local, "search", *args)
+        assert theirs.returncode == 0, theirs.stderr
+        assert (mine.stdout, mine.stderr) == (theirs.stdout, theirs.stderr)
+    red = json.loads(run_cli(home_env, "search", "red", "--json", "-n", "3")[0].stdout)
+    assert {Path(h["path"]).name for h in red} == {"img_0.jpg", "img_1.jpg", "img_2.jpg"}
+
+
+def test_options_the_served_path_does_not_take_run_the_full_command(
+    home_env: dict[str, str], served_library: QueryServer
+) -> None:
+    # --words and --help are the full command's; an unknown option is its usage error (exit 2).
+    proc, imported = run_cli(home_env, "search", "red", "--help")
+    assert proc.returncode == 0 and "--words" in proc.stdout and "typer" in imported
+    proc, _ = run_cli(home_env, "search", "red", "--bogus")
+    assert proc.returncode == 2 and "--bogus" in proc.stderr
+    proc, _ = run_cli(home_env, "search", "red", "--limit", "0")
+    assert proc.returncode == 2  # click's range check, as always
+    # A bad filter is the full command's error, with its hint, whoever would have answered.
+    proc, _ = run_cli(home_env, "search", "red", "--after", "2024-13")
+    assert proc.returncode == 1 and "no such month" in proc.stderr and "hint: " in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["red"], {"text": "red", "types": []}),
+        (["red", "-n", "3", "--json"], {"text": "red", "types": [], "limit": 3, "as_json": True}),
+        (["--type", "jpeg", "a b", "--type", "png", "-f"], {"text": "a b", "types": ["jpeg", "png"], "paths_only": True}),
+        (["red", "--min-score", "0.25", "--offset", "4"], {"text": "red", "types": [], "min_score": 0.25, "offset": 4}),
+    ],
+)
+def test_parse_takes_the_options_the_daemon_answers(args: list[str], expected: dict[str, object]) -> None:
+    assert parse(args) == expected
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],  # nothing to search for: the full command says so
+        ["  "],
+        ["red", "green"],  # two texts: the full command's usage error
+        ["red", "--image", "a.jpg"],
+        ["red", "--words", "x"],
+        ["red", "--sheet", "s.jpg"],
+        ["red", "-p"],
+        ["red", "--help"],
+        ["red", "--limit=3"],
+        ["red", "--limit"],
+        ["red", "--limit", "0"],
+        ["red", "--limit", "many"],
+        ["red", "--offset", "-1"],
+        ["red", "--min-score", "high"],
+        ["red", "-n", "2", "-n", "3"],
+        ["--", "-red"],
+    ],
+)
+def test_parse_leaves_everything_else_to_the_full_command(args: list[str]) -> None:
+    assert parse(args) is None
+
+
+# ---------------------------------------------------------------- the daemon's count of photos not encoded
+
+
+@pytest.fixture
+def canned_daemon(tmp_path: Path) -> Iterator[Callable[[dict[str, object]], dict[str, str]]]:
+    """A socket in a fresh home answering every request with one given reply; the env of a CLI that asks it."""
+    socks: list[socket.socket] = []
+
+    def serve(reply: dict[str, object]) -> dict[str, str]:
+        home = tmp_path / f"home{len(socks)}"
+        home.mkdir(mode=0o700)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(str(socket_path(home)))
+        s.listen(4)
+        socks.append(s)
+
+        def loop() -> None:
+            while True:
+                try:
+                    conn, _ = s.accept()
+                except OSError:
+                    return
+                conn.recv(65536)
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+                conn.close()
+
+        threading.Thread(target=loop, daemon=True).start()
+        return {"PHOTOINDEX_HOME": str(home)}
+
+    yield serve
+    for s in socks:
+        s.close()
+
+
+def test_the_warning_about_photos_not_encoded_comes_from_the_daemons_count(
+    home_env: dict[str, str], canned_daemon: Callable[[dict[str, object]], dict[str, str]]
+) -> None:
+    hits = [{"path": "/photos/a.jpg", "score": 0.5, "taken_at": "2024-01-02T03:04:05+00:00"}]
+    env = {**home_env, **canned_daemon({"hits": hits, "not_encoded": {"model": "toy", "photos": 3}})}
+    proc, imported = run_cli(env, "search", "red")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "0.500\t/photos/a.jpg\t2024-01-02T03:04:05+00:00\n"
+    assert "warning: 3 photos not encoded for model toy yet" in proc.stderr
+    assert "hint: run `photoindex reindex`" in proc.stderr
+    assert not heavy(imported), sorted(heavy(imported))
+    # No catalog was opened or made: the count came with the answer.
+    assert not (Path(env["PHOTOINDEX_HOME"]) / "photoindex.db").exists()
+
+
+def test_an_answer_without_the_count_is_left_to_the_full_command(
+    home_env: dict[str, str], canned_daemon: Callable[[dict[str, object]], dict[str, str]]
+) -> None:
+    # A daemon from before the count: the full command asks it too and counts in the catalog itself.
+    env = {**home_env, **canned_daemon({"hits": [{"path": "/photos/a.jpg", "score": 0.5}]})}
+    proc, imported = run_cli(env, "search", "red")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("0.500\t/photos/a.jpg")
+    assert "photoindex.cli.app" in imported and "warning" not in proc.stderr
+
+
+def test_the_daemons_error_is_printed_with_its_hint_and_exit_code(
+    home_env: dict[str, str], canned_daemon: Callable[[dict[str, object]], dict[str, str]]
+) -> None:
+    env = {**home_env, **canned_daemon({"error": "no photo at /x.jpg", "hint": "check the path"})}
+    proc, imported = run_cli(env, "search", "red")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == ["error: no photo at /x.jpg", "hint: check the path"]
+    assert not heavy(imported)
+
+
+def test_the_count_travels_in_the_reply_and_a_bad_one_is_ignored(config: Config) -> None:
+    assert parse_not_encoded(reply_hits([], ("toy", 2))) == ("toy", 2)
+    assert parse_not_encoded(reply_hits([])) is None
+    for bad in ({"model": 1, "photos": 2}, {"model": "m", "photos": -1}, {"model": "m", "photos": True}, "3"):
+        assert parse_not_encoded({"hits": [], "not_encoded": bad}) is None
+    # No daemon: no answer.
+    assert serve_request(config.home, SearchRequest.build(text="red"), "m") is None
