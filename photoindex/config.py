@@ -147,7 +147,12 @@ class RuntimeConfig:
         choices=_WHERE,
     )
     text: str = setting("auto", "", choices=_WHERE)
-    threads: int = setting(0, "ONNX Runtime intra-op threads; 0 = one per core.", at_least=0)
+    threads: int = setting(
+        0,
+        "ONNX Runtime threads per run; 0 = automatic (a batch of photos is split over the cores, one "
+        "single-threaded run each; a query's text is spread over the cores).",
+        at_least=0,
+    )
     # "" is filled in by load_config with the home's cache/models folder.
     model_cache: str = setting(
         "",

@@ -6,12 +6,13 @@ hands a plain `search` here first. It reads the options the daemon can take (a t
 order, the filters, `--json`, `-f/--paths`), sends them, and prints the hits as the full command
 does, warning about photos the model has not encoded yet from the daemon's own count: the catalog
 is never opened, and nothing heavier than the standard library is imported for piped output
-(docs/search.md, "Served by the daemon").
+(docs/daemon.md, "Searches served by the daemon").
 
 Anything else returns None and the full command runs as if this module did not exist: another
 option or a form it does not know (`--image`, `--words`, `--sheet`, `-p`, `--help`, `--opt=`,
-`--`), a value the full command would refuse, no daemon, a declined request, no hits (the full
-command says why), or a configuration that does not load (the full command reports it).
+`--`), a value the full command would refuse, no daemon, a declined request, a daemon that does not
+send its count, or a configuration that does not load (the full command reports it). No hits
+are explained from the catalog, as the full command does.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from photoindex.errors import PhotoindexError
 
 if TYPE_CHECKING:
+    from photoindex.config import Config
     from photoindex.search.client import Served
+    from photoindex.search.protocol import SearchRequest
 
 # The options this path reads: name -> (destination, takes a value). Short forms as in `cli.app.search`.
 _OPTIONS: dict[str, tuple[str, bool]] = {
@@ -106,17 +109,26 @@ def search(args: Sequence[str]) -> int | None:
 
     render.log_to_stderr()
     try:
-        served = _ask(options)
+        asked = _ask(options)
     except PhotoindexError as exc:  # the daemon's search refused the request: its own error and hint
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
-    if served is None or not served.hits or served.not_encoded is None:
+    if asked is None:
         return None
+    cfg, request, served = asked
+    if served.not_encoded is None:
+        return None  # a daemon from before the count: the full command counts in the catalog
     render.not_encoded_warning(*served.not_encoded)
     if options.get("as_json"):
         render.json_document([h.to_json() for h in served.hits])
+    elif not served.hits:
+        from photoindex.search.query import why_no_hits  # the catalog says why (rare: worth its imports)
+
+        why, hint = why_no_hits(cfg, request)
+        print(f"no matching photos: {render.display(why)}", file=sys.stderr)
+        print(f"hint: {render.display(hint)}", file=sys.stderr)
     elif options.get("paths_only") or not sys.stdout.isatty():
         render.hits_lines(served.hits, paths_only=bool(options.get("paths_only")))
     else:
@@ -124,8 +136,8 @@ def search(args: Sequence[str]) -> int | None:
     return 0
 
 
-def _ask(options: dict[str, Any]) -> Served | None:
-    """The daemon's answer, or None: no daemon, or something only the full command may report."""
+def _ask(options: dict[str, Any]) -> tuple[Config, SearchRequest, Served] | None:
+    """(config, request, the daemon's answer), or None: no daemon, or something only the full command may report."""
     from pathlib import Path
 
     from photoindex.config import load_config
@@ -158,4 +170,5 @@ def _ask(options: dict[str, Any]) -> Served | None:
         model_id = bundle_for(cfg).manifest.model_id  # one manifest read: no model is loaded
     except PhotoindexError:
         return None  # the full command reports it, with the same words as always
-    return serve_request(cfg.home, request, model_id)
+    served = serve_request(cfg.home, request, model_id)
+    return None if served is None else (cfg, request, served)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -201,3 +202,47 @@ def test_open_clip_style_int64_bundle_works_through_its_manifest(tmp_path: Path)
     np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)
     image = ImageEncoder(OrtSession(_file(bundle, "image")), m.image, m.embedding_dim)
     assert (image.input_size, image.layout) == (256, "nchw-float32")
+
+
+# --- one batch over several cores (docs/indexing.md, "Keeping both cores busy") ------------------
+
+
+class _Recording:
+    """A real ONNX Runtime session that records the batch size and thread of each run."""
+
+    def __init__(self, session: OrtSession, parallel_runs: int) -> None:
+        self._session = session
+        self.provider = session.provider
+        self.inputs, self.outputs = session.inputs, session.outputs
+        self.parallel_runs = parallel_runs
+        self.runs: list[tuple[int, str]] = []
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        (x,) = feeds.values()
+        self.runs.append((x.shape[0], threading.current_thread().name))
+        return self._session.run(feeds)
+
+
+def test_parallel_sessions_take_one_thread_per_run_and_ask_for_one_run_per_core(toy: Bundle) -> None:
+    from photoindex.inference.sessions.ort import cores
+
+    assert OrtSession(_file(toy, "image")).parallel_runs == 1
+    assert OrtSession(_file(toy, "image"), threads=2, parallel=True).parallel_runs == 1  # an explicit count wins
+    assert OrtSession(_file(toy, "image"), parallel=True).parallel_runs == cores()
+
+
+def test_a_batch_split_over_parallel_runs_gives_the_vectors_of_one_run(toy: Bundle) -> None:
+    one = ImageEncoder(OrtSession(_file(toy, "image"), threads=1), toy.manifest.image, 512)
+    recording = _Recording(OrtSession(_file(toy, "image"), threads=1), parallel_runs=3)
+    split = ImageEncoder(recording, toy.manifest.image, 512)
+    pixels = _pixels(7, seed=5)
+    np.testing.assert_allclose(split.encode(pixels), one.encode(pixels), atol=1e-6)
+    assert sorted(n for n, _ in recording.runs) == [2, 2, 3]
+    # One part on this thread, the others at once on the encoder's own threads.
+    threads = {thread for _, thread in recording.runs}
+    assert threading.current_thread().name in threads and any(t.startswith("encode-part") for t in threads)
+    recording.runs.clear()
+    np.testing.assert_allclose(split.encode(pixels[:1]), one.encode(pixels[:1]), atol=1e-6)
+    assert [n for n, _ in recording.runs] == [1]  # one photo is one run
+    with pytest.raises(ModelError):  # a failed part fails the batch
+        split.encode(pixels[:, :100])
