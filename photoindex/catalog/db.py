@@ -43,6 +43,7 @@ T = TypeVar("T")
 
 SYNCHRONOUS = "FULL"
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a connection waits for a lock held by another one
+READ_CACHE_KIB = 32 * 1024  # page cache of a search's plain read connection (SQLite's default is 2 MB)
 _READ_ONLY = "photoindex_read_only"  # execution option: this transaction only reads
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _RESTORE_HINT = "restore a backup (photoindex.db.bak-*) or move the file away and run `photoindex reindex`"
@@ -244,6 +245,10 @@ class Database:
             raise _no_wal(self.path, mode)
         con.text_factory = _decode_text
         con.execute("PRAGMA query_only = ON")
+        # This connection is kept for the thread's later searches: a page cache that holds what a
+        # filter reads (1,000 photo rows scattered over the table) halves a warm filtered search's
+        # SQL at 100k photos against SQLite's default 2 MB. Pages are taken only as they are read.
+        con.execute(f"PRAGMA cache_size = -{READ_CACHE_KIB}")
         with self._setup:
             self._plain_all.add(con)
         return con

@@ -284,7 +284,7 @@ def live_photos_for_hashes(
     """For each content hash, its indexed photos (only those passing `filters`, when given), by path."""
     where, extra = "", tuple[object, ...]()
     if filters is not None and not filters.empty:
-        clause, extra = filter_clause(con, filters)
+        clause, extra = filter_clause(con, filters, indexed=False)  # the hashes narrow
         where = f" AND {clause}"
     columns = ", ".join(f"p.{c}" for c in PHOTO_COLUMNS)
     found: dict[str, list[Photo]] = {}

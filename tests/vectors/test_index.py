@@ -99,6 +99,33 @@ def test_allowed_restricts_results(backend: str, data: tuple[np.ndarray, np.ndar
     assert index.search(queries[0], 10, allowed=np.array([-1]))[1].shape == (1, 0)
 
 
+def test_exact_subset_and_id_selector_give_the_same_hits(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    # A small filtered set is scored from its own vectors; a larger one through FAISS's IDSelectorBatch.
+    # Both are exact, so they must rank the same ids the same way, with the same scores.
+    ids, vectors, queries = data
+    subset = VectorIndex.build(ids, vectors)
+    selector = VectorIndex.build(ids, vectors)
+    subset.exact_subset_max, selector.exact_subset_max = 10_000, 0
+    rng = np.random.default_rng(7)
+    for size in (1, 25, 300, 1500):
+        allowed = np.concatenate([rng.choice(ids, size, replace=False), [2, 999_999]])  # 2: not an id here
+        for k in (1, 10, size + 5):
+            s_sub, i_sub = subset.search(queries[:6], k, allowed=allowed)
+            s_sel, i_sel = selector.search(queries[:6], k, allowed=allowed)
+            assert i_sub.shape == (6, min(k, size))
+            np.testing.assert_array_equal(i_sub, i_sel)
+            np.testing.assert_allclose(s_sub, s_sel, atol=1e-5)
+    # After a removal the gathered vectors are still the right ones.
+    gone = ids[:500]
+    subset.remove(gone)
+    selector.remove(gone)
+    allowed = ids[300:900]
+    np.testing.assert_array_equal(
+        subset.search(queries[:4], 20, allowed=allowed)[1], selector.search(queries[:4], 20, allowed=allowed)[1]
+    )
+    assert not np.isin(subset.search(queries[:4], 600, allowed=allowed)[1], gone).any()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_empty_index_and_k_edges(backend: str) -> None:
     index = VectorIndex.create(8, backend=backend)  # type: ignore[arg-type]
