@@ -326,7 +326,8 @@ def search(
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="How many results (default 20)."),
     offset: int = typer.Option(0, "--offset", min=0, help="Skip this many results (the next page)."),
     min_score: float | None = typer.Option(None, "--min-score", help="Drop results below this cosine score."),
-    folder: Path | None = typer.Option(None, "--folder", help="Only photos under this folder."),
+    # A str, not a Path: Path("") is ".", and an empty --folder must be an error (search/filters.py).
+    folder: str | None = typer.Option(None, "--folder", help="Only photos under this folder."),
     after: str | None = typer.Option(
         None, "--after", help="Taken in or after this year, month or day (2024, 2024-06, 2024-06-15)."
     ),
@@ -462,7 +463,8 @@ def duplicates(
     threshold: float = typer.Option(
         0.95, "--threshold", help="Cosine score from which two photos are near-duplicates (0-1]."
     ),
-    folder: Path | None = typer.Option(None, "--folder", help="Only photos under this folder."),
+    # A str, not a Path: Path("") is ".", and an empty --folder must be an error (search/filters.py).
+    folder: str | None = typer.Option(None, "--folder", help="Only photos under this folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the groups as JSON."),
 ) -> None:
     """Groups of exact copies and near-duplicates (re-saved, resized, cropped, bursts); never deletes."""

@@ -10,6 +10,7 @@ index above that (near-duplicates share a cell: docs/search.md, "Duplicates").
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,6 @@ from photoindex.library import open_library
 from photoindex.search.filters import resolve_folder
 
 if TYPE_CHECKING:
-    import os
-
     from photoindex.config import Config
     from photoindex.library import Library
 
@@ -86,6 +85,12 @@ def duplicates_in(
     if not (math.isfinite(threshold) and 0.0 < threshold <= 1.0):
         raise PhotoindexError(f"--threshold {threshold}: not above 0 and at most 1", "try --threshold 0.95")
     prefix = resolve_folder(folder) if folder is not None else None
+    if prefix is not None and not os.path.exists(prefix):
+        # Not "no duplicates": a mistyped folder would read as a clean one.
+        raise PhotoindexError(
+            f"--folder {folder}: no such folder ({prefix})",
+            "give a folder that exists; `photoindex status` lists the indexed roots",
+        )
     with lib.db.reads() as con:
         ids = (
             reads.vector_ids_under(con, lib.model_id, prefix)

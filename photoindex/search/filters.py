@@ -159,7 +159,13 @@ class Filters:
 
 
 def resolve_folder(folder: str | os.PathLike[str]) -> str:
-    """The absolute, resolved spelling of a `--folder` (as the catalog stores paths)."""
+    """The absolute, resolved spelling of a `--folder` (as the catalog stores paths).
+
+    An empty one is an error, not the current folder (`Path("")` is "."): `--folder "$DIR"` with
+    an unset variable must not quietly search wherever the command runs.
+    """
+    if not os.fspath(folder).strip():
+        raise FilterError("--folder: empty", "give a folder, e.g. --folder ~/Pictures/2024 (or . for this one)")
     return str(Path(folder).expanduser().resolve())
 
 

@@ -28,7 +28,7 @@ from photoindex.errors import PhotoindexError
 from photoindex.search.filters import Filters
 from photoindex.search.terms import Term, image_term, parse_query
 
-MAX_LIMIT = 10_000  # the most results one request returns; a larger --limit searches in-process
+MAX_LIMIT = 10_000  # the most results one request returns (`--limit`, as `[search] limit` in config.toml)
 MAX_OFFSET = 1_000_000
 MAX_TEXT = 4096  # characters; CLIP reads 77 tokens, a longer text is a mistake or abuse
 SORTS = ("score", "date")
@@ -83,6 +83,11 @@ class SearchRequest:
             raise PhotoindexError("--not-image alone has nothing to search for", "add a text or --image PATH")
         if not isinstance(limit, int) or limit < 1:
             raise PhotoindexError(f"--limit {limit}: not a positive number", "give --limit 1 or more")
+        if limit > MAX_LIMIT:
+            raise PhotoindexError(
+                f"--limit {limit}: at most {MAX_LIMIT} results at a time",
+                f"give --limit {MAX_LIMIT} or less, and --offset to see the next page",
+            )
         if not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
             raise PhotoindexError(f"--offset {offset}: not from 0 to {MAX_OFFSET}", "give --offset 0 or more")
         if sort not in SORTS:

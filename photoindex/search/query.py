@@ -397,6 +397,8 @@ def why_no_hits(config: Config, request: SearchRequest) -> tuple[str, str]:
         roots = [r[0] for r in con.execute("SELECT path FROM roots ORDER BY path")]
         live = con.execute("SELECT count(*) FROM photos WHERE status != 'missing'").fetchone()[0]
         vectors = reads.vector_count(con, lib.model_id)
+        place = request.filters.place
+        unknown_place = _unknown_place(con, place) if place is not None else None
     if not roots or not live:
         where = f" (roots: {', '.join(roots)})" if roots else ""
         return f"the library is empty: no photos indexed{where}", "add a folder of photos with `photoindex index PATH`"
@@ -406,6 +408,8 @@ def why_no_hits(config: Config, request: SearchRequest) -> tuple[str, str]:
             f"--folder {folder} is not inside any indexed folder (roots: {', '.join(roots)})",
             f"index it first with `photoindex index {folder}`, or give a folder under one of the roots",
         )
+    if unknown_place is not None:
+        return unknown_place
     if request.has_query and not vectors:
         return (
             f"none of the {live} photos is encoded for model {lib.bundle.manifest.name} yet",
@@ -421,3 +425,42 @@ def why_no_hits(config: Config, request: SearchRequest) -> tuple[str, str]:
     if not request.filters.empty:
         return f"no photo among {live} passes the filters", "loosen them (--after, --before, --camera, --place, ...)"
     return f"no photo matched among {live}", "try other words"
+
+
+def _unknown_place(con: Any, place: str) -> tuple[str, str] | None:
+    """(message, hint) when no place of the catalog answers to `place`: close spellings it has, and where
+    places come from; None when the name is known (the other filters then left nothing)."""
+    import difflib
+
+    key = reads.place_key(place)
+    if con.execute("SELECT 1 FROM place_names WHERE name = ? LIMIT 1", (key,)).fetchone() is not None:
+        return None
+    message = f"--place {place!r}: no photo was taken in a place of that name"
+    names = dict(con.execute("SELECT name, min(place_id) FROM place_names GROUP BY name").fetchall())
+    close = difflib.get_close_matches(key, list(names), n=20, cutoff=0.75)
+    if not close:  # a prefix is a likelier slip than a typo: "hang" for "hangzhou"
+        close = sorted((n for n in names if n.startswith(key)), key=len)
+    # The best spelling of each place (a city has dozens of spellings), at most three places.
+    best: dict[int, str] = {}
+    for name in close:
+        best.setdefault(names[name], name)
+    close = list(best.values())[:3]
+    if close:
+        labels = reads.places(con, [names[c] for c in close])
+        spelled = [f"{c!r} ({labels[names[c]].label})" if names[c] in labels else repr(c) for c in close]
+        return message, f"did you mean {' or '.join(spelled)}?"
+    from photoindex.places import available
+
+    if not available():
+        return message, (
+            "places come from the photos' GPS positions and need the places data: "
+            "pip install 'photoindex[places]', then run `photoindex reindex`"
+        )
+    known = con.execute("SELECT count(*) FROM places").fetchone()[0]
+    where = f"{known} such place{'' if known == 1 else 's'}: try --near LAT,LON[,KM]" if known else (
+        "no such place (none has GPS): try --after or --folder"
+    )
+    return message, (
+        "places come from the photos' GPS positions (the nearest city of 15,000 people or more, or its "
+        f"country); this library's photos were taken in {where}"
+    )

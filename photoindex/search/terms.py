@@ -21,6 +21,7 @@ MAX_TERMS = 16
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".avif")
 
 _SPLIT = re.compile(r"\s+([+-])\s+")
+_OPERATOR_FIRST = re.compile(r"^[+-](?:\s|$)")  # a term that starts with an operator and a space
 _WEIGHT = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*:\s*(\S.*)$", re.S)
 
 
@@ -56,6 +57,13 @@ def parse_query(text: str, *, cwd: str | os.PathLike[str] | None = None) -> tupl
             raise PhotoindexError(
                 f"query {text!r}: a '+' or '-' has nothing beside it",
                 'write terms on both sides, e.g. "beach + sunset - people"',
+            )
+        if _OPERATOR_FIRST.match(raw):
+            # "red + - blue": two operators in a row. Taken as written, "- blue" would be searched
+            # as a text and blue added, not subtracted; say so rather than guess.
+            raise PhotoindexError(
+                f"query {text!r}: two operators in a row before {raw[1:].strip() or raw!r}",
+                'write one operator between two terms, e.g. "red - blue" to push away from blue',
             )
         weight = 1.0
         m = _WEIGHT.match(raw)

@@ -89,3 +89,20 @@ def test_duplicates_after_a_model_switch_says_the_photos_are_not_encoded_yet(
     monkeypatch.setenv("PHOTOINDEX_MODEL_BUNDLE", str(other))
     result = runner.invoke(app, ["duplicates"])
     assert result.exit_code == 0 and "not encoded for model" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("folder", "message"),
+    [("FOLDER/nonexistent", "--folder FOLDER/nonexistent: no such folder"), ("", "--folder: empty")],
+)
+def test_a_folder_that_does_not_exist_or_is_empty_is_an_error_not_no_duplicates(
+    tmp_path: Path, config: Config, folder: str, message: str
+) -> None:
+    """A mistyped folder must not read as a folder without duplicates; '' must not mean the current folder."""
+    root = tmp_path / "Photos"
+    _album(root)
+    cli("index", str(root))
+    result = runner.invoke(app, ["duplicates", "--folder", folder.replace("FOLDER", str(root))])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: " + message.replace("FOLDER", str(root))) and "hint: " in result.stderr
+    assert "no duplicates" not in result.output

@@ -197,12 +197,32 @@ def test_listing_without_a_query_is_newest_first_and_pages(album: Album) -> None
         (("red + ",), "a '+' or '-' has nothing beside it"),
         (("0:red",), "weight 0 is not above 0"),
         (("--", "- red"), "the query only subtracts"),
+        (("red + - blue",), "query 'red + - blue': two operators in a row before 'blue'"),
+        (("red", "--limit", "10001"), "--limit 10001: at most 10000 results at a time"),
+        (("red", "--folder", ""), "--folder: empty"),
+        (("--folder", " "), "--folder: empty"),
     ],
 )
 def test_bad_filter_values_are_errors_naming_the_option(album: Album, args: tuple[str, ...], message: str) -> None:
     result = runner.invoke(app, ["search", *args])
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("error: ") and message in result.stderr and "hint: " in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("place", "hint"),
+    [
+        ("Hangzou", "did you mean 'hangzhou' (Hangzhou, China)?"),  # a typo: the close spelling the library has
+        ("Hangzh", "(Hangzhou, China)"),  # a prefix
+        ("Tokyo", "places come from the photos' GPS positions"),  # nothing close: where places come from
+    ],
+)
+def test_an_unknown_place_says_so_and_suggests_the_library_s_close_names(album: Album, place: str, hint: str) -> None:
+    for args in (("--place", place), ("red", "--place", place)):
+        result = runner.invoke(app, ["search", *args])
+        assert result.exit_code == 0, result.output
+        assert f"no matching photos: --place '{place}': no photo was taken in a place of that name" in result.stderr
+        assert hint in result.stderr, result.stderr
 
 
 def test_query_arithmetic_weights_and_example_photos(album: Album, monkeypatch: pytest.MonkeyPatch) -> None:
