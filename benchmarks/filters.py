@@ -307,9 +307,10 @@ def markdown(r: dict[str, Any], indexing_rates: dict[str, float]) -> str:
     d = r["duplicates"]
     lines.append(f"| `photoindex duplicates` at {n} photos | {d['seconds']:.1f} s ({d['groups']} groups) | <= 60 s "
                  f"| {'yes' if d['seconds'] <= 60 else '**no**'} |")
-    lines += ["", "Filters become an id set (SQL on indexed columns) that the vector search is restricted to "
-              "(FAISS `IDSelectorBatch`; the IVF index probes proportionally more lists), so the filtered search "
-              "returns the full limit. See docs/search.md.", END]
+    lines += ["", "Filters become an id set (SQL entering by each filter's own index, then each photo's vector by "
+              "content hash) that the vector search is restricted to (up to 2,000 ids scored from their own "
+              "vectors, more through FAISS `IDSelectorBatch`; the IVF index probes proportionally more lists), so "
+              "the filtered search returns the full limit. See docs/search.md, \"Filters\".", END]
     return "\n".join(lines) + "\n"
 
 

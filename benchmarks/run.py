@@ -1,5 +1,6 @@
 """`python -m benchmarks.run [--quick]`: every measurement of issue 6 in one run, written to
-benchmarks/out/report.md and report.json (and, for a full run, copied to benchmarks/RESULTS.md).
+benchmarks/out/report.md and report.json (and, for a full run, copied to benchmarks/RESULTS.md),
+followed by the search filters' (issue 12, benchmarks/filters.py).
 
 The default run takes about 8-10 minutes on a 2-core machine once its inputs are cached
 (the first run also generates 200 12 MP JPEGs and the model bundles, a few minutes more).
@@ -204,6 +205,14 @@ def run(plan: Plan, out: Path, cache: Path, log: Any = None) -> dict[str, Any]:
     memory["search_small"] = {"rss_mib": small["peak_rss_mib"], "pss_mib": small["peak_pss_mib"]}
     r["help"] = searching.help_time(small_env, plan.help_runs)
     r["memory"] = memory
+    # --- filters, metadata, duplicates (benchmarks/filters.py) ----------------------------------
+    say(f"filtered search, metadata, backfill and duplicates at {plan.catalog_photos} photos")
+    from benchmarks import filters
+
+    shutil.rmtree(big_home, ignore_errors=True)  # filters.py fills its own catalog
+    r["filters"] = filters.measure(work, fp32.directory, plan.catalog_photos, plan.warm_rounds)
+    r["filters"]["bundle"] = plan.bundle
+    r["filters"]["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     r["seconds"] = time.perf_counter() - started
     write(r, out, results_copy=None if plan.quick else HERE / "RESULTS.md")
     if not plan.quick:
@@ -218,6 +227,13 @@ def write(results: dict[str, Any], out: Path, results_copy: Path | None = None) 
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     text = markdown(results)
+    if "filters" in results:  # its section, as `python -m benchmarks.filters` writes it alone
+        from benchmarks import filters
+
+        e2e = results.get("end_to_end", {})
+        rates = {label: e2e[key]["rate"] for key, label in (("cpu_fp32", "CPU fp32"), ("npu_standin", "NPU stand-in"))
+                 if key in e2e}
+        text = text.rstrip("\n") + "\n\n" + filters.markdown(results["filters"], rates)
     (out / "report.md").write_text(text, encoding="utf-8")
     if results_copy is not None:
         results_copy.write_text(text, encoding="utf-8")

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# One quick benchmark run (about a minute on a loaded 2-core machine) serves every test here.
+# One quick benchmark run (a minute or two on a loaded 2-core machine) serves every test here.
 pytestmark = pytest.mark.slow
 
 
@@ -29,7 +29,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOINDEX_")}
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=480,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == str(out / "report.md")
@@ -90,3 +90,17 @@ def test_report_states_each_target(quick_run: tuple[dict[str, Any], str]) -> Non
                    ">= 0.95"):
         assert f"| {target} |" in md, target
     assert "| 11.4 |" in md and "| 0.85 s |" in md  # rclip's figures beside ours
+
+
+def test_filters_figures_are_there(quick_run: tuple[dict[str, Any], str]) -> None:
+    r, md = quick_run
+    f = r["filters"]
+    assert f["photos"] == r["plan"]["catalog_photos"]
+    for name, row in f["search"].items():
+        if "p50_ms" in row:
+            assert _positive(row["p50_ms"]), name
+            if name != "no filter":  # the full --limit came back from the photos that pass
+                assert row["min_hits"] == min(row["limit"], row["passing"]) and row["passing"] > 0, name
+    assert f["backfill"]["backfilled"] == f["photos"] and f["backfill"]["encoded"] == 0
+    assert _positive(f["duplicates"]["seconds"]) and _positive(f["metadata"]["per_photo_ms"])
+    assert "<!-- filters: begin -->" in md and "| <= 50 ms, full --limit |" in md
