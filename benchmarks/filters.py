@@ -192,7 +192,7 @@ def backfill(work: Path, bundle: Path, count: int) -> dict[str, Any]:
         path.write_bytes(seeds[i % 2])
         files.append(path)
     make_s = time.perf_counter() - t
-    config = load_config(environ=base_env(home, bundle))
+    config = load_config(environ=base_env(home, bundle, ocr_enabled="false"))  # metadata, not text, is measured
     with open_library(config) as lib:
         import numpy as np
 
@@ -258,7 +258,7 @@ def measure(work: Path, bundle: Path, photos: int, rounds: int) -> dict[str, Any
 
     home = work / "home-filters"
     shutil.rmtree(home, ignore_errors=True)
-    config = load_config(environ=base_env(home, bundle))
+    config = load_config(environ=base_env(home, bundle, ocr_enabled="false"))  # metadata, not text, is measured
     out: dict[str, Any] = {"photos": photos}
     out["fill_s"] = fill(config, photos)
     mark_one_percent(config)
