@@ -138,7 +138,6 @@ def search(args: Sequence[str]) -> int | None:
 
 def _ask(options: dict[str, Any]) -> tuple[Config, SearchRequest, Served] | None:
     """(config, request, the daemon's answer), or None: no daemon, or something only the full command may report."""
-    from pathlib import Path
 
     from photoindex.config import load_config
     from photoindex.library import bundle_for
@@ -148,7 +147,7 @@ def _ask(options: dict[str, Any]) -> tuple[Config, SearchRequest, Served] | None
 
     try:
         filters = Filters.from_options(
-            folder=Path(options["folder"]) if "folder" in options else None,
+            folder=options.get("folder"),  # a str: Path("") would be ".", and --folder '' is an error
             after=options.get("after"),
             before=options.get("before"),
             camera=options.get("camera"),

@@ -201,6 +201,23 @@ def test_an_answer_without_the_count_is_left_to_the_full_command(
     assert "photoindex.cli.app" in imported and "warning" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--folder", ""], "error: --folder: empty"),  # not the current folder
+        (["--limit", "20000"], "error: --limit 20000: at most 10000 results at a time"),
+    ],
+)
+def test_values_the_full_command_refuses_are_not_served(
+    home_env: dict[str, str], canned_daemon: Callable[[dict[str, object]], dict[str, str]], args: list[str], error: str
+) -> None:
+    env = {**home_env, **canned_daemon({"hits": [{"path": "/photos/a.jpg", "score": 0.5}],
+                                        "not_encoded": {"model": "toy", "photos": 0}})}
+    proc, _ = run_cli(env, "search", "red", *args)
+    assert proc.returncode == 1 and proc.stderr.startswith(error), proc.stderr
+    assert "/photos/a.jpg" not in proc.stdout
+
+
 def test_the_daemons_error_is_printed_with_its_hint_and_exit_code(
     home_env: dict[str, str], canned_daemon: Callable[[dict[str, object]], dict[str, str]]
 ) -> None:
