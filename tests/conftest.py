@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +195,45 @@ def backend_env(
         return home_env
     monkeypatch.setenv("PHOTOINDEX_CATALOG_URL", catalog_location.url)
     return {**home_env, "PHOTOINDEX_CATALOG_URL": catalog_location.url}
+
+
+@pytest.fixture
+def fake_daemon(tmp_path: Path) -> Iterator[Callable[[bytes | None], Path]]:
+    """A socket in a fresh private home that answers every connection with the given bytes (None: says nothing).
+
+    It plays a daemon for the client's side of the query socket (photoindex/search/client.py):
+    garbage, old replies, errors.
+    """
+    import socket
+    import threading
+
+    from photoindex.search.client import socket_path
+
+    socks: list[socket.socket] = []
+
+    def serve(reply: bytes | None) -> Path:
+        home = tmp_path / f"home{len(socks)}"
+        home.mkdir(mode=0o700)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(str(socket_path(home)))
+        s.listen(4)
+        socks.append(s)
+
+        def loop() -> None:
+            while True:
+                try:
+                    conn, _ = s.accept()
+                except OSError:
+                    return
+                conn.recv(65536)
+                if reply is not None:
+                    conn.sendall(reply)
+                    conn.close()
+                # else: keep the connection open and silent until the test ends
+
+        threading.Thread(target=loop, daemon=True).start()
+        return home
+
+    yield serve
+    for s in socks:
+        s.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from helpers import cli
 
 from photoindex.cli.served import parse
 from photoindex.config import Config
-from photoindex.search.client import serve_request, socket_path
+from photoindex.search.client import serve_request
 from photoindex.search.protocol import SearchRequest, parse_not_encoded, reply_hits
 from photoindex.search.server import QueryServer
 from photoindex.testing.photos import make_photo
@@ -144,42 +143,16 @@ def test_parse_leaves_everything_else_to_the_full_command(args: list[str]) -> No
 # ---------------------------------------------------------------- the daemon's count of photos not encoded
 
 
-@pytest.fixture
-def canned_daemon(tmp_path: Path) -> Iterator[Callable[[dict[str, object]], dict[str, str]]]:
-    """A socket in a fresh home answering every request with one given reply; the env of a CLI that asks it."""
-    socks: list[socket.socket] = []
-
-    def serve(reply: dict[str, object]) -> dict[str, str]:
-        home = tmp_path / f"home{len(socks)}"
-        home.mkdir(mode=0o700)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(str(socket_path(home)))
-        s.listen(4)
-        socks.append(s)
-
-        def loop() -> None:
-            while True:
-                try:
-                    conn, _ = s.accept()
-                except OSError:
-                    return
-                conn.recv(65536)
-                conn.sendall(json.dumps(reply).encode() + b"\n")
-                conn.close()
-
-        threading.Thread(target=loop, daemon=True).start()
-        return {"PHOTOINDEX_HOME": str(home)}
-
-    yield serve
-    for s in socks:
-        s.close()
+def canned(fake_daemon: Callable[[bytes | None], Path], reply: dict[str, object]) -> dict[str, str]:
+    """The environment of a CLI whose home's daemon answers every request with `reply`."""
+    return {"PHOTOINDEX_HOME": str(fake_daemon(json.dumps(reply).encode() + b"\n"))}
 
 
 def test_the_warning_about_photos_not_encoded_comes_from_the_daemons_count(
-    home_env: dict[str, str], canned_daemon: Callable[[dict[str, object]], dict[str, str]]
+    home_env: dict[str, str], fake_daemon: Callable[[bytes | None], Path]
 ) -> None:
     hits = [{"path": "/photos/a.jpg", "score": 0.5, "taken_at": "2024-01-02T03:04:05+00:00"}]
-    env = {**home_env, **canned_daemon({"hits": hits, "not_encoded": {"model": "toy", "photos": 3}})}
+    env = {**home_env, **canned(fake_daemon, {"hits": hits, "not_encoded": {"model": "toy", "photos": 3}})}
     proc, imported = run_cli(env, "search", "red")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "0.500\t/photos/a.jpg\t2024-01-02T03:04:05+00:00\n"
@@ -191,10 +164,10 @@ def test_the_warning_about_photos_not_encoded_comes_from_the_daemons_count(
 
 
 def test_an_answer_without_the_count_is_left_to_the_full_command(
-    home_env: dict[str, str], canned_daemon: Callable[[dict[str, object]], dict[str, str]]
+    home_env: dict[str, str], fake_daemon: Callable[[bytes | None], Path]
 ) -> None:
     # A daemon from before the count: the full command asks it too and counts in the catalog itself.
-    env = {**home_env, **canned_daemon({"hits": [{"path": "/photos/a.jpg", "score": 0.5}]})}
+    env = {**home_env, **canned(fake_daemon, {"hits": [{"path": "/photos/a.jpg", "score": 0.5}]})}
     proc, imported = run_cli(env, "search", "red")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("0.500\t/photos/a.jpg")
@@ -219,9 +192,9 @@ def test_values_the_full_command_refuses_are_not_served(
 
 
 def test_the_daemons_error_is_printed_with_its_hint_and_exit_code(
-    home_env: dict[str, str], canned_daemon: Callable[[dict[str, object]], dict[str, str]]
+    home_env: dict[str, str], fake_daemon: Callable[[bytes | None], Path]
 ) -> None:
-    env = {**home_env, **canned_daemon({"error": "no photo at /x.jpg", "hint": "check the path"})}
+    env = {**home_env, **canned(fake_daemon, {"error": "no photo at /x.jpg", "hint": "check the path"})}
     proc, imported = run_cli(env, "search", "red")
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == ["error: no photo at /x.jpg", "hint: check the path"]

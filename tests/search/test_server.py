@@ -11,12 +11,11 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import daemonproc as td
@@ -181,39 +180,6 @@ def test_after_kill_9_the_stale_socket_falls_back_to_a_local_search_and_a_new_da
 
 
 # ---------------------------------------------------------------- the client and the server, in-process
-
-
-@pytest.fixture
-def fake_daemon(tmp_path: Path) -> Iterator[Callable[[bytes | None], Path]]:
-    """A socket in a fresh home that answers every connection with the given bytes (None: says nothing)."""
-    socks: list[socket.socket] = []
-
-    def serve(reply: bytes | None) -> Path:
-        home = tmp_path / f"home{len(socks)}"
-        home.mkdir()
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(str(socket_path(home)))
-        s.listen(4)
-        socks.append(s)
-
-        def loop() -> None:
-            while True:
-                try:
-                    conn, _ = s.accept()
-                except OSError:
-                    return
-                conn.recv(65536)
-                if reply is not None:
-                    conn.sendall(reply)
-                    conn.close()
-                # else: keep the connection open and silent until the test ends
-
-        threading.Thread(target=loop, daemon=True).start()
-        return home
-
-    yield serve
-    for s in socks:
-        s.close()
 
 
 REQUEST = SearchRequest.build(text="red", limit=5).to_wire("m")
