@@ -6,9 +6,9 @@ unread, and the next pass reads it. Each photo's reading commits on its own (one
 the row and its two full-text rows). Photos are decoded for the detector in a bounded decode
 worker process (`photos/decodepool.py`, job kind "text"); the models run here. The caller holds
 the writer lock; `should_yield` lets the daemon give the lock (and the CPU) back to CLIP
-encoding: it is asked between photos and, while a photo is being read, every `POLL` seconds, and
-a read in progress is then aborted (the photo stays unread), so new CLIP work waits for less than
-one photo's reading (docs/ocr.md, "When photos are read").
+encoding: it is asked between photos and, from a watcher thread, every `POLL` seconds while a
+photo is being decoded or read; the decoding is then stopped and the read aborted (the photo stays
+unread), so new CLIP work waits for no photo's reading (docs/ocr.md, "When photos are read").
 
 The models run in a thread of their own at lower OS priority (`[ocr] nice`, Linux: niceness is
 per thread, and the threads ONNX Runtime starts from it inherit it), and the decode worker too.
@@ -285,7 +285,7 @@ class _GiveWay:
         self._give_way = give_way
         self._text_pass = text_pass
         self.gave_way = threading.Event()
-        self.aborted = False  # a photo was being decoded or read when the pass gave way
+        self.aborted = False  # `give_way()` turned true while the pass ran
         self.pool: Any = None  # the decode pool of the chunk in progress
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="ocr-give-way", daemon=True)
@@ -302,7 +302,7 @@ class _GiveWay:
         while not self._done.wait(POLL):
             if self._give_way():
                 self.gave_way.set()  # before the abort: see TextPass._read
-                self.aborted = not self._done.is_set()
+                self.aborted = True
                 if self.pool is not None:
                     self.pool.stop()
                 if self._text_pass._reader is not None:
