@@ -182,10 +182,10 @@ def test_an_answer_without_the_count_is_left_to_the_full_command(
     ],
 )
 def test_values_the_full_command_refuses_are_not_served(
-    home_env: dict[str, str], canned_daemon: Callable[[dict[str, object]], dict[str, str]], args: list[str], error: str
+    home_env: dict[str, str], fake_daemon: Callable[[bytes | None], Path], args: list[str], error: str
 ) -> None:
-    env = {**home_env, **canned_daemon({"hits": [{"path": "/photos/a.jpg", "score": 0.5}],
-                                        "not_encoded": {"model": "toy", "photos": 0}})}
+    env = {**home_env, **canned(fake_daemon, {"hits": [{"path": "/photos/a.jpg", "score": 0.5}],
+                                              "not_encoded": {"model": "toy", "photos": 0}})}
     proc, _ = run_cli(env, "search", "red", *args)
     assert proc.returncode == 1 and proc.stderr.startswith(error), proc.stderr
     assert "/photos/a.jpg" not in proc.stdout
