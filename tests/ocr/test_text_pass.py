@@ -170,3 +170,49 @@ def test_the_gate_threshold_comes_from_the_config_both_ways(tmp_path: Path, toy_
     assert (second.read, second.skipped, second.waiting) == (4, 0, 0)
     skipped = {h for (h,) in sql(config, "SELECT content_hash FROM photo_text WHERE status = 'skipped'")}
     assert skipped == {h for h, s in scores.items() if s < low}
+
+
+@pytest.mark.slow
+def test_the_daemon_stops_reading_when_a_photo_arrives_mid_read(
+    tmp_path: Path, toy_bundle: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The daemon's own wiring: a file event queued while a photo is being read (the watcher thread's hint)
+    makes the text pass abort that read and give the writer lock back; the photo stays due."""
+    import logging
+
+    from photoindex.daemon.loop import Daemon
+    from photoindex.daemon.watcher import Hint
+    from photoindex.indexing.indexer import run_index
+    from photoindex.library import open_library
+
+    root = tmp_path / "Photos"
+    make_text_photo(root / "big.jpg", ["VELVET QUARRY", "falcon garnet"], size=(4000, 3000), font_size=90, seed=1)
+    config = ocr_config(tmp_path / "home", toy_bundle, PHOTOINDEX_OCR_ENABLED="0")
+    run_index(config, [root])  # vectors only
+    config = replace(config, ocr=replace(config.ocr, enabled=True))
+    arrived = threading.Event()
+
+    def arrive() -> None:  # the watcher's part: a new photo's hint, once the models are at work
+        while not arrived.is_set():
+            if _reading_now():
+                daemon.events.put(Hint(str(root / "new.jpg"), closed=True))
+                arrived.set()
+            threading.Event().wait(0.01)
+
+    caplog.set_level(logging.INFO, logger="photoindex.daemon")
+    with open_library(config) as lib:
+        daemon = Daemon(lib, threading.Event())
+        assert daemon._text_due  # the text pass is on: reading is due from the start
+        watcher = threading.Thread(target=arrive, daemon=True)
+        watcher.start()
+        try:
+            daemon._read_text()
+        finally:
+            arrived.set()
+            watcher.join()
+            if daemon._text is not None:
+                daemon._text.close()
+        assert daemon._busy() and daemon._text_due  # CLIP work first, the text still due after it
+        assert not daemon._lock.held
+    assert "reading text gave way to new work; 1 photos wait to be read" in caplog.text
+    assert sql(config, "SELECT count(*) FROM photo_text")[0][0] == 0
