@@ -100,9 +100,18 @@ class Gazetteer:
 
     def nearest(self, lat: float, lon: float) -> PlaceInfo | None:
         """The city nearest (lat, lon) within MAX_KM, or None."""
+        return self._nearest_among(self._near(math.floor(lat), math.floor(lon)), lat, lon)
+
+    def nearest_everywhere(self, lat: float, lon: float) -> PlaceInfo | None:
+        """`nearest` over every city (the reference the cells must agree with; tests)."""
         import numpy as np
 
-        rows = self._near(math.floor(lat), math.floor(lon))
+        return self._nearest_among(np.arange(len(self._xyz)), lat, lon)
+
+    def _nearest_among(self, rows: np.ndarray, lat: float, lon: float) -> PlaceInfo | None:
+        """The nearest of these cities (sorted rows) within MAX_KM, or None."""
+        import numpy as np
+
         if not len(rows):
             return None
         la, lo = math.radians(lat), math.radians(lon)
@@ -116,23 +125,6 @@ class Gazetteer:
         # GeoNames lists a big city's districts as cities ("Paris 16 Passy"): a photo taken there is
         # also in the big city, so it answers to the big city's names too.
         around = rows[dots >= math.cos((km + METRO_KM) / _EARTH_KM)]
-        metro = int(around[np.argmax(self._population[around])]) if len(around) else best
-        if metro == best or self._population[metro] < 2 * max(1, int(self._population[best])):
-            metro = best
-        return self._place(best, metro)
-
-    def nearest_everywhere(self, lat: float, lon: float) -> PlaceInfo | None:
-        """`nearest` over every city (the reference the cells must agree with; tests)."""
-        import numpy as np
-
-        la, lo = math.radians(lat), math.radians(lon)
-        q = np.array([math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la)])
-        dots = self._xyz @ q
-        best = int(np.argmax(dots))
-        km = _EARTH_KM * math.acos(max(-1.0, min(1.0, float(dots[best]))))
-        if km > MAX_KM:
-            return None
-        around = np.flatnonzero(dots >= math.cos((km + METRO_KM) / _EARTH_KM))
         metro = int(around[np.argmax(self._population[around])]) if len(around) else best
         if metro == best or self._population[metro] < 2 * max(1, int(self._population[best])):
             metro = best
