@@ -202,7 +202,7 @@ def indexers(photos: int, kind: str, batch: int) -> dict[str, Any]:
             server.psql(f"CREATE DATABASE {db};")
             url = base.replace("@/", f"@/{db}", 1)
             env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOINDEX_")}
-            env.update(PHOTOINDEX_MODEL_BUNDLE=str(bundle), PHOTOINDEX_INDEX_WORKERS="1",
+            env.update(PHOTOINDEX_MODEL_BUNDLE=str(bundle), PHOTOINDEX_INDEX_WORKERS="1", PHOTOINDEX_OCR_ENABLED="0",
                        PHOTOINDEX_INDEX_BATCH_SIZE=str(batch), PHOTOINDEX_CATALOG_URL=url)
             subprocess.run([sys.executable, "-m", "photoindex", "status", "--json"], check=True, capture_output=True,
                            env={**env, "PHOTOINDEX_HOME": str(work / f"{label}-setup")})

@@ -303,8 +303,6 @@ def _text_status(config: Config, con: Any, model_id: str) -> dict[str, Any]:
     from photoindex.catalog import text as catalog_text
     from photoindex.ocr.engine import INSTALL_HINT, available, models_id
 
-    if config.catalog_location.is_postgres:
-        return {"enabled": False, "why": "not on a PostgreSQL catalog yet (docs/scale.md)"}
     everything = config.ocr.gate == "all"
     counts = catalog_text.counts(
         con, model_id, include_skipped=everything, threshold=None if everything else config.ocr.gate_threshold,

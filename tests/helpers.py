@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -30,7 +31,17 @@ def cli(*args: str) -> Any:
 
 
 def sql(config: Config, statement: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Run one statement on the catalog file with plain sqlite3 (committed); paths read as photoindex reads them."""
+    """Run one statement on the catalog (committed): the file with plain sqlite3, or a PostgreSQL catalog with
+    psycopg (`?` placeholders either way); paths read as photoindex reads them."""
+    location = config.catalog_location
+    if location.is_postgres:
+        import psycopg
+
+        assert location.url is not None
+        with psycopg.connect(location.url.replace("postgresql+psycopg://", "postgresql://", 1)) as pg:
+            cursor = pg.execute(statement.replace("?", "%s"), params)
+            rows = cursor.fetchall() if cursor.description else []
+            return [tuple(os.fsdecode(bytes(v)) if isinstance(v, bytes | memoryview) else v for v in r) for r in rows]
     con = sqlite3.connect(config.db_path)
     con.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
     try:

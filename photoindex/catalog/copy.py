@@ -73,6 +73,10 @@ def copy_catalog(
                 report.rows[table.name] = done
             for name in _COUNTED:
                 _set_counter(dst, name, _counter(src, name))
+            from photoindex.catalog import text as catalog_text
+            from photoindex.catalog.writes import connection
+
+            catalog_text.reindex(connection(dst))  # the words' full-text index is not a table of the metadata
             if into.kind == "postgresql":
                 _index_models(dst)
     finally:

@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -52,7 +52,9 @@ class PgReads:
     made by migration 0006, so `create_function` has nothing to do.
     """
 
+    dialect = "postgresql"  # catalog/text.py picks its full-text SQL by this
     _CACHE: dict[str, str] = {}
+    _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
     _PLUS = re.compile(r"(?<![\w)\]])\+(?=[A-Za-z_][\w]*\.)")
     _LENGTH = re.compile(r"length\((\w+\.)?vector\)")  # a blob's bytes: a vector's are 4 per dimension
     _BOOL = re.compile(r"((?:WHERE|AND|OR|\()\s*)([01])(?=\s*(?:$|\)|AND\b|OR\b|ORDER\b|GROUP\b|LIMIT\b))")
@@ -81,7 +83,12 @@ class PgReads:
             cursor.executemany(self.translate(sql), [tuple(r) for r in rows])
 
     def execute(self, sql: str, params: Any = ()) -> Any:
-        """Run a statement of `reads`; returns the cursor (fetchone, fetchall and iteration as with sqlite3)."""
+        """Run a statement of `reads`; returns the cursor (fetchone, fetchall and iteration as with sqlite3).
+
+        Named parameters (`:name` with a mapping, as sqlite3 takes them) become psycopg's `%(name)s`.
+        """
+        if isinstance(params, Mapping):
+            return self.connection.execute(self._NAMED.sub(r"%(\1)s", self.translate(sql)), dict(params))
         return self.connection.execute(self.translate(sql), tuple(params))
 
 

@@ -313,12 +313,22 @@ TEXT_STATUSES: tuple[str, ...] = ("text", "none", "skipped", "failed")
 # The full-text index of the words read in photos: two FTS5 tables (created by revision 0005, not
 # by this metadata; see docs/ocr.md). Their rowid is `photo_text.id`; SQLite keeps each one's data
 # in shadow tables named after it (`_data`, `_idx`, `_content`, `_docsize`, `_config`).
-TEXT_INDEX_TABLES: tuple[str, ...] = ("photo_text_words", "photo_text_trigrams")
+# On PostgreSQL, revision 0007's `photo_text_terms` (a tsvector per text) and, where pg_trgm exists,
+# the trigram index `ix_photo_text_trigrams` on photo_text.text take their place.
+TEXT_INDEX_TABLES: tuple[str, ...] = ("photo_text_words", "photo_text_trigrams", "photo_text_terms")
+TEXT_INDEX_INDEXES: tuple[str, ...] = ("ix_photo_text_terms", "ix_photo_text_trigrams")
 
 
 def is_text_index_table(name: str | None) -> bool:
     """Whether a table is one of the FTS5 tables or their shadow tables (outside the declarative metadata)."""
     return name is not None and any(name == t or name.startswith(f"{t}_") for t in TEXT_INDEX_TABLES)
+
+
+def outside_metadata(name: str | None, type_: str) -> bool:
+    """Whether a table or index of a migrated catalog belongs to the words' full-text index (not declared here)."""
+    if type_ == "table":
+        return is_text_index_table(name)
+    return type_ == "index" and name in TEXT_INDEX_INDEXES
 
 
 class PhotoTextRow(Base):

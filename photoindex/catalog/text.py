@@ -5,6 +5,11 @@ Text is keyed by content hash, like vectors (docs/architecture.md, invariant 6):
 a changed photo, whose hash is new, is read again. Writes run inside the caller's write
 transaction (`writes.connection(session)`); one photo's row and its two FTS5 rows commit together,
 so a `kill -9` leaves either all three or none (docs/ocr.md).
+
+On PostgreSQL (a `PgReads` connection) the same functions use revision 0007's `photo_text_terms`:
+the terms FTS5 would index, as a tsvector with positions under a GIN index, matched with a tsquery
+(a CJK run as the phrase of its bigrams) and ranked by ts_rank; substrings and a misspelling's
+candidates are ILIKE over the text (docs/scale.md, "The words read in photos").
 """
 
 from __future__ import annotations
@@ -17,12 +22,48 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from photoindex.catalog.reads import PHOTO_COLUMNS, Photo, filter_clause, matrix, photo
-from photoindex.ocr.terms import WordsQuery, fuzzy_candidates_query, index_terms
+from photoindex.ocr.terms import WordsQuery, fuzzy_candidates_query, index_terms, is_cjk
 
 if TYPE_CHECKING:
     from photoindex.search.filters import Filters
 
 _IN_CHUNK = 500
+_TSVECTOR_MAX_POSITION = 16383  # PostgreSQL's largest lexeme position
+
+
+def _pg(con: sqlite3.Connection) -> bool:
+    """Whether `con` is a PostgreSQL catalog's `PgReads` (which says so) rather than sqlite3."""
+    return getattr(con, "dialect", "sqlite") == "postgresql"
+
+
+def _lexeme(term: str) -> str:
+    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def pg_terms(text: str) -> str:
+    """A text's terms (`index_terms`) as a tsvector literal with positions, so CJK bigrams match as phrases."""
+    positions: dict[str, list[int]] = {}
+    for i, term in enumerate((t for t in index_terms(text).split(" ") if t), 1):
+        positions.setdefault(term, []).append(min(i, _TSVECTOR_MAX_POSITION))
+    return " ".join(f"{_lexeme(t)}:{','.join(map(str, p))}" for t, p in positions.items())
+
+
+def pg_query(query: WordsQuery) -> str:
+    """A words query as a tsquery literal: every term (AND), words by prefix, a CJK run as its bigrams' phrase."""
+    parts = []
+    for t in query.terms:
+        grams = [t[i : i + 2] for i in range(len(t) - 1)] if is_cjk(t) else []
+        if len(grams) > 1:
+            parts.append("(" + " <-> ".join(_lexeme(g) for g in grams) + ")")
+        elif grams:
+            parts.append(_lexeme(grams[0]))
+        else:  # a word, or one CJK character: the start of a bigram or a run's last character
+            parts.append(_lexeme(t) + ":*")
+    return " & ".join(parts)
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +144,8 @@ def waiting(
     with `threshold` (the CLIP gate's), skips whose stored score reaches it are read too."""
     rows = con.execute(
         f"SELECT v.content_hash, v.vector, v.dim, t.status, "
-        "(SELECT min(p.path) FROM photos AS p WHERE p.content_hash = v.content_hash AND p.status = 'indexed'), "
+        "(SELECT p.path FROM photos AS p WHERE p.content_hash = v.content_hash AND p.status = 'indexed' "
+        "ORDER BY p.path LIMIT 1), "
         "t.status IS NOT NULL AND t.status <> 'skipped' AS outdated "
         f"{_waiting_sql(include_skipped, engine, threshold)} ORDER BY outdated, v.id DESC LIMIT :limit",
         {"model": model_id, "engine": engine, "threshold": threshold, "limit": limit},
@@ -174,27 +216,47 @@ def store(
     """Record what was read in one content (replacing an earlier row, e.g. a skip), with its FTS5 rows."""
     text = "\n".join(str(line["text"]) for line in lines) if lines else None
     now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+    if _pg(con):  # machines sharing the catalog may read one content at once: the last reading stays
+        con.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (content_hash,))
     old = con.execute("SELECT id FROM photo_text WHERE content_hash = ?", (content_hash,)).fetchone()
     if old is not None:
         _unindex(con, int(old[0]))
         con.execute("DELETE FROM photo_text WHERE id = ?", (old[0],))
-    cur = con.execute(
+    rowid = con.execute(
         "INSERT INTO photo_text (content_hash, status, engine, text, lines, gate, error, read_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             content_hash, status, engine, text,
             json.dumps(list(lines), ensure_ascii=False) if lines else None, gate, error, now,
         ),
-    )
+    ).fetchone()[0]
     if text:
-        rowid = cur.lastrowid
-        con.execute("INSERT INTO photo_text_words (rowid, terms) VALUES (?, ?)", (rowid, index_terms(text)))
-        con.execute("INSERT INTO photo_text_trigrams (rowid, text) VALUES (?, ?)", (rowid, text))
+        _index(con, int(rowid), text)
+
+
+def _index(con: sqlite3.Connection, rowid: int, text: str) -> None:
+    if _pg(con):
+        con.execute("INSERT INTO photo_text_terms (id, terms) VALUES (?, CAST(? AS tsvector))", (rowid, pg_terms(text)))
+        return
+    con.execute("INSERT INTO photo_text_words (rowid, terms) VALUES (?, ?)", (rowid, index_terms(text)))
+    con.execute("INSERT INTO photo_text_trigrams (rowid, text) VALUES (?, ?)", (rowid, text))
 
 
 def _unindex(con: sqlite3.Connection, rowid: int) -> None:
+    if _pg(con):
+        con.execute("DELETE FROM photo_text_terms WHERE id = ?", (rowid,))
+        return
     con.execute("DELETE FROM photo_text_words WHERE rowid = ?", (rowid,))
     con.execute("DELETE FROM photo_text_trigrams WHERE rowid = ?", (rowid,))
+
+
+def reindex(con: sqlite3.Connection) -> int:
+    """Build the full-text index of every stored text afresh (after `catalog copy`); returns how many texts."""
+    rows = con.execute("SELECT id, text FROM photo_text WHERE text IS NOT NULL ORDER BY id").fetchall()
+    for rowid, body in rows:
+        _unindex(con, int(rowid))
+        _index(con, int(rowid), str(body))
+    return len(rows)
 
 
 def forget_unheld(con: sqlite3.Connection) -> int:
@@ -228,6 +290,8 @@ def search(con: sqlite3.Connection, query: WordsQuery, *, limit: int) -> list[Te
     substrings (trigrams; OCR often reads two words without the space between them: "HARBORLANTERN")."""
     if query.empty:
         return []
+    if _pg(con):
+        return _pg_search(con, query, limit=limit)
     out: list[TextHit] = []
     seen: set[str] = set()
     for how, table, column, expression in (
@@ -248,11 +312,48 @@ def search(con: sqlite3.Connection, query: WordsQuery, *, limit: int) -> list[Te
     return out
 
 
+def _pg_search(con: sqlite3.Connection, query: WordsQuery, *, limit: int) -> list[TextHit]:
+    """`search` on PostgreSQL: the tsquery on the terms' GIN index by ts_rank, then ILIKE substrings."""
+    tsquery = pg_query(query)
+    rows = con.execute(
+        "SELECT t.content_hash, t.text, t.lines FROM photo_text_terms AS f JOIN photo_text AS t ON t.id = f.id "
+        "WHERE f.terms @@ CAST(? AS tsquery) ORDER BY ts_rank(f.terms, CAST(? AS tsquery)) DESC, t.id LIMIT ?",
+        (tsquery, tsquery, limit),
+    ).fetchall()
+    out = [TextHit(r[0], i, r[1], r[2], "words") for i, r in enumerate(rows)]
+    if query.trigrams is not None and len(out) < limit:
+        seen = {h.content_hash for h in out}
+        substrings = [t for t in query.terms if len(t) >= 3]
+        rows = con.execute(
+            "SELECT t.content_hash, t.text, t.lines FROM photo_text AS t WHERE t.status = 'text' AND "
+            + " AND ".join("t.text ILIKE ?" for _ in substrings)
+            + " ORDER BY length(t.text), t.id LIMIT ?",
+            (*(_like(t) for t in substrings), limit + len(seen)),
+        ).fetchall()
+        for r in rows:
+            if r[0] not in seen and len(out) < limit:
+                seen.add(r[0])
+                out.append(TextHit(r[0], len(out), r[1], r[2], "substring"))
+    return out
+
+
 def fuzzy_candidates(con: sqlite3.Connection, term: str, *, limit: int) -> list[tuple[str, str, str | None]]:
     """(content hash, text, lines) of texts sharing the most trigrams with a possibly misspelt word."""
     expression = fuzzy_candidates_query(term)
     if expression is None:
         return []
+    if _pg(con):
+        grams = [_like(term[i : i + 3]) for i in range(len(term) - 2)]
+        return [
+            (r[0], r[1], r[2])
+            for r in con.execute(
+                "SELECT t.content_hash, t.text, t.lines FROM photo_text AS t "
+                "WHERE t.status = 'text' AND t.text ILIKE ANY (CAST(? AS text[])) "
+                "ORDER BY (SELECT count(*) FROM unnest(CAST(? AS text[])) AS g WHERE t.text ILIKE g) DESC, t.id "
+                "LIMIT ?",
+                (grams, grams, limit),
+            )
+        ]
     return [
         (r[0], r[1], r[2])
         for r in con.execute(

@@ -1126,6 +1126,9 @@ def run_index(
             # under its advisory lock, the encoding in claimed batches (docs/scale.md).
             roots = _resolve_roots(lib, paths)
             report = Indexer(lib, progress, stop).run(roots)
+            if not report.interrupted and text_pass_enabled(config):
+                report.text = _read_text(lib, progress, stop).to_json()
+                report.interrupted = report.interrupted or bool(report.text["interrupted"])
             report.warnings.extend(lib.warnings)
             return report
         lock = WriterLock(config.lock_path, "reindex" if paths is None else "index")

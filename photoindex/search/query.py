@@ -277,7 +277,7 @@ def _words_part(lib: Library, request: SearchRequest) -> list[WordsHit]:
 
     described = " ".join(t.text for t in request.terms if t.text is not None and t.weight > 0)
     words = request.words if request.words is not None else described
-    if not words.strip() or lib.db.kind == "postgresql":  # the words' index is SQLite's FTS5 (docs/scale.md)
+    if not words.strip():
         return []
     with lib.db.reads() as con:
         return find_words(con, words, limit=FUSION_DEPTH, description=request.words is None)

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import BACKENDS, pg_database_url
 from helpers import kill_9_at, ocr_config, sql
 
 from photoindex.config import Config, load_config
@@ -51,18 +52,22 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory, toy_bundle: Path) -> tuple[Config, Path, dict]:  # type: ignore[type-arg]
-    """One home where every case and two photos without text were indexed and read (`gate = "all"`)."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def library(  # type: ignore[no-untyped-def]
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, toy_bundle: Path
+) -> tuple[Config, Path, dict]:  # type: ignore[type-arg]
+    """One home where every case and two photos without text were indexed and read (`gate = "all"`), with its
+    catalog on each back end (SQLite's FTS5, PostgreSQL's tsvector)."""
     from photoindex.indexing.indexer import run_index
 
+    url = pg_database_url(request.getfixturevalue("pg_server")) if request.param == "postgresql" else ""
     base = tmp_path_factory.mktemp("ocr")
     root = base / "Photos"
     for i, (name, (lines, options, _)) in enumerate(CASES.items()):
         make_text_photo(root / name, lines, seed=i, **options)  # type: ignore[arg-type]
     make_photo(root / "plain.jpg", COLOURS["blue"], size=(1200, 900), seed=3)
     make_photo(root / "grass.jpg", COLOURS["green"], size=(4000, 3000), seed=4)
-    config = ocr_config(base / "home", toy_bundle)
+    config = ocr_config(base / "home", toy_bundle, PHOTOINDEX_CATALOG_URL=url)
     report = run_index(config, [root])
     return config, root, report.to_json()
 
@@ -95,7 +100,7 @@ def test_the_cli_searches_words_alone_and_fused_with_clip(library) -> None:  # t
 
     config, _, _ = library
     env = {"PHOTOINDEX_HOME": str(config.home), "PHOTOINDEX_MODEL_BUNDLE": config.model.bundle,
-           "PHOTOINDEX_SEARCH_USE_DAEMON": "0"}
+           "PHOTOINDEX_SEARCH_USE_DAEMON": "0", "PHOTOINDEX_CATALOG_URL": config.catalog.url}
     result = CliRunner().invoke(app, ["search", "--words", "tracking number", "--json"], env=env)
     assert result.exit_code == 0, result.output
     (hit,) = json.loads(result.stdout)

@@ -1,11 +1,11 @@
-"""The full-text index of the words read in photos: terms, FTS5 matching and replacement, on a real catalog."""
+"""The full-text index of the words read in photos: terms, matching and replacement, on a real catalog of
+each back end (SQLite's FTS5; PostgreSQL's tsvector + ILIKE, revision 0007)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from photoindex.catalog import text
-from photoindex.catalog.db import open_database
+from photoindex.catalog.db import open_catalog
+from photoindex.catalog.location import CatalogLocation
 from photoindex.catalog.writes import connection
 from photoindex.ocr.terms import edit_distance, index_terms, matched_words, parse_query
 
@@ -14,13 +14,22 @@ def line(t: str) -> dict[str, object]:
     return {"text": t, "confidence": 0.99, "box": [[0, 0], [10, 0], [10, 5], [0, 5]]}
 
 
-def stored(tmp_path: Path, readings: dict[str, list[str]]):  # type: ignore[no-untyped-def]
-    db = open_database(tmp_path / "photoindex.db")
+def stored(location: CatalogLocation, readings: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    db = open_catalog(location)
     with db.write() as s:
         con = connection(s)
         for digest, lines in readings.items():
             text.store(con, digest, status="text" if lines else "none", engine="test", lines=[line(t) for t in lines])
     return db
+
+
+def index_rows(db) -> int:  # type: ignore[no-untyped-def]
+    """Rows of the full-text index (each of SQLite's two FTS5 tables, or PostgreSQL's terms table)."""
+    tables = ("photo_text_terms",) if db.kind == "postgresql" else ("photo_text_words", "photo_text_trigrams")
+    with db.reads() as con:
+        counts = {con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+    assert len(counts) == 1
+    return int(counts.pop())
 
 
 def found(db, query: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -35,9 +44,9 @@ def test_terms_split_words_and_write_cjk_runs_as_bigrams() -> None:
     assert q.words == '"西湖" AND "receipts"*'
 
 
-def test_words_match_by_prefix_and_chinese_by_any_substring(tmp_path: Path) -> None:
+def test_words_match_by_prefix_and_chinese_by_any_substring(catalog_location: CatalogLocation) -> None:
     db = stored(
-        tmp_path,
+        catalog_location,
         {
             "a" * 64: ["STARBUCKS RECEIPT 2024", "杭州西湖欢迎光临"],
             "b" * 64: ["Tracking number 1Z999AA1"],
@@ -57,15 +66,13 @@ def test_words_match_by_prefix_and_chinese_by_any_substring(tmp_path: Path) -> N
     assert found(db, "giraffe") == []
 
 
-def test_reading_a_content_again_replaces_its_index_rows(tmp_path: Path) -> None:
-    db = stored(tmp_path, {"a" * 64: ["old sign"]})
+def test_reading_a_content_again_replaces_its_index_rows(catalog_location: CatalogLocation) -> None:
+    db = stored(catalog_location, {"a" * 64: ["old sign"]})
     with db.write() as s:
         text.store(connection(s), "a" * 64, status="text", engine="test", lines=[line("new poster")])
     assert found(db, "old") == []
     assert found(db, "poster") == ["a" * 64]
-    with db.reads() as con:
-        assert con.execute("SELECT count(*) FROM photo_text_words").fetchone()[0] == 1
-        assert con.execute("SELECT count(*) FROM photo_text_trigrams").fetchone()[0] == 1
+    assert index_rows(db) == 1
 
 
 def test_matched_words_are_the_words_as_read() -> None:
@@ -78,11 +85,24 @@ def test_matched_words_are_the_words_as_read() -> None:
     assert edit_distance("receipt", "giraffe", 2) == 3
 
 
-def test_readings_no_photo_holds_are_forgotten_with_their_index_rows(tmp_path: Path) -> None:
-    db = stored(tmp_path, {"a" * 64: ["old sign"], "b" * 64: []})
+def test_readings_no_photo_holds_are_forgotten_with_their_index_rows(catalog_location: CatalogLocation) -> None:
+    db = stored(catalog_location, {"a" * 64: ["old sign"], "b" * 64: []})
     with db.write() as s:
         assert text.forget_unheld(connection(s)) == 2  # no photo holds either content
     with db.reads() as con:
         assert con.execute("SELECT count(*) FROM photo_text").fetchone()[0] == 0
-        assert con.execute("SELECT count(*) FROM photo_text_words").fetchone()[0] == 0
-        assert con.execute("SELECT count(*) FROM photo_text_trigrams").fetchone()[0] == 0
+    assert index_rows(db) == 0
+
+
+def test_misspelt_words_find_their_candidates_and_copies_rebuild_the_index(
+    catalog_location: CatalogLocation,
+) -> None:
+    from photoindex.search.words import find_words
+
+    db = stored(catalog_location, {"a" * 64: ["STARBUCKS RECEIPT 2024"], "b" * 64: ["Tracking number"]})
+    with db.reads() as con:
+        (hit,) = find_words(con, "reciept", limit=5)
+        assert (hit.content_hash, hit.words, hit.how) == ("a" * 64, ("RECEIPT",), "fuzzy")
+    with db.write() as s:
+        assert text.reindex(connection(s)) == 2  # what `catalog copy` runs on the copy
+    assert index_rows(db) == 2 and found(db, "tracking") == ["b" * 64]
