@@ -166,6 +166,13 @@ def psycopg_connect(url: str) -> Any:
 
 
 @pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """A new, empty catalog database on the session's server (`pg_database_url`), for modules that cannot
+    import this conftest by name (a folder with a conftest of its own)."""
+    return pg_database_url(pg_server)
+
+
+@pytest.fixture
 def postgres_extra() -> None:
     """Skip the test unless the postgres extra (psycopg, pgvector) is installed."""
     pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")

@@ -319,8 +319,17 @@ class Database:
         return work()
 
     @contextmanager
-    def scan_lock(self, root_id: int) -> Iterator[bool]:
-        """Whether this process may scan the root: always, here (the home's writer lock is held by the caller)."""
+    def scan_lock(
+        self,
+        root_id: int,
+        *,
+        wait: threading.Event | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> Iterator[bool]:
+        """Whether this process may scan the root: always, here (the home's writer lock is held by the caller).
+
+        On a shared catalog (`postgres.PgDatabase`) the root's advisory lock, waited for with `wait`.
+        """
         yield True
 
     def close(self) -> None:

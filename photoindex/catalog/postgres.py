@@ -37,6 +37,7 @@ T = TypeVar("T")
 CONNECT_TIMEOUT = 10  # seconds libpq waits for a server before giving up
 MIGRATION_LOCK = 0x70686F746F  # pg_advisory_xact_lock key of migrations ("photo")
 SCAN_LOCKS = 0x7363616E  # class of the per-root scan locks, pg_try_advisory_lock(SCAN_LOCKS, root id) ("scan")
+SCAN_LOCK_POLL = 0.5  # seconds between tries of a root's scan lock that is waited for
 RETRIES = 5  # attempts of a write whose connection was lost (`retrying`)
 RETRY_PAUSE = 1.0  # seconds before the first retry; doubles each time
 
@@ -265,21 +266,39 @@ class PgDatabase(Database):
         raise AssertionError("unreachable")
 
     @contextmanager
-    def scan_lock(self, root_id: int) -> Iterator[bool]:
+    def scan_lock(
+        self,
+        root_id: int,
+        *,
+        wait: threading.Event | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> Iterator[bool]:
         """The root's writer lock on a shared catalog: True if this process holds it for the block, False
         if another indexer (here or on another machine) is scanning the root now.
 
-        A session advisory lock on a connection kept for the block: the server drops it with the
-        connection, so an indexer killed mid-scan never leaves it behind.
+        With `wait` (a stop event), it is waited for, polled every SCAN_LOCK_POLL seconds, until it is
+        free (True) or `wait` is set (False); `on_wait` hears once that it is held elsewhere. A session
+        advisory lock on a connection kept for the block: the server drops it with the connection, so
+        an indexer killed mid-scan never leaves it behind.
         """
         from sqlalchemy import text
 
         conn = self.engine.connect()
         try:
-            got = bool(
-                conn.execute(text("SELECT pg_try_advisory_lock(:c, :r)"), {"c": SCAN_LOCKS, "r": root_id}).scalar()
-            )
-            conn.commit()
+            got = False
+            told = False
+            while True:
+                got = bool(
+                    conn.execute(text("SELECT pg_try_advisory_lock(:c, :r)"), {"c": SCAN_LOCKS, "r": root_id}).scalar()
+                )
+                conn.commit()
+                if got or wait is None:
+                    break
+                if not told and on_wait is not None:
+                    on_wait()
+                    told = True
+                if wait.wait(SCAN_LOCK_POLL):
+                    break
             try:
                 yield got
             finally:

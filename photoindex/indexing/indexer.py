@@ -9,6 +9,7 @@ any point leaves a catalog the next run simply continues from (docs/architecture
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import socket
@@ -527,9 +528,23 @@ class Indexer:
                 scopes.append((root, path))
         # A folder and a path inside it: the folder's walk covers the inner one.
         scopes = [sc for sc in scopes if not any(o is not sc and within(sc[1], o[1]) for o in scopes)]
-        report = self.run_scopes(scopes)
-        if self.shared and not report.interrupted:  # what the paths queued, encoded with the other indexers
-            self._drain(sorted({root.id for root, _ in scopes}), scanned_elsewhere=[])
+        if not self.shared:
+            return self.run_scopes(scopes)
+        # A shared catalog: the roots' scan locks (the writer lock per root, docs/scale.md) are waited
+        # for, in id order, so this never walks a root another indexer is scanning.
+        root_ids = sorted({root.id for root, _ in scopes})
+        with ExitStack() as locks:
+            for root_id in root_ids:
+                path = next(root.path for root, _ in scopes if root.id == root_id)
+                held = locks.enter_context(
+                    self.lib.db.scan_lock(root_id, wait=self.stop, on_wait=functools.partial(_waiting_for, path))
+                )
+                if not held:  # stopped while waiting: the paths are found again by the next scan
+                    self.report.interrupted = True
+                    return self.report
+            report = self.run_scopes(scopes)
+        if not report.interrupted:  # what the paths queued, encoded with the other indexers
+            self._drain(root_ids, scanned_elsewhere=[])
         return report
 
     def run_scopes(
@@ -1148,6 +1163,10 @@ def run_index(
         finally:
             lock.release()
             text_copy.join()
+
+
+def _waiting_for(root: str) -> None:
+    log.info("waiting for %s: another indexer is scanning it", root)
 
 
 def text_pass_enabled(config: Config) -> bool:
