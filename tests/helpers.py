@@ -91,6 +91,9 @@ def kill_9_at(
 
 def backdate_missing(config: Config, days: float) -> None:
     """Pretend the missing photos went missing `days` earlier (timestamps are stored as naive UTC text)."""
+    if config.catalog_location.is_postgres:
+        sql(config, "UPDATE photos SET updated_at = updated_at - ? * interval '1 day' WHERE status = 'missing'", days)
+        return
     sql(config, "UPDATE photos SET updated_at = datetime(updated_at, ?) WHERE status = 'missing'", f"-{days} days")
 
 
