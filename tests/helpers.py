@@ -39,7 +39,7 @@ def sql(config: Config, statement: str, *params: Any) -> list[tuple[Any, ...]]:
 
         assert location.url is not None
         with psycopg.connect(location.url.replace("postgresql+psycopg://", "postgresql://", 1)) as pg:
-            cursor = pg.execute(statement.replace("?", "%s"), params)
+            cursor = pg.execute(statement.replace("%", "%%").replace("?", "%s"), params)
             rows = cursor.fetchall() if cursor.description else []
             return [tuple(os.fsdecode(bytes(v)) if isinstance(v, bytes | memoryview) else v for v in r) for r in rows]
     con = sqlite3.connect(config.db_path)

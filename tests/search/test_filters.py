@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from conftest import pg_database_url
 from helpers import cli, runner, sql
 
 from photoindex.cli.app import app
@@ -56,13 +57,18 @@ def _photos(root: Path) -> dict[str, Path]:
     return p
 
 
-@pytest.fixture(scope="module")
-def album(tmp_path_factory: pytest.TempPathFactory, toy_bundle: Path) -> Iterator[Album]:
-    """One indexed library for the module (indexing is the slow part)."""
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def album(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, toy_bundle: Path
+) -> Iterator[Album]:
+    """One indexed library for the module (indexing is the slow part), on each catalog back end: SQLite with
+    FAISS, and PostgreSQL with pgvector, whose filters run in the ranking's SQL (the PostgreSQL run is slow)."""
     tmp = tmp_path_factory.mktemp("filters")
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("PHOTOINDEX_")]:
             mp.delenv(key)
+        if request.param == "postgresql":
+            mp.setenv("PHOTOINDEX_CATALOG_URL", pg_database_url(request.getfixturevalue("pg_server")))
         mp.setenv("PHOTOINDEX_HOME", str(tmp / "home"))
         mp.setenv("PHOTOINDEX_MODEL_BUNDLE", str(toy_bundle))
         mp.setenv("PHOTOINDEX_INDEX_WORKERS", "1")
