@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from served import PageWithLog, Server, base_env, run_cli, wait_until
+from served import PageWithLog, Server, base_env, copy_screenshot, run_cli, wait_until
 
 from photoindex.testing import COLOURS, make_photo
 from photoindex.testing.textphotos import font_path, make_text_photo
@@ -49,7 +49,7 @@ def read_library(tmp_path_factory: pytest.TempPathFactory, toy_bundle: Path) -> 
 
 
 def test_the_photo_view_marks_the_matched_words_on_the_upright_photo_and_lists_the_text(
-    read_library: Server, page: PageWithLog
+    read_library: Server, page: PageWithLog, tmp_path: Path
 ) -> None:
     p = page.page
     p.goto(read_library.url + "/?q=starbucks%20receipt")
@@ -67,6 +67,9 @@ def test_the_photo_view_marks_the_matched_words_on_the_upright_photo_and_lists_t
     assert marked == ["RECEIPT", "STARBUCKS"]
     words = sorted(p.locator("#view-marks polygon title").all_text_contents())
     assert [w.upper() for w in words] == ["RECEIPT", "STARBUCKS"]
+    shot_file = tmp_path / "web-photo-text.jpg"
+    p.screenshot(path=str(shot_file), type="jpeg", quality=80)
+    copy_screenshot(shot_file, "web-photo-text.jpg")
     # Each box lies on the word as painted: hide the boxes, look at the pixels under them.
     boxes = p.locator("#view-marks polygon").evaluate_all(
         "ps => ps.map(p => { const r = p.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })"
