@@ -4,7 +4,7 @@ The OCR pass stores one box per line read: four corners (top-left, top-right, bo
 bottom-left) in the photo's displayed pixels, after its EXIF orientation (docs/ocr.md). A word's
 box is the stretch of its line's box that the word's characters take, along the line's slant:
 characters are weighed by how wide they are drawn (a Chinese, Japanese or Korean character, or a
-full-width one, about twice a Latin letter), which the recognizer does not report.
+full-width one, about twice a Latin letter; a space about half), which the recognizer does not report.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ class WordBox:
         return {"word": self.word, "line": self.line, "box": [[round(x, 1), round(y, 1)] for x, y in self.box]}
 
 
-def _width(ch: str) -> int:
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+def _width(ch: str) -> float:
+    if unicodedata.east_asian_width(ch) in ("W", "F"):
+        return 2.0
+    return 0.5 if ch.isspace() else 1.0  # a space is drawn about half as wide as a letter
 
 
 def _folded(text: str) -> tuple[str, list[int]]:
@@ -74,7 +76,7 @@ def word_boxes(lines: Sequence[Mapping[str, Any]], words: Sequence[str]) -> list
         if not text or corners is None or not wanted:
             continue
         folded, origin = _folded(text)
-        ends = [0]
+        ends = [0.0]
         for ch in text:
             ends.append(ends[-1] + _width(ch))
         total = ends[-1] or 1
