@@ -5,7 +5,8 @@
   measure `enter-to-thumbnails`: from the submit to two frames after the 20th image loaded), at
   100,000 photos with a warm server; each query in a fresh browser context (nothing cached), once
   as the page runs (the first screenful inline in the search's answer) and once with the `inline`
-  parameter taken off the request (every thumbnail by URL), alternating: an A/B in one run.
+  parameter taken off its request by a script added to the page (every thumbnail by URL),
+  alternating: an A/B in one run.
 - A cached thumbnail's time over loopback (one keep-alive connection: the server's time plus
   one local round trip), p50 and p90.
 - The RSS the page adds to the daemon (`[web] listen` or not, after the same warm-up).
@@ -120,19 +121,22 @@ def get(port: int, path: str, con: http.client.HTTPConnection | None = None) -> 
 
 def enter_to_thumbnails(url: str, queries: list[str]) -> dict[str, Any]:
     """The page's `enter-to-thumbnails` measure for each query, each in a fresh browser context, as the
-    page runs ("inline") and with every thumbnail asked for by URL ("by_url"), alternating."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
+    page runs ("inline") and with every thumbnail asked for by URL ("by_url": a script added to the
+    page takes the `inline` parameter off its search requests), alternating."""
     from playwright.sync_api import sync_playwright
 
-    def by_url(route: Any) -> None:
-        parts = urlsplit(route.request.url)
-        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "inline"])
-        route.continue_(url=urlunsplit(parts._replace(query=query)))
-
-    def as_is(route: Any) -> None:
-        route.continue_()  # the same detour through Playwright as by_url, for a fair comparison
-
+    by_url = """(() => {
+        const fetched = window.fetch;
+        window.fetch = (resource, options) => {
+            if (typeof resource === "string" && resource.startsWith("/api/search?")) {
+                const [path, query] = resource.split("?");
+                const params = new URLSearchParams(query);
+                params.delete("inline");
+                resource = `${path}?${params}`;
+            }
+            return fetched(resource, options);
+        };
+    })();"""
     times: dict[str, list[float]] = {"inline": [], "by_url": []}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
@@ -141,7 +145,8 @@ def enter_to_thumbnails(url: str, queries: list[str]) -> dict[str, Any]:
                 order = ("inline", "by_url") if i % 2 == 0 else ("by_url", "inline")
                 for mode in order:
                     context = browser.new_context(viewport={"width": 1280, "height": 900})
-                    context.route("**/api/search?*", as_is if mode == "inline" else by_url)
+                    if mode == "by_url":
+                        context.add_init_script(by_url)
                     page = context.new_page()
                     page.goto(url + "/")
                     page.fill("#q", text)
@@ -151,6 +156,8 @@ def enter_to_thumbnails(url: str, queries: list[str]) -> dict[str, Any]:
                         if time.monotonic() > deadline:
                             raise RuntimeError("the page did not paint its results")
                         time.sleep(0.005)
+                    inlined = page.evaluate("document.querySelectorAll('.cell img[src^=\"data:\"]').length")
+                    assert (inlined > 0) == (mode == "inline"), (mode, inlined)
                     if i > 0:  # the first query of the run warms the browser binary's own caches
                         times[mode].append(float(page.evaluate("document.body.dataset.searchMs")))
                     context.close()
@@ -365,10 +372,14 @@ def markdown(r: dict[str, Any]) -> str:
         "## The web page (issue 13)",
         "",
         f"{m['date']} · {m['cpu']} · {m['cores']} cores · load average at start {m['load_at_start']} · "
-        f"bundle `{r['bundle']}` · stages {', '.join(r['stages'])} · {r['photos']:,} photos in the catalog "
-        "(rows with clustered vectors; every hit has a cached thumbnail) · `photoindex serve`, warm (one search "
-        "before measuring) · Chromium headless, each query in a fresh browser context (nothing cached) · the "
-        "daemon's RSS on 60 real photos after 3 searches (through the page, or through its socket without it).",
+        f"bundle `{r['bundle']}` · stages {', '.join(r['stages'])}"
+        + (f" · {r['photos']:,} photos in the catalog (rows with clustered vectors; every hit has a cached "
+           "thumbnail) · `photoindex serve`, warm (one search before measuring) · Chromium headless, each query "
+           "in a fresh browser context (nothing cached)" if "page" in r["stages"] else "")
+        + (" · the daemon's RSS on 60 real photos after 3 searches (through the page, or through its socket "
+           "without it)" if "rss" in r["stages"] else "")
+        + (" · indexing: OCR off, fresh homes, alternating with and without thumbnails, medians"
+           if "indexing" in r["stages"] else "") + ".",
         "",
         "| measure | photoindex | target | met |",
         "|---|---|---|---|",
@@ -377,8 +388,9 @@ def markdown(r: dict[str, Any]) -> str:
         "Enter to thumbnails is the page's own Performance API measure (`enter-to-thumbnails`: from the "
         "form's submit to two animation frames after the 20th thumbnail loaded). The page asks the search "
         "for its first screenful of thumbnails inline (cached JPEGs as data: URLs in the same answer); the "
-        "second row takes the `inline` parameter off the request, so every thumbnail is a request of its "
-        "own over the browser's 6 connections (both through the same Playwright route, alternating). "
+        "second row takes the `inline` parameter off the page's request (a script added to the page), so "
+        "every thumbnail is a request of its "
+        "own over the browser's 6 connections (alternating with the first). "
         "The thumbnail time is measured by the client over one keep-alive connection: the server's time "
         "plus one loopback round trip.",
         "<!-- /web -->",
