@@ -28,7 +28,16 @@ def main() -> None:
     if sys.argv[1:2] == ["search"]:
         from photoindex.cli.served import search
 
-        code = search(sys.argv[2:])
+        # Outside the Typer app, so its endings are handled here the way the app (and Click) handle them.
+        try:
+            code = search(sys.argv[2:])
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+        except BrokenPipeError:  # `photoindex search ... | head -1`: quiet, as Click is
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+            raise SystemExit(1) from None
         if code is not None:
             raise SystemExit(code)
     from photoindex.cli.app import app

@@ -240,7 +240,7 @@ class WebService:
         from photoindex.catalog import text as catalog_text
         from photoindex.ocr.highlight import word_boxes
 
-        if photo.content_hash is None or self.lib.db.kind == "postgresql":  # the text lives in SQLite (docs/ocr.md)
+        if photo.content_hash is None:
             return None
         with self.lib.db.reads() as con:
             found = catalog_text.texts_for_hashes(con, [photo.content_hash]).get(photo.content_hash)

@@ -87,6 +87,21 @@ def test_a_served_search_prints_what_the_full_command_prints_and_imports_nothing
     assert {Path(h["path"]).name for h in red} == {"img_0.jpg", "img_1.jpg", "img_2.jpg"}
 
 
+def test_a_served_search_into_a_closed_pipe_ends_quietly_as_the_full_command_does(
+    home_env: dict[str, str], served_library: QueryServer
+) -> None:
+    # `photoindex search ... | head -1`: the reader is gone before the hits are written.
+    before = served_library.served
+    proc = subprocess.Popen([sys.executable, "-m", "photoindex", "search", "red", "-n", "7", "-f"],
+                            env={**os.environ, **home_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1, err
+    assert served_library.served == before + 1  # the daemon answered: this was the served path
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
 def test_options_the_served_path_does_not_take_run_the_full_command(
     home_env: dict[str, str], served_library: QueryServer
 ) -> None:

@@ -315,3 +315,20 @@ def test_the_daemon_reads_new_photos_after_encoding_them(tmp_path: Path, env: di
     log = d.log()
     assert log.index("encoded") < log.index("read text")  # CLIP first
     assert d.terminate()[0] == 0
+
+
+@pytest.mark.slow
+def test_the_photo_view_shows_the_text_read_and_where_the_words_are(library) -> None:  # type: ignore[no-untyped-def]
+    """The web page's photo view (/api/photos/ID?word=...) on both back ends: the lines and the matched word's box."""
+    pytest.importorskip("starlette", reason="the web extra is not installed")
+    from photoindex.library import open_library
+    from photoindex.web.service import WebService
+
+    config, root, _ = library
+    with open_library(config) as lib, lib.db.reads() as con:
+        (photo_id,) = con.execute("SELECT id FROM photos WHERE path = ?", (str(root / "mixed.jpg"),)).fetchone()
+    with open_library(config) as lib:
+        shown = WebService(lib).photo_json(photo_id, ["tracking"])
+    assert shown["text"] is not None, "no text in the photo view"
+    assert any("tracking" in line["text"].lower() for line in shown["text"]["lines"]), shown["text"]
+    assert shown["text"]["highlights"], shown["text"]
