@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,11 +41,25 @@ def _lexeme(term: str) -> str:
     return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+def _unaccented(term: str) -> str:
+    """`term` without the diacritics of its Latin letters ("café" -> "cafe"), as SQLite's FTS5 tables fold
+    them (`remove_diacritics 2`, migration 0005), so both back ends match the same words; marks on other
+    scripts (Japanese voicing marks) are kept."""
+    if term.isascii():
+        return term
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFD", term):
+        if unicodedata.combining(ch) and out and out[-1] < "\u0250":  # after a Latin letter
+            continue
+        out.append(ch)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
 def pg_terms(text: str) -> str:
     """A text's terms (`index_terms`) as a tsvector literal with positions, so CJK bigrams match as phrases."""
     positions: dict[str, list[int]] = {}
     for i, term in enumerate((t for t in index_terms(text).split(" ") if t), 1):
-        positions.setdefault(term, []).append(min(i, _TSVECTOR_MAX_POSITION))
+        positions.setdefault(_unaccented(term), []).append(min(i, _TSVECTOR_MAX_POSITION))
     return " ".join(f"{_lexeme(t)}:{','.join(map(str, p))}" for t, p in positions.items())
 
 
@@ -58,7 +73,7 @@ def pg_query(query: WordsQuery) -> str:
         elif grams:
             parts.append(_lexeme(grams[0]))
         else:  # a word, or one CJK character: the start of a bigram or a run's last character
-            parts.append(_lexeme(t) + ":*")
+            parts.append(_lexeme(_unaccented(t)) + ":*")
     return " & ".join(parts)
 
 
@@ -222,14 +237,18 @@ def store(
     if old is not None:
         _unindex(con, int(old[0]))
         con.execute("DELETE FROM photo_text WHERE id = ?", (old[0],))
-    rowid = con.execute(
+    insert = (
         "INSERT INTO photo_text (content_hash, status, engine, text, lines, gate, error, read_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (
-            content_hash, status, engine, text,
-            json.dumps(list(lines), ensure_ascii=False) if lines else None, gate, error, now,
-        ),
-    ).fetchone()[0]
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    values = (
+        content_hash, status, engine, text,
+        json.dumps(list(lines), ensure_ascii=False) if lines else None, gate, error, now,
+    )
+    if _pg(con):
+        rowid = con.execute(insert + " RETURNING id", values).fetchone()[0]
+    else:  # RETURNING needs SQLite 3.35, newer than some systems' Python ships with
+        rowid = con.execute(insert, values).lastrowid
     if text:
         _index(con, int(rowid), text)
 

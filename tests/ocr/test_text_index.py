@@ -106,3 +106,13 @@ def test_misspelt_words_find_their_candidates_and_copies_rebuild_the_index(
     with db.write() as s:
         assert text.reindex(connection(s)) == 2  # what `catalog copy` runs on the copy
     assert index_rows(db) == 2 and found(db, "tracking") == ["b" * 64]
+
+
+def test_accented_latin_words_match_without_their_accents_on_both_back_ends(
+    catalog_location: CatalogLocation,
+) -> None:
+    db = stored(catalog_location, {"a" * 64: ["CAFÉ Zürich"], "b" * 64: ["ありがとう"]})
+    assert found(db, "cafe") == ["a" * 64]
+    assert found(db, "café zurich") == ["a" * 64]
+    assert found(db, "ZÜRICH") == ["a" * 64]
+    assert found(db, "ありがとう") == ["b" * 64]  # the voicing mark of が is kept, and matches
