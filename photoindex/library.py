@@ -10,7 +10,8 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,12 +22,16 @@ from photoindex.inference.bundle import Bundle, resolve_bundle, shipped_manifest
 from photoindex.resources import config_example
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from photoindex.catalog.db import Database
     from photoindex.inference.encoders import ImageEncoder, TextEncoder
     from photoindex.inference.select import RuntimeChoice
     from photoindex.vectors.cache import IndexHandle
 
 logger = logging.getLogger("photoindex")
+
+TEXT_VECTORS_KEPT = 256  # query texts whose vectors a library keeps (Library.text_vectors)
 
 
 def write_starting_config(config: Config, *, force: bool = False) -> Path:
@@ -120,6 +125,10 @@ class Library:
     # The daemon's socket and its web page search from their own threads: one text model, loaded once.
     _text_loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
     text_used_at: float = 0.0  # time.monotonic() of the last text_encoder() call (0: never)
+    # Unit vectors of recent query texts: paging, a changed filter or sort re-asks the same text, and
+    # the text model (~0.1 s a query on 2 cores) need not run again. Small: 2 KB a text.
+    _text_vectors: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict, repr=False)
+    _text_vectors_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def model_id(self) -> str:
@@ -155,6 +164,42 @@ class Library:
                 self.choices["text"] = choice
             self.text_used_at = time.monotonic()
             return self._text
+
+    def text_vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The unit vector of each text: recent ones from memory, the rest encoded in one batch.
+
+        A text longer than the model's context is said once, when it is encoded (the words past it
+        never reach the model).
+        """
+        from photoindex.vectors.scoring import l2_normalize
+
+        unique = list(dict.fromkeys(texts))
+        with self._text_vectors_lock:
+            found = {t: self._text_vectors[t] for t in unique if t in self._text_vectors}
+            for t in found:
+                self._text_vectors.move_to_end(t)
+        todo = [t for t in unique if t not in found]
+        if todo:
+            encoder = self.text_encoder()
+            for text in todo:
+                made = encoder.tokens(text)
+                if made > encoder.context_length:
+                    logger.warning(
+                        "the query %r is %d tokens long; model %s reads the first %d, the rest is ignored",
+                        text if len(text) <= 60 else text[:57] + "...",
+                        made,
+                        self.bundle.manifest.name,
+                        encoder.context_length,
+                    )
+            made_now = dict(zip(todo, l2_normalize(encoder.encode(todo)), strict=True))
+            with self._text_vectors_lock:
+                for text, vector in made_now.items():
+                    vector.setflags(write=False)  # shared by later searches
+                    self._text_vectors[text] = vector
+                while len(self._text_vectors) > TEXT_VECTORS_KEPT:
+                    self._text_vectors.popitem(last=False)
+            found.update(made_now)
+        return found
 
     def prepare_text_model(self) -> None:
         """Make the text model's fast-loading copy now if there is none (no model is loaded: disk work only).

@@ -93,22 +93,7 @@ def query_vector(
     if not terms and not vectors:
         raise PhotoindexError("nothing to search for", "give a text or --image PATH")
     texts = [t.text for t in terms if t.text is not None]
-    by_text: dict[str, np.ndarray] = {}
-    if texts:
-        unique = list(dict.fromkeys(texts))
-        encoder = lib.text_encoder()
-        for text in unique:
-            made = encoder.tokens(text)
-            if made > encoder.context_length:
-                # Said, not silent: the words past the model's context never reach it.
-                log.warning(
-                    "the query %r is %d tokens long; model %s reads the first %d, the rest is ignored",
-                    text if len(text) <= 60 else text[:57] + "...",
-                    made,
-                    lib.bundle.manifest.name,
-                    encoder.context_length,
-                )
-        by_text = dict(zip(unique, l2_normalize(encoder.encode(unique)), strict=True))
+    by_text = lib.text_vectors(texts) if texts else {}
     total = np.zeros(lib.bundle.manifest.embedding_dim, dtype=np.float32)
     for t in terms:
         if t.text is not None:
