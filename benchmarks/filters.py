@@ -111,7 +111,8 @@ def filtered_search(config: Any, rounds: int, limit: int = 20) -> dict[str, Any]
             times, counts, after = [], [], []
             search(lib, SearchRequest.build(text=QUERIES[0], limit=limit, filters=filters), index=handle)  # warm-up
             for i in range(rounds):
-                request = SearchRequest.build(text=f"{QUERIES[i % len(QUERIES)]} {next(asked)}", limit=limit, filters=filters)
+                text = f"{QUERIES[i % len(QUERIES)]} {next(asked)}"
+                request = SearchRequest.build(text=text, limit=limit, filters=filters)
                 t = time.perf_counter()
                 hits = search(lib, request, index=handle)
                 times.append(time.perf_counter() - t)
