@@ -376,7 +376,7 @@ def why_no_hits(config: Config, request: SearchRequest) -> tuple[str, str]:
     """Why a search found nothing, as (message, hint) a user can act on; read-only, plain SQLite."""
     from photoindex.paths import within
 
-    if not config.db_path.exists():
+    if not config.catalog_location.is_postgres and not config.db_path.exists():
         return "the library is empty", "add a folder of photos with `photoindex index PATH`"
     with open_library(config) as lib, lib.db.reads() as con:
         roots = [r[0] for r in con.execute("SELECT path FROM roots ORDER BY path")]

@@ -266,8 +266,13 @@ def test_the_text_model_is_released_after_idle_minutes_and_reloaded_on_demand(co
         server.text_idle_seconds = 0.0
         assert server.release_idle_model(now=lib.text_used_at + 1.0)
         assert lib._text is None
+        # A text asked before is answered from the library's memory of query vectors; a new one loads the model.
+        assert "hits" in server.answer(request)
+        assert lib._text is None
+        blue = SearchRequest.build(text="blue", limit=5).to_wire(lib.model_id)
+        request = json.dumps(blue).encode()
         assert "hits" in server.answer(request)  # loaded again on demand
-        assert lib._text is not None and server.served == 2
+        assert lib._text is not None and server.served == 3
 
 
 def test_searches_of_the_daemons_web_page_count_as_use_of_the_text_model(config: Config) -> None:
