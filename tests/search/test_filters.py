@@ -293,7 +293,7 @@ def test_every_filter_kind_enters_by_its_index_and_the_hits_by_their_vector_ids(
     """No statement of a filtered search walks the photos or the vectors: at 100,000 photos a walk costs
     ~100 ms where the index costs a few (SQLite has no statistics here to plan by)."""
     if album.config.catalog_location.is_postgres:
-        pytest.skip("SQLite's query plans (PostgreSQL plans by its own statistics; its filters run in the ranking's SQL)")
+        pytest.skip("SQLite's query plans (PostgreSQL plans by its own statistics; filters run in the ranking's SQL)")
     from photoindex.catalog import reads
     from photoindex.library import open_library
     from photoindex.search import Filters
