@@ -216,7 +216,9 @@ class Library:
 
             from photoindex.inference import modelcache
 
-            modelcache.ensure(path, cache, onnxruntime.__version__)
+            modelcache.ensure(
+                path, cache, onnxruntime.__version__, text_context=self.bundle.manifest.text.context_length
+            )
         except Exception as exc:  # an onnxruntime that does not import is reported when a model is loaded
             logger.info("no fast-loading copy of %s: %s", path, exc)
 

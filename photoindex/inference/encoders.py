@@ -270,6 +270,12 @@ class TextEncoder:
         if len(texts) == 0:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
         ids = np.asarray(self._tokenizer(list(texts)))
+        if getattr(self._session, "trims_tokens", False):
+            # A short-query copy that agreed with its model: the padding after the batch's last real
+            # token is left out, which it does not change (inference/shorttext.py).
+            from photoindex.inference.shorttext import used_length
+
+            ids = ids[:, : used_length(ids)]
         # Token ids are far below 2**31, so int32 (Axera) and int64 (open_clip) hold them exactly.
         ids = np.ascontiguousarray(ids.astype(self._dtype, copy=False))
         return _run_batched(self._run, ids, self.batch_size, self.embedding_dim, self._where)

@@ -19,6 +19,10 @@ Like the vector index file it is a cache: missing, damaged, stale or unwritable,
 loaded from the bundle's own file and the copy made again (a copy is checked by the inode, size and
 times of its files, not hashed: see `_complete`). A replaced model file (`models fetch` renames a
 new file into place) is a new identity, and its old copy is pruned.
+
+A text model's copy also holds `model.short.onnx`, the same graph reading only a query's real
+tokens (`shorttext.py`), beside the same side file. It is checked against the model the first time
+it is loaded, and the verdict is kept in `short.json`, so a copy that disagrees is never used.
 """
 
 from __future__ import annotations
@@ -40,8 +44,12 @@ logger = logging.getLogger("photoindex")
 
 MODEL = "model.onnx"
 DATA = "model.onnx.data"
+SHORT = "model.short.onnx"  # a text model's graph with a dynamic token axis (shorttext.py)
+VERDICT = "short.json"  # whether SHORT computes what MODEL does, once checked
 STAMP = "source.json"
-FORMAT = 2  # bump when the layout of a copy changes (2: split from the wire format, page-aligned)
+# Bump when the layout of a copy changes (2: split from the wire format, page-aligned; 3: text
+# models' short-query graph).
+FORMAT = 3
 _TMP_PREFIX = ".tmp-"
 _TMP_MAX_AGE_S = 3600.0  # an unfinished copy older than this was left by a crash
 
@@ -89,8 +97,11 @@ def _complete(folder: Path, identity: dict[str, Any]) -> bool:
     stamp = _read_stamp(folder)
     if stamp is None or stamp.get("identity") != identity:
         return False
+    files = stamp.get("files")
+    if not isinstance(files, dict) or not {MODEL, DATA} <= files.keys():
+        return False
     try:
-        return stamp.get("files") == {name: _file_identity(folder / name) for name in (MODEL, DATA)}
+        return files == {name: _file_identity(folder / name) for name in files}
     except OSError:
         return False
 
@@ -110,11 +121,12 @@ def discard(copy: Path) -> None:
     shutil.rmtree(copy.parent, ignore_errors=True)
 
 
-def make(source: Path, cache_dir: Path, ort_version: str) -> Path | None:
+def make(source: Path, cache_dir: Path, ort_version: str, *, text_context: int | None = None) -> Path | None:
     """Write the fast copy of `source` and return its model path; None (and a log line) if it cannot be made.
 
-    Two processes making the same copy at once each write their own temporary folder; the first
-    rename wins and the other is dropped.
+    `text_context`: `source` is a text model taking that many tokens; its copy also gets the
+    short-query graph (`SHORT`) where the graph allows one. Two processes making the same copy at
+    once each write their own temporary folder; the first rename wins and the other is dropped.
     """
     try:
         identity = _identity(source, ort_version)
@@ -128,9 +140,12 @@ def make(source: Path, cache_dir: Path, ort_version: str) -> Path | None:
     try:
         tmp.mkdir()
         _split(source, tmp / MODEL, tmp / DATA)
-        for name in (MODEL, DATA):
+        names = [MODEL, DATA]
+        if text_context is not None and _short_graph(tmp / MODEL, tmp / SHORT, text_context):
+            names.append(SHORT)
+        for name in names:
             fsync_file(tmp / name)
-        files = {name: _file_identity(tmp / name) for name in (MODEL, DATA)}
+        files = {name: _file_identity(tmp / name) for name in names}
         stamp = {"identity": identity, "files": files, "made": time.time()}
         (tmp / STAMP).write_text(json.dumps(stamp, indent=1) + "\n", encoding="utf-8")
         fsync_file(tmp / STAMP)
@@ -153,9 +168,46 @@ def make(source: Path, cache_dir: Path, ort_version: str) -> Path | None:
     return folder / MODEL if _complete(folder, identity) else None
 
 
-def ensure(source: Path, cache_dir: Path, ort_version: str) -> Path | None:
+def ensure(source: Path, cache_dir: Path, ort_version: str, *, text_context: int | None = None) -> Path | None:
     """The fast copy of `source`, made now if there is none (no session is loaded); None if it cannot be."""
-    return lookup(source, cache_dir, ort_version) or make(source, cache_dir, ort_version)
+    return lookup(source, cache_dir, ort_version) or make(
+        source, cache_dir, ort_version, text_context=text_context
+    )
+
+
+def _short_graph(model: Path, out: Path, context: int) -> bool:
+    from photoindex.inference import shorttext
+
+    try:
+        return shorttext.rewrite(model, out, context)
+    except Exception as exc:  # onnx's parse and check errors have no common base; the copy is optional
+        logger.info("%s: no short-query copy: %s", model, exc)
+        out.unlink(missing_ok=True)
+        return False
+
+
+def short_copy(copy: Path) -> tuple[Path, bool | None] | None:
+    """The short-query graph beside the fast copy `copy` and its verdict (None: not checked yet); None if none."""
+    stamp = _read_stamp(copy.parent)
+    if stamp is None or SHORT not in (stamp.get("files") or {}):
+        return None
+    try:
+        verdict = json.loads((copy.parent / VERDICT).read_text(encoding="utf-8")).get("agrees")
+    except (OSError, ValueError, AttributeError):
+        verdict = None
+    return copy.parent / SHORT, verdict if isinstance(verdict, bool) else None
+
+
+def record_verdict(copy: Path, agrees: bool) -> None:
+    """Keep whether the short graph beside `copy` agrees with the model (written whole, by rename)."""
+    tmp = copy.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.json"
+    try:
+        tmp.write_text(json.dumps({"agrees": agrees, "checked": time.time()}) + "\n", encoding="utf-8")
+        fsync_file(tmp)
+        tmp.rename(copy.parent / VERDICT)
+    except OSError as exc:  # a read-only cache: checked again next time
+        logger.info("cannot keep the short-query verdict of %s: %s", copy, exc)
+        tmp.unlink(missing_ok=True)
 
 
 # --- splitting a model from its wire format ------------------------------------------------------
@@ -254,6 +306,8 @@ def _tensor(buf: Any, start: int, end: int, src: Any, data: Any) -> bytes:
     kept = bytearray()
     raw: tuple[int, int] | None = None
     for number, wire, tag_at, value_at, value_end in _fields(buf, start, end):
+        if number == 14 and wire == 0 and _varint(buf, value_at)[0] == 0:
+            continue  # data_location written out as DEFAULT (ONNX Runtime's quantizer does): the same as none
         if number in (13, 14):
             raise ValueError("the model keeps its own external data (it loads fast already)")
         if number == 9 and wire == 2 and value_end - value_at >= _MIN_EXTERNAL:

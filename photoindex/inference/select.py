@@ -147,7 +147,9 @@ def _warn(line: str, on_warning: OnWarning | None) -> None:
         on_warning(line)
 
 
-def _open_cpu(bundle: Bundle, which: Which, cpu_path: Path | None, runtime: RuntimeConfig) -> Session:
+def _open_cpu(
+    bundle: Bundle, which: Which, cpu_path: Path | None, runtime: RuntimeConfig, probe: np.ndarray | None = None
+) -> Session:
     from photoindex.inference.sessions.ort import OrtSession
 
     if cpu_path is None:
@@ -157,7 +159,10 @@ def _open_cpu(bundle: Bundle, which: Which, cpu_path: Path | None, runtime: Runt
         )
     # Batches of photos are split over the cores, one single-threaded run each (no thread ever waits
     # for another inside a run); a query's one text is spread over the cores instead.
-    return OrtSession(cpu_path, runtime.threads, cache_dir=runtime.model_cache_dir, parallel=which == "image")
+    # A text model is run on a query's real tokens only where its short copy agrees on `probe`.
+    return OrtSession(
+        cpu_path, runtime.threads, cache_dir=runtime.model_cache_dir, parallel=which == "image", text_probe=probe
+    )
 
 
 def _short(exc: BaseException) -> str:
@@ -171,22 +176,27 @@ def _fall_back(
     plan: _Plan,
     exc: BaseException,
     on_warning: OnWarning | None,
+    probe: np.ndarray | None = None,
 ) -> RuntimeChoice:
     """The CPU choice after the NPU failed to load, with its one warning line."""
     assert plan.npu_path is not None
     line = f"NPU failed to load {plan.npu_path.name} ({_short(exc)}): falling back to {_CPU}"
-    session = _open_cpu(bundle, which, plan.cpu_path, runtime)
+    session = _open_cpu(bundle, which, plan.cpu_path, runtime, probe)
     _warn(line, on_warning)
     assert plan.cpu_path is not None
     return RuntimeChoice(session, session.provider, "cpu", plan.cpu_path, line, (line,))
 
 
 def _open(
-    bundle: Bundle, which: Which, runtime: RuntimeConfig, on_warning: OnWarning | None
+    bundle: Bundle,
+    which: Which,
+    runtime: RuntimeConfig,
+    on_warning: OnWarning | None,
+    probe: np.ndarray | None = None,
 ) -> tuple[RuntimeChoice, _Plan]:
     plan = _plan(bundle, which, runtime)
     if plan.device == "cpu":
-        session = _open_cpu(bundle, which, plan.cpu_path, runtime)
+        session = _open_cpu(bundle, which, plan.cpu_path, runtime, probe)
         assert plan.cpu_path is not None
         warnings: tuple[str, ...] = ()
         if plan.warning is not None:
@@ -201,7 +211,7 @@ def _open(
     except ModelError as exc:
         if _mode(runtime, which) == "npu":
             raise
-        return _fall_back(bundle, which, runtime, plan, exc, on_warning), plan
+        return _fall_back(bundle, which, runtime, plan, exc, on_warning, probe), plan
     return RuntimeChoice(npu, npu.provider, "npu", plan.npu_path, plan.reason), plan
 
 
@@ -359,12 +369,15 @@ def open_text_encoder(
     bundle: Bundle, runtime: RuntimeConfig, tokenizer: Tokenizer, *, on_warning: OnWarning | None = None
 ) -> tuple[TextEncoder, RuntimeChoice]:
     """The text encoder `[runtime] text` asks for, and the choice behind it (falling back as images do)."""
+    from photoindex.inference.shorttext import PROBE_TEXTS
+
     m = bundle.manifest
-    choice, plan = _open(bundle, "text", runtime, on_warning)
+    probe = np.asarray(tokenizer(list(PROBE_TEXTS)))
+    choice, plan = _open(bundle, "text", runtime, on_warning, probe)
 
     def cpu_encoder(session: Session | None = None) -> TextEncoder:
         return TextEncoder(
-            session or _open_cpu(bundle, "text", plan.cpu_path, runtime), tokenizer, m.embedding_dim
+            session or _open_cpu(bundle, "text", plan.cpu_path, runtime, probe), tokenizer, m.embedding_dim
         )
 
     if choice.device == "cpu":
@@ -374,7 +387,7 @@ def open_text_encoder(
     try:
         encoder = FallbackTextEncoder(choice.session, tokenizer, m.embedding_dim, cpu_encoder, on_warning)
     except ModelError as exc:
-        fallback = _fall_back(bundle, "text", runtime, plan, exc, on_warning)
+        fallback = _fall_back(bundle, "text", runtime, plan, exc, on_warning, probe)
         return cpu_encoder(fallback.session), fallback
     return encoder, choice
 

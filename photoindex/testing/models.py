@@ -457,6 +457,20 @@ def _vit_text_model(
     )
 
 
+def make_text_model(path: Path, kind: Kind = "vit-b32", *, tokenizer: str = "clip-bpe") -> Path:
+    """Write only the text encoder a bundle of `kind` would hold (Axera's names: `texts` int32 ids in,
+    normalized `text_features` out); cheaper than a whole bundle for tests of the text model alone."""
+    build = _toy_text_model if kind == "toy" else _vit_text_model
+    model = build(
+        tokenizer=tokenizer, input_name="texts", output_name="text_features", id_dtype="int32",
+        normalize=True, batch="batch",
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save(model, path)
+    return path
+
+
 # --- bundles -------------------------------------------------------------------------------------
 
 

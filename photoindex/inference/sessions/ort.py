@@ -67,14 +67,23 @@ class OrtSession(FixedSpecs):
     """
 
     parallel_runs: int
+    trims_tokens: bool  # a text model that takes a query's ids cut after its last real token
 
     def __init__(
-        self, path: Path, threads: int = 0, cache_dir: Path | None = None, *, parallel: bool = False
+        self,
+        path: Path,
+        threads: int = 0,
+        cache_dir: Path | None = None,
+        *,
+        parallel: bool = False,
+        text_probe: np.ndarray | None = None,
     ) -> None:
         """Load `path`; with `cache_dir`, through its fast-loading copy there (made on first use).
 
         `parallel` with `threads` 0 gives each run one thread and asks for one run per core
         (docs/indexing.md, "Keeping both cores busy"); an explicit `threads` count always wins.
+        `text_probe`: `path` is a text model and these are token ids [N, context] of probe queries;
+        the copy's short-query graph is used if it agrees with the model on them (`shorttext.py`).
         """
         import onnxruntime as ort  # imported here so the CLI's --help does not load it
 
@@ -99,8 +108,12 @@ class OrtSession(FixedSpecs):
         # Prepacked weights are a second copy of every MatMul weight: 200 MB more for ViT-B/32,
         # with no measurable speed-up here (43 vs 44 images/s at batch 16).
         options.add_session_config_entry("session.disable_prepacking", "1")
-        self.loaded_from = self._fast_copy(ort, cache_dir) if cache_dir is not None else None
-        if self.loaded_from is not None:
+        self.trims_tokens = False
+        context = None if text_probe is None else int(text_probe.shape[1])
+        self.loaded_from = self._fast_copy(ort, cache_dir, context) if cache_dir is not None else None
+        if self.loaded_from is not None and text_probe is not None:
+            self._load_short(ort, options, text_probe)
+        if self.loaded_from is not None and not self.trims_tokens:
             try:
                 self._session = ort.InferenceSession(
                     str(self.loaded_from), sess_options=options, providers=["CPUExecutionProvider"]
@@ -123,9 +136,38 @@ class OrtSession(FixedSpecs):
         self._inputs = [_ort_spec(a, self.path) for a in self._session.get_inputs()]
         self._outputs = [_ort_spec(a, self.path) for a in self._session.get_outputs()]
 
-    def _fast_copy(self, ort: Any, cache_dir: Path) -> Path | None:
+    def _fast_copy(self, ort: Any, cache_dir: Path, text_context: int | None) -> Path | None:
         copy = modelcache.lookup(self.path, cache_dir, ort.__version__)
-        return copy if copy is not None else modelcache.make(self.path, cache_dir, ort.__version__)
+        if copy is not None:
+            return copy
+        return modelcache.make(self.path, cache_dir, ort.__version__, text_context=text_context)
+
+    def _load_short(self, ort: Any, options: Any, probe: np.ndarray) -> None:
+        """Load the copy's short-query graph instead of its full one if it agrees with the model."""
+        from photoindex.inference import shorttext
+
+        assert self.loaded_from is not None
+        found = modelcache.short_copy(self.loaded_from)
+        if found is None or found[1] is False:
+            return
+        short, verdict = found
+        try:
+            session = ort.InferenceSession(str(short), sess_options=options, providers=["CPUExecutionProvider"])
+            if verdict is None:
+                name = session.get_inputs()[0].name
+                dtype = _ort_spec(session.get_inputs()[0], self.path).dtype
+                verdict = shorttext.agrees(
+                    lambda ids: session.run(None, {name: ids.astype(dtype)})[0], np.ascontiguousarray(probe)
+                )
+                modelcache.record_verdict(self.loaded_from, verdict)
+        except Exception as exc:  # a graph ONNX Runtime refuses or cannot run: the full one is kept
+            logger.info("%s: cannot use its short-query copy %s (%s)", self.path, short, exc)
+            modelcache.record_verdict(self.loaded_from, False)
+            return
+        if verdict:
+            self._session = session
+            self.loaded_from = short
+            self.trims_tokens = True
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run the model on the CPU; every output is returned, in declaration order."""
