@@ -29,6 +29,7 @@ from photoindex.inference.encoders import ImageEncoder, TextEncoder
 from photoindex.inference.sessions.base import Session
 
 if TYPE_CHECKING:
+    from photoindex.inference.shorttext import TextProbe
     from photoindex.inference.tokenizers import Tokenizer
 
 logger = logging.getLogger("photoindex")
@@ -148,7 +149,7 @@ def _warn(line: str, on_warning: OnWarning | None) -> None:
 
 
 def _open_cpu(
-    bundle: Bundle, which: Which, cpu_path: Path | None, runtime: RuntimeConfig, probe: np.ndarray | None = None
+    bundle: Bundle, which: Which, cpu_path: Path | None, runtime: RuntimeConfig, probe: TextProbe | None = None
 ) -> Session:
     from photoindex.inference.sessions.ort import OrtSession
 
@@ -176,7 +177,7 @@ def _fall_back(
     plan: _Plan,
     exc: BaseException,
     on_warning: OnWarning | None,
-    probe: np.ndarray | None = None,
+    probe: TextProbe | None = None,
 ) -> RuntimeChoice:
     """The CPU choice after the NPU failed to load, with its one warning line."""
     assert plan.npu_path is not None
@@ -192,7 +193,7 @@ def _open(
     which: Which,
     runtime: RuntimeConfig,
     on_warning: OnWarning | None,
-    probe: np.ndarray | None = None,
+    probe: TextProbe | None = None,
 ) -> tuple[RuntimeChoice, _Plan]:
     plan = _plan(bundle, which, runtime)
     if plan.device == "cpu":
@@ -369,10 +370,10 @@ def open_text_encoder(
     bundle: Bundle, runtime: RuntimeConfig, tokenizer: Tokenizer, *, on_warning: OnWarning | None = None
 ) -> tuple[TextEncoder, RuntimeChoice]:
     """The text encoder `[runtime] text` asks for, and the choice behind it (falling back as images do)."""
-    from photoindex.inference.shorttext import PROBE_TEXTS
+    from photoindex.inference.shorttext import PROBE_TEXTS, TextProbe
 
     m = bundle.manifest
-    probe = np.asarray(tokenizer(list(PROBE_TEXTS)))
+    probe = TextProbe(tokenizer.context_length, lambda: np.asarray(tokenizer(list(PROBE_TEXTS))))
     choice, plan = _open(bundle, "text", runtime, on_warning, probe)
 
     def cpu_encoder(session: Session | None = None) -> TextEncoder:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,15 @@ PROBE_TEXTS = (
     "two children in yellow raincoats jumping into puddles on a grey autumn afternoon in the old town square",
 )
 AGREEMENT = 0.99999  # the least cosine between a vector of the copy and the model's own
+
+
+@dataclass(frozen=True)
+class TextProbe:
+    """What a text session needs to make and check its short copy: the model's context, and the probe
+    queries' ids [N, context], made only when a copy is checked (tokenizing Chinese imports ftfy)."""
+
+    context: int
+    ids: Callable[[], np.ndarray]
 
 _FLOAT_TYPES = (1, 10, 11, 16)  # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
 _INT_TYPES = (6, 7)  # TensorProto INT32, INT64

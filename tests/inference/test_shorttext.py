@@ -31,8 +31,9 @@ QUERIES = [
 ]
 
 
-def probe(tokenizer: str = "clip-bpe", context: int = 77) -> np.ndarray:
-    return np.asarray(load_tokenizer(tokenizer, context)(list(shorttext.PROBE_TEXTS)))
+def probe(tokenizer: str = "clip-bpe", context: int = 77) -> shorttext.TextProbe:
+    tok = load_tokenizer(tokenizer, context)
+    return shorttext.TextProbe(context, lambda: np.asarray(tok(list(shorttext.PROBE_TEXTS))))
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

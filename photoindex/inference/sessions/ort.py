@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from photoindex.errors import ConfigError, ModelError
 from photoindex.inference import modelcache
 from photoindex.inference.sessions.base import FixedSpecs, TensorSpec
+
+if TYPE_CHECKING:
+    from photoindex.inference.shorttext import TextProbe
 
 logger = logging.getLogger("photoindex")
 
@@ -76,14 +79,14 @@ class OrtSession(FixedSpecs):
         cache_dir: Path | None = None,
         *,
         parallel: bool = False,
-        text_probe: np.ndarray | None = None,
+        text_probe: TextProbe | None = None,
     ) -> None:
         """Load `path`; with `cache_dir`, through its fast-loading copy there (made on first use).
 
         `parallel` with `threads` 0 gives each run one thread and asks for one run per core
         (docs/indexing.md, "Keeping both cores busy"); an explicit `threads` count always wins.
-        `text_probe`: `path` is a text model and these are token ids [N, context] of probe queries;
-        the copy's short-query graph is used if it agrees with the model on them (`shorttext.py`).
+        `text_probe`: `path` is a text model; the copy's short-query graph is used if it agrees with
+        the model on the probe's queries (`shorttext.py`).
         """
         import onnxruntime as ort  # imported here so the CLI's --help does not load it
 
@@ -109,7 +112,7 @@ class OrtSession(FixedSpecs):
         # with no measurable speed-up here (43 vs 44 images/s at batch 16).
         options.add_session_config_entry("session.disable_prepacking", "1")
         self.trims_tokens = False
-        context = None if text_probe is None else int(text_probe.shape[1])
+        context = None if text_probe is None else text_probe.context
         self.loaded_from = self._fast_copy(ort, cache_dir, context) if cache_dir is not None else None
         if self.loaded_from is not None and text_probe is not None:
             self._load_short(ort, options, text_probe)
@@ -142,7 +145,7 @@ class OrtSession(FixedSpecs):
             return copy
         return modelcache.make(self.path, cache_dir, ort.__version__, text_context=text_context)
 
-    def _load_short(self, ort: Any, options: Any, probe: np.ndarray) -> None:
+    def _load_short(self, ort: Any, options: Any, probe: TextProbe) -> None:
         """Load the copy's short-query graph instead of its full one if it agrees with the model."""
         from photoindex.inference import shorttext
 
@@ -157,7 +160,8 @@ class OrtSession(FixedSpecs):
                 name = session.get_inputs()[0].name
                 dtype = _ort_spec(session.get_inputs()[0], self.path).dtype
                 verdict = shorttext.agrees(
-                    lambda ids: session.run(None, {name: ids.astype(dtype)})[0], np.ascontiguousarray(probe)
+                    lambda ids: session.run(None, {name: np.ascontiguousarray(ids, dtype=dtype)})[0],
+                    np.asarray(probe.ids()),
                 )
                 modelcache.record_verdict(self.loaded_from, verdict)
         except Exception as exc:  # a graph ONNX Runtime refuses or cannot run: the full one is kept
