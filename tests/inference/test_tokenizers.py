@@ -162,15 +162,29 @@ def test_ftfy_leaves_the_fast_path_alphabet_unchanged() -> None:
     assert "&" not in tokenizers._FTFY_INERT and "\r" not in tokenizers._FTFY_INERT
 
 
-def test_plain_queries_do_not_import_ftfy() -> None:
+def test_the_ascii_split_equals_the_reference_pattern_on_the_fast_path_alphabet() -> None:
+    """Plain ASCII text is cleaned and pre-split with `re`; `regex` and the full cleaning must agree."""
+    tok = tokenizers.ClipBpeTokenizer(77)
+    findall, _ = tok._patterns()
+    alphabet = sorted(tokenizers._FTFY_INERT)
+    rng = random.Random(11)
+    samples = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(3000)]
+    samples += ["It'S a DOG's life", "<|startoftext|>x<|endoftext|>", "  a\t\tb \n c  ", "x9y99 'll'd", "''", ""]
+    samples += [c["text"] for c in cases() if tokenizers._FTFY_INERT.issuperset(c["text"])]
+    assert all(tokenizers._FTFY_INERT.issuperset(s) for s in samples)
+    assert [s for s in samples if tok._pieces(s) != findall(tok._clean(s))] == []
+
+
+def test_plain_queries_do_not_import_ftfy_or_regex() -> None:
     code = (
         "import sys\n"
         "from photoindex.inference.tokenizers import load_tokenizer\n"
         "assert 'ftfy' not in sys.modules\n"
         "load_tokenizer('clip-bpe', 77)(['a photo of a red car'])\n"
         "assert 'ftfy' not in sys.modules, 'ftfy imported for ASCII text'\n"
+        "assert 'regex' not in sys.modules, 'regex imported for ASCII text'\n"
         "load_tokenizer('clip-bpe', 77)(['café'])\n"
-        "assert 'ftfy' in sys.modules\n"
+        "assert 'ftfy' in sys.modules and 'regex' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 

@@ -154,6 +154,10 @@ class OrtSession(FixedSpecs):
         if found is None or found[1] is False:
             return
         short, verdict = found
+        # Unoptimized: at a query's length the run is its MatMuls whatever the graph's level, and
+        # ORT_ENABLE_ALL's passes over the attention's shape arithmetic cost a cold search 0.1-0.25
+        # CPU s at load (ViT-B/32's text model: load 0.10 against 0.20-0.38 CPU s, runs alike).
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             session = ort.InferenceSession(str(short), sess_options=options, providers=["CPUExecutionProvider"])
             if verdict is None:
@@ -167,8 +171,10 @@ class OrtSession(FixedSpecs):
         except Exception as exc:  # a graph ONNX Runtime refuses or cannot run: the full one is kept
             logger.info("%s: cannot use its short-query copy %s (%s)", self.path, short, exc)
             modelcache.record_verdict(self.loaded_from, False)
-            return
-        if verdict:
+            verdict = False
+        if not verdict:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        else:
             self._session = session
             self.loaded_from = short
             self.trims_tokens = True
