@@ -39,6 +39,7 @@ from photoindex.errors import ConfigError
 
 if TYPE_CHECKING:
     from photoindex.catalog.location import CatalogLocation
+    from photoindex.mounts import Mounts
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -394,6 +395,13 @@ class CatalogConfig:
         at_least=10,
         at_most=1000,
     )
+    roots: tuple[str, ...] = setting(
+        (),
+        "Named roots of a catalog shared by machines that mount one share at different paths: NAME=PATH "
+        "entries mapping each name to this machine's mount path, e.g. [\"nas=/mnt/photos\"]. `photoindex "
+        "index PATH` of a mapped path registers the root under its name, and its photos are stored relative "
+        "to it, so every machine sees them under its own mount (docs/scale.md).",
+    )
 
 
 @dataclass(frozen=True)
@@ -419,6 +427,13 @@ class Config:
         from photoindex.catalog.location import parse_location
 
         return parse_location(self.catalog.url, self.db_path)
+
+    @property
+    def mounts(self) -> Mounts:
+        """This machine's mount path of each named root (`[catalog] roots`, checked at load)."""
+        from photoindex.mounts import Mounts, parse_entries
+
+        return Mounts(parse_entries(self.catalog.roots))
 
     @property
     def db_path(self) -> Path:
@@ -672,7 +687,22 @@ def load_config(
         built["runtime"] = dataclasses.replace(runtime, model_cache=str(home / "cache" / "models"))
     model: ModelConfig = built["model"]
     built["model"] = dataclasses.replace(model, bundle=_bundle_spec(model.bundle))
+    _check_mounts(built["catalog"].roots, path, env)
     return Config(home=home, config_file=path if path.is_file() else None, **built)
+
+
+def _check_mounts(entries: tuple[str, ...], path: Path, env: Mapping[str, str]) -> None:
+    """`[catalog] roots` must be NAME=/absolute/path entries (the type check saw only strings)."""
+    from photoindex.mounts import parse_entries
+
+    try:
+        parse_entries(entries)
+    except ValueError as exc:
+        source = "PHOTOINDEX_CATALOG_ROOTS" if "PHOTOINDEX_CATALOG_ROOTS" in env else str(path)
+        raise ConfigError(
+            f"[catalog] roots (from {source}): {exc}",
+            'write each root as "NAME=/mount/path", e.g. roots = ["nas=/mnt/photos"]',
+        ) from None
 
 
 def _bundle_spec(spec: str) -> str:

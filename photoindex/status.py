@@ -96,7 +96,7 @@ class LibraryStatus:
             for r in self.roots:
                 state = "" if r["present"] else "  [not present]"
                 out.append(
-                    f"  {r['path']}  {_count(r['photos'], 'photo')}, last scan "
+                    f"  {r['path']}{_named(r)}  {_count(r['photos'], 'photo')}, last scan "
                     + (_when(r["last_scan_at"]) if r["last_scan_at"] else "never")
                     + state
                 )
@@ -156,6 +156,16 @@ def _count(n: int, noun: str) -> str:
 def _iso(when: datetime | None) -> str | None:
     """A timestamp for JSON: ISO 8601 to the second, UTC."""
     return None if when is None else when.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _named(root: dict[str, Any]) -> str:
+    """' (root nas)' for a named root; its path is `nas:` where this machine does not map it (docs/scale.md)."""
+    name = root.get("name")
+    if not name:
+        return ""
+    if str(root["path"]).endswith(":"):
+        return f" (root {name}: not mapped on this machine, see [catalog] roots)"
+    return f" (root {name})"
 
 
 def _when(iso: object) -> str:
@@ -247,11 +257,13 @@ def status_of(lib: Library) -> LibraryStatus:
     config = lib.config
     with lib.db.reads() as con:
         counts = reads.count_by_status(con)
+        # Paths as this machine reaches them: a named root at its mount (photoindex/mounts.py).
+        local = config.mounts.local
         roots = [
-            {**r, "last_scan_at": _iso(r["last_scan_at"])}  # type: ignore[arg-type]
+            {**r, "path": local(str(r["path"])), "last_scan_at": _iso(r["last_scan_at"])}  # type: ignore[arg-type]
             for r in reads.root_summaries(con)
         ]
-        failures = [{"path": p, "error": e} for p, e in reads.recent_failures(con, 5)]
+        failures = [{"path": local(p), "error": e} for p, e in reads.recent_failures(con, 5)]
         state = reads.index_state(con, lib.model_id)
         vectors = reads.vector_count(con, lib.model_id)
         per_model = reads.photos_per_model(con)

@@ -557,9 +557,9 @@ def count_by_status(con: sqlite3.Connection) -> dict[str, int]:
 
 
 def root_summaries(con: sqlite3.Connection) -> list[dict[str, object]]:
-    """Per root: id, path, present, watch_mode, last_scan_at (aware UTC or None), photos (not missing)."""
+    """Per root: id, path, name, present, watch_mode, last_scan_at (aware UTC or None), photos (not missing)."""
     rows = con.execute(
-        "SELECT r.id, r.path, r.present, r.watch_mode, r.last_scan_at,"
+        "SELECT r.id, r.path, r.name, r.present, r.watch_mode, r.last_scan_at,"
         " count(CASE WHEN p.status != 'missing' THEN 1 END)"
         " FROM roots r LEFT JOIN photos p ON p.root_id = r.id GROUP BY r.id ORDER BY r.path"
     )
@@ -567,12 +567,13 @@ def root_summaries(con: sqlite3.Connection) -> list[dict[str, object]]:
         {
             "id": int(i),
             "path": path,
+            "name": name,
             "present": bool(present),
             "watch_mode": mode,
             "last_scan_at": utc(scanned),
             "photos": int(n),
         }
-        for i, path, present, mode, scanned, n in rows
+        for i, path, name, present, mode, scanned, n in rows
     ]
 
 

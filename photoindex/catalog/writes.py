@@ -38,6 +38,7 @@ from photoindex.catalog import reads
 from photoindex.catalog.reads import IndexState, Photo
 from photoindex.catalog.schema import PHOTO_STATUSES, WATCH_MODES, Base
 from photoindex.errors import CatalogError
+from photoindex.mounts import named_root, root_name
 from photoindex.paths import within
 
 _ROOTS: Table = Base.metadata.tables["roots"]
@@ -82,6 +83,7 @@ class RootRecord:
     added_at: datetime | None = None
     last_scan_at: datetime | None = None
     watch_mode: str = "auto"
+    name: str | None = None  # registered under this name: `path` is `NAME:` (photoindex/mounts.py)
 
 
 class ImageFacts(Protocol):
@@ -143,7 +145,7 @@ def connection(session: Session) -> sqlite3.Connection:
 def _root(row: Any) -> RootRecord:
     return RootRecord(
         id=row.id, path=row.path, present=bool(row.present), added_at=row.added_at,
-        last_scan_at=row.last_scan_at, watch_mode=row.watch_mode,
+        last_scan_at=row.last_scan_at, watch_mode=row.watch_mode, name=row.name,
     )
 
 
@@ -169,12 +171,20 @@ def add_root(
 ) -> RootRecord:
     """Add a folder to index (resolved to an absolute path) and return its root.
 
+    A path in the catalog's spelling of a named root (`NAME:`, or `NAME:/folder` inside one; see
+    photoindex/mounts.py) is taken as it is, and `NAME:` registers the root under NAME.
     Roots never overlap, so a photo belongs to one root: a folder inside an existing root returns
     that root; a folder that contains existing roots takes over their photos and replaces them.
     """
     if watch_mode not in WATCH_MODES:
         raise CatalogError(f"unknown watch mode {watch_mode!r}", f"use one of: {', '.join(WATCH_MODES)}")
-    resolved = os.fspath(Path(path).expanduser().resolve())
+    name = root_name(os.fspath(path))
+    if name is not None:
+        resolved = os.fspath(path)
+        if resolved != named_root(name):
+            name = None  # a folder inside the named root: the path carries the name
+    else:
+        resolved = os.fspath(Path(path).expanduser().resolve())
     if _postgres(session):
         # Writers of a shared catalog run at once: one adds roots at a time (SQLite's BEGIN
         # IMMEDIATE already is that), and reads the roots another just committed.
@@ -184,7 +194,9 @@ def add_root(
         if within(resolved, root.path):
             return root
     result = cast(CursorResult[Any], session.execute(
-        insert(_ROOTS).values(path=resolved, added_at=now or _now(), present=True, watch_mode=watch_mode)
+        insert(_ROOTS).values(
+            path=resolved, added_at=now or _now(), present=True, watch_mode=watch_mode, name=name
+        )
     ))
     (root_id,) = result.inserted_primary_key or (None,)
     row = session.execute(select(_ROOTS).where(_ROOTS.c.id == root_id)).one()
@@ -202,6 +214,24 @@ def add_root(
         session.execute(update(_PHOTOS).where(_PHOTOS.c.root_id.in_(inner)).values(root_id=row.id))
         session.execute(delete(_ROOTS).where(_ROOTS.c.id.in_(inner)))
     return _root(row)
+
+
+def respell_root(session: Session, root: RootRecord, path: str) -> int:
+    """Give a root and its photos a new spelling of the same folder: `path` replaces `root.path` at the
+    start of each (naming a root registered by its absolute path, photoindex/mounts.py). Ids, vectors
+    and everything else stay. Returns how many photo rows were respelled."""
+    old = root.path
+    rows = session.execute(select(_PHOTOS.c.id, _PHOTOS.c.path).where(_PHOTOS.c.root_id == root.id)).all()
+    moved = [(int(i), path + p[len(old):]) for i, p in rows if within(p, old)]
+    for chunk in _chunks(moved):
+        for photo_id, new in chunk:
+            session.execute(update(_PHOTOS).where(_PHOTOS.c.id == photo_id).values(path=new))
+    name = root_name(path)
+    session.execute(
+        update(_ROOTS).where(_ROOTS.c.id == root.id)
+        .values(path=path, name=name if name is not None and path == named_root(name) else None)
+    )
+    return len(moved)
 
 
 def remove_root(session: Session, root_id: int) -> int:
@@ -246,6 +276,7 @@ def root_summaries(session: Session) -> list[dict[str, Any]]:
         {
             "id": row.id,
             "path": row.path,
+            "name": row.name,
             "present": bool(row.present),
             "watch_mode": row.watch_mode,
             "last_scan_at": row.last_scan_at.isoformat() if row.last_scan_at else None,

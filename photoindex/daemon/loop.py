@@ -18,6 +18,7 @@ in a thread of its own, from the same library and in-memory index.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -183,7 +184,8 @@ class Daemon:
         self.ready: dict[str, float] = {}  # settled path -> when it became ready
         self.rescans: dict[str, set[str]] = {}  # root -> why it must be rescanned
         self.state = StateFile(self.config.daemon_state_path)
-        self.roots: list[catalog.RootRecord] = []
+        self.roots: list[catalog.RootRecord] = []  # spelled as this machine reaches them (mounts.local)
+        self._unmapped: set[str] = set()  # named roots of other machines, warned about once
         self._lock = WriterLock(self.config.lock_path, "daemon")
         self._errors = 0
         self._not_before = 0.0  # no unit of work before this time (backoff after an error)
@@ -403,6 +405,17 @@ class Daemon:
         except PhotoindexError as exc:
             log.warning("cannot read the roots from the catalog: %s", exc)
             return
+        # Roots as this machine reaches them: a named root at its mount (photoindex/mounts.py); one
+        # mapped only on other machines is theirs to watch.
+        mounts = self.lib.config.mounts
+        for r in roots:
+            if not mounts.mapped(r.path) and r.path not in self._unmapped:
+                self._unmapped.add(r.path)
+                log.warning(
+                    "root %s is not mapped on this machine: not watched; to index it here add "
+                    '"%s=/its/mount/path" to [catalog] roots in config.toml', r.name or r.path, r.name or r.path
+                )
+        roots = [dataclasses.replace(r, path=mounts.local(r.path)) for r in roots if mounts.mapped(r.path)]
         known = {r.path for r in self.roots}
         self.roots = roots
         added = self.watcher.sync([r.path for r in roots], {r.path: r.watch_mode for r in roots})

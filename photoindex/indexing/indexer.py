@@ -30,6 +30,7 @@ from photoindex.catalog.writerlock import WriterLock
 from photoindex.config import Config
 from photoindex.errors import ConfigError, PhotoindexError
 from photoindex.library import Library, open_library
+from photoindex.mounts import Mounts, named_root, root_name
 from photoindex.paths import within
 from photoindex.photos.decodepool import DecodeJob, DecodePool, DecodeResult
 from photoindex.photos.scanner import FileFact, ScanProblem, ignored_below, stat_fact, walk
@@ -251,6 +252,11 @@ class Indexer:
         # claimed in batches by every indexer working on the library (docs/scale.md).
         self.shared = lib.db.kind == "postgresql"
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        # Catalog paths of named roots are `NAME:/...`; the disk is reached at this machine's mount of
+        # NAME (photoindex/mounts.py): `_diff` spells what the walk finds the catalog's way, and every
+        # file opened, and every path reported, is spelled this machine's way.
+        self.mounts = self.config.mounts
+        self.local = self.mounts.local
 
     # ------------------------------------------------------------ scanning and diffing
 
@@ -265,22 +271,25 @@ class Indexer:
         """
         seen = 0
         for root, scope in scopes:
-            problems = _Problems()
+            problems = _Problems(stored=self.mounts.stored)
             facts: Iterator[FileFact]
+            disk, disk_root = self.local(scope), self.local(root.path)
             if ignored_below(scope, root.path, self.config.scan):
                 facts = iter(())  # a hint inside a hidden or excluded folder: a full walk never goes there
-            elif os.path.isdir(scope):
-                facts = walk(Path(scope), self.config.scan, problems.add, base=root.path)
-            elif os.path.isfile(scope):
-                fact = stat_fact(scope, self.config.scan, base=root.path)
+            elif os.path.isdir(disk):
+                facts = walk(Path(disk), self.config.scan, problems.add, base=disk_root)
+            elif os.path.isfile(disk):
+                fact = stat_fact(disk, self.config.scan, base=disk_root)
                 facts = iter([fact] if fact is not None else [])
             else:
                 if scope == root.path:
                     self._warn(
-                        f"{root.path}: the folder is not there (unplugged drive or deleted folder); "
+                        f"{disk_root}: the folder is not there (unplugged drive or deleted folder); "
                         "its photos are marked missing and come back without re-encoding when it returns"
                     )
                 facts = iter(())
+            if disk != scope:  # a named root: the walk's paths in the catalog's spelling (same order)
+                facts = (FileFact(self.mounts.stored(f.path), f.size, f.mtime_ns) for f in facts)
             known = _CatalogStream(self.lib, scope, self.lib.model_id, page=self.rounds.page)
             for fact in facts:
                 seen += 1
@@ -314,9 +323,9 @@ class Indexer:
                     yield row
             for prob in problems.seen:
                 self._warn(f"{prob.path}: {prob.message}")
-            if scope == root.path and os.path.isfile(scope) and known.had_rows_below:
+            if scope == root.path and os.path.isfile(disk) and known.had_rows_below:
                 self._warn(
-                    f"{root.path}: the folder is now a file; its photos are marked missing "
+                    f"{disk_root}: the folder is now a file; its photos are marked missing "
                     "and come back without re-encoding if the folder returns"
                 )
 
@@ -367,11 +376,12 @@ class Indexer:
                 current = catalog.list_roots(s)
             fresh = {}
             for r in roots:
-                holder = _root_of(current, r.path)
+                holder = _root_of(current, self.mounts.stored(r.path))  # the daemon's are spelled locally
                 if holder is not None:
                     fresh[holder.id] = holder
             roots = list(fresh.values())
-        self.report.roots = [r.path for r in roots]
+        roots = self._reachable(roots)
+        self.report.roots = [self.local(r.path) for r in roots]
         _check_forget_setting(self.config.index.forget_missing_after_days)
         if self.shared and not dry_run:
             return self._run_shared(roots)
@@ -464,17 +474,32 @@ class Indexer:
             self.stop.wait(min(1.0, lease / 10))  # held by another indexer: until it stores them or its lease ends
         self.report.interrupted = True
 
+    def _reachable(self, roots: Sequence[catalog.RootRecord]) -> list[catalog.RootRecord]:
+        """The roots this machine can reach: a named root not mapped in `[catalog] roots` is another
+        machine's (skipped with a warning, never marked missing)."""
+        out = []
+        for r in roots:
+            if self.mounts.mapped(r.path):
+                out.append(r)
+            else:
+                self._warn(
+                    f"root {r.name or r.path!r} is not mapped on this machine: skipped; to index it here add "
+                    f'"{r.name or r.path.rstrip(":")}=/its/mount/path" to [catalog] roots in config.toml'
+                )
+        return out
+
     def _root_there(self, root: catalog.RootRecord) -> bool:
         """A folder root is there as a folder with something in it (an empty one is most likely the mount
         point of an unplugged drive); a one-photo root as that file (not a folder that became a file, which
         the catalog tells by the photos it has below the root's path)."""
-        if os.path.isdir(root.path):
+        disk = self.local(root.path)
+        if os.path.isdir(disk):
             try:
-                with os.scandir(root.path) as entries:
+                with os.scandir(disk) as entries:
                     return any(True for _ in entries)
             except OSError:
                 return False
-        if not os.path.isfile(root.path):
+        if not os.path.isfile(disk):
             return False
 
         with self.lib.db.reads() as con:
@@ -494,7 +519,7 @@ class Indexer:
         if dry_run:
             with self.lib.db.read() as s:
                 paths = catalog.long_missing(s, root_ids, missing_since=since)
-            self.report.planned.extend(PlannedChange("forget", path) for path in paths)
+            self.report.planned.extend(PlannedChange("forget", self.local(path)) for path in paths)
             self.report.forgotten = len(paths)
             return
         handle = self._open_index()  # current with the catalog before anything is deleted
@@ -522,7 +547,8 @@ class Indexer:
         with self.lib.db.read() as s:
             roots = catalog.list_roots(s)
         scopes = []
-        for path in sorted({os.path.abspath(p) for p in paths}):
+        roots = [r for r in roots if self.mounts.mapped(r.path)]
+        for path in sorted({self.mounts.stored(os.path.abspath(p)) for p in paths}):
             root = _root_of(roots, path)
             if root is not None:
                 scopes.append((root, path))
@@ -535,7 +561,7 @@ class Indexer:
         root_ids = sorted({root.id for root, _ in scopes})
         with ExitStack() as locks:
             for root_id in root_ids:
-                path = next(root.path for root, _ in scopes if root.id == root_id)
+                path = next(self.local(root.path) for root, _ in scopes if root.id == root_id)
                 held = locks.enter_context(
                     self.lib.db.scan_lock(root_id, wait=self.stop, on_wait=functools.partial(_waiting_for, path))
                 )
@@ -597,7 +623,7 @@ class Indexer:
         if not stale:
             return
         rows: list[tuple[int, Any, int]] = []
-        jobs = (DecodeJob(i, path, "probe") for i, (_, path) in enumerate(stale))
+        jobs = (DecodeJob(i, self.local(path), "probe") for i, (_, path) in enumerate(stale))
         pool = self._pool()
         for r in pool.run(jobs):
             if r.ok and r.info is not None and r.mtime_ns is not None:
@@ -658,14 +684,16 @@ class Indexer:
         moves = self._planned_moves(todo, vanished)
         for p in sorted(todo, key=lambda p: p.fact.path):
             if p.fact.path in moves:
-                self.report.planned.append(PlannedChange("move", p.fact.path, moves[p.fact.path]))
+                self.report.planned.append(
+                    PlannedChange("move", self.local(p.fact.path), self.local(moves[p.fact.path]))
+                )
                 continue
             action = "add" if p.known is None else ("check" if p.known.status == "missing" else "update")
-            self.report.planned.append(PlannedChange(action, p.fact.path))
+            self.report.planned.append(PlannedChange(action, self.local(p.fact.path)))
         moved_from = set(moves.values())
         for v in vanished:
             if v.path not in moved_from:
-                self.report.planned.append(PlannedChange("missing", v.path))
+                self.report.planned.append(PlannedChange("missing", self.local(v.path)))
         self.report.added = sum(1 for c in self.report.planned if c.action == "add")
         self.report.updated = sum(1 for c in self.report.planned if c.action in ("update", "check"))
         self.report.moved = len(moves)
@@ -689,7 +717,7 @@ class Indexer:
             if not candidates:
                 continue
             try:
-                digest = content_hash(p.fact.path)
+                digest = content_hash(self.local(p.fact.path))
             except OSError:
                 continue
             for v in candidates:
@@ -722,7 +750,7 @@ class Indexer:
         by_key = dict(enumerate(items))
         results: list[tuple[_Pending, DecodeResult]] = []
         pool = self._pool()
-        for i, r in enumerate(pool.run(DecodeJob(k, p.fact.path, "hash") for k, p in by_key.items())):
+        for i, r in enumerate(pool.run(DecodeJob(k, self.local(p.fact.path), "hash") for k, p in by_key.items())):
             results.append((by_key[r.key], r))
             self.progress(Progress("hashing", i + 1, len(items)))
             if self.stop.is_set():
@@ -790,7 +818,7 @@ class Indexer:
             # the first batch's encoding, as it would without this.
             encoder.submit(self.lib.image_encoder)
             try:
-                for r in pool.run(DecodeJob(k, p.fact.path, "decode") for k, p in by_key.items()):
+                for r in pool.run(DecodeJob(k, self.local(p.fact.path), "decode") for k, p in by_key.items()):
                     p = by_key[r.key]
                     if r.thumbnail is not None and r.content_hash is not None and self._thumbnails is not None:
                         self._keep_thumbnail(r.content_hash, r.thumbnail)
@@ -949,7 +977,7 @@ class Indexer:
             self.report.retried += 1
         self.report.failed += 1
         if first_time:
-            self.report.failures.append(Failure(p.fact.path, r.reason or "failed", message, r.hint))
+            self.report.failures.append(Failure(self.local(p.fact.path), r.reason or "failed", message, r.hint))
 
     # ------------------------------------------------------------ the vector index cache
 
@@ -984,12 +1012,13 @@ class _Problems:
     """What a walk could not read; unreadable folders and files are blind spots, not vanished photos."""
 
     seen: list[ScanProblem] = field(default_factory=list)
-    blind: list[str] = field(default_factory=list)
+    blind: list[str] = field(default_factory=list)  # in the catalog's spelling
+    stored: Callable[[str], str] = str  # the walk's path -> the catalog's (`Mounts.stored`)
 
     def add(self, prob: ScanProblem) -> None:
         self.seen.append(prob)
         if prob.reason == "unreadable":
-            self.blind.append(prob.path)
+            self.blind.append(self.stored(prob.path))
 
 
 def _check_forget_setting(days: float) -> None:
@@ -1109,8 +1138,33 @@ def _resolve_roots(lib: Library, paths: Iterable[Path] | None) -> list[catalog.R
             path = Path(p).expanduser()
             if not path.exists():
                 raise PhotoindexError(f"{path}: no such file or folder", "check the path")
-            out.append(catalog.add_root(s, os.path.abspath(path)))
+            stored = _stored_root(lib.config.mounts, path)
+            name = root_name(stored)
+            if name is not None:
+                _respell_roots_inside(s, lib.config.mounts, name)
+            out.append(catalog.add_root(s, stored))
         return out
+
+
+def _respell_roots_inside(s: Session, mounts: Mounts, name: str) -> None:
+    """Roots added by their absolute path inside the mount of `name` (a library made before the name was
+    mapped) take the name's spelling, photos keeping their ids and vectors (docs/scale.md)."""
+    mount = mounts.paths[name]
+    for base in dict.fromkeys((mount, os.path.realpath(mount))):
+        for r in catalog.list_roots(s):
+            if root_name(r.path) is None and within(r.path, base):
+                catalog.respell_root(s, r, named_root(name) + r.path[len(base.rstrip(os.sep)) :])
+
+
+def _stored_root(mounts: Mounts, path: Path) -> str:
+    """A root given on the command line in the catalog's spelling: `NAME:...` inside a mapped mount (as
+    written, or with symlinks resolved), else its absolute path (`add_root` resolves it)."""
+    absolute = os.path.abspath(path)
+    for candidate in (absolute, os.path.realpath(absolute)):
+        stored = mounts.stored(candidate)
+        if stored != candidate:
+            return stored
+    return absolute
 
 
 def run_index(
@@ -1197,6 +1251,6 @@ def _resolve_roots_readonly(lib: Library, paths: Iterable[Path] | None) -> list[
         if not roots:
             raise PhotoindexError("no folders to index yet", "add one with `photoindex index PATH`")
         return roots
-    wanted = {os.path.abspath(Path(p).expanduser()) for p in paths}
+    wanted = {_stored_root(lib.config.mounts, Path(p).expanduser()) for p in paths}
     known = {r.path: r for r in roots}
     return [known.get(w, catalog.RootRecord(id=-1, path=w, present=True)) for w in sorted(wanted)]

@@ -17,6 +17,7 @@ from photoindex.catalog import writes as catalog
 from photoindex.config import Config
 from photoindex.errors import PhotoindexError
 from photoindex.library import open_library
+from photoindex.mounts import named_root
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,12 @@ def forget_root(
         try:
             with lib.db.write() as s:
                 roots = {r.path: r for r in catalog.list_roots(s)}
-                root = roots.get(wanted) or roots.get(os.path.abspath(Path(path).expanduser()))
+                given = os.path.abspath(Path(path).expanduser())
+                # A named root is given as this machine's mount of it, or by its name (photoindex/mounts.py).
+                root = (roots.get(wanted) or roots.get(given) or roots.get(config.mounts.stored_given(given))
+                        or roots.get(named_root(str(path))))
                 if root is None:
-                    known = ", ".join(sorted(roots)) or "none"
+                    known = ", ".join(sorted(config.mounts.local(p) for p in roots)) or "none"
                     raise PhotoindexError(
                         f"{path} is not a root of this library",
                         f"roots: {known} (see `photoindex status`)",
@@ -68,6 +72,7 @@ def forget_root(
                 rebuilt = lib.open_index().save_if_dirty()
             # Every model's vectors went (docs/models.md): their index files follow.
             refresh_other_indexes(lib, deleted)
-            return ForgetReport(root.path, photos, sum(len(ids) for ids in deleted.values()), rebuilt)
+            vectors = sum(len(ids) for ids in deleted.values())
+            return ForgetReport(config.mounts.local(root.path), photos, vectors, rebuilt)
         finally:
             lock.release()

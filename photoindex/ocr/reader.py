@@ -200,6 +200,7 @@ class TextPass:
         from photoindex.catalog.writes import connection
         from photoindex.photos.decodepool import DecodeJob, DecodePool
 
+        mounts = self.lib.config.mounts
         tried: set[str] = set()  # contents not readable now (file changed or unreadable): left for later
         total = self.waiting() if progress is not None else None
         done = 0
@@ -209,6 +210,12 @@ class TextPass:
             batch = [w for w in batch if w.content_hash not in tried][:CHUNK]
             if not batch:
                 break
+            # A photo of a named root this machine does not mount is read by a machine that does.
+            away = [w for w in batch if not mounts.mapped(w.path)]
+            tried.update(w.content_hash for w in away)
+            batch = [w for w in batch if mounts.mapped(w.path)]
+            if not batch:
+                continue
             gate = self._gate_for()
             to_read: list[tuple[catalog_text.Waiting, float | None]] = []
             skipped: list[tuple[catalog_text.Waiting, float | None]] = []
@@ -239,7 +246,8 @@ class TextPass:
                 nice=self.config.nice,
             )
             jobs = (
-                DecodeJob(i, w.path, "text", long_side=self.config.max_side) for i, (w, _) in enumerate(to_read)
+                DecodeJob(i, mounts.local(w.path), "text", long_side=self.config.max_side)
+                for i, (w, _) in enumerate(to_read)
             )
             engine = self.reader.engine_id
             watch.pool = pool

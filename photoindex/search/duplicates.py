@@ -92,6 +92,9 @@ def duplicates_in(
             f"--folder {folder}: no such folder ({prefix})",
             "give a folder that exists; `photoindex status` lists the indexed roots",
         )
+    local = lib.config.mounts.local
+    if prefix is not None:
+        prefix = lib.config.mounts.stored_given(prefix)  # inside a named root: its catalog spelling
     with lib.db.reads() as con:
         ids = (
             reads.vector_ids_under(con, lib.model_id, prefix)
@@ -124,7 +127,7 @@ def duplicates_in(
         base = vectors[first_row]
         groups.append(DuplicateGroup([
             DuplicatePhoto(
-                path=ph.path, size=ph.size, width=ph.width, height=ph.height, format=ph.format,
+                path=local(ph.path), size=ph.size, width=ph.width, height=ph.height, format=ph.format,
                 taken_at=ph.taken_at, score=round(float(vectors[i] @ base), 4),
                 same_content=ph.content_hash == first.content_hash,
                 id=ph.id,

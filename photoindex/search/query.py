@@ -13,9 +13,10 @@ hits whenever that many photos pass; it never searches the top k first and filte
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,10 +67,11 @@ def search(
     if not request.has_query:
         if request.words is not None:
             return search_words(lib, request)
+        request = catalog_spelling(lib, request)
         with lib.db.reads() as con:
             photos = reads.list_photos(con, request.filters, limit=request.limit, offset=request.offset)
             labels = _place_labels(con, photos)
-        return [_hit(p, None, labels, matched=None) for p in photos]
+        return [_hit(p, None, labels, lib.config.mounts.local, matched=None) for p in photos]
     query = query_vector(lib, request.terms, encode_images=encode_images)
     if release_encoders:
         lib.release_encoders()
@@ -164,6 +166,7 @@ def search_vector(
     query's own text) are fused into CLIP's ranking by reciprocal rank fusion (search/words.py,
     docs/ocr.md); `min_score` applies to CLIP's matches only.
     """
+    request = catalog_spelling(lib, request)
     handle = index or lib.open_index()
     if index is None:
         handle.save_opportunistically(lib.config.lock_path)
@@ -183,7 +186,8 @@ def search_vector(
     page = ranked[request.offset : wanted]
     with lib.db.reads() as con:
         labels = _place_labels(con, [ph for ph, *_ in page])
-    return [_hit(ph, score, labels, matched=matched, words=words) for ph, score, matched, words in page]
+    local = lib.config.mounts.local
+    return [_hit(ph, score, labels, local, matched=matched, words=words) for ph, score, matched, words in page]
 
 
 # How deep each ranking goes before fusion: a photo ranked below this by both is not a result.
@@ -312,6 +316,7 @@ def search_words(lib: Library, request: SearchRequest) -> list[Hit]:
     from photoindex.catalog import text as catalog_text
     from photoindex.search.words import find_words
 
+    request = catalog_spelling(lib, request)
     assert request.words is not None
     wanted = request.offset + request.limit
     with lib.db.reads() as con:
@@ -324,7 +329,7 @@ def search_words(lib: Library, request: SearchRequest) -> list[Hit]:
             ranked.sort(key=lambda f: f[0].taken_local is None)
         page = ranked[request.offset : wanted]
         labels = _place_labels(con, [ph for ph, _ in page])
-    return [_hit(ph, None, labels, matched="words", words=words) for ph, words in page]
+    return [_hit(ph, None, labels, lib.config.mounts.local, matched="words", words=words) for ph, words in page]
 
 
 def _place_labels(con: Any, photos: list[reads.Photo]) -> dict[int, str]:
@@ -332,16 +337,29 @@ def _place_labels(con: Any, photos: list[reads.Photo]) -> dict[int, str]:
     return {pid: place.label for pid, place in reads.places(con, sorted(ids)).items()} if ids else {}
 
 
+def catalog_spelling(lib: Library, request: SearchRequest) -> SearchRequest:
+    """The request with its `--folder` as the catalog spells it: `NAME:/...` inside a named root's mount
+    (photoindex/mounts.py; the hits' paths go the other way, `_hit`)."""
+    folder = request.filters.folder
+    if folder is None:
+        return request
+    stored = lib.config.mounts.stored_given(folder)
+    if stored == folder:
+        return request
+    return dataclasses.replace(request, filters=dataclasses.replace(request.filters, folder=stored))
+
+
 def _hit(
     ph: reads.Photo,
     score: float | None,
     places: dict[int, str],
+    local: Callable[[str], str],
     *,
     matched: str | None = "clip",
     words: tuple[str, ...] = (),
 ) -> Hit:
     return Hit(
-        path=ph.path,
+        path=local(ph.path),
         score=score,
         width=ph.width,
         height=ph.height,
@@ -379,7 +397,7 @@ def why_no_hits(config: Config, request: SearchRequest) -> tuple[str, str]:
     if not config.catalog_location.is_postgres and not config.db_path.exists():
         return "the library is empty", "add a folder of photos with `photoindex index PATH`"
     with open_library(config) as lib, lib.db.reads() as con:
-        roots = [r[0] for r in con.execute("SELECT path FROM roots ORDER BY path")]
+        roots = [config.mounts.local(r[0]) for r in con.execute("SELECT path FROM roots ORDER BY path")]
         live = con.execute("SELECT count(*) FROM photos WHERE status != 'missing'").fetchone()[0]
         vectors = reads.vector_count(con, lib.model_id)
         place = request.filters.place

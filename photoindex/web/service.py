@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,7 +196,8 @@ class WebService:
             photo = reads.live_photo(con, photo_id)
         if photo is None or photo.content_hash is None:
             raise NotFound(f"no photo {photo_id}", "search again: the library changed")
-        return photo
+        # At this machine's mount of a named root (photoindex/mounts.py): the file served is the one here.
+        return replace(photo, path=self.config.mounts.local(photo.path))
 
     def photo_json(self, photo_id: int, words: Sequence[str] = ()) -> dict[str, Any]:
         """A photo's metadata for the photo view (the fields of a hit, and more), with the text read in it.
@@ -342,4 +343,4 @@ class WebService:
         from photoindex.catalog import writes as catalog
 
         with self.lib.db.read() as s:
-            return [r.path for r in catalog.list_roots(s)]
+            return [self.config.mounts.local(r.path) for r in catalog.list_roots(s)]

@@ -1,0 +1,212 @@
+"""Named roots (docs/scale.md, "Roots on several machines"): machines that mount one share at different
+paths share one catalog; photos are stored as `NAME:/relative`, each machine reads and reports them at
+its own mount. Two machines are two homes whose `[catalog] roots` map `nas` to two different folders
+holding hard links of the same photo files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import pg_database_url, psycopg_connect
+from helpers import cli, sql
+
+from photoindex.catalog.db import open_catalog
+from photoindex.catalog.location import CatalogLocation
+from photoindex.config import Config, load_config
+from photoindex.errors import ConfigError
+from photoindex.mounts import Mounts, parse_entries, root_name
+from photoindex.testing.photos import make_photo_tree
+
+N = 12
+
+
+def linked_tree(source: Path, target: Path) -> None:
+    """`target` holds hard links of every file under `source` (the same files, another path, no symlink)."""
+    for folder, _, files in os.walk(source):
+        dest = target / Path(folder).relative_to(source)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            os.link(Path(folder) / name, dest / name)
+
+
+# ---------------------------------------------------------------- the translation
+
+
+def test_mounts_translate_both_ways_and_leave_other_paths_alone(tmp_path: Path) -> None:
+    mounts = Mounts(parse_entries(["nas=/mnt/photos", "usb = /media/usb/"]))
+    assert mounts.stored("/mnt/photos") == "nas:"
+    assert mounts.stored("/mnt/photos/2024/a b.jpg") == "nas:/2024/a b.jpg"
+    assert mounts.stored("/mnt/photosx/a.jpg") == "/mnt/photosx/a.jpg"  # by components, not string prefix
+    assert mounts.stored("/home/me/p.jpg") == "/home/me/p.jpg"
+    assert mounts.local("nas:/2024/a b.jpg") == "/mnt/photos/2024/a b.jpg"
+    assert mounts.local("usb:") == "/media/usb"
+    assert mounts.local("/home/me/p.jpg") == "/home/me/p.jpg"
+    assert mounts.local("other:/x.jpg") == "other:/x.jpg" and not mounts.mapped("other:/x.jpg")
+    assert root_name("nas:/a") == "nas" and root_name("/mnt/a:b") is None and root_name("nas:x") is None
+    # A mount reached through a symlink also matches a path given with symlinks resolved (`--folder`).
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    linked = Mounts(parse_entries([f"nas={tmp_path / 'link'}"]))
+    assert linked.stored_given(str(tmp_path / "real" / "2024")) == "nas:/2024"
+    assert linked.stored_given(str(tmp_path / "link" / "2024")) == "nas:/2024"
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [("nas:/mnt/photos", "not NAME=/mount/path"), ("nas=photos", "must be absolute"), ("n/s=/mnt", "not NAME=")],
+)
+def test_a_bad_roots_entry_is_a_config_error_naming_the_key(tmp_path: Path, entry: str, why: str) -> None:
+    (tmp_path / "config.toml").write_text(f'[catalog]\nroots = ["{entry}"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(home=tmp_path, environ={})
+    assert "[catalog] roots" in caught.value.message and why in caught.value.message
+    assert str(tmp_path / "config.toml") in caught.value.message
+    assert "NAME=/mount/path" in (caught.value.hint or "")
+
+
+# ---------------------------------------------------------------- SQLite: an existing library
+
+
+def test_naming_the_root_of_an_existing_sqlite_library_keeps_its_photos_and_vectors(
+    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "Photos"
+    make_photo_tree(root, N, seed=5)
+    assert cli("index", str(root))["encoded"] == N
+    before = sql(config, "SELECT id, path FROM photos ORDER BY id")
+    real = str(root.resolve())
+    assert all(p.startswith(real + "/") for _, p in before)
+    hits = cli("search", "red")
+
+    # The user maps the folder to a name (to share the library later): the same command names the root.
+    monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={root}")
+    report = cli("index", str(root))
+    assert report["encoded"] == 0 and report["added"] == 0 and report["missing"] == 0, report
+    after = sql(config, "SELECT id, path FROM photos ORDER BY id")
+    assert [i for i, _ in after] == [i for i, _ in before]
+    assert [p for _, p in after] == ["nas:" + p[len(real):] for _, p in before]
+    assert sql(config, "SELECT path, name FROM roots") == [("nas:", "nas")]
+    # Searches answer with this machine's paths, as before; status names the root.
+    assert cli("search", "red") == hits
+    assert [(r["path"], r["name"]) for r in cli("status")["roots"]] == [(str(root), "nas")]
+    assert cli("reindex")["unchanged"] == N
+
+
+# ---------------------------------------------------------------- two machines on one PostgreSQL catalog
+
+
+def machine(tmp_path: Path, name: str, url: str, toy_bundle: Path, mount: Path | None) -> dict[str, str]:
+    """One machine: its own home, the shared catalog, `nas` mapped to its own mount."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOINDEX_")}
+    env.update(
+        PHOTOINDEX_HOME=str(tmp_path / name),
+        PHOTOINDEX_MODEL_BUNDLE=str(toy_bundle),
+        PHOTOINDEX_INDEX_WORKERS="1",
+        PHOTOINDEX_INDEX_BATCH_SIZE="4",
+        PHOTOINDEX_CATALOG_URL=url,
+        PHOTOINDEX_OCR_ENABLED="false",
+    )
+    if mount is not None:
+        env["PHOTOINDEX_CATALOG_ROOTS"] = f"nas={mount}"
+    return env
+
+
+def run(env: dict[str, str], *args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "photoindex", *args, "--json"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.slow
+def test_two_machines_mounting_one_share_at_different_paths_share_its_photos(
+    tmp_path: Path, pg_server: Any, toy_bundle: Path
+) -> None:
+    url = pg_database_url(pg_server)
+    open_catalog(CatalogLocation(url=url)).close()
+    mnt_a, mnt_b = tmp_path / "a-mnt" / "photos", tmp_path / "b-media" / "share"
+    make_photo_tree(mnt_a, N, seed=9)
+    linked_tree(mnt_a, mnt_b)
+    a = machine(tmp_path, "a", url, toy_bundle, mnt_a)
+    b = machine(tmp_path, "b", url, toy_bundle, mnt_b)
+
+    # Both index at once, each through its own mount: one root, each photo encoded exactly once.
+    first = subprocess.Popen([sys.executable, "-m", "photoindex", "index", str(mnt_a), "--json"], env=a,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = run(b, "index", str(mnt_b))
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    reports = [json.loads(out), second]
+    assert sum(r["encoded"] for r in reports) == N, reports
+    with psycopg_connect(url) as con:
+        roots = con.execute("SELECT convert_from(path, 'UTF8'), name FROM roots").fetchall()
+        paths = [os.fsdecode(bytes(p)) for (p,) in con.execute("SELECT path FROM photos WHERE status = 'indexed'")]
+        vectors = con.execute("SELECT count(*) FROM vectors").fetchone()[0]
+    assert roots == [("nas:", "nas")]
+    assert len(paths) == N and all(p.startswith("nas:/") for p in paths)
+    assert vectors == N
+
+    # Each machine's searches and status answer at its own mount.
+    for env, mount in ((a, mnt_a), (b, mnt_b)):
+        hits = run(env, "search", "red", "-n", "50")
+        assert hits and all(Path(h["path"]).is_relative_to(mount) and Path(h["path"]).is_file() for h in hits)
+        folder = Path(hits[0]["path"]).parent
+        inside = run(env, "search", "red", "--folder", str(folder), "-n", "50")
+        assert inside and all(Path(h["path"]).parent == folder for h in inside)
+        assert [r["path"] for r in run(env, "status")["roots"]] == [str(mount)]
+    assert sorted(os.path.relpath(h["path"], mnt_a) for h in run(a, "search", "red", "-n", "50")) == sorted(
+        os.path.relpath(h["path"], mnt_b) for h in run(b, "search", "red", "-n", "50")
+    )
+
+    # `reindex` on B finds every photo unchanged through its mount; a new photo there is found at B's path.
+    make_photo_tree(mnt_b / "new", 2, seed=77)
+    again = run(b, "reindex")
+    assert again["encoded"] == 2 and again["missing"] == 0 and again["unchanged"] == N, again
+    new_hits = run(a, "search", "red", "-n", "50", "--folder", str(mnt_a / "new"))
+    assert all(Path(h["path"]).is_relative_to(mnt_a / "new") for h in new_hits)
+
+    # A machine that does not map the name leaves the root alone: nothing marked missing.
+    c = machine(tmp_path, "c", url, toy_bundle, None)
+    elsewhere = run(c, "reindex")
+    assert any("not mapped on this machine" in w and "[catalog] roots" in w for w in elsewhere["warnings"])
+    with psycopg_connect(url) as con:
+        assert con.execute("SELECT count(*) FROM photos WHERE status != 'indexed'").fetchone()[0] == 0
+
+
+@pytest.mark.slow
+def test_the_daemons_unit_of_work_and_the_photo_view_use_this_machines_mount(
+    tmp_path: Path, pg_server: Any, toy_bundle: Path
+) -> None:
+    from photoindex.indexing.indexer import Indexer
+    from photoindex.library import open_library
+    from photoindex.web.service import WebService
+
+    url = pg_database_url(pg_server)
+    mnt_a, mnt_b = tmp_path / "mnt" / "photos", tmp_path / "Volumes" / "photos"
+    make_photo_tree(mnt_a, 4, seed=3)
+    linked_tree(mnt_a, mnt_b)
+    run(machine(tmp_path, "a", url, toy_bundle, mnt_a), "index", str(mnt_a))
+    b = load_config(environ=machine(tmp_path, "b", url, toy_bundle, mnt_b))
+    make_photo_tree(mnt_b / "later", 1, seed=8)
+    (added,) = [p for p in (mnt_b / "later").rglob("*") if p.is_file()]
+    with open_library(b) as lib:
+        # As the daemon's watcher hands it over: a path of this machine.
+        report = Indexer(lib).run_paths([str(added)])
+        assert report.encoded == 1 and not report.failures
+        service = WebService(lib)
+        with lib.db.reads() as con:
+            (photo_id,) = con.execute(
+                "SELECT id FROM photos WHERE path = ?", (os.fsencode("nas:" + str(added)[len(str(mnt_b)):]),)
+            ).fetchone()
+        view = service.photo_json(photo_id)
+        assert view["path"] == str(added) and view["folder"] == str(added.parent)
+        assert service.original(photo_id) == added
+        assert service.view(photo_id)[:2] == b"\xff\xd8"  # decoded from the file at this machine's path
+        assert service.roots() == [str(mnt_b)]
