@@ -122,7 +122,7 @@ def test_root_summaries_and_photos_under_a_subfolder(db: Database, tmp_path: Pat
         assert set(states_under(s, tmp_path / "a" / "x")) == {one, two}
         assert list(states_under(s, one)) == [one]
         assert states_under(s, tmp_path / "b") == {}
-    common = {"present": True, "watch_mode": "auto"}
+    common = {"name": None, "present": True, "watch_mode": "auto"}
     assert summaries == [
         {"id": a.id, "path": a.path, **common, "last_scan_at": T0.isoformat(), "photos": 2},
         {"id": b.id, "path": b.path, **common, "last_scan_at": None, "photos": 0},
