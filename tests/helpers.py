@@ -165,3 +165,18 @@ def ranked(hits: list[dict[str, Any]]) -> list[tuple[float, str]]:
         return []
     last = min(h["score"] for h in hits)
     return sorted((-round(h["score"], 4), h["path"]) for h in hits if h["score"] > last + 1e-4)
+
+
+def machine_env(home: Path, url: str, bundle: Path, **settings: str) -> dict[str, str]:
+    """The environment of one machine sharing the catalog at `url`: its own home, the toy model, one decode
+    worker, batches of 4, and `settings` as PHOTOINDEX_<SECTION>_<KEY> (e.g. CATALOG_LEASE_SECONDS="30")."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOINDEX_")}
+    env.update(
+        PHOTOINDEX_HOME=str(home),
+        PHOTOINDEX_MODEL_BUNDLE=str(bundle),
+        PHOTOINDEX_INDEX_WORKERS="1",
+        PHOTOINDEX_INDEX_BATCH_SIZE="4",
+        PHOTOINDEX_CATALOG_URL=url,
+        **{f"PHOTOINDEX_{key}": value for key, value in settings.items()},
+    )
+    return env

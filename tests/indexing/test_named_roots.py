@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import pg_database_url, psycopg_connect
-from helpers import cli, sql
+from helpers import cli, machine_env, sql
 
 from photoindex.catalog.db import open_catalog
 from photoindex.catalog.location import CatalogLocation
@@ -102,19 +102,9 @@ def test_naming_the_root_of_an_existing_sqlite_library_keeps_its_photos_and_vect
 
 
 def machine(tmp_path: Path, name: str, url: str, toy_bundle: Path, mount: Path | None) -> dict[str, str]:
-    """One machine: its own home, the shared catalog, `nas` mapped to its own mount."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOINDEX_")}
-    env.update(
-        PHOTOINDEX_HOME=str(tmp_path / name),
-        PHOTOINDEX_MODEL_BUNDLE=str(toy_bundle),
-        PHOTOINDEX_INDEX_WORKERS="1",
-        PHOTOINDEX_INDEX_BATCH_SIZE="4",
-        PHOTOINDEX_CATALOG_URL=url,
-        PHOTOINDEX_OCR_ENABLED="false",
-    )
-    if mount is not None:
-        env["PHOTOINDEX_CATALOG_ROOTS"] = f"nas={mount}"
-    return env
+    """One machine: its own home, the shared catalog, `nas` mapped to its own mount (None: not mapped)."""
+    roots = {} if mount is None else {"CATALOG_ROOTS": f"nas={mount}"}
+    return machine_env(tmp_path / name, url, toy_bundle, OCR_ENABLED="false", **roots)
 
 
 def run(env: dict[str, str], *args: str) -> dict[str, Any]:

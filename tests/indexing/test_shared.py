@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import pg_database_url, psycopg_connect
+from helpers import machine_env
 
 from photoindex.catalog.db import open_catalog
 from photoindex.catalog.location import CatalogLocation
@@ -32,16 +33,7 @@ def shared_catalog(pg_server: Any) -> str:
 
 def machine(tmp_path: Path, name: str, url: str, toy_bundle: Path, lease: float = 30) -> dict[str, str]:
     """The environment of one indexer: its own home, the shared catalog."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOINDEX_")}
-    env.update(
-        PHOTOINDEX_HOME=str(tmp_path / name),
-        PHOTOINDEX_MODEL_BUNDLE=str(toy_bundle),
-        PHOTOINDEX_INDEX_WORKERS="1",
-        PHOTOINDEX_INDEX_BATCH_SIZE="4",
-        PHOTOINDEX_CATALOG_URL=url,
-        PHOTOINDEX_CATALOG_LEASE_SECONDS=str(lease),
-    )
-    return env
+    return machine_env(tmp_path / name, url, toy_bundle, CATALOG_LEASE_SECONDS=str(lease))
 
 
 def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
