@@ -5,7 +5,6 @@ are taken over, and searches from a third process keep answering."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
