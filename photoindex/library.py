@@ -201,11 +201,15 @@ class Library:
             found.update(made_now)
         return found
 
-    def prepare_text_model(self) -> None:
+    def prepare_text_model(self, *, check: bool = False) -> None:
         """Make the text model's fast-loading copy now if there is none (no model is loaded: disk work only).
 
         Called while indexing and when the daemon starts, so the first search afterwards loads the
-        text model in milliseconds instead of writing its copy. Never raises: the copy is a cache.
+        text model in milliseconds instead of writing its copy. `check` (the daemon) also loads
+        the model once to check its short-query graph (docs/search.md, "Query text"), so the first
+        query does not pay for that either; the indexer leaves it to the first search, because a
+        second model in memory while photos are encoded would raise the indexing peak. Never
+        raises: the copy is a cache.
         """
         cache = self.config.runtime.model_cache_dir
         path = self.bundle.path("text")
@@ -216,9 +220,19 @@ class Library:
 
             from photoindex.inference import modelcache
 
-            modelcache.ensure(
-                path, cache, onnxruntime.__version__, text_context=self.bundle.manifest.text.context_length
-            )
+            m = self.bundle.manifest
+            copy = modelcache.ensure(path, cache, onnxruntime.__version__, text_context=m.text.context_length)
+            found = modelcache.short_copy(copy) if copy is not None else None
+            if check and found is not None and found[1] is None:
+                import numpy as np
+
+                from photoindex.inference.sessions.ort import OrtSession
+                from photoindex.inference.shorttext import PROBE_TEXTS, TextProbe
+                from photoindex.inference.tokenizers import load_tokenizer
+
+                tokenizer = load_tokenizer(m.text.tokenizer, m.text.context_length)
+                probe = TextProbe(m.text.context_length, lambda: np.asarray(tokenizer(list(PROBE_TEXTS))))
+                OrtSession(path, self.config.runtime.threads, cache, text_probe=probe)  # checks, then dropped
         except Exception as exc:  # an onnxruntime that does not import is reported when a model is loaded
             logger.info("no fast-loading copy of %s: %s", path, exc)
 

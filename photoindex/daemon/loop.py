@@ -583,8 +583,10 @@ def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:
             previous[sig] = signal.signal(sig, _on_signal)
     try:
         with only_daemon(config.home), open_library(config) as lib:
-            # The text model's fast copy, made now (disk work only) so the first query loads fast.
-            threading.Thread(target=lib.prepare_text_model, name="text-model-copy", daemon=True).start()
+            # The text model's fast copy, made and checked now so the first query loads fast.
+            threading.Thread(
+                target=lib.prepare_text_model, kwargs={"check": True}, name="text-model-copy", daemon=True
+            ).start()
             daemon = Daemon(lib, stop, watch_limit=_watch_limit(os.environ))
             try:
                 return daemon.run()

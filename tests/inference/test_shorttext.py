@@ -8,9 +8,11 @@ graphs shaped like a torch export (the context written into reshape targets and 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import pytest
 
 from photoindex.inference import modelcache, shorttext
@@ -192,3 +194,38 @@ def test_an_unreadable_verdict_is_checked_again(tmp_path: Path) -> None:
     again = OrtSession(model, cache_dir=tmp_path / "cache", text_probe=probe())
     assert again.trims_tokens
     assert json.loads(verdict.read_text())["agrees"] is True
+
+
+@pytest.mark.slow
+def test_the_daemon_checks_the_copy_at_start_and_the_first_search_trims_without_checking(
+    vit_text: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bundle with the ViT-B/32 text model: `prepare_text_model(check=True)` (what the daemon runs at
+    start) makes the copy and its verdict; the library's text encoder then trims without a new check,
+    and its vectors are the full model's."""
+    from photoindex.config import load_config
+    from photoindex.library import open_library
+    from photoindex.testing.models import make_bundle
+
+    bundle = make_bundle(tmp_path / "bundle", "toy")
+    (bundle / "text_encoder.onnx").unlink()
+    (bundle / "text_encoder.onnx").symlink_to(vit_text)
+    for key in [k for k in os.environ if k.startswith("PHOTOINDEX_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PHOTOINDEX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PHOTOINDEX_MODEL_BUNDLE", str(bundle))
+    with open_library(load_config()) as lib:
+        lib.prepare_text_model()  # the indexer's: the copy with its short graph, not checked
+        copy = modelcache.lookup(vit_text, lib.config.runtime.model_cache_dir, onnxruntime.__version__)
+        assert copy is not None and modelcache.short_copy(copy) == (copy.parent / modelcache.SHORT, None)
+        lib.prepare_text_model(check=True)
+        verdict = copy.parent / modelcache.VERDICT
+        assert modelcache.short_copy(copy) == (copy.parent / modelcache.SHORT, True)
+        checked = verdict.stat().st_mtime_ns
+        vectors = lib.text_vectors(["a dog on the beach", "金色头发的小姐姐"])
+        assert lib.text_encoder()._session.trims_tokens  # type: ignore[attr-defined]
+        assert verdict.stat().st_mtime_ns == checked
+    full = TextEncoder(OrtSession(vit_text), load_tokenizer("clip-bpe", 77), 512)
+    want = full.encode(["a dog on the beach", "金色头发的小姐姐"])
+    got = np.stack([vectors["a dog on the beach"], vectors["金色头发的小姐姐"]])
+    assert cosines(got, want).min() >= shorttext.AGREEMENT
