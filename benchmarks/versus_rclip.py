@@ -148,8 +148,16 @@ def setup_bundles(work: Path, datadir: Path) -> tuple[Path, Path]:
             link.symlink_to(datadir / MODEL_SUBDIR / name)
     int8 = work / "bundle-int8"
     source = datadir / MODEL_SUBDIR / "visual.onnx"
-    if not (int8 / "visual.onnx").is_file() or (int8 / "visual.onnx").stat().st_mtime < source.stat().st_mtime:
-        quantize_bundle(resolve_bundle(str(fp32), work / "models"), int8, text=True, overwrite=True)
+    text = datadir / MODEL_SUBDIR / "textual.onnx"
+    # The image encoder only, as `photoindex models quantize` does by default: the fp32 text model
+    # run on a query's own tokens is cheaper than an int8 one run padded (docs/search.md, "Query text").
+    if (
+        not (int8 / "visual.onnx").is_file()
+        or (int8 / "visual.onnx").stat().st_mtime < source.stat().st_mtime
+        or not (int8 / "textual.onnx").is_file()
+        or (int8 / "textual.onnx").stat().st_size != text.stat().st_size
+    ):
+        quantize_bundle(resolve_bundle(str(fp32), work / "models"), int8, text=False, overwrite=True)
     return fp32, int8
 
 
