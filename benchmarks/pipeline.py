@@ -84,8 +84,9 @@ def cli_index(photos: Path, home: Path, bundle: Path, **settings: str) -> IndexR
                     sampler.peak.processes)
 
 
-def npu_index(photos: Path, home: Path, bundle: Path, workers: int, batch_size: int) -> IndexRun:
-    """The real Indexer (decode pool, batches, transactions, index file) with the NPU stand-in encoder."""
+def npu_index(photos: Path, home: Path, bundle: Path, workers: int, batch_size: int, **settings: str) -> IndexRun:
+    """The real Indexer (decode pool, batches, transactions, index file) with the NPU stand-in encoder;
+    `settings` as for `base_env` (e.g. thumbnails_while_indexing="false")."""
     from benchmarks.stages import npu_encoder
     from photoindex.catalog import writes as catalog
     from photoindex.config import load_config
@@ -93,7 +94,7 @@ def npu_index(photos: Path, home: Path, bundle: Path, workers: int, batch_size: 
     from photoindex.library import open_library
 
     shutil.rmtree(home, ignore_errors=True)
-    env = base_env(home, bundle, index_workers=str(workers), index_batch_size=str(batch_size))
+    env = base_env(home, bundle, index_workers=str(workers), index_batch_size=str(batch_size), **settings)
     config = load_config(environ=env)
     start = time.perf_counter()
     with open_library(config) as lib:

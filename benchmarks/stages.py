@@ -123,9 +123,12 @@ def pool_decode_rate(kind: str, paths: Sequence[Path], spec: ImageSpec, workers:
         return len(paths) / (time.perf_counter() - start)
 
 
-def decodepool_rate(paths: Sequence[Path], spec: ImageSpec, workers: int, max_pixels: int) -> float:
-    """Photos per second through the indexer's own DecodePool (read, hash, draft decode, pipe back)."""
-    pool = DecodePool(spec, workers=workers, max_pixels=max_pixels)
+def decodepool_rate(
+    paths: Sequence[Path], spec: ImageSpec, workers: int, max_pixels: int, thumbnail_size: int = 0
+) -> float:
+    """Photos per second through the indexer's own DecodePool (read, hash, draft decode, pipe back);
+    `thumbnail_size` > 0: each worker also makes the photo's thumbnail, as the indexer's do."""
+    pool = DecodePool(spec, workers=workers, max_pixels=max_pixels, thumbnail_size=thumbnail_size)
     start = time.perf_counter()
     n = sum(1 for r in pool.run(DecodeJob(i, str(p)) for i, p in enumerate(paths)) if r.ok)
     if n != len(paths):

@@ -311,22 +311,28 @@ def fidelity(rclip_db: Path | None, pi_db: Path, model_id: str, int8_db: Path, i
     return out
 
 
-def npu_vs_decode(photos: Path, bundle: Path, work: Path, rounds: int) -> dict[str, Any]:
-    """Decoding alone (the indexer's DecodePool) against indexing with the NPU stand-in, interleaved,
-    each in its own process so the whole tree's memory is its own."""
-    runs: dict[str, list[dict[str, Any]]] = {"decode": [], "npu": []}
+# The NPU stage's sides: decoding alone (the indexer's DecodePool, thumbnails as the indexer makes
+# them or none) and indexing with the NPU stand-in (thumbnails made while indexing, or not).
+NPU_SIDES = ("decode", "decode-thumbs", "npu", "npu-nothumbs")
+
+
+def npu_vs_decode(photos: Path, bundle: Path, work: Path, rounds: int,
+                  sides: tuple[str, ...] = NPU_SIDES) -> dict[str, Any]:
+    """Decoding alone (the indexer's DecodePool) against indexing with the NPU stand-in, interleaved
+    (the order turns every round), each in its own process so the whole tree's memory is its own."""
+    runs: dict[str, list[dict[str, Any]]] = {what: [] for what in sides}
     for r in range(rounds):
-        for what in ("decode", "npu") if r % 2 == 0 else ("npu", "decode"):
+        k = r % len(sides)
+        for what in sides[k:] + sides[:k]:
             out = work / f"npu-{what}-{r}.json"
-            run, _ = timed("photoindex", f"{what} alone" if what == "decode" else "NPU stand-in",
-                           [sys.executable, "-m", "benchmarks.versus_rclip", "--child", what, str(photos), str(bundle),
-                            str(work / f"home-npu-{r}"), str(out)], {**os.environ, "PYTHONPATH": str(REPO)},
-                           cwd=REPO)
+            run, _ = timed("photoindex", what, [sys.executable, "-m", "benchmarks.versus_rclip", "--child", what,
+                                                str(photos), str(bundle), str(work / f"home-npu-{r}"), str(out)],
+                           {**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
             result = json.loads(out.read_text())
-            result.update(rss_mib=run.rss_mib, pss_mib=run.pss_mib, wall=run.wall)
+            result.update(rss_mib=run.rss_mib, pss_mib=run.pss_mib, wall=run.wall, cpu_s=run.cpu, load=run.load)
             runs[what].append(result)
-            say(f"  {what:6} round {r + 1}: {result['rate']:.1f} photos/s, tree RSS {run.rss_mib:.0f} MiB, "
-                f"PSS {run.pss_mib:.0f} MiB")
+            say(f"  {what:13} round {r + 1}: {result['rate']:.1f} photos/s, tree RSS {run.rss_mib:.0f} MiB, "
+                f"PSS {run.pss_mib:.0f} MiB, CPU {run.cpu:.1f} s, load {run.load:.1f}")
     return runs
 
 
@@ -337,13 +343,15 @@ def _child(what: str, photos: Path, bundle: Path, home: Path, out: Path) -> None
     from photoindex.inference.bundle import resolve_bundle
 
     workers = os.cpu_count() or 1
-    if what == "decode":
+    config = load_config(environ={}, home=home)
+    if what.startswith("decode"):
         paths = sorted(photos.glob("*.jpg"))
         spec = resolve_bundle(str(bundle), home / "models").manifest.image
-        max_pixels = load_config(environ={}, home=home).scan.max_image_pixels
-        rate = stages.decodepool_rate(paths, spec, workers, max_pixels)
+        size = config.thumbnails.size if what == "decode-thumbs" else 0
+        rate = stages.decodepool_rate(paths, spec, workers, config.scan.max_image_pixels, size)
     else:
-        rate = pipeline.npu_index(photos, home, bundle, workers, 16).rate
+        thumbs = "false" if what == "npu-nothumbs" else "true"
+        rate = pipeline.npu_index(photos, home, bundle, workers, 16, thumbnails_while_indexing=thumbs).rate
     out.write_text(json.dumps({"rate": rate}))
 
 

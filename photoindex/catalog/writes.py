@@ -451,14 +451,27 @@ def store_metadata(session: Session, rows: Sequence[tuple[int, ImageFacts, int]]
     return len(rows)
 
 
+# The photo upserts, one per dialect and set of columns: building one (its `excluded` alias proxies
+# every column of the table) cost more CPU than running it, once per photo in the indexer's
+# committing thread, which shares the cores with the decode workers (docs/indexing.md).
+_PHOTO_UPSERTS: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
 def _upsert_photo(session: Session, values: dict[str, Any], now: datetime) -> None:
     """Insert the photo at values["path"], or update the columns given; first_seen is kept."""
     if values.get("status") != "pending":  # done with: no indexer's claim on it any more
         values = {**values, "claimed_by": None, "claim_until": None}
-    statement = _upsert(session, _PHOTOS).values(first_seen=now, updated_at=now, **values)
-    changes = {name: statement.excluded[name] for name in values if name != "path"}
-    changes["updated_at"] = statement.excluded["updated_at"]
-    session.execute(statement.on_conflict_do_update(index_elements=[_PHOTOS.c.path], set_=changes))
+    params = {"first_seen": now, "updated_at": now, **values}
+    key = ("postgresql" if _postgres(session) else "sqlite", tuple(params))
+    statement = _PHOTO_UPSERTS.get(key)
+    if statement is None:
+        insert = _upsert(session, _PHOTOS)
+        changes = {name: insert.excluded[name] for name in values if name != "path"}
+        changes["updated_at"] = insert.excluded["updated_at"]
+        statement = _PHOTO_UPSERTS[key] = insert.on_conflict_do_update(
+            index_elements=[_PHOTOS.c.path], set_=changes
+        )
+    session.execute(statement, params)
 
 
 def store_indexed(
