@@ -248,21 +248,28 @@ class DecodePool:
         self._stall: Callable[[list[Any], list[Any]], None] | None = None
 
     def stop(self) -> None:
-        """Ask a running `run` to stop feeding new jobs (in-flight ones are abandoned)."""
+        """Stop feeding new jobs (in-flight ones are abandoned): a running `run` ends, and so does one
+        that has not begun yet; a stopped pool runs nothing more."""
         self._stop.set()
 
     def run(self, jobs: Iterable[DecodeJob]) -> Iterator[DecodeResult]:
-        """Process every job; a job that crashes or hangs its worker yields a failed result."""
-        self._stop.clear()
+        """Process every job; a job that crashes or hangs its worker yields a failed result.
+
+        A pool may run again once a run has ended, unless it was stopped: a stop asked for before
+        this generator's first step (another thread giving way) is kept, never cleared here.
+        """
         if self.workers <= 0:
             for job in jobs:
                 if self._stop.is_set():
                     return
                 yield process_job(job, self.spec, self.max_pixels, self.thumbnail_size)
             return
+        if self._stop.is_set():
+            return
+        ended = threading.Event()  # this run is over (finished, stopped, or its consumer gone)
         out: queue.Queue[Any] = queue.Queue(maxsize=self.buffer)
         feeder = threading.Thread(
-            target=self._feed, args=(iter(jobs), out), name="decode-feeder", daemon=True
+            target=self._feed, args=(iter(jobs), out, ended), name="decode-feeder", daemon=True
         )
         feeder.start()
         try:
@@ -279,7 +286,7 @@ class DecodePool:
                     raise item
                 yield item
         finally:
-            self._stop.set()
+            ended.set()
             # Unblock the feeder if it waits on a full queue, then let it tear the workers down.
             while feeder.is_alive():
                 try:
@@ -291,8 +298,8 @@ class DecodePool:
     def _worker(self, ctx: Any) -> _Worker:
         return _Worker(ctx, self.spec, self.max_pixels, self._crash_on, self.thumbnail_size, self.nice)
 
-    def _put(self, out: queue.Queue[Any], item: Any) -> bool:
-        while not self._stop.is_set():
+    def _put(self, out: queue.Queue[Any], item: Any, ended: threading.Event) -> bool:
+        while not (self._stop.is_set() or ended.is_set()):
             try:
                 out.put(item, timeout=0.1)
                 return True
@@ -300,13 +307,13 @@ class DecodePool:
                 continue
         return False
 
-    def _feed(self, jobs: Iterator[DecodeJob], out: queue.Queue[Any]) -> None:
+    def _feed(self, jobs: Iterator[DecodeJob], out: queue.Queue[Any], ended: threading.Event) -> None:
         ctx = _mp_context()
         pool: list[_Worker] = []
         try:
             pool = [self._worker(ctx) for _ in range(self.workers)]
             exhausted = False
-            while not self._stop.is_set():
+            while not (self._stop.is_set() or ended.is_set()):
                 for w in pool:
                     if w.job is None and not exhausted:
                         job = next(jobs, None)
@@ -335,7 +342,7 @@ class DecodePool:
                             result = None
                     if result is not None:
                         w.job = None
-                        if not self._put(out, result):
+                        if not self._put(out, result, ended):
                             return
                         continue
                     crashed = w.proc.sentinel in ready or not w.proc.is_alive()
@@ -358,11 +365,11 @@ class DecodePool:
                             hint="the file may be damaged; the next runs try it again a few times, "
                             "then only when it changes (or raise `[index] decode_timeout`)",
                         )
-                        if not self._put(out, failure):
+                        if not self._put(out, failure, ended):
                             return
-            self._put(out, _DONE)
+            self._put(out, _DONE, ended)
         except BaseException as exc:  # hand the error to the consuming thread
-            self._put(out, exc)
+            self._put(out, exc, ended)
         finally:
             for w in pool:
                 try:

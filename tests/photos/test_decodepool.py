@@ -86,3 +86,24 @@ def test_stopping_early_returns_promptly_from_any_thread(tmp_path: Path) -> None
     elapsed = time.monotonic() - started
     assert len(got) < 800
     assert elapsed < 30  # a generous bound: a hang would never return
+
+
+def test_a_stop_asked_before_the_run_begins_is_kept(tmp_path: Path) -> None:
+    """Another thread may stop the pool between handing it out and the run's first step (the OCR pass
+    giving way to CLIP work): the run then decodes nothing, in worker processes or in-process."""
+    paths = photos(tmp_path, 4)
+    for workers in (2, 0):
+        pool = DecodePool(SPEC, workers=workers, max_pixels=10**8)
+        run = pool.run(DecodeJob(i, str(p)) for i, p in enumerate(paths))
+        pool.stop()
+        assert list(run) == []
+        assert list(pool.run([DecodeJob(0, str(paths[0]))])) == []  # a stopped pool stays stopped
+
+
+def test_a_pool_runs_again_after_a_run_that_ended(tmp_path: Path) -> None:
+    paths = photos(tmp_path, 3)
+    pool = DecodePool(SPEC, workers=2, max_pixels=10**8)
+    first = pool.run(DecodeJob(i, str(p)) for i, p in enumerate(paths))
+    next(first)
+    first.close()  # the consumer leaves early: the run ends, the pool is not stopped
+    assert sorted(r.key for r in pool.run(DecodeJob(i, str(p)) for i, p in enumerate(paths))) == [0, 1, 2]
