@@ -64,6 +64,24 @@ def _check_output(output: TensorSpec, embedding_dim: int, where: str) -> None:
         )
 
 
+def _pieces(items: np.ndarray, batch: int | None) -> list[np.ndarray]:
+    """`items` as the runs a model whose batch axis is `batch` (None: any) takes: all at once, or
+    chunks of exactly `batch`, the last one padded."""
+    if batch is None:
+        return [items]
+    pieces = []
+    for start in range(0, items.shape[0], batch):
+        chunk = items[start : start + batch]
+        real = chunk.shape[0]
+        if real < batch:
+            # Pad with copies of the last real item rather than zeros: a real input cannot
+            # trip a model into NaN (an all-zero id row has no EOT), and the pad is dropped.
+            pad = np.repeat(chunk[-1:], batch - real, axis=0)
+            chunk = np.concatenate([chunk, pad], axis=0)
+        pieces.append(chunk)
+    return pieces
+
+
 def _run_batched(
     run: Callable[[np.ndarray], np.ndarray],
     items: np.ndarray,
@@ -75,33 +93,31 @@ def _run_batched(
 ) -> np.ndarray:
     """Run `items` through a model whose batch axis is `batch` (None: any), returning [N, D] float32.
 
-    With `pool` and a dynamic batch axis, the items are split into `parts` runs made at once: this
-    thread runs the first, the pool the others (each vector is computed as it would be alone).
+    With `pool`, the work is split into up to `parts` shares run at once: this thread runs the first,
+    the pool the others (each vector is computed as it would be alone). A dynamic batch axis splits
+    the items into one run per share; a static one deals its chunks out to the shares.
     """
     n = items.shape[0]
     if n == 0:
         return np.zeros((0, embedding_dim), dtype=np.float32)
-    if batch is None and pool is not None and min(parts, n) > 1:
-        first, *rest = np.array_split(items, min(parts, n))
-        futures = [pool.submit(run, part) for part in rest]
+    pieces = np.array_split(items, min(parts, n)) if batch is None and pool is not None else _pieces(items, batch)
+
+    def run_share(share: list[np.ndarray]) -> list[np.ndarray]:
+        return [run(piece) for piece in share]
+
+    if pool is not None and min(parts, len(pieces)) > 1:
+        first, *rest = _deal(pieces, min(parts, len(pieces)))
+        futures = [pool.submit(run_share, share) for share in rest]
         try:
-            chunks = [run(first)]
+            outputs = run_share(first)
         finally:
-            chunks += [f.result() for f in futures]  # waited for even when the first run failed
-    elif batch is None:
-        chunks = [run(items)]
+            outputs += [x for f in futures for x in f.result()]  # waited for even when the first share failed
     else:
-        chunks = []
-        for start in range(0, n, batch):
-            chunk = items[start : start + batch]
-            real = chunk.shape[0]
-            if real < batch:
-                # Pad with copies of the last real item rather than zeros: a real input cannot
-                # trip a model into NaN (an all-zero id row has no EOT), and the pad is dropped.
-                pad = np.repeat(chunk[-1:], batch - real, axis=0)
-                chunk = np.concatenate([chunk, pad], axis=0)
-            chunks.append(run(chunk)[:real])
-    out = np.concatenate(chunks, axis=0).astype(np.float32, copy=False)
+        outputs = run_share(pieces)
+    out = np.concatenate(outputs, axis=0)
+    if batch is not None:
+        out = out[:n]  # the last chunk's padding
+    out = out.astype(np.float32, copy=False)
     if out.shape != (n, embedding_dim):
         raise ModelError(
             f"{where}: returned shape {list(out.shape)}, expected [{n},{embedding_dim}]", _VERIFY_HINT
@@ -110,6 +126,12 @@ def _run_batched(
         # A NaN vector would poison every search it takes part in; refuse it instead of storing it.
         raise ModelError(f"{where}: returned non-finite values", _VERIFY_HINT)
     return l2_normalize(out)
+
+
+def _deal(pieces: list[np.ndarray], k: int) -> list[list[np.ndarray]]:
+    """`pieces` in `k` runs of consecutive pieces, as even as can be (their order kept)."""
+    bounds = np.linspace(0, len(pieces), k + 1).round().astype(int)
+    return [pieces[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def normalized(pixels: np.ndarray, spec: ImageSpec) -> np.ndarray:
@@ -132,7 +154,12 @@ class ImageEncoder:
     input_size: int
     provider: str
 
-    def __init__(self, session: Session, spec: ImageSpec, embedding_dim: int) -> None:
+    def __init__(
+        self, session: Session, spec: ImageSpec, embedding_dim: int, *, wide: Callable[[], Session] | None = None
+    ) -> None:
+        """`wide`, for a session whose runs take one core each: opens a session of the same model whose
+        one run spreads over every core, for batches too small to give each core a run of its own
+        (one photo: the daemon's new photo, a search by example). Opened on first need, then kept."""
         self._session = session
         self.embedding_dim = embedding_dim
         self.provider = session.provider
@@ -175,10 +202,12 @@ class ImageEncoder:
         self.parallel_runs = max(1, int(getattr(session, "parallel_runs", 1)))
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._open_wide = wide if self.parallel_runs > 1 else None
+        self.wide_session: Session | None = None  # opened by the first batch too small to split
 
     def _runner(self) -> ThreadPoolExecutor | None:
         """The threads that make a batch's other runs (made on first use), or None for one run at a time."""
-        if self.parallel_runs < 2 or self.batch_size is not None:
+        if self.parallel_runs < 2:
             return None
         with self._pool_lock:
             if self._pool is None:
@@ -189,6 +218,17 @@ class ImageEncoder:
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
         return self._session.run({self._input.name: chunk})[0]
+
+    def _shares(self, n: int) -> int:
+        """Into how many runs `n` photos can be split: one per photo, or per chunk of a static batch."""
+        return n if self.batch_size is None else -(-n // self.batch_size)
+
+    def _wide(self) -> Session:
+        with self._pool_lock:
+            if self.wide_session is None:
+                assert self._open_wide is not None
+                self.wide_session = self._open_wide()
+            return self.wide_session
 
     def check_pixels(self, pixels: np.ndarray) -> None:
         """Raise `ModelError` unless `pixels` are decoded photos this encoder takes: uint8 [N,S,S,3]."""
@@ -211,6 +251,18 @@ class ImageEncoder:
         """Decoded uint8 RGB [N,S,S,3] -> [N, D] float32 unit vectors (any N; static batches are chunked)."""
         pixels = np.asarray(pixels)
         self.check_pixels(pixels)
+        n = pixels.shape[0]
+        if self._open_wide is not None and 0 < self._shares(n) < self.parallel_runs:
+            # Too few photos (or chunks) for a run per core: one run over every core instead of one
+            # run that leaves the other cores idle.
+            wide = self._wide()
+            return _run_batched(
+                lambda chunk: wide.run({self._input.name: chunk})[0],
+                self.model_input(pixels),
+                self.batch_size,
+                self.embedding_dim,
+                self._where,
+            )
         return _run_batched(
             self._run,
             self.model_input(pixels),

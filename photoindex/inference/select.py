@@ -166,6 +166,25 @@ def _open_cpu(
     )
 
 
+def _wide_cpu(cpu_path: Path | None, runtime: RuntimeConfig) -> Callable[[], Session] | None:
+    """For the image encoder, whose runs take one core each: how to open the same model with one run
+    over every core, for a batch too small to split (docs/indexing.md, "Keeping both cores busy").
+
+    Only through the fast copy, whose weights are memory-mapped and shared by both sessions; without
+    it a second session would hold a second copy of the weights, and small batches stay on one core.
+    """
+    if cpu_path is None or runtime.threads != 0 or runtime.model_cache_dir is None:
+        return None
+    path, cache = cpu_path, runtime.model_cache_dir
+
+    def open_wide() -> Session:
+        from photoindex.inference.sessions.ort import OrtSession
+
+        return OrtSession(path, 0, cache_dir=cache)
+
+    return open_wide
+
+
 def _short(exc: BaseException) -> str:
     return exc.message if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
 
@@ -351,7 +370,8 @@ def open_image_encoder(
 
     def cpu_encoder(session: Session | None = None) -> ImageEncoder:
         return ImageEncoder(
-            session or _open_cpu(bundle, "image", plan.cpu_path, runtime), m.image, m.embedding_dim
+            session or _open_cpu(bundle, "image", plan.cpu_path, runtime), m.image, m.embedding_dim,
+            wide=_wide_cpu(plan.cpu_path, runtime),
         )
 
     if choice.device == "cpu":

@@ -246,3 +246,58 @@ def test_a_batch_split_over_parallel_runs_gives_the_vectors_of_one_run(toy: Bund
     assert [n for n, _ in recording.runs] == [1]  # one photo is one run
     with pytest.raises(ModelError):  # a failed part fails the batch
         split.encode(pixels[:, :100])
+
+
+def test_too_few_photos_for_every_core_run_once_over_every_core(toy: Bundle) -> None:
+    """One photo (the daemon's new photo, a search by example) cannot be split: it runs on the `wide`
+    session, whose one run spreads over the cores, instead of one single-threaded run."""
+    one = ImageEncoder(OrtSession(_file(toy, "image"), threads=1), toy.manifest.image, 512)
+    split = _Recording(OrtSession(_file(toy, "image"), threads=1), parallel_runs=2)
+    opened: list[_Recording] = []
+
+    def wide() -> _Recording:
+        opened.append(_Recording(OrtSession(_file(toy, "image"), threads=2), parallel_runs=1))
+        return opened[-1]
+
+    encoder = ImageEncoder(split, toy.manifest.image, 512, wide=wide)
+    pixels = _pixels(3, seed=9)
+    assert encoder.wide_session is None  # opened on first need only
+    np.testing.assert_allclose(encoder.encode(pixels[:1]), one.encode(pixels[:1]), atol=1e-6)
+    np.testing.assert_allclose(encoder.encode(pixels[1:2]), one.encode(pixels[1:2]), atol=1e-6)
+    assert len(opened) == 1 and encoder.wide_session is opened[0]  # then kept
+    assert [n for n, _ in opened[0].runs] == [1, 1] and split.runs == []
+    np.testing.assert_allclose(encoder.encode(pixels), one.encode(pixels), atol=1e-6)
+    assert sorted(n for n, _ in split.runs) == [1, 2] and len(opened[0].runs) == 2  # enough to split
+
+
+def test_a_static_batch_deals_its_chunks_to_every_core(toy: Bundle) -> None:
+    """A model compiled for batch 1 run by ONNX Runtime one core per run: its chunks are dealt out to
+    runs at once on every core instead of queueing on one, padding and order kept."""
+    static = _file(toy, "image-npu")  # an ONNX file with a static batch of 1 (uint8 NHWC)
+    one = ImageEncoder(OrtSession(static, threads=1), toy.manifest.image, 512)
+    recording = _Recording(OrtSession(static, threads=1), parallel_runs=2)
+    encoder = ImageEncoder(recording, toy.manifest.image, 512)
+    assert encoder.batch_size == 1
+    pixels = _pixels(5, seed=11)
+    np.testing.assert_allclose(encoder.encode(pixels), one.encode(pixels), atol=1e-6)
+    assert [n for n, _ in recording.runs] == [1] * 5
+    threads = {thread for _, thread in recording.runs}
+    assert threading.current_thread().name in threads and any(t.startswith("encode-part") for t in threads)
+
+
+def test_the_cpu_image_encoder_opens_its_wide_session_through_the_fast_copy(toy: Bundle, tmp_path: Path) -> None:
+    from photoindex.config import RuntimeConfig
+    from photoindex.inference.select import open_image_encoder
+    from photoindex.inference.sessions.ort import cores
+
+    if cores() < 2:
+        pytest.skip("one core: every run already takes all of them")
+    automatic = RuntimeConfig(image="cpu", model_cache=str(tmp_path / "cache"))
+    encoder, _ = open_image_encoder(toy, automatic)
+    encoder.encode(_pixels(1))
+    wide = encoder.wide_session
+    assert isinstance(wide, OrtSession) and wide.parallel_runs == 1 and wide.loaded_from is not None
+    # An explicit thread count is one run over that many threads already: no second session.
+    counted, _ = open_image_encoder(toy, RuntimeConfig(image="cpu", threads=2, model_cache=str(tmp_path / "cache")))
+    counted.encode(_pixels(1))
+    assert counted.wide_session is None
