@@ -244,6 +244,7 @@ class Indexer:
         self._index_fresh = False
         self._save_index = save_index
         self._encoding_done = 0  # photos through the decode/encode stage in earlier rounds of this run
+        self._batches_started = False  # a batch of this run has gone to the encoder
         self._copies: list[str] = []  # paths added in this run as copies of known content (maybe moves)
         self._stale_meta: list[tuple[int, str]] = []  # unchanged photos indexed before today's metadata
         self._decoders: frozenset[str] | None = None  # image formats this process can decode (on first need)
@@ -883,7 +884,11 @@ class Indexer:
         future = None
         if todo:
             pixels = np.stack([batch.pixels[i] for i, _, _ in todo])
-            future = encoder.submit(lambda: self.lib.image_encoder().encode(pixels))
+            # A batch too small to split over the cores opens the encoder's wide session when it is a
+            # run's first (a daemon's new photo), not when it is a long run's last (docs/indexing.md).
+            first = not self._batches_started
+            future = encoder.submit(lambda: self.lib.image_encoder().encode(pixels, open_wide=first))
+            self._batches_started = True
         batch.pixels = []
         return _Encoding(batch, todo, future)
 

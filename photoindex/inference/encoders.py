@@ -247,12 +247,17 @@ class ImageEncoder:
             return np.ascontiguousarray(pixels)
         return normalized(pixels, self._spec)
 
-    def encode(self, pixels: np.ndarray) -> np.ndarray:
-        """Decoded uint8 RGB [N,S,S,3] -> [N, D] float32 unit vectors (any N; static batches are chunked)."""
+    def encode(self, pixels: np.ndarray, *, open_wide: bool = True) -> np.ndarray:
+        """Decoded uint8 RGB [N,S,S,3] -> [N, D] float32 unit vectors (any N; static batches are chunked).
+
+        `open_wide=False`: a batch too small to split uses the wide session only if it is open already
+        (the lone last photo of a long run is not worth opening it).
+        """
         pixels = np.asarray(pixels)
         self.check_pixels(pixels)
         n = pixels.shape[0]
-        if self._open_wide is not None and 0 < self._shares(n) < self.parallel_runs:
+        wanted = open_wide or self.wide_session is not None
+        if self._open_wide is not None and wanted and 0 < self._shares(n) < self.parallel_runs:
             # Too few photos (or chunks) for a run per core: one run over every core instead of one
             # run that leaves the other cores idle.
             wide = self._wide()

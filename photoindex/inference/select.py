@@ -313,7 +313,7 @@ class FallbackImageEncoder(_FallsBack, ImageEncoder):
         super().__init__(session, spec, embedding_dim)
         self._fallback = _CpuSwitch(session, open_cpu, on_warning)
 
-    def encode(self, pixels: np.ndarray) -> np.ndarray:
+    def encode(self, pixels: np.ndarray, *, open_wide: bool = True) -> np.ndarray:
         """Like ImageEncoder.encode; on the first NPU failure, warn once and use the CPU from then on."""
         pixels = np.asarray(pixels)
         cpu = self._fallback.cpu
@@ -321,11 +321,11 @@ class FallbackImageEncoder(_FallsBack, ImageEncoder):
             # Only the NPU's own failures fall back; a caller's wrong pixels are an error on any device.
             self.check_pixels(pixels)
             try:
-                return super().encode(pixels)
+                return super().encode(pixels, open_wide=open_wide)
             except Exception as exc:
                 cpu = self._fallback.switch(exc)
                 self.provider = cpu.provider
-        return cpu.encode(pixels)
+        return cpu.encode(pixels, open_wide=open_wide)
 
 
 class FallbackTextEncoder(_FallsBack, TextEncoder):

@@ -261,7 +261,9 @@ def test_too_few_photos_for_every_core_run_once_over_every_core(toy: Bundle) -> 
 
     encoder = ImageEncoder(split, toy.manifest.image, 512, wide=wide)
     pixels = _pixels(3, seed=9)
-    assert encoder.wide_session is None  # opened on first need only
+    np.testing.assert_allclose(encoder.encode(pixels[:1], open_wide=False), one.encode(pixels[:1]), atol=1e-6)
+    assert encoder.wide_session is None and [n for n, _ in split.runs] == [1]  # a long run's lone last photo
+    split.runs.clear()
     np.testing.assert_allclose(encoder.encode(pixels[:1]), one.encode(pixels[:1]), atol=1e-6)
     np.testing.assert_allclose(encoder.encode(pixels[1:2]), one.encode(pixels[1:2]), atol=1e-6)
     assert len(opened) == 1 and encoder.wide_session is opened[0]  # then kept
