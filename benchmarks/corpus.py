@@ -19,16 +19,22 @@ def _bundle(path: Path) -> Bundle:
     return resolve_bundle(str(path), path.parent)
 
 
-def model_bundles(cache: Path, kind: str) -> tuple[Bundle, Bundle]:
-    """(fp32, int8) bundles of `kind` ("vit-b32" or "toy"), built on first use."""
-    from photoindex.inference.quantize import quantize_bundle
+def model_bundle(cache: Path, kind: str) -> Bundle:
+    """The fp32 bundle of `kind` ("vit-b32" or "toy"), built on first use."""
     from photoindex.testing import make_bundle
 
     fp32_dir = cache / "bundles" / kind
     if not (fp32_dir / "manifest.toml").is_file():
         shutil.rmtree(fp32_dir, ignore_errors=True)
         make_bundle(fp32_dir, kind)  # type: ignore[arg-type]
-    fp32 = _bundle(fp32_dir)
+    return _bundle(fp32_dir)
+
+
+def model_bundles(cache: Path, kind: str) -> tuple[Bundle, Bundle]:
+    """(fp32, int8) bundles of `kind` ("vit-b32" or "toy"), built on first use."""
+    from photoindex.inference.quantize import quantize_bundle
+
+    fp32 = model_bundle(cache, kind)
     int8_dir = cache / "bundles" / f"{kind}-int8"
     if not (int8_dir / "manifest.toml").is_file():
         quantize_bundle(fp32, int8_dir, overwrite=True)

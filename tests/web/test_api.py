@@ -74,6 +74,16 @@ def test_a_search_carries_its_first_thumbnails_inline_when_asked(server: Server,
     assert get_json(server, "/api/search?q=red&inline=61")[0] == 400
 
 
+def test_a_search_answer_says_where_the_server_s_time_went(server: Server) -> None:
+    """Server-Timing: the search, the inline thumbnails' reads and the JSON encoding, in ms (the page's
+    Performance API shows them beside the browser's own times; benchmarks/web.py reports them)."""
+    status, headers, body = request(server, "GET", "/api/search?q=red&limit=8&inline=5")
+    assert status == 200 and len(json.loads(body)["inline_thumbnails"]) == 5
+    parts = dict(part.strip().split(";dur=") for part in headers["server-timing"].split(","))
+    assert list(parts) == ["search", "thumbnails", "json"]
+    assert all(float(ms) >= 0 for ms in parts.values())
+
+
 def test_photo_thumbnail_and_view(server: Server) -> None:
     _, data = get_json(server, "/api/search?q=blue&limit=1")
     hit = data["hits"][0]

@@ -104,6 +104,39 @@ def test_typing_red_shows_red_photos_first(server: Server, page: PageWithLog, tm
     assert not page.errors
 
 
+def test_enter_to_thumbnails_ends_at_the_paint_of_the_first_screen(server: Server, page: PageWithLog) -> None:
+    """The page's own measure ends when the frame showing the last of its first thumbnails was painted
+    (Element Timing), not when they loaded; its search request carries the server's Server-Timing."""
+    p = page.page
+    p.goto(server.url + "/")
+    p.fill("#q", "green")
+    search_and_wait(p, lambda: p.press("#q", "Enter"))
+    seen = p.evaluate("""() => new Promise((resolve) => {
+        const start = performance.getEntriesByName("search-start")[0].startTime;
+        const measure = performance.getEntriesByName("enter-to-thumbnails")[0];
+        const id = document.querySelector(".cell img[elementtiming]").getAttribute("elementtiming");
+        const marked = Array.from(document.querySelectorAll(".cell img")).map(
+            (img) => img.getAttribute("elementtiming") === id);
+        const onScreen = Array.from(document.querySelectorAll(".cell")).map(
+            (cell) => cell.getBoundingClientRect().top < innerHeight);
+        const search = performance.getEntriesByType("resource").find((e) => e.name.includes("/api/search?"));
+        new PerformanceObserver((list, observer) => {
+            observer.disconnect();
+            const painted = list.getEntries().filter((e) => e.identifier === id).map((e) => e.renderTime);
+            resolve({start, end: start + measure.duration, marked, onScreen, painted,
+                     server: search.serverTiming.map((t) => t.name)});
+        }).observe({ type: "element", buffered: true });
+    })""")
+    shown = seen["marked"].count(True)
+    # The first thumbnails, up to 20, of those the first screen shows (a row cut by its bottom too).
+    assert seen["marked"][:shown] == [True] * shown and 1 <= shown <= 20
+    assert shown == min(20, seen["onScreen"].count(True))
+    assert len(seen["painted"]) == shown and min(seen["painted"]) > seen["start"]
+    assert max(seen["painted"]) == pytest.approx(seen["end"], abs=0.01)
+    assert seen["server"] == ["search", "thumbnails", "json"]
+    assert not page.errors
+
+
 def test_keyboard_moves_opens_and_closes(server: Server, page: PageWithLog) -> None:
     p = page.page
     p.goto(server.url + "/")
