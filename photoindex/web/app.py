@@ -129,23 +129,20 @@ def create_app(service: WebService, *, login: bool, secret: str | None = None) -
         inline = _int(q.get("inline", "0"), "inline", low=0, high=MAX_INLINE)
 
         def run() -> Response:
-            start = time.perf_counter()
-            hits = service.search(search)
+            seconds: dict[str, float] = {}
+            hits = service.search(search, seconds)
             for hit in hits:
                 hit["thumbnail"] = f"/api/photos/{hit['id']}/thumbnail"
             answer: dict[str, Any] = {"hits": hits}
-            searched = time.perf_counter()
+            start = time.perf_counter()
             if inline:  # the first screenful's thumbnails in the same answer: one round trip
                 answer["inline_thumbnails"] = service.inline_thumbnails([h["id"] for h in hits[:inline]])
             read = time.perf_counter()
             response = JSONResponse(answer)  # encoded here, in the worker thread, not on the event loop
-            done = time.perf_counter()
+            seconds.update(thumbnails=read - start, json=time.perf_counter() - read)
             # The server's share of the page's Enter-to-thumbnails, readable in the browser through the
             # Performance API (PerformanceResourceTiming.serverTiming; docs/web.md, "Speed").
-            response.headers["server-timing"] = ", ".join(
-                f"{name};dur={1000 * (b - a):.1f}"
-                for name, a, b in (("search", start, searched), ("thumbnails", searched, read), ("json", read, done))
-            )
+            response.headers["server-timing"] = ", ".join(f"{name};dur={1000 * s:.1f}" for name, s in seconds.items())
             return response
 
         return await run_in_threadpool(run)

@@ -88,8 +88,13 @@ class WebService:
             self._own_index.refresh()  # vectors a `photoindex index` committed meanwhile
         return self._own_index
 
-    def search(self, asked: PageSearch) -> list[dict[str, Any]]:
-        """The hits, best first (or newest first), as `search --json` prints them (with each photo's `id`)."""
+    def search(self, asked: PageSearch, timings: dict[str, float] | None = None) -> list[dict[str, Any]]:
+        """The hits, best first (or newest first), as `search --json` prints them (with each photo's `id`).
+
+        `timings`, when given, gets the seconds spent on the query vector (`vector`: encoding the
+        text, reading or encoding the example) and on the rest (`search`: the index kept current,
+        the top-k, the photos' rows).
+        """
         import dataclasses
 
         from photoindex.search.filters import Filters
@@ -117,6 +122,7 @@ class WebService:
         if not terms and asked.like is None and asked.image is None and filters.empty:
             raise PhotoindexError("nothing to search for", "type a description, drop or paste a photo, or set a filter")
         with self._search_lock:
+            start = time.perf_counter()
             vectors = []
             if asked.like is not None:
                 vectors.append((1.0, self._stored_vector(asked.like)))
@@ -124,11 +130,16 @@ class WebService:
                 vectors.append((1.0, self._upload_vector(asked.image)))
             if terms or vectors:
                 query = query_vector(self.lib, terms, encode_images=False, vectors=vectors)
+                vectored = time.perf_counter()
                 hits = search_vector(self.lib, query, request, index=self._index())
             else:
+                vectored = time.perf_counter()
                 hits = search(self.lib, request)  # the filtered photos, newest first
+            done = time.perf_counter()
             self.searches += 1
             self.last_search = time.monotonic()
+        if timings is not None:
+            timings.update(vector=vectored - start, search=done - vectored)
         return [h.to_json() for h in hits]
 
     def inline_thumbnails(self, photo_ids: Sequence[int]) -> dict[str, str]:

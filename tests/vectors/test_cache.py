@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from helpers import cli, sql
 
 from photoindex.config import Config
@@ -33,3 +35,36 @@ def test_a_folder_where_the_index_file_belongs_is_moved_aside_and_the_index_writ
     assert (aside / "notes.txt").read_text() == "the user's file\n"  # nothing deleted
     assert cli("reindex")["warnings"] == []  # repaired once
 
+
+
+def test_a_refresh_reads_the_vectors_only_when_the_catalog_changed(
+    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-running server refreshes before every search: while the catalog's index_state row is
+    unchanged it skips the vectors table; vectors another process adds or deletes are still seen."""
+    from photoindex.catalog import reads
+    from photoindex.library import open_library
+
+    make_photo_tree(tmp_path / "a", 6, seed=1)
+    make_photo_tree(tmp_path / "b", 4, seed=2)
+    cli("index", str(tmp_path / "a"))
+    full_checks = []
+    anchor = reads.vectors_anchor
+    monkeypatch.setattr(reads, "vectors_anchor", lambda con, model: full_checks.append(model) or anchor(con, model))
+    with open_library(config) as lib:
+        handle = lib.open_index()
+        assert len(full_checks) == 1  # a file loaded from disk is checked in full
+        assert handle.refresh() == 0 and handle.refresh() == 0
+        assert len(full_checks) == 1
+
+        cli("index", str(tmp_path / "b"))  # another writer commits vectors (in-process: clear its own checks)
+        full_checks.clear()
+        assert handle.refresh() == 4 and len(full_checks) == 1
+        assert handle.refresh() == 0 and len(full_checks) == 1
+
+        cli("forget", str(tmp_path / "a"), "--purge")  # deletes vectors: a new epoch, a rebuild
+        full_checks.clear()
+        handle.refresh()
+        assert len(full_checks) == 1
+        assert set(handle.index.ids().tolist()) == {i for (i,) in sql(config, "SELECT id FROM vectors")}
+        assert len(handle.index) == 4
