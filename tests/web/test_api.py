@@ -75,8 +75,8 @@ def test_a_search_carries_its_first_thumbnails_inline_when_asked(server: Server,
 
 
 def test_a_search_answer_says_where_the_server_s_time_went(server: Server) -> None:
-    """Server-Timing: the query vector, the search, the inline thumbnails' reads and the JSON encoding, in ms (the page's
-    Performance API shows them beside the browser's own times; benchmarks/web.py reports them)."""
+    """Server-Timing: the query vector, the search, the inline thumbnails' reads and the JSON encoding, in
+    ms (the page's Performance API shows them beside the browser's own times; benchmarks/web.py reports them)."""
     status, headers, body = request(server, "GET", "/api/search?q=red&limit=8&inline=5")
     assert status == 200 and len(json.loads(body)["inline_thumbnails"]) == 5
     parts = dict(part.strip().split(";dur=") for part in headers["server-timing"].split(","))
