@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 
 runner = CliRunner()
 
+# A test on both catalog back ends (through `backend_env`) whose PostgreSQL run is marked slow: for tests
+# that index several times, so the quick subset keeps its few minutes and the full run covers both.
+on_both_backends = pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
+)
+
 
 def cli(*args: str) -> Any:
     """Run the CLI in-process with --json and return the parsed output (asserting exit 0)."""

@@ -560,15 +560,26 @@ def link_photo(
         facts.update(_info_values(session, info, mtime_ns))
     elif existing is not None and existing.content_hash != content_hash:
         facts.update(_info_values(session, None))  # new content: the old metadata describes something else
+    def missing_with_content() -> int | None:
+        return session.execute(
+            select(_PHOTOS.c.id)
+            .where(_PHOTOS.c.content_hash == content_hash, _PHOTOS.c.status == "missing")
+            .order_by(_PHOTOS.c.updated_at.desc(), _PHOTOS.c.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+
+    moved: int | None = None
+    if existing is not None and existing.status == "pending" and existing.content_hash is None:
+        # A shared catalog's scan queued the new path before its content was known (`store_pending`):
+        # the queued row gives way to a missing photo with this content, which moves here (as unqueued).
+        moved = missing_with_content()
+        if moved is not None:
+            session.execute(delete(_PHOTOS).where(_PHOTOS.c.id == existing.id))
+            existing = None
     if existing is not None:
         session.execute(update(_PHOTOS).where(_PHOTOS.c.id == existing.id).values(**facts))
         return "restored" if existing.status == "missing" else "updated"
-    moved = session.execute(
-        select(_PHOTOS.c.id)
-        .where(_PHOTOS.c.content_hash == content_hash, _PHOTOS.c.status == "missing")
-        .order_by(_PHOTOS.c.updated_at.desc(), _PHOTOS.c.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    moved = moved if moved is not None else missing_with_content()
     if moved is not None:
         session.execute(update(_PHOTOS).where(_PHOTOS.c.id == moved).values(path=target, **facts))
         return "moved"

@@ -423,6 +423,7 @@ class Indexer:
         """`run` on a shared catalog: scan the roots no other indexer is scanning (each under its advisory
         lock), queueing their new and changed photos, then encode pending photos of all the roots in
         claimed batches, with the other indexers, until none is left."""
+        present: dict[int, bool] = {}
         with ExitStack() as locks:
             mine = [r for r in roots if locks.enter_context(self.lib.db.scan_lock(r.id))]
             if mine:
@@ -431,10 +432,17 @@ class Indexer:
                     present = {r.id: self._root_there(r) for r in mine}
                     with self.lib.db.write() as s:
                         catalog.set_roots_scanned(s, [r.id for r in mine], present)
-                    self._forget_long_missing([r.id for r in mine if present[r.id]], dry_run=False)
-                    self._collect_unheld_vectors()
         if not self.report.interrupted:
             self._drain([r.id for r in roots], scanned_elsewhere=[r.id for r in roots if r not in mine])
+        if present and not self.report.interrupted:
+            # Forgetting waits for the queue to drain, as on SQLite it follows the encoding: a long-missing
+            # photo back under a new name is queued by the scan and relinked to its stored vector only when
+            # claimed; forgetting first would delete that vector and encode the photo again. Under the
+            # roots' scan locks again (a root another indexer is scanning now is left to it).
+            with ExitStack() as locks:
+                there = [r.id for r in mine if present[r.id] and locks.enter_context(self.lib.db.scan_lock(r.id))]
+                self._forget_long_missing(there, dry_run=False)
+                self._collect_unheld_vectors()
         return self.report
 
     def _scanned_now(self, root_id: int) -> bool:
