@@ -546,7 +546,8 @@ def link_photo(
 
     "restored": the path was missing and is back; "updated": the path was known; "moved": a
     missing photo with this content now lives at `path` (its row moves, keeping id and
-    first_seen); "added": a new photo (a copy of known content).
+    first_seen); "added": a new photo (a copy of known content), also when a shared catalog's
+    scan queued its path (`store_pending`) before its content was known.
     """
     when = now or _now()
     target = os.fspath(path)
@@ -578,6 +579,8 @@ def link_photo(
             existing = None
     if existing is not None:
         session.execute(update(_PHOTOS).where(_PHOTOS.c.id == existing.id).values(**facts))
+        if existing.status == "pending" and existing.content_hash is None:
+            return "added"  # a path new to the catalog, queued by a shared catalog's scan
         return "restored" if existing.status == "missing" else "updated"
     moved = moved if moved is not None else missing_with_content()
     if moved is not None:

@@ -1,7 +1,10 @@
 """The product's main job end to end, through the real CLI: index a tree, search it, keep it true.
 
 Real SQLite, real FAISS, real ONNX Runtime on the generated toy bundle (an image embeds its
-dominant colour; a text naming a colour embeds the same direction), real JPEG/PNG files.
+dominant colour; a text naming a colour embeds the same direction), real JPEG/PNG files. The tests
+that take `backend_env` run on both catalog back ends (a real PostgreSQL server with pgvector, from
+the pgserver wheel, for the second); those about the FAISS index file, the SQLite file and
+killing a single writer stay on SQLite (tests/indexing/test_shared.py kills indexers on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli, kill_9_at, sql
+from helpers import cli, kill_9_at, on_both_backends, sql
 from typer.testing import CliRunner
 
 from photoindex.cli.app import app
@@ -28,10 +31,6 @@ from photoindex.testing.photos import make_photo, make_photo_tree
 from photoindex.vectors.index import VectorIndex
 
 runner = CliRunner()
-
-
-
-
 
 
 def index_file(config: Config) -> Path:
@@ -80,7 +79,7 @@ def library(tmp_path: Path, config: Config) -> tuple[Path, dict[Path, str], dict
 
 @pytest.mark.slow
 def test_index_search_and_keep_true(
-    library: tuple[Path, dict[Path, str], dict[Path, str]], config: Config
+    backend_env: dict[str, str], backend: str, library: tuple[Path, dict[Path, str], dict[Path, str]], config: Config
 ) -> None:
     root, tree, broken = library
 
@@ -103,12 +102,12 @@ def test_index_search_and_keep_true(
     assert hits[0]["width"] == 96 and hits[0]["height"] == 72
 
     # Second run on the unchanged tree: nothing encoded, nothing reported, index file untouched.
-    idx = index_file(config)
-    before = idx.stat().st_mtime_ns
+    idx = index_file(config) if backend == "sqlite" else None  # PostgreSQL keeps no index file
+    before = idx.stat().st_mtime_ns if idx is not None else None
     again = cli("index", str(root))
     assert again["encoded"] == 0 and again["added"] == 0 and again["failures"] == []
     assert again["unchanged"] == len(tree) + len(broken)
-    assert idx.stat().st_mtime_ns == before
+    assert idx is None or idx.stat().st_mtime_ns == before
 
     # Rename a folder of 50 photos: 0 encodes, new paths found, old paths never.
     album = root / "album-01"
@@ -161,7 +160,8 @@ def test_damaged_index_is_rebuilt_from_sqlite(tmp_path: Path, config: Config) ->
     assert len(tree) == 40
 
 
-def test_status_and_dry_run(tmp_path: Path, config: Config) -> None:
+@on_both_backends
+def test_status_and_dry_run(backend_env: dict[str, str], tmp_path: Path, config: Config) -> None:
     root = tmp_path / "Photos"
     make_photo_tree(root, 12)
     result = runner.invoke(app, ["reindex", "--dry-run"])
@@ -185,7 +185,10 @@ def test_status_and_dry_run(tmp_path: Path, config: Config) -> None:
     assert status["daemon"]["running"] is False
 
 
-def test_search_by_example_photo_uses_stored_vector(tmp_path: Path, config: Config) -> None:
+@on_both_backends
+def test_search_by_example_photo_uses_stored_vector(
+    backend_env: dict[str, str], tmp_path: Path, config: Config
+) -> None:
     root = tmp_path / "Photos"
     tree = make_photo_tree(root, 22)
     cli("index", str(root))
@@ -197,7 +200,8 @@ def test_search_by_example_photo_uses_stored_vector(tmp_path: Path, config: Conf
     assert {colour_of(tree, h["path"]) for h in hits} == {"blue"}
 
 
-def test_errors_are_one_clear_line(tmp_path: Path, config: Config) -> None:
+@on_both_backends
+def test_errors_are_one_clear_line(backend_env: dict[str, str], tmp_path: Path, config: Config) -> None:
     result = runner.invoke(app, ["index", str(tmp_path / "nope")])
     assert result.exit_code == 1
     assert "error:" in result.output and "nope" in result.output and "hint:" in result.output
@@ -338,7 +342,8 @@ def test_a_replaced_catalog_never_trusts_the_old_index(tmp_path: Path, config: C
     _assert_index_matches_catalog(config)
 
 
-def test_folder_filter_also_takes_a_single_photo(tmp_path: Path, config: Config) -> None:
+@on_both_backends
+def test_folder_filter_also_takes_a_single_photo(backend_env: dict[str, str], tmp_path: Path, config: Config) -> None:
     root = tmp_path / "Photos"
     tree = make_photo_tree(root, 12)
     cli("index", str(root))
@@ -349,7 +354,10 @@ def test_folder_filter_also_takes_a_single_photo(tmp_path: Path, config: Config)
     assert cli("search", "anything", "--folder", str(sibling_prefix)) == []
 
 
-def test_forget_a_root_then_purge_its_vectors(tmp_path: Path, config: Config) -> None:
+@on_both_backends
+def test_forget_a_root_then_purge_its_vectors(
+    backend_env: dict[str, str], backend: str, tmp_path: Path, config: Config
+) -> None:
     keep = make_photo_tree(tmp_path / "keep", 11, seed=1)
     drop = make_photo_tree(tmp_path / "drop", 11, seed=2)
     cli("index", str(tmp_path / "keep"), str(tmp_path / "drop"))
@@ -364,14 +372,17 @@ def test_forget_a_root_then_purge_its_vectors(tmp_path: Path, config: Config) ->
     again = cli("index", str(tmp_path / "drop"))  # a return costs no encoding
     assert again["encoded"] == 0 and again["added"] == 11
     purged = cli("forget", str(tmp_path / "drop"), "--purge")
-    assert purged["vectors_deleted"] == 11 and purged["index_rebuilt"] is True
+    assert purged["vectors_deleted"] == 11
     assert sql(config, "SELECT count(*) FROM vectors")[0][0] == 11
-    _assert_index_matches_catalog(config)
+    if backend == "sqlite":  # PostgreSQL keeps no index file: pgvector searches the catalog
+        assert purged["index_rebuilt"] is True
+        _assert_index_matches_catalog(config)
     assert {Path(h["path"]) for h in cli("search", "anything", "--limit", "100")} == set(keep)
 
 
+@on_both_backends
 def test_a_folder_that_cannot_be_read_keeps_its_photos(
-    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+    backend_env: dict[str, str], tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An I/O error on one folder (a failing card, a stale network handle) is not a deletion."""
     import photoindex.photos.scanner as scanner
