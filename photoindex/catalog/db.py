@@ -441,8 +441,8 @@ def current_revision(path: Path) -> str | None:
         ) from None
 
 
-def _check_known(path: Path, revision: str | None, script: Any) -> None:
-    """Refuse a catalog whose revision this photoindex does not know (written by a newer one)."""
+def _check_known(path: Path | str, revision: str | None, script: Any) -> None:
+    """Refuse a catalog (a SQLite file, or a server as shown) whose revision this photoindex does not know."""
     if revision is None:
         return
     from alembic.util import CommandError
@@ -455,7 +455,9 @@ def _check_known(path: Path, revision: str | None, script: Any) -> None:
         raise CatalogError(
             f"{path} was written by a newer photoindex (schema revision {revision!r}, "
             f"this one knows up to {script.get_current_head()!r})",
-            "upgrade photoindex, or restore a backup made before the upgrade (photoindex.db.bak-*)",
+            "upgrade photoindex, or restore a backup made before the upgrade (photoindex.db.bak-*)"
+            if isinstance(path, Path)
+            else "upgrade photoindex here to the version the machines sharing this catalog run",
         )
 
 

@@ -343,7 +343,7 @@ def upgrade_pg_database(location: CatalogLocation, revision: str = "head") -> bo
             conn.begin()
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             current = _revision(conn)
-            _check_known(location.shown, current, script)  # type: ignore[arg-type]
+            _check_known(location.shown, current, script)
             target = script.get_revision(revision).revision
             if current == target:
                 conn.rollback()
@@ -383,6 +383,10 @@ def open_pg_database(location: CatalogLocation, *, migrate: bool = True) -> PgDa
     """Open the PostgreSQL catalog, migrating it to head (default) or requiring head."""
     current = pg_current_revision(location)
     if current != HEAD_REVISION:
+        from alembic.script import ScriptDirectory
+
+        # A newer photoindex on another machine migrated it: said so, whether or not asked to migrate.
+        _check_known(location.shown, current, ScriptDirectory.from_config(_alembic_config()))
         if not migrate:
             raise CatalogError(
                 f"{location.shown}: the catalog is at schema revision {current or '(none)'}; "

@@ -1,7 +1,9 @@
-"""Alembic migrations on real SQLite files: upgrade with data, backups, refusals, and failures midway."""
+"""Alembic migrations: upgrade with data, backups, refusals, and failures midway, on real SQLite files; the
+tests taking `catalog_location` run on a real PostgreSQL server (pgserver) too."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -14,18 +16,22 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from conftest import psycopg_connect
 
 from photoindex import resources
 from photoindex.catalog import reads
 from photoindex.catalog import writes as catalog
 from photoindex.catalog.db import (
+    _alembic_config,
     create_catalog_engine,
     current_revision,
     head_revision,
+    open_catalog,
     open_database,
     upgrade_database,
 )
-from photoindex.catalog.schema import Base
+from photoindex.catalog.location import CatalogLocation, masked
+from photoindex.catalog.schema import Base, outside_metadata
 from photoindex.errors import CatalogError
 
 FIRST = "0001"
@@ -91,19 +97,71 @@ def backups(path: Path) -> list[Path]:
     return sorted(p for p in path.parent.glob(path.name + ".bak-*") if not p.name.endswith(".tmp"))
 
 
-def test_head_schema_matches_the_models(tmp_path: Path) -> None:
-    with open_database(tmp_path / "photoindex.db") as db, db.engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "include_name": _declared}
-        )
+def test_head_schema_matches_the_models(catalog_location: CatalogLocation) -> None:
+    with open_catalog(catalog_location) as db, db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": _declared})
         assert compare_metadata(context, Base.metadata) == []
+    assert _revision(catalog_location) == head_revision()
 
 
 def _declared(name: str | None, type_: str, parent: object) -> bool:
-    """The FTS5 tables of the words read in photos live outside the declarative metadata."""
-    from photoindex.catalog.schema import is_text_index_table
+    """The full-text index of the words read in photos (FTS5 tables, a tsvector table) is outside the models."""
+    return not outside_metadata(name, type_)
 
-    return not (type_ == "table" and is_text_index_table(name))
+
+def _revision(location: CatalogLocation) -> str | None:
+    if location.is_postgres:
+        from photoindex.catalog.postgres import pg_current_revision
+
+        return pg_current_revision(location)
+    assert location.path is not None
+    return current_revision(location.path)
+
+
+def _migrate(location: CatalogLocation, revision: str, *, down: bool = False) -> None:
+    """Run Alembic to `revision` on the catalog, as a maintainer would (no backup, no checks)."""
+    if location.is_postgres:
+        from photoindex.catalog.postgres import create_pg_engine
+
+        engine = create_pg_engine(location, pooled=False)
+    else:
+        assert location.path is not None
+        engine = create_catalog_engine(location.path, foreign_keys=False, pooled=False)
+    config = _alembic_config()
+    with engine.connect() as conn, conn.begin():
+        config.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(config, revision)
+    engine.dispose()
+
+
+def _set_revision(location: CatalogLocation, revision: str) -> None:
+    if location.is_postgres:
+        with psycopg_connect(str(location.url)) as con:
+            con.execute("UPDATE alembic_version SET version_num = %s", (revision,))
+        return
+    con = sqlite3.connect(str(location.path))
+    with con:
+        con.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    con.close()
+
+
+def test_rows_of_every_revision_survive_a_downgrade_to_the_first_and_the_upgrade_back(
+    catalog_location: CatalogLocation, tmp_path: Path
+) -> None:
+    """Roots and photos (64-bit sizes and mtimes, a name that is not UTF-8) through every revision down and up
+    (on PostgreSQL without vectors: revision 0006 makes the vector column from an empty table)."""
+    odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.jpg")
+    with open_catalog(catalog_location) as db, db.write() as s:
+        root = catalog.add_root(s, tmp_path)
+        catalog.store_pending(s, root_id=root.id, path=tmp_path / "a.jpg", size=2**40, mtime_ns=2**62)
+        catalog.store_pending(s, root_id=root.id, path=odd, size=1, mtime_ns=2)
+    _migrate(catalog_location, FIRST, down=True)
+    assert _revision(catalog_location) == FIRST
+    with open_catalog(catalog_location) as db, db.read() as s:
+        photos = sorted((p.path, p.size, p.mtime_ns) for p in catalog.photos_with_status(s, "pending"))
+        assert [r.path for r in catalog.list_roots(s)] == [str(tmp_path.resolve())]
+    assert photos == sorted([(str(tmp_path / "a.jpg"), 2**40, 2**62), (odd, 1, 2)])
+    assert _revision(catalog_location) == head_revision()
 
 
 def test_first_revision_with_data_upgrades_to_head_intact_with_a_backup(tmp_path: Path) -> None:
@@ -179,19 +237,17 @@ def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     assert "watch_mode" in columns(path, "roots") and snapshot(path) == before
 
 
-def test_newer_catalog_is_refused_and_left_alone(tmp_path: Path) -> None:
-    path = tmp_path / "photoindex.db"
-    open_database(path).close()
-    con = sqlite3.connect(path)
-    with con:
-        con.execute("UPDATE alembic_version SET version_num = '9999'")
-    con.close()
+def test_newer_catalog_is_refused_and_left_alone(catalog_location: CatalogLocation) -> None:
+    open_catalog(catalog_location).close()
+    _set_revision(catalog_location, "9999")
+    shown = str(catalog_location.path) if catalog_location.path is not None else masked(str(catalog_location.url))
     for migrate in (True, False):
         with pytest.raises(CatalogError, match="newer photoindex") as error:
-            open_database(path, migrate=migrate)
-        assert str(path) in error.value.message and "upgrade photoindex" in (error.value.hint or "")
-    assert current_revision(path) == "9999"
-    assert backups(path) == []
+            open_catalog(catalog_location, migrate=migrate)
+        assert shown in error.value.message and "upgrade photoindex" in (error.value.hint or "")
+    assert _revision(catalog_location) == "9999"
+    if catalog_location.path is not None:
+        assert backups(catalog_location.path) == []
 
 
 def test_a_file_that_is_not_sqlite_is_refused_by_name(tmp_path: Path) -> None:
@@ -279,6 +335,33 @@ def test_failure_midway_leaves_the_old_revision_and_a_backup(
     assert_still_first_revision(path, before)
     with open_database(path) as db, db.read() as s:  # the real migrations still work afterwards
         assert catalog.count_by_status(s)["indexed"] == 2
+
+
+def test_a_failed_migration_on_postgresql_leaves_the_catalog_as_it_was(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL migrates in one transaction (no backup file there): every revision from the first to a last
+    one failing after its DDL and a DELETE rolls back together; revision, columns and rows stay as they were,
+    and the catalog opens again."""
+    location = CatalogLocation(url=pg_url)
+    with open_catalog(location) as db, db.write() as s:
+        root = catalog.add_root(s, tmp_path)
+        catalog.store_pending(s, root_id=root.id, path=tmp_path / "a.jpg", size=1, mtime_ns=2)
+    _migrate(location, FIRST, down=True)
+    folder = broken_migrations(tmp_path, 'raise RuntimeError("migration failed midway")')
+    monkeypatch.setattr(resources, "migrations_dir", lambda: folder)
+    with pytest.raises(RuntimeError, match="midway"):
+        open_catalog(location)
+    monkeypatch.undo()
+    assert _revision(location) == FIRST
+    with psycopg_connect(pg_url) as con:
+        names = [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name IN ('photos', 'roots')"
+        )]
+    assert "path" in names and "doomed" not in names and "watch_mode" not in names
+    with open_catalog(location) as db, db.read() as s:
+        assert catalog.count_by_status(s)["pending"] == 1
 
 
 def test_kill_midway_leaves_the_old_revision_and_a_backup(tmp_path: Path) -> None:

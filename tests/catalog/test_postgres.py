@@ -1,4 +1,5 @@
-"""The catalog on a real PostgreSQL server (pgserver): migrations, the URL, errors, read transactions."""
+"""The catalog on a real PostgreSQL server (pgserver): the URL, errors, read transactions (migrations on both
+back ends: tests/catalog/test_migrations.py)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from conftest import pg_database_url, psycopg_connect
 
 from photoindex.catalog import reads
 from photoindex.catalog import writes as catalog
-from photoindex.catalog.db import _alembic_config, head_revision, open_catalog
+from photoindex.catalog.db import open_catalog
 from photoindex.catalog.location import CatalogLocation, masked, parse_location
-from photoindex.catalog.postgres import PgDatabase, PgReads, create_pg_engine, pg_current_revision
-from photoindex.catalog.schema import Base, outside_metadata
+from photoindex.catalog.postgres import PgDatabase, PgReads
 from photoindex.errors import CatalogError, ConfigError
 
 
@@ -32,33 +29,6 @@ def pg(location: CatalogLocation) -> Iterator[PgDatabase]:
     assert isinstance(db, PgDatabase)
     yield db
     db.close()
-
-
-def test_head_schema_matches_the_models(pg: PgDatabase) -> None:
-    with pg.engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "include_name": lambda name, type_, _: not outside_metadata(name, type_)}
-        )
-        assert compare_metadata(context, Base.metadata) == []
-    assert pg_current_revision(pg.location) == head_revision()
-
-
-def test_downgrade_to_the_first_revision_and_up_again_keeps_the_rows(pg: PgDatabase, tmp_path: Path) -> None:
-    with pg.write() as s:
-        root = catalog.add_root(s, tmp_path)
-        catalog.store_pending(s, root_id=root.id, path=tmp_path / "a.jpg", size=2**40, mtime_ns=2**62)
-    engine = create_pg_engine(pg.location, pooled=False)
-    config = _alembic_config()
-    with engine.connect() as conn, conn.begin():
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0001")
-    engine.dispose()
-    pg.close()
-    assert pg_current_revision(pg.location) == "0001"
-    with open_catalog(pg.location) as again, again.read() as s:
-        (photo,) = catalog.photos_with_status(s, "pending")
-        assert (photo.path, photo.size, photo.mtime_ns) == (str(tmp_path / "a.jpg"), 2**40, 2**62)
-    assert pg_current_revision(pg.location) == head_revision()
 
 
 def test_an_empty_database_is_not_migrated_when_asked_not_to(location: CatalogLocation) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import pg_database_url, psycopg_connect
-from helpers import cli, machine_env, sql
+from helpers import cli, machine_env, on_both_backends, sql
 
 from photoindex.catalog.db import open_catalog
 from photoindex.catalog.location import CatalogLocation
@@ -70,12 +70,15 @@ def test_a_bad_roots_entry_is_a_config_error_naming_the_key(tmp_path: Path, entr
     assert "NAME=/mount/path" in (caught.value.hint or "")
 
 
-# ---------------------------------------------------------------- SQLite: an existing library
+# ---------------------------------------------------------------- an existing library
 
 
-def test_naming_the_root_of_an_existing_sqlite_library_keeps_its_photos_and_vectors(
-    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+@on_both_backends
+def test_naming_the_root_of_an_existing_library_keeps_its_photos_and_vectors(
+    backend_env: dict[str, str], tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A library made before the name was mapped (every SQLite library, or one copied to PostgreSQL): its rows
+    are respelled in place, ids and vectors kept, nothing re-encoded, and every answer stays the same."""
     root = tmp_path / "Photos"
     make_photo_tree(root, N, seed=5)
     assert cli("index", str(root))["encoded"] == N
