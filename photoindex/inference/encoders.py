@@ -12,6 +12,7 @@ one else knows the layout.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
@@ -22,6 +23,8 @@ from photoindex.errors import ModelError
 from photoindex.inference.bundle import ImageSpec
 from photoindex.inference.sessions.base import Session, TensorSpec
 from photoindex.vectors.scoring import l2_normalize
+
+logger = logging.getLogger("photoindex")
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -223,11 +226,15 @@ class ImageEncoder:
         """Into how many runs `n` photos can be split: one per photo, or per chunk of a static batch."""
         return n if self.batch_size is None else -(-n // self.batch_size)
 
-    def _wide(self) -> Session:
+    def _wide(self) -> Session | None:
+        """The wide session, opened on first need; None (for good) when it cannot be opened."""
         with self._pool_lock:
-            if self.wide_session is None:
-                assert self._open_wide is not None
-                self.wide_session = self._open_wide()
+            if self.wide_session is None and self._open_wide is not None:
+                try:
+                    self.wide_session = self._open_wide()
+                except Exception as exc:  # memory, a vanished copy: the narrow session does the work
+                    logger.info("%s: no session over every core for small batches (%s)", self._where, exc)
+                    self._open_wide = None
             return self.wide_session
 
     def check_pixels(self, pixels: np.ndarray) -> None:
@@ -261,6 +268,9 @@ class ImageEncoder:
             # Too few photos (or chunks) for a run per core: one run over every core instead of one
             # run that leaves the other cores idle.
             wide = self._wide()
+        else:
+            wide = None
+        if wide is not None:
             return _run_batched(
                 lambda chunk: wide.run({self._input.name: chunk})[0],
                 self.model_input(pixels),

@@ -191,23 +191,76 @@ def short_copy(copy: Path) -> tuple[Path, bool | None] | None:
     stamp = _read_stamp(copy.parent)
     if stamp is None or SHORT not in (stamp.get("files") or {}):
         return None
-    try:
-        verdict = json.loads((copy.parent / VERDICT).read_text(encoding="utf-8")).get("agrees")
-    except (OSError, ValueError, AttributeError):
-        verdict = None
+    verdict = _read_verdict(copy).get("agrees")
     return copy.parent / SHORT, verdict if isinstance(verdict, bool) else None
+
+
+def _read_verdict(copy: Path) -> dict[str, Any]:
+    try:
+        found = json.loads((copy.parent / VERDICT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+_CHECK_STALE_S = 600.0  # a check older than this ended without a verdict: its process died
+
+
+def begin_check(copy: Path) -> bool:
+    """Claim the check of the short graph beside `copy`; False when this process should not check it now.
+
+    The claim is written before the check, so a check that kills its process (a crash or the OOM
+    killer in the runtime) is not repeated by every later start: the next one finds the claim of a
+    dead process and records the graph as disagreeing. A claim of a live process means another
+    check runs now: the full graph is used meanwhile.
+    """
+    claim = _read_verdict(copy).get("checking")
+    if isinstance(claim, dict):
+        pid, since = claim.get("pid"), claim.get("since")
+        alive = isinstance(pid, int) and _alive(pid)
+        fresh = isinstance(since, (int, float)) and time.time() - since < _CHECK_STALE_S
+        if alive and fresh:
+            return False
+        logger.info("the check of %s ended without a verdict (process %s): full length kept", copy, pid)
+        record_verdict(copy, False)
+        return False
+    return _write_verdict(copy, {"checking": {"pid": os.getpid(), "since": time.time()}})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def abandon_check(copy: Path) -> None:
+    """Drop this process's claim after a failure that says nothing of the graph (memory, files): checked again later."""
+    claim = _read_verdict(copy).get("checking")
+    if isinstance(claim, dict) and claim.get("pid") == os.getpid():
+        (copy.parent / VERDICT).unlink(missing_ok=True)
 
 
 def record_verdict(copy: Path, agrees: bool) -> None:
     """Keep whether the short graph beside `copy` agrees with the model (written whole, by rename)."""
-    tmp = copy.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.json"
+    _write_verdict(copy, {"agrees": agrees, "checked": time.time()})
+
+
+def _write_verdict(copy: Path, content: dict[str, Any]) -> bool:
+    # The temporary sits in the cache folder itself, where an unfinished one is swept.
+    tmp = copy.parent.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.json"
     try:
-        tmp.write_text(json.dumps({"agrees": agrees, "checked": time.time()}) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(content) + "\n", encoding="utf-8")
         fsync_file(tmp)
         tmp.rename(copy.parent / VERDICT)
     except OSError as exc:  # a read-only cache: checked again next time
         logger.info("cannot keep the short-query verdict of %s: %s", copy, exc)
         tmp.unlink(missing_ok=True)
+        return False
+    return True
 
 
 # --- splitting a model from its wire format ------------------------------------------------------

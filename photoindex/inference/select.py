@@ -166,21 +166,27 @@ def _open_cpu(
     )
 
 
-def _wide_cpu(cpu_path: Path | None, runtime: RuntimeConfig) -> Callable[[], Session] | None:
+def _wide_cpu(narrow: Session, cpu_path: Path | None, runtime: RuntimeConfig) -> Callable[[], Session] | None:
     """For the image encoder, whose runs take one core each: how to open the same model with one run
     over every core, for a batch too small to split (docs/indexing.md, "Keeping both cores busy").
 
-    Only through the fast copy, whose weights are memory-mapped and shared by both sessions; without
-    it a second session would hold a second copy of the weights, and small batches stay on one core.
+    Only when `narrow` was loaded through the fast copy, whose weights are memory-mapped and shared
+    by both sessions; without it a second session would hold a second copy of the weights, and
+    small batches stay on one core. The opener raises if the copy is gone by the time it is called.
     """
     if cpu_path is None or runtime.threads != 0 or runtime.model_cache_dir is None:
+        return None
+    if getattr(narrow, "loaded_from", None) is None:
         return None
     path, cache = cpu_path, runtime.model_cache_dir
 
     def open_wide() -> Session:
         from photoindex.inference.sessions.ort import OrtSession
 
-        return OrtSession(path, 0, cache_dir=cache)
+        wide = OrtSession(path, 0, cache_dir=cache)
+        if wide.loaded_from is None:
+            raise ModelError(f"{path}: its fast copy is gone; a second session would copy the weights")
+        return wide
 
     return open_wide
 
@@ -369,10 +375,8 @@ def open_image_encoder(
     choice, plan = _open(bundle, "image", runtime, on_warning)
 
     def cpu_encoder(session: Session | None = None) -> ImageEncoder:
-        return ImageEncoder(
-            session or _open_cpu(bundle, "image", plan.cpu_path, runtime), m.image, m.embedding_dim,
-            wide=_wide_cpu(plan.cpu_path, runtime),
-        )
+        narrow = session or _open_cpu(bundle, "image", plan.cpu_path, runtime)
+        return ImageEncoder(narrow, m.image, m.embedding_dim, wide=_wide_cpu(narrow, plan.cpu_path, runtime))
 
     if choice.device == "cpu":
         return cpu_encoder(choice.session), choice

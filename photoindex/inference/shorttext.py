@@ -176,17 +176,29 @@ def rewrite(model: Path, out: Path, context: int) -> bool:
     return True
 
 
-def agrees(run: Callable[[np.ndarray], np.ndarray], probe: np.ndarray) -> bool:
+def agrees(run: Callable[[np.ndarray], np.ndarray], probe: np.ndarray, batch: int | None = None) -> bool:
     """Whether `run` (the short copy) gives the same vectors for `probe` [N, context] ids at full and cut length.
 
     At full length every cut constant is whole, so that run is the original model's answer. Each
     probe is also run alone at its own length, and all together at the longest one (padding inside).
+    `batch`: the model's static batch, if it has one (runs are then padded to it, as the encoder does).
+    A vector that is not finite is a disagreement.
     """
-    full = _unit(run(probe))
-    cut = [_unit(run(probe[k : k + 1, : used_length(probe[k : k + 1])]))[0] for k in range(len(probe))]
-    together = _unit(run(probe[:, : used_length(probe)]))
-    least = float(min(np.min(np.sum(full * np.asarray(cut), axis=1)), np.min(np.sum(full * together, axis=1))))
-    if least < AGREEMENT:
+
+    def vectors(ids: np.ndarray) -> np.ndarray:
+        if batch is None:
+            return _unit(run(ids))
+        rows = [
+            run(np.concatenate([ids[k : k + batch], np.repeat(ids[-1:], max(0, k + batch - len(ids)), axis=0)]))
+            for k in range(0, len(ids), batch)
+        ]
+        return _unit(np.concatenate(rows)[: len(ids)])
+
+    full = vectors(probe)
+    cut = np.concatenate([vectors(probe[k : k + 1, : used_length(probe[k : k + 1])]) for k in range(len(probe))])
+    together = vectors(probe[:, : used_length(probe)])
+    least = float(min(np.min(np.sum(full * cut, axis=1)), np.min(np.sum(full * together, axis=1))))
+    if not np.isfinite(full).all() or not least >= AGREEMENT:  # NaN compares False both ways
         logger.info("the short-query copy disagrees with its model (cosine %.6f): full length kept", least)
         return False
     return True

@@ -303,3 +303,32 @@ def test_the_cpu_image_encoder_opens_its_wide_session_through_the_fast_copy(toy:
     counted, _ = open_image_encoder(toy, RuntimeConfig(image="cpu", threads=2, model_cache=str(tmp_path / "cache")))
     counted.encode(_pixels(1))
     assert counted.wide_session is None
+
+
+def test_no_wide_session_without_the_fast_copy_and_a_failing_one_leaves_the_narrow_doing_the_work(
+    toy: Bundle, tmp_path: Path
+) -> None:
+    """Without the fast copy a second session would hold a second copy of the weights: none is opened.
+    A wide session that cannot be opened is given up for good and the narrow one encodes."""
+    from photoindex.config import RuntimeConfig
+    from photoindex.inference.select import open_image_encoder
+    from photoindex.inference.sessions.ort import cores
+
+    if cores() < 2:
+        pytest.skip("one core: every run already takes all of them")
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    encoder, _ = open_image_encoder(toy, RuntimeConfig(image="cpu", model_cache=str(blocked)))
+    assert encoder._session.loaded_from is None  # type: ignore[attr-defined]
+    want = encoder.encode(_pixels(1))
+    assert encoder.wide_session is None
+
+    split = _Recording(OrtSession(_file(toy, "image"), parallel=True), 2)
+
+    def failing() -> OrtSession:
+        raise MemoryError("no room for a second session")
+
+    failed = ImageEncoder(split, toy.manifest.image, 512, wide=failing)
+    np.testing.assert_allclose(failed.encode(_pixels(1)), want, atol=1e-6)
+    np.testing.assert_allclose(failed.encode(_pixels(1)), want, atol=1e-6)
+    assert failed.wide_session is None and [n for n, _ in split.runs] == [1, 1]

@@ -102,7 +102,7 @@ def test_a_model_the_padding_changes_keeps_its_full_length(tmp_path: Path) -> No
     assert not OrtSession(model, cache_dir=cache, text_probe=probe("bert-chinese", 52)).trims_tokens
 
 
-def _export_like(path: Path, *, causal: bool, shape_dtype: type = np.int64) -> Path:
+def _export_like(path: Path, *, causal: bool, shape_dtype: type = np.int64, batch: int | str = "batch") -> Path:
     """A one-block attention text model written the way torch.onnx writes open_clip's: positional
     embedding and causal mask as Constant nodes, the reshape target built from a [77] constant."""
     rng = np.random.default_rng(3)
@@ -143,8 +143,8 @@ def _export_like(path: Path, *, causal: bool, shape_dtype: type = np.int64) -> P
     graph = helper.make_graph(
         nodes,
         "export_like",
-        [helper.make_tensor_value_info("input", TensorProto.INT64, ["batch", context])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("input", TensorProto.INT64, [batch, context])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, width])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -229,3 +229,72 @@ def test_the_daemon_checks_the_copy_at_start_and_the_first_search_trims_without_
     want = full.encode(["a dog on the beach", "金色头发的小姐姐"])
     got = np.stack([vectors["a dog on the beach"], vectors["金色头发的小姐姐"]])
     assert cosines(got, want).min() >= shorttext.AGREEMENT
+
+
+def test_a_model_with_a_static_batch_is_checked_in_runs_of_its_batch_and_trims(tmp_path: Path) -> None:
+    model = _export_like(tmp_path / "textual.onnx", causal=True, batch=1)
+    session = OrtSession(model, cache_dir=tmp_path / "cache", text_probe=probe())
+    assert session.trims_tokens and session.inputs[0].shape == (1, None)
+    tokenizer = load_tokenizer("clip-bpe", 77)
+    full = TextEncoder(OrtSession(model), tokenizer, 16).encode(QUERIES)
+    assert cosines(TextEncoder(session, tokenizer, 16).encode(QUERIES), full).min() >= shorttext.AGREEMENT
+
+
+def test_vectors_that_are_not_finite_never_agree() -> None:
+    ids = probe().ids()
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((len(ids), 8))
+
+    def nan_when_cut(x: np.ndarray) -> np.ndarray:  # an answer at full length, NaN when cut
+        return table[: len(x)] if x.shape[1] == 77 else np.full((len(x), 8), np.nan)
+
+    assert not shorttext.agrees(nan_when_cut, ids)
+    assert not shorttext.agrees(lambda x: np.full((len(x), 8), np.nan), ids)
+
+
+def _claim(copy: Path, pid: int, since: float) -> None:
+    (copy.parent / modelcache.VERDICT).write_text(json.dumps({"checking": {"pid": pid, "since": since}}))
+
+
+def test_a_check_that_killed_its_process_is_not_repeated(tmp_path: Path) -> None:
+    """A claim left by a dead process (the check crashed it) is recorded as a disagreement: full length."""
+    import subprocess
+    import time
+
+    model = _export_like(tmp_path / "textual.onnx", causal=True)
+    copy = modelcache.ensure(model, tmp_path / "cache", onnxruntime.__version__, text_context=77)
+    assert copy is not None
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    _claim(copy, dead.pid, time.time())
+    session = OrtSession(model, cache_dir=tmp_path / "cache", text_probe=probe())
+    assert not session.trims_tokens
+    assert modelcache.short_copy(copy) == (copy.parent / modelcache.SHORT, False)
+
+
+def test_a_check_running_in_another_process_is_left_to_it(tmp_path: Path) -> None:
+    """A live process's fresh claim: this one runs the full graph now and writes nothing; a stale one is a crash."""
+    import time
+
+    model = _export_like(tmp_path / "textual.onnx", causal=True)
+    copy = modelcache.ensure(model, tmp_path / "cache", onnxruntime.__version__, text_context=77)
+    assert copy is not None
+    _claim(copy, os.getppid(), time.time())
+    session = OrtSession(model, cache_dir=tmp_path / "cache", text_probe=probe())
+    assert not session.trims_tokens and session.loaded_from == copy
+    assert "checking" in json.loads((copy.parent / modelcache.VERDICT).read_text())
+    _claim(copy, os.getppid(), time.time() - 3600)
+    assert not OrtSession(model, cache_dir=tmp_path / "cache", text_probe=probe()).trims_tokens
+    assert modelcache.short_copy(copy) == (copy.parent / modelcache.SHORT, False)
+
+
+def test_a_check_that_ran_out_of_memory_is_made_again_next_time(tmp_path: Path) -> None:
+    model = _export_like(tmp_path / "textual.onnx", causal=True)
+
+    def no_memory() -> np.ndarray:
+        raise MemoryError
+
+    session = OrtSession(model, cache_dir=tmp_path / "cache", text_probe=shorttext.TextProbe(77, no_memory))
+    assert not session.trims_tokens and session.loaded_from is not None
+    assert modelcache.short_copy(session.loaded_from) == (session.loaded_from.parent / modelcache.SHORT, None)
+    assert OrtSession(model, cache_dir=tmp_path / "cache", text_probe=probe()).trims_tokens

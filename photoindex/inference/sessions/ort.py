@@ -149,11 +149,14 @@ class OrtSession(FixedSpecs):
         """Load the copy's short-query graph instead of its full one if it agrees with the model."""
         from photoindex.inference import shorttext
 
-        assert self.loaded_from is not None
-        found = modelcache.short_copy(self.loaded_from)
+        copy = self.loaded_from
+        assert copy is not None
+        found = modelcache.short_copy(copy)
         if found is None or found[1] is False:
             return
         short, verdict = found
+        if verdict is None and not modelcache.begin_check(copy):
+            return
         # Unoptimized: at a query's length the run is its MatMuls whatever the graph's level, and
         # ORT_ENABLE_ALL's passes over the attention's shape arithmetic cost a cold search 0.1-0.25
         # CPU s at load (ViT-B/32's text model: load 0.10 against 0.20-0.38 CPU s, runs alike).
@@ -161,16 +164,20 @@ class OrtSession(FixedSpecs):
         try:
             session = ort.InferenceSession(str(short), sess_options=options, providers=["CPUExecutionProvider"])
             if verdict is None:
-                name = session.get_inputs()[0].name
-                dtype = _ort_spec(session.get_inputs()[0], self.path).dtype
+                spec = _ort_spec(session.get_inputs()[0], self.path)
                 verdict = shorttext.agrees(
-                    lambda ids: session.run(None, {name: np.ascontiguousarray(ids, dtype=dtype)})[0],
+                    lambda ids: session.run(None, {spec.name: np.ascontiguousarray(ids, dtype=spec.dtype)})[0],
                     np.asarray(probe.ids()),
+                    spec.static_batch,
                 )
-                modelcache.record_verdict(self.loaded_from, verdict)
-        except Exception as exc:  # a graph ONNX Runtime refuses or cannot run: the full one is kept
+                modelcache.record_verdict(copy, verdict)
+        except (MemoryError, OSError) as exc:  # says nothing of the graph: the full one now, checked again later
+            logger.info("%s: short-query copy not used this time (%s)", self.path, exc)
+            modelcache.abandon_check(copy)
+            verdict = False
+        except Exception as exc:  # a graph ONNX Runtime refuses or cannot run: the full one, for good
             logger.info("%s: cannot use its short-query copy %s (%s)", self.path, short, exc)
-            modelcache.record_verdict(self.loaded_from, False)
+            modelcache.record_verdict(copy, False)
             verdict = False
         if not verdict:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
