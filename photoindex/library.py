@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from photoindex.config import Config
-from photoindex.errors import CatalogError, ConfigError, ModelError
+from photoindex.errors import CatalogError, ConfigError, ModelError, PhotoindexError
 from photoindex.inference.bundle import Bundle, resolve_bundle, shipped_manifests
 from photoindex.resources import config_example
 
@@ -223,7 +223,7 @@ class Library:
             m = self.bundle.manifest
             copy = modelcache.ensure(path, cache, onnxruntime.__version__, text_context=m.text.context_length)
             found = modelcache.short_copy(copy) if copy is not None else None
-            if check and found is not None and found[1] is None:
+            if check and found is not None and found[1] is None and self._text_runs_on_cpu():
                 import numpy as np
 
                 from photoindex.inference.sessions.ort import OrtSession
@@ -235,6 +235,15 @@ class Library:
                 OrtSession(path, self.config.runtime.threads, cache, text_probe=probe)  # checks, then dropped
         except Exception as exc:  # an onnxruntime that does not import is reported when a model is loaded
             logger.info("no fast-loading copy of %s: %s", path, exc)
+
+    def _text_runs_on_cpu(self) -> bool:
+        """Whether queries will run the text model on the CPU (on the NPU its CPU copy is never loaded)."""
+        from photoindex.inference.select import plan_runtime
+
+        try:
+            return plan_runtime(self.bundle, "text", self.config.runtime)[0] == "cpu"
+        except PhotoindexError:
+            return False
 
     def release_text_encoder(self, *, unused_for: float | None = None, now: float | None = None) -> bool:
         """Drop the text model (the next query loads it again); True if one was loaded and dropped.
