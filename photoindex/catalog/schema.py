@@ -353,3 +353,14 @@ class PhotoTextRow(Base):
     gate: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     read_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TextClaimRow(Base):
+    """A content one indexer of a shared (PostgreSQL) catalog is reading with OCR, until its lease runs out
+    (revision 0008; `catalog.text.claim`). Nothing writes it on SQLite, where one writer reads at a time."""
+
+    __tablename__ = "text_claims"
+
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    claimed_by: Mapped[str] = mapped_column(String(128))
+    claim_until: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -19,7 +19,7 @@ import sqlite3
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from photoindex.catalog.reads import PHOTO_COLUMNS, Photo, filter_clause, matrix, photo
@@ -91,6 +91,7 @@ class Waiting:
     dim: int
     skipped_before: bool  # the gate skipped it under `gate = "clip"`; `gate = "all"` reads it now
     outdated: bool = False  # read before by other OCR models: read again, after every photo never read
+    reading: int | None = None  # the id of its reading when listed (None: never read), for `claim`
 
     def unit_vector(self) -> object:
         """The stored vector as float32 [dim]."""
@@ -161,11 +162,51 @@ def waiting(
         f"SELECT v.content_hash, v.vector, v.dim, t.status, "
         "(SELECT p.path FROM photos AS p WHERE p.content_hash = v.content_hash AND p.status = 'indexed' "
         "ORDER BY p.path LIMIT 1), "
-        "t.status IS NOT NULL AND t.status <> 'skipped' AS outdated "
+        "t.status IS NOT NULL AND t.status <> 'skipped' AS outdated, t.id "
         f"{_waiting_sql(include_skipped, engine, threshold)} ORDER BY outdated, v.id DESC LIMIT :limit",
         {"model": model_id, "engine": engine, "threshold": threshold, "limit": limit},
     ).fetchall()
-    return [Waiting(r[0], r[4], r[1], int(r[2]), r[3] == "skipped", bool(r[5])) for r in rows]
+    return [Waiting(r[0], r[4], r[1], int(r[2]), r[3] == "skipped", bool(r[5]), r[6]) for r in rows]
+
+
+def claim(
+    con: sqlite3.Connection, items: Sequence[Waiting], worker: str, *, lease_seconds: float
+) -> set[str]:
+    """The contents of `items` that `worker` now holds for reading, on a shared (PostgreSQL) catalog, until
+    `lease_seconds` from now; call it in a write transaction of its own.
+
+    A content is held by one indexer at a time (the claim's primary key: a second indexer's insert
+    waits for the first's transaction, then finds the row and gets nothing), and only while it still
+    waits as listed: one another indexer read since `waiting` listed it (its reading changed) is left
+    alone. Storing the reading (`store`) ends the claim; an indexer that dies leaves it to run out,
+    and then it is claimed again (docs/scale.md).
+    """
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    until = (now + timedelta(seconds=lease_seconds)).isoformat(sep=" ")
+    con.execute("DELETE FROM text_claims WHERE claim_until < ?", (now.isoformat(sep=" "),))
+    held: set[str] = set()
+    for w in items:
+        got = con.execute(
+            "INSERT INTO text_claims (content_hash, claimed_by, claim_until) VALUES (?, ?, ?) "
+            "ON CONFLICT (content_hash) DO NOTHING RETURNING content_hash",
+            (w.content_hash, worker, until),
+        ).fetchone()
+        if got is None:
+            continue  # another indexer reads it
+        reading = con.execute("SELECT id FROM photo_text WHERE content_hash = ?", (w.content_hash,)).fetchone()
+        if (reading[0] if reading is not None else None) != w.reading:
+            con.execute("DELETE FROM text_claims WHERE content_hash = ?", (w.content_hash,))
+            continue  # read by another indexer since it was listed
+        held.add(w.content_hash)
+    return held
+
+
+def release(con: sqlite3.Connection, content_hashes: Sequence[str], worker: str) -> None:
+    """Give back `worker`'s claims on contents it did not read after all (a stop, a file that changed)."""
+    for content_hash in content_hashes:
+        con.execute(
+            "DELETE FROM text_claims WHERE content_hash = ? AND claimed_by = ?", (content_hash, worker)
+        )
 
 
 def counts(
@@ -234,6 +275,8 @@ def store(
     if _pg(con):  # machines sharing the catalog may read one content at once: the last reading stays
         con.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (content_hash,))
     old = con.execute("SELECT id FROM photo_text WHERE content_hash = ?", (content_hash,)).fetchone()
+    if _pg(con):
+        con.execute("DELETE FROM text_claims WHERE content_hash = ?", (content_hash,))  # read: the claim ends
     if old is not None:
         _unindex(con, int(old[0]))
         con.execute("DELETE FROM photo_text WHERE id = ?", (old[0],))

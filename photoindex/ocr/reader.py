@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -91,6 +92,9 @@ class TextPass:
         self.lib = lib
         self.config = lib.config.ocr
         self.models_id = models_id()
+        # On a shared (PostgreSQL) catalog each content is claimed before it is read (`catalog.text.claim`).
+        self._shared = lib.db.kind == "postgresql"
+        self._worker = f"{socket.gethostname()}:{os.getpid()}"
         self._reader: TextReader | None = None
         self._gate: Gate | None = None
         self._gate_prompts = gate_prompts
@@ -237,6 +241,19 @@ class TextPass:
                 done += len(skipped)
             if not to_read:
                 continue
+            if self._shared:
+                # Indexers sharing the catalog read each content once (docs/scale.md): what another one holds
+                # is its to read, and one it read since the listing is done.
+                with self.lib.db.write() as s:
+                    held = catalog_text.claim(
+                        connection(s), [w for w, _ in to_read], self._worker,
+                        lease_seconds=self.lib.config.catalog.lease_seconds,
+                    )
+                tried.update(w.content_hash for w, _ in to_read if w.content_hash not in held)
+                to_read = [(w, score) for w, score in to_read if w.content_hash in held]
+                if not to_read:
+                    continue
+            stored: set[str] = set()
             pool = DecodePool(
                 self.lib.bundle.manifest.image,
                 workers=1,
@@ -263,6 +280,7 @@ class TextPass:
                             connection(s), w.content_hash, status="text" if lines else "none", engine=engine,
                             lines=[line.to_json() for line in lines], gate=score,
                         )
+                    stored.add(w.content_hash)
                     report.read += 1
                     report.reread += w.outdated
                     report.with_text += bool(lines)
@@ -276,6 +294,7 @@ class TextPass:
                             connection(s), w.content_hash, status="failed", engine=engine, gate=score,
                             error=f"{r.reason}: {r.message}",
                         )
+                    stored.add(w.content_hash)
                     report.failed += 1
                 done += 1
                 if progress is not None:
@@ -283,6 +302,10 @@ class TextPass:
                 if enough():
                     pool.stop()
                     break
+            unread = [w.content_hash for w, _ in to_read if w.content_hash not in stored]
+            if self._shared and unread:  # a stop, or files changed since: another indexer may read them now
+                with self.lib.db.write() as s:
+                    catalog_text.release(connection(s), unread, self._worker)
 
 
 class _GiveWay:
