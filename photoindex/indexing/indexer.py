@@ -32,7 +32,7 @@ from photoindex.errors import ConfigError, PhotoindexError
 from photoindex.library import Library, open_library
 from photoindex.mounts import Mounts, named_root, root_name
 from photoindex.paths import within
-from photoindex.photos.decodepool import DecodeJob, DecodePool, DecodeResult
+from photoindex.photos.decodepool import DecodeJob, DecodePool, DecodeResult, start_server
 from photoindex.photos.scanner import FileFact, ScanProblem, ignored_below, stat_fact, walk
 from photoindex.photos.thumbnails import thumbnail_store
 
@@ -231,9 +231,12 @@ class Indexer:
         index: IndexHandle | None = None,
         save_index: bool = True,
         rounds: Rounds = Rounds(),
+        at_tail: Callable[[], None] | None = None,
     ) -> None:
         """`index`: an open `IndexHandle` to reuse (the daemon keeps one); `save_index`: write it when the run ends;
-        `rounds`: the sizes that bound a run's memory."""
+        `rounds`: the sizes that bound a run's memory; `at_tail`: called once, when the run has no photo
+        left to decode (its last batches encode and commit, the decode workers are gone): work that must
+        not take the cores or the GIL from decoding starts there (docs/indexing.md)."""
         self.lib = lib
         self.rounds = rounds
         self.config = lib.config
@@ -245,6 +248,7 @@ class Indexer:
         self._save_index = save_index
         self._encoding_done = 0  # photos through the decode/encode stage in earlier rounds of this run
         self._batches_started = False  # a batch of this run has gone to the encoder
+        self._at_tail = at_tail
         self._copies: list[str] = []  # paths added in this run as copies of known content (maybe moves)
         self._stale_meta: list[tuple[int, str]] = []  # unchanged photos indexed before today's metadata
         self._decoders: frozenset[str] | None = None  # image formats this process can decode (on first need)
@@ -616,6 +620,7 @@ class Indexer:
                 self._plan(todo, vanished)
         elif not self.report.interrupted:
             self._work(todo, vanished, last=True)
+            self._tail()
             self._backfill_metadata()
             rounds += 1
             if rounds > 1:
@@ -853,6 +858,8 @@ class Indexer:
                             pool.stop()
                             self.report.interrupted = True
                             break
+                if last and not self.report.interrupted:
+                    self._tail()
                 # On interruption the partial batch is dropped: the next run picks these photos up again.
                 if not batch.empty() and not self.report.interrupted:
                     started = self._start_encoding(batch, encoder)
@@ -867,6 +874,12 @@ class Indexer:
                     pending.future.cancel()
         self._encoding_done = done
         self.progress(Progress("encoding", done, total, _rate(done - before, t0)))
+
+    def _tail(self) -> None:
+        """Call `at_tail` once: nothing is left to decode."""
+        at_tail, self._at_tail = self._at_tail, None
+        if at_tail is not None:
+            at_tail()
 
     def _keep_thumbnail(self, content_hash: str, data: bytes) -> None:
         """Cache the thumbnail a decode worker made; a cache that cannot be written is not the run's failure."""
@@ -1199,6 +1212,9 @@ def run_index(
     from photoindex.catalog.writerlock import acquire_patiently
 
     stop = stop or threading.Event()
+    if not dry_run:
+        # The decode workers' server starts on the other core while this one opens the library.
+        start_server()
     with open_library(config) as lib:
         if dry_run:
             roots = _resolve_roots_readonly(lib, paths)
@@ -1216,12 +1232,12 @@ def run_index(
         lock = WriterLock(config.lock_path, "reindex" if paths is None else "index")
         if not acquire_patiently(lock, wait=lock_wait, stop=stop, on_wait=on_wait):
             return IndexReport(interrupted=True)
-        # The text model's fast copy is made while indexing, so the first search after it loads fast.
-        text_copy = threading.Thread(target=lib.prepare_text_model, name="text-model-copy", daemon=True)
-        text_copy.start()
+        text_copy = _TextCopy(lib)
         try:
             roots = _resolve_roots(lib, paths)
-            report = Indexer(lib, noting_progress(lock, progress), stop).run(roots)
+            report = Indexer(lib, noting_progress(lock, progress), stop, at_tail=text_copy.start).run(roots)
+            if not report.interrupted:
+                text_copy.start()  # a run with nothing to decode (no tail); once only
             if not report.interrupted and text_pass_enabled(config):
                 report.text = _read_text(lib, noting_progress(lock, progress), stop).to_json()
                 report.interrupted = report.interrupted or bool(report.text["interrupted"])
@@ -1229,7 +1245,53 @@ def run_index(
             return report
         finally:
             lock.release()
-            text_copy.join()
+            text_copy.finish(stop.is_set())
+
+
+class _TextCopy:
+    """The text model's fast copy, made while indexing so that the first search afterwards loads fast.
+
+    It is made in a process of its own, from the run's tail (nothing left to decode): its Python work
+    (reading and rewriting the model with `onnx`) held this process's GIL for seconds, during which
+    the decode workers waited for photos and the last batches for their commit.
+    """
+
+    def __init__(self, lib: Library) -> None:
+        self._lib = lib
+        self._process: Any = None
+        self._started = False
+
+    def start(self) -> None:
+        """Start making the copy unless it exists or cannot be made here (no cache, no text model); once."""
+        if self._started:
+            return
+        self._started = True
+        cache, path = self._lib.config.runtime.model_cache_dir, self._lib.bundle.path("text")
+        if cache is None or path is None or not path.is_file():
+            return
+        import onnxruntime
+
+        from photoindex.inference import modelcache
+        from photoindex.photos.decodepool import process_context
+
+        version = onnxruntime.__version__
+        if modelcache.lookup(path, cache, version) is not None:
+            return
+        context = self._lib.bundle.manifest.text.context_length
+        # The target is modelcache's own function: the child imports that module, not the indexer's.
+        self._process = process_context().Process(
+            target=modelcache.ensure, args=(path, cache, version), kwargs={"text_context": context},
+            name="text-model-copy", daemon=True,
+        )
+        self._process.start()
+
+    def finish(self, interrupted: bool) -> None:
+        """Wait for the copy; an interrupted run does not (the copy is a cache: its temporary files are swept)."""
+        if self._process is None:
+            return
+        if interrupted:
+            self._process.kill()
+        self._process.join()
 
 
 def _waiting_for(root: str) -> None:

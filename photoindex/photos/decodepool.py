@@ -205,6 +205,11 @@ class _Worker:
         self.conn.close()
 
 
+def process_context() -> Context:
+    """The multiprocessing context of the decode workers, for other short jobs of a process of their own."""
+    return _mp_context()
+
+
 def _mp_context() -> Context:
     # forkserver on Linux: workers fork from a clean server, not from a parent that already runs
     # ONNX Runtime threads; spawn elsewhere.
@@ -213,6 +218,19 @@ def _mp_context() -> Context:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["photoindex.photos.imaging", "photoindex.photos.decodepool"])
     return ctx
+
+
+def start_server() -> None:
+    """Start the process the decode workers fork from (Linux's forkserver, which imports the decoders)
+    now, so that a command can do its own start-up meanwhile and its first pool's workers fork at once.
+
+    Elsewhere (spawn) there is no such server and this does nothing. Safe to call more than once.
+    """
+    ctx = _mp_context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 _DONE = object()
