@@ -428,6 +428,12 @@ def report(results: dict[str, Any]) -> str:
                   f"Decoding alone (the indexer's decode pool, {m['cores']} workers): {d:.1f} photos/s; indexing "
                   f"with the NPU stand-in: {p:.1f} photos/s = **{p / d:.2f}** of decoding alone; whole tree peak "
                   f"RSS {rss:.0f} MiB, PSS {pss:.0f} MiB (medians of {len(npu['npu'])} interleaved rounds)."]
+        others = [(k, label) for k, label in (("decode-thumbs", "decoding with thumbnails (as the indexer's workers)"),
+                                              ("npu-nothumbs", "NPU indexing without thumbnails")) if npu.get(k)]
+        if others:
+            lines += ["", "Beside them, in the same rounds: " + "; ".join(
+                f"{label} {_median([x['rate'] for x in npu[k]]):.1f} photos/s "
+                f"({_median([x['rate'] for x in npu[k]]) / d:.2f} of decoding alone)" for k, label in others) + "."]
     return "\n".join(lines) + "\n"
 
 
