@@ -9,7 +9,8 @@ relative path, in the one path column, so the catalog's byte order, folder prefi
 translate with `Mounts.local` and `Mounts.stored` where a path meets the disk or the user.
 
 A root added without a name keeps its absolute path, as every SQLite library always has: with no
-`[catalog] roots`, both translations are the identity.
+`[catalog] roots`, both translations are the identity. Mounts never nest (`parse_entries` refuses a
+mount inside another): a photo has one name, whichever root's walk finds it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from photoindex.errors import PhotoindexError
 from photoindex.paths import within
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -57,7 +59,15 @@ def parse_entries(entries: Iterable[str]) -> dict[str, str]:
         if name in out:
             raise ValueError(f"{entry!r}: the name {name!r} is mapped twice")
         # abspath, not realpath: a mount reached through a symlink is shown as the user wrote it.
-        out[name] = os.path.abspath(expanded)
+        mount = os.path.abspath(expanded)
+        for other, there in out.items():
+            # One file under two names would be two photos (and each walk would file the other's).
+            if within(mount, there) or within(there, mount):
+                raise ValueError(
+                    f"{entry!r} and {other}={there} overlap: a mount inside another would give its photos "
+                    "two names; map only the outer folder (its subfolders are inside that root)"
+                )
+        out[name] = mount
     return out
 
 
@@ -68,12 +78,23 @@ class Mounts:
     paths: Mapping[str, str] = field(default_factory=dict)
 
     def local(self, stored: str) -> str:
-        """The path on this machine of a catalog path (unchanged when it is not under a root mapped here)."""
+        """The path on this machine of a catalog path (unchanged when it is not under a root mapped here).
+
+        Raises PhotoindexError for a catalog path that leaves its root's mount (`nas:/../../etc`): the
+        catalog only ever stores paths a walk found below the mount, so such a row is refused, not opened.
+        """
         name = root_name(stored)
         if name is None or name not in self.paths:
             return stored
-        mount = self.paths[name].rstrip(os.sep)
-        return mount + stored[len(name) + 1 :] or os.sep
+        mount = self.paths[name].rstrip(os.sep) or os.sep
+        path = os.path.normpath(os.path.join(mount, stored[len(name) + 1 :].lstrip(os.sep)))
+        if not within(path, mount):
+            raise PhotoindexError(
+                f"the catalog path {stored!r} leaves the mount of root {name} ({mount})",
+                "the catalog was written by something other than photoindex; forget the photo or its root "
+                "(`photoindex forget`) and index the folder again",
+            )
+        return path
 
     def stored(self, local: str) -> str:
         """The catalog's spelling of a path of this machine: `NAME:/rest` under a mapped mount, else unchanged."""
@@ -99,9 +120,47 @@ class Mounts:
         return path
 
     def mapped(self, stored: str) -> bool:
-        """Whether this machine can reach a catalog path (an absolute path, or under a root mapped here)."""
+        """Whether this machine can reach a catalog path (an absolute path, or under a root mapped here and
+        not leaving its mount, see `local`)."""
         name = root_name(stored)
-        return name is None or name in self.paths
+        if name is None:
+            return True
+        if name not in self.paths:
+            return False
+        try:
+            self.local(stored)
+        except PhotoindexError:
+            return False
+        return True
+
+    def folder_spelling(self, folder: str, roots: Iterable[str]) -> str:
+        """A folder a user gave (`--folder`), spelled as the catalog's roots (`roots`, catalog paths) spell it.
+
+        Inside a mapped mount that is `NAME:/...` once the root is named; a root still registered by its
+        absolute path (the mapping was added and no writing command has run since) keeps the absolute
+        spelling, so the folder finds its photos either way.
+        """
+        stored = self.stored_given(folder)
+        if stored == folder:
+            return folder
+        roots = list(roots)
+        if any(within(stored, r) or within(r, stored) for r in roots):
+            return stored
+        real = os.path.realpath(folder)
+        for given in dict.fromkeys((folder, real)):
+            if any(within(given, r) or within(r, given) for r in roots):
+                return given
+        return stored
+
+    def touches(self, local: str) -> bool:
+        """Whether an absolute path is inside a mapped mount or holds one (as written, or with symlinks
+        resolved): a root registered by that path must take a name's spelling, or be refused
+        (`catalog.name_roots`)."""
+        for mount in self.paths.values():
+            for base in (mount, os.path.realpath(mount)):
+                if within(local, base) or within(base, local):
+                    return True
+        return False
 
     def name_of(self, local: str) -> str | None:
         """The root name whose mount is exactly `local`, if any."""

@@ -556,6 +556,11 @@ def count_by_status(con: sqlite3.Connection) -> dict[str, int]:
     return counts
 
 
+def root_paths(con: sqlite3.Connection) -> list[str]:
+    """Every root's catalog path (`NAME:` for a named root, photoindex/mounts.py), in byte order."""
+    return [str(p) for (p,) in con.execute("SELECT path FROM roots ORDER BY path")]
+
+
 def root_summaries(con: sqlite3.Connection) -> list[dict[str, object]]:
     """Per root: id, path, name, present, watch_mode, last_scan_at (aware UTC or None), photos (not missing)."""
     rows = con.execute(

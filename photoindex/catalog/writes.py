@@ -216,22 +216,92 @@ def add_root(
     return _root(row)
 
 
+def name_roots(session: Session, mounts: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Give every root registered by its absolute path inside a mount of `[catalog] roots` (`mounts`:
+    name -> this machine's mount path) its name's spelling, `NAME:` or `NAME:/folder` (docs/scale.md,
+    "Roots on several machines"); returns the (old path, new path) of each root respelled.
+
+    Run by every writer before it reads the roots, so a mapping added to config.toml is in force for
+    `reindex`, the daemon and `index PATH` alike. A root whose photos another machine already named
+    is merged into the named one (`respell_root`). A mount inside a root registered by its absolute
+    path raises CatalogError: the name would cover part of that root's photos.
+    """
+    if not mounts:
+        return []
+    if _postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROOTS_LOCK})
+    done: list[tuple[str, str]] = []
+    for name, mount in mounts.items():
+        # Roots are stored resolved (`add_root`); a mount may be written through a symlink.
+        for base in dict.fromkeys((mount, os.path.realpath(mount))):
+            for root in list_roots(session):
+                if root_name(root.path) is not None:
+                    continue
+                if within(root.path, base):
+                    new = named_root(name) + root.path[len(base.rstrip(os.sep)) :]
+                    respell_root(session, root, new)
+                    done.append((root.path, new))
+                elif within(base, root.path):
+                    raise CatalogError(
+                        f"[catalog] roots maps {name} to {mount}, inside {root.path}, a root of this "
+                        "library registered by its path: the name would cover part of that root's photos",
+                        f'map the name to the whole root instead ("{name}={root.path}"), or forget that root '
+                        f"(`photoindex forget {root.path}`) and index {mount}",
+                    )
+    return done
+
+
 def respell_root(session: Session, root: RootRecord, path: str) -> int:
     """Give a root and its photos a new spelling of the same folder: `path` replaces `root.path` at the
-    start of each (naming a root registered by its absolute path, photoindex/mounts.py). Ids, vectors
-    and everything else stay. Returns how many photo rows were respelled."""
-    old = root.path
-    rows = session.execute(select(_PHOTOS.c.id, _PHOTOS.c.path).where(_PHOTOS.c.root_id == root.id)).all()
-    moved = [(int(i), path + p[len(old):]) for i, p in rows if within(p, old)]
-    for chunk in _chunks(moved):
-        for photo_id, new in chunk:
-            session.execute(update(_PHOTOS).where(_PHOTOS.c.id == photo_id).values(path=new))
-    name = root_name(path)
-    session.execute(
-        update(_ROOTS).where(_ROOTS.c.id == root.id)
-        .values(path=path, name=name if name is not None and path == named_root(name) else None)
-    )
-    return len(moved)
+    start of each (naming a root registered by its absolute path, photoindex/mounts.py), in one
+    set-based UPDATE. Ids, vectors and everything else stay. Returns how many photo rows were respelled.
+
+    Where the new spelling meets roots already there (another machine named the same share first),
+    roots never overlap: a photo the catalog already holds under the new spelling keeps that row and
+    this root's copy of it is dropped (its vector is shared by content hash); the rest join the root
+    that contains `path`, or, when `path` contains other roots, those roots' photos join this one.
+    The caller holds the roots lock (`name_roots`); a conflict left over raises CatalogError.
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    others = [r for r in list_roots(session) if r.id != root.id and (within(path, r.path) or within(r.path, path))]
+    holder = next((r for r in others if within(path, r.path)), None)
+    cut = len(os.fsencode(root.path)) + 1
+    if _postgres(session):
+        respelled = "CAST(:new AS BYTEA) || substring(photos.path FROM :cut)"
+    else:
+        # Byte-wise on the path's bytes (substr of TEXT would count characters), stored back as TEXT.
+        respelled = "CAST(CAST(:new AS BLOB) || substr(CAST(photos.path AS BLOB), :cut) AS TEXT)"
+    values = {"new": os.fsencode(path), "cut": cut, "id": root.id}
+    try:
+        session.execute(
+            text(
+                f"DELETE FROM photos WHERE root_id = :id AND EXISTS "
+                f"(SELECT 1 FROM photos AS other WHERE other.path = {respelled} AND other.root_id != :id)"
+            ),
+            values,
+        )
+        moved = _rowcount(session.execute(text(f"UPDATE photos SET path = {respelled} WHERE root_id = :id"), values))
+        if holder is not None:
+            session.execute(update(_PHOTOS).where(_PHOTOS.c.root_id == root.id).values(root_id=holder.id))
+            session.execute(delete(_ROOTS).where(_ROOTS.c.id == root.id))
+            return moved
+        name = root_name(path)
+        session.execute(
+            update(_ROOTS).where(_ROOTS.c.id == root.id)
+            .values(path=path, name=name if name is not None and path == named_root(name) else None)
+        )
+        inner = [r.id for r in others]
+        if inner:
+            session.execute(update(_PHOTOS).where(_PHOTOS.c.root_id.in_(inner)).values(root_id=root.id))
+            session.execute(delete(_ROOTS).where(_ROOTS.c.id.in_(inner)))
+    except IntegrityError as exc:
+        raise CatalogError(
+            f"cannot respell the root {root.path} as {path}: {exc.orig}",
+            "run `photoindex doctor`; if the conflict stays, forget one of the roots (`photoindex forget`) "
+            "and index it again",
+        ) from None
+    return moved
 
 
 def remove_root(session: Session, root_id: int) -> int:

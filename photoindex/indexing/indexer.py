@@ -30,7 +30,7 @@ from photoindex.catalog.writerlock import WriterLock
 from photoindex.config import Config
 from photoindex.errors import ConfigError, PhotoindexError
 from photoindex.library import Library, open_library
-from photoindex.mounts import Mounts, named_root, root_name
+from photoindex.mounts import Mounts, root_name
 from photoindex.paths import within
 from photoindex.photos.decodepool import DecodeJob, DecodePool, DecodeResult, start_server
 from photoindex.photos.scanner import FileFact, ScanProblem, ignored_below, stat_fact, walk
@@ -276,9 +276,12 @@ class Indexer:
         """
         seen = 0
         for root, scope in scopes:
-            problems = _Problems(stored=self.mounts.stored)
             facts: Iterator[FileFact]
             disk, disk_root = self.local(scope), self.local(root.path)
+            # The walk's paths in the catalog's spelling, relative to the root being walked (a named
+            # root's `NAME:`; the identity for a root registered by its absolute path).
+            stored = functools.partial(_respelled, disk_root, root.path)
+            problems = _Problems(stored=stored)
             if ignored_below(scope, root.path, self.config.scan):
                 facts = iter(())  # a hint inside a hidden or excluded folder: a full walk never goes there
             elif os.path.isdir(disk):
@@ -294,7 +297,7 @@ class Indexer:
                     )
                 facts = iter(())
             if disk != scope:  # a named root: the walk's paths in the catalog's spelling (same order)
-                facts = (FileFact(self.mounts.stored(f.path), f.size, f.mtime_ns) for f in facts)
+                facts = (FileFact(stored(f.path), f.size, f.mtime_ns) for f in facts)
             known = _CatalogStream(self.lib, scope, self.lib.model_id, page=self.rounds.page)
             for fact in facts:
                 seen += 1
@@ -375,8 +378,10 @@ class Indexer:
     def run(self, roots: Sequence[catalog.RootRecord], *, dry_run: bool = False) -> IndexReport:
         """Reconcile the given roots; returns the report (also on interruption)."""
         if not dry_run:
+            name_mapped_roots(self.lib)
             # The caller's root records may be stale (the daemon caches them): a root may have been
-            # absorbed by a parent added since. Map each to the root that holds it now.
+            # absorbed by a parent added since, or named since (`name_mapped_roots`). Map each to
+            # the root that holds it now.
             with self.lib.db.read() as s:
                 current = catalog.list_roots(s)
             fresh = {}
@@ -557,6 +562,7 @@ class Indexer:
 
     def run_paths(self, paths: Iterable[str]) -> IndexReport:
         """Bring specific paths (files or folders, existing or gone) up to date: the daemon's unit of work."""
+        name_mapped_roots(self.lib)
         with self.lib.db.read() as s:
             roots = catalog.list_roots(s)
         scopes = []
@@ -1039,7 +1045,7 @@ class _Problems:
 
     seen: list[ScanProblem] = field(default_factory=list)
     blind: list[str] = field(default_factory=list)  # in the catalog's spelling
-    stored: Callable[[str], str] = str  # the walk's path -> the catalog's (`Mounts.stored`)
+    stored: Callable[[str], str] = str  # the walk's path -> the catalog's (`_respelled`)
 
     def add(self, prob: ScanProblem) -> None:
         self.seen.append(prob)
@@ -1154,6 +1160,7 @@ def refresh_other_indexes(lib: Library, models: Iterable[str]) -> list[str]:
 
 def _resolve_roots(lib: Library, paths: Iterable[Path] | None) -> list[catalog.RootRecord]:
     with lib.db.write() as s:
+        catalog.name_roots(s, lib.config.mounts.paths)
         if paths is None:
             roots = catalog.list_roots(s)
             if not roots:
@@ -1164,22 +1171,30 @@ def _resolve_roots(lib: Library, paths: Iterable[Path] | None) -> list[catalog.R
             path = Path(p).expanduser()
             if not path.exists():
                 raise PhotoindexError(f"{path}: no such file or folder", "check the path")
-            stored = _stored_root(lib.config.mounts, path)
-            name = root_name(stored)
-            if name is not None:
-                _respell_roots_inside(s, lib.config.mounts, name)
-            out.append(catalog.add_root(s, stored))
+            out.append(catalog.add_root(s, _stored_root(lib.config.mounts, path)))
         return out
 
 
-def _respell_roots_inside(s: Session, mounts: Mounts, name: str) -> None:
-    """Roots added by their absolute path inside the mount of `name` (a library made before the name was
-    mapped) take the name's spelling, photos keeping their ids and vectors (docs/scale.md)."""
-    mount = mounts.paths[name]
-    for base in dict.fromkeys((mount, os.path.realpath(mount))):
-        for r in catalog.list_roots(s):
-            if root_name(r.path) is None and within(r.path, base):
-                catalog.respell_root(s, r, named_root(name) + r.path[len(base.rstrip(os.sep)) :])
+def name_mapped_roots(lib: Library) -> None:
+    """Roots registered by their absolute path inside a mount of `[catalog] roots` (a library made before
+    the name was mapped) take the name's spelling now, photos keeping their ids and vectors
+    (`catalog.name_roots`, docs/scale.md). Every writer calls this before it reads the roots, so the
+    daemon and `reindex` work right after the mapping is added; the caller holds the writer lock (SQLite)
+    and `name_roots` takes the roots' advisory lock (PostgreSQL). Costs one read when nothing is to do."""
+    mounts = lib.config.mounts
+    if not mounts.paths:
+        return
+    with lib.db.read() as s:
+        pending = any(mounts.touches(r.path) for r in catalog.list_roots(s) if root_name(r.path) is None)
+    if pending:
+        with lib.db.write() as s:
+            catalog.name_roots(s, mounts.paths)
+
+
+def _respelled(disk_root: str, root: str, path: str) -> str:
+    """A path the walk of a root found (below `disk_root`, this machine's path of the root) in the
+    catalog's spelling (below `root`)."""
+    return root + path[len(disk_root.rstrip(os.sep)) :]
 
 
 def _stored_root(mounts: Mounts, path: Path) -> str:
@@ -1326,6 +1341,13 @@ def _resolve_roots_readonly(lib: Library, paths: Iterable[Path] | None) -> list[
         if not roots:
             raise PhotoindexError("no folders to index yet", "add one with `photoindex index PATH`")
         return roots
-    wanted = {_stored_root(lib.config.mounts, Path(p).expanduser()) for p in paths}
     known = {r.path: r for r in roots}
-    return [known.get(w, catalog.RootRecord(id=-1, path=w, present=True)) for w in sorted(wanted)]
+    out: dict[str, catalog.RootRecord] = {}
+    for p in paths:
+        # A root still registered by its absolute path inside a mapped mount is named by the next
+        # writer (`name_mapped_roots`); a dry run finds it under either spelling.
+        absolute = os.path.abspath(Path(p).expanduser())
+        stored = _stored_root(lib.config.mounts, Path(p).expanduser())
+        root = known.get(stored) or known.get(absolute) or known.get(os.path.realpath(absolute))
+        out[stored] = root or catalog.RootRecord(id=-1, path=stored, present=True)
+    return [out[w] for w in sorted(out)]

@@ -93,9 +93,10 @@ def duplicates_in(
             "give a folder that exists; `photoindex status` lists the indexed roots",
         )
     local = lib.config.mounts.local
-    if prefix is not None:
-        prefix = lib.config.mounts.stored_given(prefix)  # inside a named root: its catalog spelling
     with lib.db.reads() as con:
+        if prefix is not None and lib.config.mounts.paths:
+            # Inside a named root: its catalog spelling (either one while the root is not yet named).
+            prefix = lib.config.mounts.folder_spelling(prefix, reads.root_paths(con))
         ids = (
             reads.vector_ids_under(con, lib.model_id, prefix)
             if prefix is not None

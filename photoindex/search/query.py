@@ -338,12 +338,14 @@ def _place_labels(con: Any, photos: list[reads.Photo]) -> dict[int, str]:
 
 
 def catalog_spelling(lib: Library, request: SearchRequest) -> SearchRequest:
-    """The request with its `--folder` as the catalog spells it: `NAME:/...` inside a named root's mount
-    (photoindex/mounts.py; the hits' paths go the other way, `_hit`)."""
+    """The request with its `--folder` as the catalog spells it: `NAME:/...` inside a named root's mount,
+    the absolute path while that root is still registered by it (photoindex/mounts.py; the hits' paths
+    go the other way, `_hit`)."""
     folder = request.filters.folder
-    if folder is None:
+    if folder is None or not lib.config.mounts.paths:
         return request
-    stored = lib.config.mounts.stored_given(folder)
+    with lib.db.reads() as con:
+        stored = lib.config.mounts.folder_spelling(folder, reads.root_paths(con))
     if stored == folder:
         return request
     return dataclasses.replace(request, filters=dataclasses.replace(request.filters, folder=stored))

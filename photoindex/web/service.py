@@ -208,7 +208,27 @@ class WebService:
         if photo is None or photo.content_hash is None:
             raise NotFound(f"no photo {photo_id}", "search again: the library changed")
         # At this machine's mount of a named root (photoindex/mounts.py): the file served is the one here.
+        # A root this machine does not map keeps its catalog path `NAME:/...`; `_file` refuses it.
+        if not self.config.mounts.mapped(photo.path):
+            return photo
         return replace(photo, path=self.config.mounts.local(photo.path))
+
+    def _file(self, photo: Photo) -> Path:
+        """The photo's file on this machine; `NotFound` when its root is not mapped here (`[catalog] roots`)."""
+        from photoindex.mounts import root_name
+
+        name = root_name(photo.path)
+        if name is None:
+            return Path(photo.path)
+        if name in self.config.mounts.paths:
+            raise NotFound(
+                f"photo {photo.id}: its catalog path {photo.path!r} leaves the mount of root {name}",
+                "the catalog was written by something other than photoindex; run `photoindex reindex`",
+            )
+        raise NotFound(
+            f"photo {photo.id} is in root {name}, which is not mapped on this machine",
+            f'to open it here add "{name}=/its/mount/path" to [catalog] roots in config.toml (docs/scale.md)',
+        )
 
     def photo_json(self, photo_id: int, words: Sequence[str] = ()) -> dict[str, Any]:
         """A photo's metadata for the photo view (the fields of a hit, and more), with the text read in it.
@@ -281,8 +301,9 @@ class WebService:
     def thumbnail(self, photo: Photo) -> Path:
         """The photo's thumbnail, made from the file now when it is not cached (a photo indexed before thumbnails)."""
         assert photo.content_hash is not None
+        path = self._file(photo)
         return self._from_file(photo, lambda: self.thumbnails.ensure(
-            photo.content_hash or "", Path(photo.path), max_pixels=self.config.scan.max_image_pixels
+            photo.content_hash or "", path, max_pixels=self.config.scan.max_image_pixels
         ))
 
     def view(self, photo_id: int) -> bytes:
@@ -291,10 +312,11 @@ class WebService:
         from photoindex.photos.thumbnails import thumbnail_jpeg
 
         photo = self.photo(photo_id)
+        path = self._file(photo)
 
         def render() -> bytes:
             with self._decode_lock, open_upright(
-                Path(photo.path), max_pixels=self.config.scan.max_image_pixels, fit=VIEW_SIZE
+                path, max_pixels=self.config.scan.max_image_pixels, fit=VIEW_SIZE
             ) as im:
                 return thumbnail_jpeg(im, VIEW_SIZE)
 
@@ -303,7 +325,7 @@ class WebService:
     def original(self, photo_id: int) -> Path:
         """The photo's file, for download: the catalog's path of an indexed photo, still a regular file."""
         photo = self.photo(photo_id)
-        path = Path(photo.path)
+        path = self._file(photo)
         if not path.is_file():
             raise NotFound(f"photo {photo_id} is no longer at {photo.path}", "run `photoindex reindex`")
         return path

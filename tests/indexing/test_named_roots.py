@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 from conftest import pg_database_url, psycopg_connect
-from helpers import cli, machine_env, on_both_backends, sql
+from helpers import cli, machine_env, on_both_backends, runner, sql
 
 from photoindex.catalog.db import open_catalog
 from photoindex.catalog.location import CatalogLocation
+from photoindex.cli.app import app
 from photoindex.config import Config, load_config
-from photoindex.errors import ConfigError
+from photoindex.errors import ConfigError, PhotoindexError
 from photoindex.mounts import Mounts, parse_entries, root_name
 from photoindex.testing.photos import make_photo_tree
 
@@ -57,9 +58,26 @@ def test_mounts_translate_both_ways_and_leave_other_paths_alone(tmp_path: Path) 
     assert linked.stored_given(str(tmp_path / "link" / "2024")) == "nas:/2024"
 
 
+def test_a_catalog_path_leaving_its_mount_is_refused_not_opened() -> None:
+    mounts = Mounts(parse_entries(["nas=/mnt/photos"]))
+    assert mounts.local("nas:/2024/../a.jpg") == "/mnt/photos/a.jpg"
+    for escaping in ("nas:/../../etc/passwd", "nas:/2024/../../x"):
+        assert not mounts.mapped(escaping)
+        with pytest.raises(PhotoindexError) as caught:
+            mounts.local(escaping)
+        assert escaping in caught.value.message and "/mnt/photos" in caught.value.message
+
+
 @pytest.mark.parametrize(
     ("entry", "why"),
-    [("nas:/mnt/photos", "not NAME=/mount/path"), ("nas=photos", "must be absolute"), ("n/s=/mnt", "not NAME=")],
+    [
+        ("nas:/mnt/photos", "not NAME=/mount/path"),
+        ("nas=photos", "must be absolute"),
+        ("n/s=/mnt", "not NAME="),
+        # Nested mounts would store a photo under one root with another root's name.
+        ("nas=/p\", \"inner=/p/album", "overlap"),
+        ("nas=/p/album\", \"outer=/p", "overlap"),
+    ],
 )
 def test_a_bad_roots_entry_is_a_config_error_naming_the_key(tmp_path: Path, entry: str, why: str) -> None:
     (tmp_path / "config.toml").write_text(f'[catalog]\nroots = ["{entry}"]\n')
@@ -203,3 +221,189 @@ def test_the_daemons_unit_of_work_and_the_photo_view_use_this_machines_mount(
         assert service.original(photo_id) == added
         assert service.view(photo_id)[:2] == b"\xff\xd8"  # decoded from the file at this machine's path
         assert service.roots() == [str(mnt_b)]
+
+
+# ---------------------------------------------------------------- a mapping added to an existing library
+
+
+@on_both_backends
+def test_every_command_works_right_after_the_mapping_is_added(
+    tmp_path: Path, backend_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only `index PATH` names the root: `search --folder` finds the photos before any writer ran,
+    the daemon's unit of work names the root and indexes a new photo, and `reindex` keeps every photo."""
+    from photoindex.indexing.indexer import Indexer
+    from photoindex.library import open_library
+
+    root = tmp_path / "Photos"
+    make_photo_tree(root, 8, seed=5)
+    assert cli("index", str(root))["encoded"] == 8
+    folder = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    before = cli("search", "red", "--folder", str(folder))
+    assert before
+    dupes = cli("duplicates", "--folder", str(root), "--threshold", "0.01")
+
+    monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={root}")
+    # No writer has run: the catalog still holds the absolute spelling, and --folder finds it.
+    assert cli("search", "red", "--folder", str(folder)) == before
+    assert cli("duplicates", "--folder", str(root), "--threshold", "0.01") == dupes
+
+    # The daemon hands over a new photo's path: its unit of work names the root first.
+    make_photo_tree(tmp_path / "extra", 1, seed=9)
+    (new,) = [p for p in (tmp_path / "extra").rglob("*") if p.is_file()]
+    (root / new.name).write_bytes(new.read_bytes())
+    config = load_config()
+    with open_library(config) as lib:
+        report = Indexer(lib).run_paths([str(root / new.name)])
+    assert report.added == 1 and report.encoded == 1, report
+    assert sql(config, "SELECT path, name FROM roots") == [("nas:", "nas")]
+    assert sql(config, "SELECT count(*) FROM photos WHERE path LIKE '/%'") == [(0,)]
+    assert cli("search", "red", "--folder", str(folder)) == before  # now in the named spelling
+
+    again = cli("reindex")
+    assert again["roots"] == [str(root)] and again["unchanged"] == 9, again
+    assert again["added"] == again["missing"] == again["encoded"] == 0, again
+
+
+def test_reindex_and_the_daemons_scan_name_the_root_after_the_mapping_is_added(
+    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from photoindex.catalog import writes as catalog
+    from photoindex.indexing.indexer import Indexer
+    from photoindex.library import open_library
+
+    root = tmp_path / "Photos"
+    make_photo_tree(root, 4, seed=5)
+    assert cli("index", str(root))["encoded"] == 4
+    ids = sql(config, "SELECT id FROM photos ORDER BY id")
+    monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={root}")
+    make_photo_tree(root / "later", 2, seed=7)
+    report = cli("reindex")
+    assert report["roots"] == [str(root)] and report["added"] == 2 and report["unchanged"] == 4, report
+    assert sql(config, "SELECT path FROM roots") == [("nas:",)]
+    assert sql(config, "SELECT id FROM photos WHERE path LIKE 'nas:/%' ORDER BY id")[:4] == ids
+
+    # A second library with the daemon's way in: `run` with the roots spelled as this machine reaches them.
+    monkeypatch.delenv("PHOTOINDEX_CATALOG_ROOTS")
+    other = tmp_path / "Other"
+    make_photo_tree(other, 2, seed=11)
+    assert cli("index", str(other))["encoded"] == 2
+    monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={root},usb={other}")
+    with open_library(load_config()) as lib:
+        with lib.db.read() as s:
+            local = [dataclasses.replace(r, path=lib.config.mounts.local(r.path)) for r in catalog.list_roots(s)]
+        scanned = Indexer(lib).run(local)
+    assert sorted(scanned.roots) == sorted([str(root), str(other)]) and scanned.unchanged == 8, scanned
+    assert sorted(sql(config, "SELECT path, name FROM roots")) == [("nas:", "nas"), ("usb:", "usb")]
+
+
+def test_a_mount_inside_a_root_registered_by_its_path_is_refused_naming_both(
+    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    make_photo_tree(data / "photos", 6, seed=5)
+    assert cli("index", str(data))["encoded"] == 6
+    monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={data / 'photos'}")
+    for args in (["index", str(data / "photos")], ["reindex"]):
+        result = runner.invoke(app, [*args, "--json"])
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)  # an error line, not a traceback
+        assert f"nas to {data / 'photos'}, inside {data}," in result.output
+        assert f"nas={data}" in result.output  # what to do instead
+    # Nothing changed: one root, each photo once.
+    assert sql(config, "SELECT path FROM roots") == [(str(data.resolve()),)]
+    assert sql(config, "SELECT count(*), count(DISTINCT content_hash) FROM photos") == [(6, 6)]
+
+
+@on_both_backends
+def test_a_second_machine_naming_its_old_root_merges_into_the_named_one(
+    tmp_path: Path, backend_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The migration of docs/scale.md on a shared catalog: A named its root first, then B names its own
+    old root of the same share; B's rows of the photos A already holds go, one root is left."""
+    a, b = tmp_path / "mnt" / "photos", tmp_path / "Volumes" / "photos"
+    make_photo_tree(a, 6, seed=3)
+    linked_tree(a, b)
+    (b / "only-on-b").mkdir()
+    make_photo_tree(tmp_path / "extra", 1, seed=4)
+    (extra,) = [p for p in (tmp_path / "extra").rglob("*") if p.is_file()]
+    os.link(extra, b / "only-on-b" / extra.name)  # a file A has not indexed yet
+    assert cli("index", str(a))["encoded"] == 6  # machine A, before names
+    assert cli("index", str(b))["encoded"] == 1  # machine B, before names: the same contents
+    monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={a}")
+    assert cli("index", str(a))["missing"] == 0
+    named = sql(load_config(), "SELECT id, path FROM photos WHERE path LIKE 'nas:%' ORDER BY id")
+    monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={b}")
+    report = cli("index", str(b))
+    assert report["added"] == report["missing"] == report["encoded"] == 0 and report["unchanged"] == 7, report
+    config = load_config()
+    assert sql(config, "SELECT path, name FROM roots") == [("nas:", "nas")]
+    rows = sql(config, "SELECT id, path FROM photos ORDER BY id")
+    assert rows[:6] == named  # A's rows kept, ids and all
+    assert [p for _, p in rows[6:]] == [f"nas:/only-on-b/{extra.name}"]
+    assert sql(config, "SELECT count(*), count(DISTINCT content_hash) FROM vectors") == [(7, 7)]
+    hits = cli("search", "red", "-n", "50")
+    assert hits and all(Path(h["path"]).is_relative_to(b) for h in hits)
+
+
+def test_respelling_a_root_is_one_update_of_its_photos(tmp_path: Path, config: Config) -> None:
+    from sqlalchemy import event
+
+    from photoindex.catalog import writes as catalog
+    from photoindex.library import open_library
+
+    root = tmp_path / "Photos"
+    make_photo_tree(root, N, seed=5)
+    assert cli("index", str(root))["encoded"] == N
+    statements: list[str] = []
+    with open_library(load_config()) as lib:
+        event.listen(lib.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        with lib.db.write() as s:
+            (registered,) = catalog.list_roots(s)
+            assert catalog.respell_root(s, registered, "nas:") == N
+    updates = [st for st in statements if st.lstrip().upper().startswith("UPDATE PHOTOS")]
+    assert len(updates) == 1, updates
+    assert sql(config, "SELECT count(*) FROM photos WHERE path LIKE 'nas:/%'") == [(N,)]
+
+
+# ---------------------------------------------------------------- nested mounts and the web page
+
+
+def test_nested_mounts_are_a_config_error_before_anything_is_stored(
+    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = tmp_path / "p"
+    make_photo_tree(p, 4, seed=5)
+    sub = sorted(x for x in p.iterdir() if x.is_dir())[0]
+    monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={p},inner={sub}")
+    result = runner.invoke(app, ["index", str(p), "--json"])
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
+    assert "[catalog] roots" in result.output and "PHOTOINDEX_CATALOG_ROOTS" in result.output
+    assert f"inner={sub}" in result.output and "overlap" in result.output
+    assert not config.db_path.exists() or sql(config, "SELECT count(*) FROM photos") == [(0,)]
+
+
+def test_the_page_refuses_a_photo_of_a_root_not_mapped_on_this_machine(
+    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photoindex.library import open_library
+    from photoindex.web.service import NotFound, WebService
+
+    root = tmp_path / "Photos"
+    make_photo_tree(root, 2, seed=5)
+    monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={root}")
+    assert cli("index", str(root))["encoded"] == 2
+    (photo_id,) = sql(config, "SELECT min(id) FROM photos")[0]
+    monkeypatch.delenv("PHOTOINDEX_CATALOG_ROOTS")  # another machine: the name is not mapped here
+    monkeypatch.chdir(root.parent)
+    os.symlink(root, root.parent / "nas:")  # a relative `nas:/...` would open this: it must not be tried
+    with open_library(load_config()) as lib:
+        service = WebService(lib)
+        assert service.photo_json(photo_id)["path"].startswith("nas:/")  # the metadata is still shown
+        for serve in (service.original, service.view):
+            with pytest.raises(NotFound) as caught:
+                serve(photo_id)
+            assert "root nas" in caught.value.message and "not mapped on this machine" in caught.value.message
+            assert "[catalog] roots" in (caught.value.hint or "")
