@@ -400,7 +400,8 @@ class CatalogConfig:
         "Named roots of a catalog shared by machines that mount one share at different paths: NAME=PATH "
         "entries mapping each name to this machine's mount path, e.g. [\"nas=/mnt/photos\"]. `photoindex "
         "index PATH` of a mapped path registers the root under its name, and its photos are stored relative "
-        "to it, so every machine sees them under its own mount (docs/scale.md).",
+        "to it, so every machine sees them under its own mount; a root already registered by its path inside "
+        "a mount takes the name at the next index, reindex or daemon scan. Mounts must not nest (docs/scale.md).",
     )
 
 
