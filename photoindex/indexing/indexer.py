@@ -1171,8 +1171,25 @@ def _resolve_roots(lib: Library, paths: Iterable[Path] | None) -> list[catalog.R
             path = Path(p).expanduser()
             if not path.exists():
                 raise PhotoindexError(f"{path}: no such file or folder", "check the path")
-            out.append(catalog.add_root(s, _stored_root(lib.config.mounts, path)))
+            stored = _stored_root(lib.config.mounts, path)
+            if root_name(stored) is None:
+                _refuse_holding_a_mount(lib.config.mounts, stored)
+            out.append(catalog.add_root(s, stored))
         return out
+
+
+def _refuse_holding_a_mount(mounts: Mounts, path: str) -> None:
+    """A folder given to `index` that holds a mapped mount would store the mount's photos a second time,
+    by their absolute paths, beside the named root (roots never overlap, docs/scale.md)."""
+    for name, mount in mounts.paths.items():
+        for base in dict.fromkeys((mount, os.path.realpath(mount))):
+            if within(base, path):
+                raise PhotoindexError(
+                    f"{path} holds {mount}, the mount of root {name} ([catalog] roots): indexing it would "
+                    "store that root's photos twice",
+                    f'index the folders beside {mount} one by one, or map the name to the whole folder ("{name}='
+                    f'{path}")',
+                )
 
 
 def name_mapped_roots(lib: Library) -> None:

@@ -348,6 +348,47 @@ def test_a_second_machine_naming_its_old_root_merges_into_the_named_one(
     assert hits and all(Path(h["path"]).is_relative_to(b) for h in hits)
 
 
+@pytest.mark.parametrize("shape", ["b-holds-a", "a-holds-b"])
+def test_a_second_machines_old_root_merges_into_an_overlapping_named_root(
+    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    """A named only a folder of the share (`nas:/2024`) while B's old root is the whole share, or the other
+    way round: either way one root is left, holding each photo once."""
+    a, b = tmp_path / "mnt" / "photos", tmp_path / "Volumes" / "photos"
+    make_photo_tree(a / "2024", 3, seed=3)
+    make_photo_tree(a / "2025", 2, seed=4)
+    linked_tree(a, b)
+    if shape == "b-holds-a":
+        monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={a}")
+        assert cli("index", str(a / "2024"))["encoded"] == 3  # A names one folder: nas:/2024
+        monkeypatch.delenv("PHOTOINDEX_CATALOG_ROOTS")
+        assert cli("index", str(b))["encoded"] == 2  # B, before names: the whole share by its path
+    else:
+        assert cli("index", str(b / "2024"))["encoded"] == 3  # B, before names: one folder by its path
+        monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={a}")
+        assert cli("index", str(a))["encoded"] == 2  # A names the whole share: nas:
+    monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={b}")
+    report = cli("reindex")
+    assert report["encoded"] == report["missing"] == 0 and report["unchanged"] == 5, report
+    assert sql(config, "SELECT path, name FROM roots") == [("nas:", "nas")]
+    assert sql(config, "SELECT count(*), count(DISTINCT path), count(DISTINCT content_hash) FROM photos") == [(5, 5, 5)]
+    assert sql(config, "SELECT count(*) FROM photos WHERE path NOT LIKE 'nas:/%'") == [(0,)]
+
+
+def test_indexing_a_folder_that_holds_a_mapped_mount_is_refused(
+    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    make_photo_tree(data / "photos", 3, seed=5)
+    monkeypatch.setenv("PHOTOINDEX_CATALOG_ROOTS", f"nas={data / 'photos'}")
+    assert cli("index", str(data / "photos"))["encoded"] == 3
+    result = runner.invoke(app, ["index", str(data), "--json"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"{data} holds {data / 'photos'}, the mount of root nas" in result.output
+    assert sql(config, "SELECT path FROM roots") == [("nas:",)]
+    assert sql(config, "SELECT count(*) FROM photos") == [(3,)]
+
+
 def test_respelling_a_root_is_one_update_of_its_photos(tmp_path: Path, config: Config) -> None:
     from sqlalchemy import event
 
