@@ -1219,7 +1219,7 @@ def _stored_root(mounts: Mounts, path: Path) -> str:
     written, or with symlinks resolved), else its absolute path (`add_root` resolves it)."""
     absolute = os.path.abspath(path)
     for candidate in (absolute, os.path.realpath(absolute)):
-        stored = mounts.stored(candidate)
+        stored = mounts.stored_given(candidate)
         if stored != candidate:
             return stored
     return absolute

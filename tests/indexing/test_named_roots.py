@@ -221,6 +221,11 @@ def test_the_daemons_unit_of_work_and_the_photo_view_use_this_machines_mount(
         assert service.original(photo_id) == added
         assert service.view(photo_id)[:2] == b"\xff\xd8"  # decoded from the file at this machine's path
         assert service.roots() == [str(mnt_b)]
+    # `forget` takes the root as this machine mounts it, and names it so.
+    from photoindex.indexing.roots import forget_root
+
+    forgot = forget_root(b, mnt_b)
+    assert forgot.root == str(mnt_b) and forgot.photos == 5
 
 
 # ---------------------------------------------------------------- a mapping added to an existing library
