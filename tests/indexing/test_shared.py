@@ -103,3 +103,34 @@ def test_an_indexer_killed_mid_batch_leaves_its_claims_to_another(
     after = counts(url)
     assert after == {"indexed": N, "vectors": N, "distinct": N}  # nothing lost, nothing twice
     assert report["encoded"] == N - before["vectors"]  # only what the killed one had not committed
+
+
+@pytest.mark.slow
+def test_two_indexers_read_each_photos_text_once(tmp_path: Path, pg_server: Any, toy_bundle: Path) -> None:
+    """The text pass (the real PP-OCRv4 models) of two indexers on one library: each content is claimed before
+    it is read, so the two readings add up to one per photo (without the claims both read every photo: each
+    lists all of them before either stores one)."""
+    from photoindex.ocr.engine import OCR_PACKAGE
+    from photoindex.testing.textphotos import font_path, make_text_photo
+
+    if font_path() is None:
+        pytest.skip("needs fonts-noto-cjk (see .ci/run)")
+    pytest.importorskip(OCR_PACKAGE, reason="the ocr extra is not installed")
+    url = shared_catalog(pg_server)
+    root = tmp_path / "Signs"
+    words = [["VELVET QUARRY"], ["FALCON GARNET"], ["PEPPER THUNDER"], ["MAPLE HARBOR"], ["COPPER LANTERN"],
+             ["SILVER MEADOW"]]
+    for i, lines in enumerate(words):
+        make_text_photo(root / f"sign-{i}.jpg", lines, size=(800, 400), seed=i)
+    a, b = (
+        {**machine(tmp_path, name, url, toy_bundle), "PHOTOINDEX_OCR_ENABLED": "1", "PHOTOINDEX_OCR_GATE": "all"}
+        for name in ("a", "b")
+    )
+    first, second = start(a, "index", str(root)), start(b, "index", str(root))
+    reports = [finish(first), finish(second)]
+    assert sum(r["encoded"] for r in reports) == len(words)
+    assert sum(r["text"]["read"] for r in reports) == len(words), [r["text"] for r in reports]
+    with psycopg_connect(url) as con:
+        read = con.execute("SELECT count(*), count(DISTINCT content_hash) FROM photo_text").fetchone()
+        left = con.execute("SELECT count(*) FROM text_claims").fetchone()[0]
+    assert tuple(read) == (len(words), len(words)) and left == 0
