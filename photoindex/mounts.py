@@ -133,6 +133,11 @@ class Mounts:
             return False
         return True
 
+    def shown(self, stored: str) -> str:
+        """A catalog path as shown to the user: `local` where this machine reaches it, else as stored
+        (`nas:/...` of a root not mapped here, or a path refused by `local`)."""
+        return self.local(stored) if self.mapped(stored) else stored
+
     def folder_spelling(self, folder: str, roots: Iterable[str]) -> str:
         """A folder a user gave (`--folder`), spelled as the catalog's roots (`roots`, catalog paths) spell it.
 

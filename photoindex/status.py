@@ -257,8 +257,9 @@ def status_of(lib: Library) -> LibraryStatus:
     config = lib.config
     with lib.db.reads() as con:
         counts = reads.count_by_status(con)
-        # Paths as this machine reaches them: a named root at its mount (photoindex/mounts.py).
-        local = config.mounts.local
+        # Paths as this machine reaches them: a named root at its mount (photoindex/mounts.py); status
+        # never fails on a path it cannot translate.
+        local = config.mounts.shown
         roots = [
             {**r, "path": local(str(r["path"])), "last_scan_at": _iso(r["last_scan_at"])}  # type: ignore[arg-type]
             for r in reads.root_summaries(con)

@@ -66,6 +66,8 @@ def test_a_catalog_path_leaving_its_mount_is_refused_not_opened() -> None:
         with pytest.raises(PhotoindexError) as caught:
             mounts.local(escaping)
         assert escaping in caught.value.message and "/mnt/photos" in caught.value.message
+        assert mounts.shown(escaping) == escaping  # status shows it as stored, never opens it
+    assert mounts.shown("nas:/a.jpg") == "/mnt/photos/a.jpg" and mounts.shown("usb:/b.jpg") == "usb:/b.jpg"
 
 
 @pytest.mark.parametrize(
