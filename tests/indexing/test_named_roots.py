@@ -404,16 +404,19 @@ def test_respelling_a_root_is_one_update_of_its_photos(tmp_path: Path, config: C
 
     root = tmp_path / "Photos"
     make_photo_tree(root, N, seed=5)
-    assert cli("index", str(root))["encoded"] == N
+    first = sorted(p for p in root.rglob("*.jpg"))[0]
+    os.link(first, os.fsencode(root) + b"/caf\xe9-latin1.jpg")  # a name that is not UTF-8: bytes kept
+    assert cli("index", str(root))["added"] == N + 1
     statements: list[str] = []
     with open_library(load_config()) as lib:
         event.listen(lib.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
         with lib.db.write() as s:
             (registered,) = catalog.list_roots(s)
-            assert catalog.respell_root(s, registered, "nas:") == N
+            assert catalog.respell_root(s, registered, "nas:") == N + 1
     updates = [st for st in statements if st.lstrip().upper().startswith("UPDATE PHOTOS")]
     assert len(updates) == 1, updates
-    assert sql(config, "SELECT count(*) FROM photos WHERE path LIKE 'nas:/%'") == [(N,)]
+    assert sql(config, "SELECT count(*) FROM photos WHERE path LIKE 'nas:/%'") == [(N + 1,)]
+    assert (os.fsdecode(b"nas:/caf\xe9-latin1.jpg"),) in sql(config, "SELECT path FROM photos")
 
 
 # ---------------------------------------------------------------- nested mounts and the web page
