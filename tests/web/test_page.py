@@ -137,6 +137,22 @@ def test_enter_to_thumbnails_ends_at_the_paint_of_the_first_screen(server: Serve
     assert not page.errors
 
 
+def test_a_search_from_further_down_shows_and_times_its_results_from_the_top(
+    server: Server, page: PageWithLog
+) -> None:
+    p = page.page
+    p.goto(server.url + "/")
+    p.fill("#q", "red")
+    search_and_wait(p, lambda: p.press("#q", "Enter"))
+    p.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    assert p.evaluate("window.scrollY") > 0
+    p.fill("#q", "blue")  # the box stays in view (sticky)
+    search_and_wait(p, lambda: p.press("#q", "Enter"))
+    assert p.evaluate("window.scrollY") == 0
+    assert shown_colours(p, 3) == ["blue"] * 3
+    assert not page.errors
+
+
 def test_keyboard_moves_opens_and_closes(server: Server, page: PageWithLog) -> None:
     p = page.page
     p.goto(server.url + "/")

@@ -176,7 +176,12 @@
       cells.append(cell);
     });
     if (more) grid.append(cells);
-    else grid.replaceChildren(cells);
+    else {
+      grid.replaceChildren(cells);
+      // New results start at the top (the box stays in view above them, sticky): their first
+      // screen is what is shown, and timed.
+      window.scrollTo(0, 0);
+    }
     const order = hits.length && hits[0].score === null ? "newest first" : "best first";
     say(hits.length ? `${hits.length} photo${hits.length === 1 ? "" : "s"}, ${order}` : "No matching photos.");
     // The rest of the results load (as they scroll into view) once the first screen is painted,
