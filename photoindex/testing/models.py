@@ -418,14 +418,22 @@ def _vit_image_model(
 
 
 def _vit_text_model(
-    *, tokenizer: str, input_name: str, output_name: str, id_dtype: str, normalize: bool, batch: int | str
+    *,
+    tokenizer: str,
+    input_name: str,
+    output_name: str,
+    id_dtype: str,
+    normalize: bool,
+    batch: int | str,
+    layers: int = 12,
 ) -> Any:
     """CLIP's text transformer: 12 causal blocks of width 512 and 8 heads, pooled at EOT (argmax id).
 
     With the BERT tokenizer the vocabulary is BERT-Chinese's and pooling takes [CLS] (position 0)
-    without a causal mask, as Chinese-CLIP's text tower does.
+    without a causal mask, as Chinese-CLIP's text tower does. `layers`: fewer blocks, for tests of
+    the graph's shape rather than its cost.
     """
-    width, layers, heads = 512, 12, 8
+    width, heads = 512, 8
     context = _CONTEXT[tokenizer]
     bert = tokenizer == "bert-chinese"
     vocab = (
@@ -457,14 +465,17 @@ def _vit_text_model(
     )
 
 
-def make_text_model(path: Path, kind: Kind = "vit-b32", *, tokenizer: str = "clip-bpe") -> Path:
+def make_text_model(
+    path: Path, kind: Kind = "vit-b32", *, tokenizer: str = "clip-bpe", layers: int = 12
+) -> Path:
     """Write only the text encoder a bundle of `kind` would hold (Axera's names: `texts` int32 ids in,
-    normalized `text_features` out); cheaper than a whole bundle for tests of the text model alone."""
-    build = _toy_text_model if kind == "toy" else _vit_text_model
-    model = build(
-        tokenizer=tokenizer, input_name="texts", output_name="text_features", id_dtype="int32",
-        normalize=True, batch="batch",
-    )
+    normalized `text_features` out); cheaper than a whole bundle for tests of the text model alone.
+    `layers`: the ViT text transformer's blocks (12 as ViT-B/32; fewer for quick tests of its graph)."""
+    names = {"input_name": "texts", "output_name": "text_features", "id_dtype": "int32", "normalize": True}
+    if kind == "toy":
+        model = _toy_text_model(tokenizer=tokenizer, batch="batch", **names)
+    else:
+        model = _vit_text_model(tokenizer=tokenizer, batch="batch", layers=layers, **names)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _save(model, path)
