@@ -125,6 +125,8 @@ class Library:
     # The daemon's socket and its web page search from their own threads: one text model, loaded once.
     _text_loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
     text_used_at: float = 0.0  # time.monotonic() of the last text_encoder() call (0: never)
+    # Set by long-lived front ends (the daemon, `serve`): the text model is loaded for many queries.
+    warm_text: bool = False
     # Unit vectors of recent query texts: paging, a changed filter or sort re-asks the same text, and
     # the text model (~0.1 s a query on 2 cores) need not run again. Small: 2 KB a text.
     _text_vectors: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict, repr=False)
@@ -159,7 +161,7 @@ class Library:
                 m = self.bundle.manifest
                 tokenizer = load_tokenizer(m.text.tokenizer, m.text.context_length)
                 self._text, choice = open_text_encoder(
-                    self.bundle, self.config.runtime, tokenizer, on_warning=self.warnings.append
+                    self.bundle, self.config.runtime, tokenizer, on_warning=self.warnings.append, warm=self.warm_text
                 )
                 self.choices["text"] = choice
             self.text_used_at = time.monotonic()

@@ -583,6 +583,7 @@ def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:
             previous[sig] = signal.signal(sig, _on_signal)
     try:
         with only_daemon(config.home), open_library(config) as lib:
+            lib.warm_text = True  # its text model answers many queries (docs/search.md, "Query text")
             # The text model's fast copy, made and checked now so the first query loads fast.
             threading.Thread(
                 target=lib.prepare_text_model, kwargs={"check": True}, name="text-model-copy", daemon=True

@@ -391,13 +391,22 @@ def open_image_encoder(
 
 
 def open_text_encoder(
-    bundle: Bundle, runtime: RuntimeConfig, tokenizer: Tokenizer, *, on_warning: OnWarning | None = None
+    bundle: Bundle,
+    runtime: RuntimeConfig,
+    tokenizer: Tokenizer,
+    *,
+    on_warning: OnWarning | None = None,
+    warm: bool = False,
 ) -> tuple[TextEncoder, RuntimeChoice]:
-    """The text encoder `[runtime] text` asks for, and the choice behind it (falling back as images do)."""
+    """The text encoder `[runtime] text` asks for, and the choice behind it (falling back as images do).
+
+    `warm`: it will answer many queries (a long-lived process): on the CPU, loaded for speed per query
+    rather than speed of loading (`shorttext.TextProbe.warm`).
+    """
     from photoindex.inference.shorttext import PROBE_TEXTS, TextProbe
 
     m = bundle.manifest
-    probe = TextProbe(tokenizer.context_length, lambda: np.asarray(tokenizer(list(PROBE_TEXTS))))
+    probe = TextProbe(tokenizer.context_length, lambda: np.asarray(tokenizer(list(PROBE_TEXTS))), warm)
     choice, plan = _open(bundle, "text", runtime, on_warning, probe)
 
     def cpu_encoder(session: Session | None = None) -> TextEncoder:

@@ -42,10 +42,17 @@ AGREEMENT = 0.99999  # the least cosine between a vector of the copy and the mod
 @dataclass(frozen=True)
 class TextProbe:
     """What a text session needs to make and check its short copy: the model's context, and the probe
-    queries' ids [N, context], made only when a copy is checked (tokenizing Chinese imports ftfy)."""
+    queries' ids [N, context], made only when a copy is checked (tokenizing Chinese imports ftfy).
+
+    `warm`: the session will answer many queries (the daemon, `serve`): it is loaded optimized and
+    with its weights prepacked, a second copy of the MatMul weights (~150 MB for ViT-B/32's text
+    model) that halves each query (~50 to ~24 ms at 9 tokens); a one-shot search loads unoptimized
+    and unpacked, which is quicker to load than to gain back in one query (docs/search.md).
+    """
 
     context: int
     ids: Callable[[], np.ndarray]
+    warm: bool = False
 
 _FLOAT_TYPES = (1, 10, 11, 16)  # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
 _INT_TYPES = (6, 7)  # TensorProto INT32, INT64
@@ -57,20 +64,57 @@ def used_length(ids: np.ndarray) -> int:
     return int(used[-1]) + 1 if used.size else 1
 
 
+def _schema() -> Any:
+    """ONNX's protobuf classes (`onnx_ml_pb2`) without the `onnx` package's own import.
+
+    `import onnx` imports ml_dtypes, whose extension takes ~1.3 CPU s to start (measured here): more
+    than the rest of a text model's copy. The generated schema module needs only protobuf, so it is
+    loaded from the installed package's file under a name of its own; a process that imports `onnx`
+    later registers the same file again, which protobuf allows.
+    """
+    import importlib.util
+    import sys
+
+    name = "photoindex._onnx_ml_pb2"
+    if name in sys.modules:
+        return sys.modules[name]
+    found = importlib.util.find_spec("onnx")
+    if found is None or not found.submodule_search_locations:
+        raise ImportError("the onnx package is not installed")
+    path = Path(next(iter(found.submodule_search_locations))) / "onnx_ml_pb2.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
+def _int_values(pb: Any, tensor: Any) -> np.ndarray:
+    """The values of a small integer TensorProto (INT32 or INT64), raw or typed."""
+    dtype = "<i8" if tensor.data_type == pb.TensorProto.INT64 else "<i4"
+    if tensor.raw_data:
+        values = np.frombuffer(tensor.raw_data, dtype=dtype)
+    else:
+        values = np.asarray(list(tensor.int64_data if dtype == "<i8" else tensor.int32_data), dtype=dtype)
+    return values.reshape(tuple(tensor.dims))
+
+
 def rewrite(model: Path, out: Path, context: int) -> bool:
     """Write to `out` a copy of `model` whose token axis is dynamic; False if the graph offers nothing to cut.
 
     `model` may keep its weights in a side file (modelcache's layout): only the graph is read and
     written, and `out` must sit in the same folder so it finds the same side file. Needs the `onnx`
-    package; without it, or for any graph this does not understand, no copy is written.
+    package's schema; without it, or for any graph this does not understand, no copy is written.
     """
     try:
-        import onnx
-        from onnx import helper, numpy_helper
-    except ImportError:
-        logger.info("%s: no short-query copy (the onnx package is not installed)", model)
+        pb = _schema()
+    except ImportError as exc:
+        logger.info("%s: no short-query copy (%s)", model, exc)
         return False
-    proto = onnx.load(str(model), load_external_data=False)
+    proto = pb.ModelProto()
+    proto.ParseFromString(model.read_bytes())
     g = proto.graph
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
     ids = [
@@ -82,19 +126,27 @@ def rewrite(model: Path, out: Path, context: int) -> bool:
         return False
     source = ids[0]
 
+    def node(op: str, inputs: list[str], output: str, **ints: int) -> Any:
+        made = pb.NodeProto(op_type=op, input=inputs, output=[output])
+        for key, value in ints.items():
+            made.attribute.add(name=key, type=pb.AttributeProto.INT, i=value)
+        return made
+
     def const(name: str, values: list[int]) -> Any:
-        return helper.make_node(
-            "Constant", [], [name], value=numpy_helper.from_array(np.asarray(values, dtype=np.int64))
-        )
+        data = np.asarray(values, dtype="<i8")
+        tensor = pb.TensorProto(dims=data.shape, data_type=pb.TensorProto.INT64, raw_data=data.tobytes())
+        made = pb.NodeProto(op_type="Constant", output=[name])
+        made.attribute.add(name="value", type=pb.AttributeProto.TENSOR, t=tensor)
+        return made
 
     # `__tokens` is the input's length as a 1-element int64 tensor; `__tokens_scalar` the same as a scalar.
     front = [
-        helper.make_node("Shape", [source.name], ["__tokens_shape"]),
+        node("Shape", [source.name], "__tokens_shape"),
         const("__one", [1]),
         const("__two", [2]),
-        helper.make_node("Slice", ["__tokens_shape", "__one", "__two"], ["__tokens"]),
+        node("Slice", ["__tokens_shape", "__one", "__two"], "__tokens"),
         const("__scalar_shape", []),
-        helper.make_node("Reshape", ["__tokens", "__scalar_shape"], ["__tokens_scalar"]),
+        node("Reshape", ["__tokens", "__scalar_shape"], "__tokens_scalar"),
     ]
     renamed: dict[str, str] = {}
     after: dict[str, list[Any]] = {}  # nodes to insert right after the float Constant they cut
@@ -107,13 +159,11 @@ def rewrite(model: Path, out: Path, context: int) -> bool:
         return [
             const(f"{prefix}_axes", axes),
             const(f"{prefix}_starts", [0] * len(axes)),
-            helper.make_node("Concat", ["__tokens"] * len(axes), [f"{prefix}_ends"], axis=0),
-            helper.make_node(
-                "Slice", [name, f"{prefix}_starts", f"{prefix}_ends", f"{prefix}_axes"], [f"{prefix}_out"]
-            ),
+            node("Concat", ["__tokens"] * len(axes), f"{prefix}_ends", axis=0),
+            node("Slice", [name, f"{prefix}_starts", f"{prefix}_ends", f"{prefix}_axes"], f"{prefix}_out"),
         ]
 
-    def cut_ints(name: str, values: np.ndarray, serial: int) -> list[Any]:
+    def cut_ints(name: str, values: np.ndarray, serial: int, int64: bool) -> list[Any]:
         prefix = f"__cut{serial}"
         if values.ndim == 0:
             made = "__tokens_scalar"
@@ -127,9 +177,9 @@ def rewrite(model: Path, out: Path, context: int) -> bool:
                     nodes.append(const(f"{prefix}_{k}", [v]))
                     parts.append(f"{prefix}_{k}")
             made = f"{prefix}_i64"
-            nodes.append(helper.make_node("Concat", parts, [made], axis=0))
-        if values.dtype != np.int64:
-            nodes.append(helper.make_node("Cast", [made], [f"{prefix}_out"], to=6))  # INT32
+            nodes.append(node("Concat", parts, made, axis=0))
+        if not int64:
+            nodes.append(node("Cast", [made], f"{prefix}_out", to=pb.TensorProto.INT32))
             made = f"{prefix}_out"
         renamed[name] = made
         return nodes
@@ -139,30 +189,30 @@ def rewrite(model: Path, out: Path, context: int) -> bool:
         if context in t.dims and t.data_type in _FLOAT_TYPES:
             front += cut_axes(t.name, list(t.dims), serial)
             serial += 1
-    for node in g.node:
-        if node.op_type != "Constant" or len(node.attribute) != 1 or node.attribute[0].name != "value":
+    for n in g.node:
+        if n.op_type != "Constant" or len(n.attribute) != 1 or n.attribute[0].name != "value":
             continue
-        tensor = node.attribute[0].t
+        tensor = n.attribute[0].t
         if tensor.data_type in _FLOAT_TYPES and context in tensor.dims:
-            after[node.output[0]] = cut_axes(node.output[0], list(tensor.dims), serial)
+            after[n.output[0]] = cut_axes(n.output[0], list(tensor.dims), serial)
             serial += 1
         elif tensor.data_type in _INT_TYPES and len(tensor.dims) <= 1:
-            values = numpy_helper.to_array(tensor)
+            values = _int_values(pb, tensor)
             if values.size <= 8 and context in values.reshape(-1).tolist():
-                front += cut_ints(node.output[0], values, serial)
-                dropped.add(node.output[0])
+                front += cut_ints(n.output[0], values, serial, tensor.data_type == pb.TensorProto.INT64)
+                dropped.add(n.output[0])
                 serial += 1
     if not renamed or any(o.name in renamed for o in g.output):
         return False
     nodes = list(front)
-    for node in g.node:
-        for k, name in enumerate(node.input):
+    for n in g.node:
+        for k, name in enumerate(n.input):
             if name in renamed:
-                node.input[k] = renamed[name]
-        if node.op_type == "Constant" and node.output[0] in dropped:
+                n.input[k] = renamed[name]
+        if n.op_type == "Constant" and n.output[0] in dropped:
             continue  # an integer constant replaced whole (its new value is made in `front`)
-        nodes.append(node)
-        for name in node.output:
+        nodes.append(n)
+        for name in n.output:
             nodes += after.get(name, [])
     del g.node[:]
     g.node.extend(nodes)
@@ -172,7 +222,7 @@ def rewrite(model: Path, out: Path, context: int) -> bool:
             if dim.HasField("dim_value") and dim.dim_value == context:
                 dim.dim_param = "tokens"
     del g.value_info[:]  # shapes recorded for 77 tokens; ONNX Runtime infers them again
-    onnx.save(proto, str(out))
+    out.write_bytes(proto.SerializeToString())
     return True
 
 

@@ -10,6 +10,7 @@ more matches, in order. The trigram table takes the text as read, for substrings
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -19,8 +20,13 @@ _CJK = (
     "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
     "\U00020000-\U0002fa1f"
 )
-_CJK_RUN = re.compile(f"[{_CJK}]+")
-_TOKEN = re.compile(f"[{_CJK}]+|[^\\W_{_CJK}]+")  # a CJK run, or a word of letters and digits
+
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(a CJK run, a CJK run or a word of letters and digits), compiled on first use: their character
+    classes span the astral planes and take ~10 ms to compile, which a search without text need not pay."""
+    return re.compile(f"[{_CJK}]+"), re.compile(f"[{_CJK}]+|[^\\W_{_CJK}]+")
 
 
 def normalize(text: str) -> str:
@@ -30,7 +36,7 @@ def normalize(text: str) -> str:
 
 def is_cjk(token: str) -> bool:
     """Whether a token is a run of Chinese, Japanese or Korean characters."""
-    return bool(_CJK_RUN.fullmatch(token))
+    return bool(_patterns()[0].fullmatch(token))
 
 
 def _bigrams(run: str) -> list[str]:
@@ -40,14 +46,14 @@ def _bigrams(run: str) -> list[str]:
 def index_terms(text: str) -> str:
     """The text as the words table indexes it: words kept, CJK runs written as bigrams plus their last character."""
     out: list[str] = []
-    for token in _TOKEN.findall(normalize(text)):
+    for token in _patterns()[1].findall(normalize(text)):
         out.extend(_bigrams(token) if is_cjk(token) else [token])
     return " ".join(out)
 
 
 def tokens(text: str) -> list[str]:
     """The words and CJK runs of a text, normalized, in order."""
-    return _TOKEN.findall(normalize(text))
+    return _patterns()[1].findall(normalize(text))
 
 
 def _quote(term: str) -> str:
@@ -132,7 +138,7 @@ def typo_limit(term: str) -> int:
 def matched_words(text: str, terms: tuple[str, ...], *, fuzzy: bool = False) -> list[str]:
     """The words of a photo's text (as read) that a query's terms matched, in reading order, once each."""
     found: list[str] = []
-    spans = [(m.group(0), normalize(m.group(0))) for m in _TOKEN.finditer(unicodedata.normalize("NFKC", text))]
+    spans = [(m.group(0), normalize(m.group(0))) for m in _patterns()[1].finditer(unicodedata.normalize("NFKC", text))]
     for original, word in spans:
         for term in terms:
             if is_cjk(term):

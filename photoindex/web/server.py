@@ -117,6 +117,7 @@ def serve(
     sock = bind(host, port)
     try:
         with open_library(config) as lib:
+            lib.warm_text = True  # its text model answers many queries (docs/search.md, "Query text")
             service = WebService(lib)
             app, login, secret_file = _app(service, host)
             server = _uvicorn(app)

@@ -153,12 +153,14 @@ def _export_like(path: Path, *, causal: bool, shape_dtype: type = np.int64, batc
     return path
 
 
-@pytest.mark.parametrize("shape_dtype", [np.int64, np.int32])
+@pytest.mark.parametrize(("shape_dtype", "warm"), [(np.int64, False), (np.int32, False), (np.int64, True)])
 def test_an_export_with_the_context_in_its_reshape_targets_is_cut_and_agrees(
-    tmp_path: Path, shape_dtype: type
+    tmp_path: Path, shape_dtype: type, warm: bool
 ) -> None:
+    """Loaded for one query (unoptimized) or for many (optimized, prepacked): the same vectors."""
     model = _export_like(tmp_path / "textual.onnx", causal=True, shape_dtype=shape_dtype)
-    session = OrtSession(model, cache_dir=tmp_path / "cache", text_probe=probe())
+    cold = probe()
+    session = OrtSession(model, cache_dir=tmp_path / "cache", text_probe=shorttext.TextProbe(77, cold.ids, warm))
     assert session.trims_tokens
     tokenizer = load_tokenizer("clip-bpe", 77)
     full = TextEncoder(OrtSession(model), tokenizer, 16).encode(QUERIES)

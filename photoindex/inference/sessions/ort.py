@@ -110,7 +110,9 @@ class OrtSession(FixedSpecs):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Prepacked weights are a second copy of every MatMul weight: 200 MB more for ViT-B/32,
         # with no measurable speed-up here (43 vs 44 images/s at batch 16).
-        options.add_session_config_entry("session.disable_prepacking", "1")
+        # (A text session that answers many queries prepacks: see `TextProbe.warm`.)
+        warm_text = text_probe is not None and text_probe.warm
+        options.add_session_config_entry("session.disable_prepacking", "0" if warm_text else "1")
         self.trims_tokens = False
         context = None if text_probe is None else text_probe.context
         self.loaded_from = self._fast_copy(ort, cache_dir, context) if cache_dir is not None else None
@@ -160,7 +162,8 @@ class OrtSession(FixedSpecs):
         # Unoptimized: at a query's length the run is its MatMuls whatever the graph's level, and
         # ORT_ENABLE_ALL's passes over the attention's shape arithmetic cost a cold search 0.1-0.25
         # CPU s at load (ViT-B/32's text model: load 0.10 against 0.20-0.38 CPU s, runs alike).
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        if not probe.warm:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             session = ort.InferenceSession(str(short), sess_options=options, providers=["CPUExecutionProvider"])
             if verdict is None:
