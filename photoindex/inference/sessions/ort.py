@@ -159,9 +159,9 @@ class OrtSession(FixedSpecs):
         short, verdict = found
         if verdict is None and not modelcache.begin_check(copy):
             return
-        # Unoptimized: at a query's length the run is its MatMuls whatever the graph's level, and
-        # ORT_ENABLE_ALL's passes over the attention's shape arithmetic cost a cold search 0.1-0.25
-        # CPU s at load (ViT-B/32's text model: load 0.10 against 0.20-0.38 CPU s, runs alike).
+        # For one query, unoptimized: ORT_ENABLE_ALL's passes over the attention's shape arithmetic
+        # cost more at load than they save in one run (rclip's text model: load 0.14-0.22 s against
+        # 0.24-0.35 s, a run ~50 ms either way). A warm session keeps them (`TextProbe.warm`).
         if not probe.warm:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
