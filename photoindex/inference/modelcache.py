@@ -180,7 +180,7 @@ def _short_graph(model: Path, out: Path, context: int) -> bool:
 
     try:
         return shorttext.rewrite(model, out, context)
-    except Exception as exc:  # onnx's parse and check errors have no common base; the copy is optional
+    except Exception as exc:  # protobuf parse errors, odd graphs: the short copy is optional
         logger.info("%s: no short-query copy: %s", model, exc)
         out.unlink(missing_ok=True)
         return False
