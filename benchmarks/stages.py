@@ -45,12 +45,12 @@ def model_loading(bundle: Bundle, cache_dir: Path) -> dict[str, dict[str, float]
     Each load is a fresh session in this process (the files are in the page cache, as for a
     command run again); the copies made here stay in `cache_dir` for the runs that follow.
     """
-    from photoindex.inference.shorttext import PROBE_TEXTS, TextProbe
+    from photoindex.inference.shorttext import TextProbe
     from photoindex.inference.tokenizers import load_tokenizer
 
     m = bundle.manifest
     tokenizer = load_tokenizer(m.text.tokenizer, m.text.context_length)
-    text_probe = TextProbe(m.text.context_length, lambda: np.asarray(tokenizer(list(PROBE_TEXTS))))
+    text_probe = TextProbe.of(tokenizer)
     out: dict[str, dict[str, float]] = {}
     for which in ("text", "image"):
         path = bundle.path(which)

@@ -226,14 +226,12 @@ class Library:
             copy = modelcache.ensure(path, cache, onnxruntime.__version__, text_context=m.text.context_length)
             found = modelcache.short_copy(copy) if copy is not None else None
             if check and found is not None and found[1] is None and self._text_runs_on_cpu():
-                import numpy as np
-
                 from photoindex.inference.sessions.ort import OrtSession
-                from photoindex.inference.shorttext import PROBE_TEXTS, TextProbe
+                from photoindex.inference.shorttext import TextProbe
                 from photoindex.inference.tokenizers import load_tokenizer
 
                 tokenizer = load_tokenizer(m.text.tokenizer, m.text.context_length)
-                probe = TextProbe(m.text.context_length, lambda: np.asarray(tokenizer(list(PROBE_TEXTS))))
+                probe = TextProbe.of(tokenizer)
                 OrtSession(path, self.config.runtime.threads, cache, text_probe=probe)  # checks, then dropped
         except Exception as exc:  # an onnxruntime that does not import is reported when a model is loaded
             logger.info("no fast-loading copy of %s: %s", path, exc)

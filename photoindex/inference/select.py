@@ -403,10 +403,10 @@ def open_text_encoder(
     `warm`: it will answer many queries (a long-lived process): on the CPU, loaded for speed per query
     rather than speed of loading (`shorttext.TextProbe.warm`).
     """
-    from photoindex.inference.shorttext import PROBE_TEXTS, TextProbe
+    from photoindex.inference.shorttext import TextProbe
 
     m = bundle.manifest
-    probe = TextProbe(tokenizer.context_length, lambda: np.asarray(tokenizer(list(PROBE_TEXTS))), warm)
+    probe = TextProbe.of(tokenizer, warm=warm)
     choice, plan = _open(bundle, "text", runtime, on_warning, probe)
 
     def cpu_encoder(session: Session | None = None) -> TextEncoder:

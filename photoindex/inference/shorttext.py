@@ -22,9 +22,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from photoindex.inference.tokenizers import Tokenizer
 
 logger = logging.getLogger("photoindex")
 
@@ -53,6 +56,11 @@ class TextProbe:
     context: int
     ids: Callable[[], np.ndarray]
     warm: bool = False
+
+    @classmethod
+    def of(cls, tokenizer: Tokenizer, *, warm: bool = False) -> TextProbe:
+        """The probe of a text model read by `tokenizer`: `PROBE_TEXTS`, tokenized when first needed."""
+        return cls(tokenizer.context_length, lambda: np.asarray(tokenizer(list(PROBE_TEXTS))), warm)
 
 
 _FLOAT_TYPES = (1, 10, 11, 16)  # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
