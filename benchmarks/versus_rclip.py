@@ -348,7 +348,8 @@ def _child(what: str, photos: Path, bundle: Path, home: Path, out: Path) -> None
         paths = sorted(photos.glob("*.jpg"))
         spec = resolve_bundle(str(bundle), home / "models").manifest.image
         size = config.thumbnails.size if what == "decode-thumbs" else 0
-        rate = stages.decodepool_rate(paths, spec, workers, config.scan.max_image_pixels, size)
+        rate = stages.decodepool_rate(paths, spec, workers, config.scan.max_image_pixels, size,
+                                      home / "decode-thumbnails")
     else:
         thumbs = "false" if what == "npu-nothumbs" else "true"
         rate = pipeline.npu_index(photos, home, bundle, workers, 16, thumbnails_while_indexing=thumbs).rate

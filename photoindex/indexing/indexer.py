@@ -762,7 +762,7 @@ class Indexer:
             workers=workers,
             max_pixels=self.config.scan.max_image_pixels,
             timeout=self.config.index.decode_timeout,
-            thumbnail_size=self._thumbnails.size if self._thumbnails is not None else 0,
+            thumbnails=self._thumbnails,
         )
 
     def _relink_by_hash(self, items: list[_Pending]) -> list[_Pending]:
@@ -840,8 +840,8 @@ class Indexer:
             try:
                 for r in pool.run(DecodeJob(k, self.local(p.fact.path), "decode") for k, p in by_key.items()):
                     p = by_key[r.key]
-                    if r.thumbnail is not None and r.content_hash is not None and self._thumbnails is not None:
-                        self._keep_thumbnail(r.content_hash, r.thumbnail)
+                    if self._thumbnails is not None and (r.thumbnail_bytes or r.thumbnail_error):
+                        self._kept_thumbnail(r)
                     if not r.ok:
                         batch.failed.append((p, r))
                     elif r.content_hash in batch_hashes:
@@ -887,14 +887,18 @@ class Indexer:
         if at_tail is not None:
             at_tail()
 
-    def _keep_thumbnail(self, content_hash: str, data: bytes) -> None:
-        """Cache the thumbnail a decode worker made; a cache that cannot be written is not the run's failure."""
+    def _kept_thumbnail(self, r: DecodeResult) -> None:
+        """Count the thumbnail a decode worker wrote in the cache's bound; a cache that cannot be written is
+        not the run's failure (said once)."""
         assert self._thumbnails is not None
+        if r.thumbnail_error is not None:
+            self._warn(f"{self._thumbnails.folder}: cannot write thumbnails ({r.thumbnail_error}); indexing goes on")
+            self._thumbnails = None
+            return
         try:
-            if self._thumbnails.get(content_hash) is None:
-                self._thumbnails.put(content_hash, data)
+            self._thumbnails.account(r.thumbnail_bytes)
         except OSError as exc:
-            self._warn(f"{self._thumbnails.folder}: cannot write thumbnails ({exc.strerror or exc}); indexing goes on")
+            self._warn(f"{self._thumbnails.folder}: cannot prune thumbnails ({exc.strerror or exc}); indexing goes on")
             self._thumbnails = None
 
     def _start_encoding(self, batch: _Batch, encoder: Executor) -> _Encoding:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     Context = ForkServerContext | SpawnContext
 
     from photoindex.photos.imaging import PhotoInfo
+    from photoindex.photos.thumbnails import ThumbnailStore
 
 # probe: the header's metadata only (no hash, no pixels); text: pixels for the text detector (ocr/reader.py)
 JobKind = Literal["hash", "decode", "probe", "text"]
@@ -63,7 +64,9 @@ class DecodeResult:
     pixels: np.ndarray | None = None
     info: PhotoInfo | None = None
     scale: float | None = None  # "text" jobs: the factor from `pixels` to the photo's displayed pixels
-    thumbnail: bytes | None = None  # JPEG, made from the decoded image when the pool was asked to
+    thumbnail: bytes | None = None  # JPEG, made from the decoded image when the pool was asked to (no folder)
+    thumbnail_bytes: int = 0  # bytes the worker wrote to the pool's thumbnail folder (0: it was cached)
+    thumbnail_error: str | None = None  # why the worker could not write the thumbnail there
     reason: str | None = None
     message: str | None = None
     hint: str | None = None
@@ -74,11 +77,14 @@ class DecodeResult:
         return self.reason is None
 
 
-def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int, thumbnail_size: int = 0) -> DecodeResult:
+def process_job(
+    job: DecodeJob, spec: ImageSpec, max_pixels: int, thumbnail_size: int = 0, thumbnail_dir: str | None = None
+) -> DecodeResult:
     """Run one job in the current process (workers call this; so does the in-process mode).
 
-    `thumbnail_size` > 0: a decode job also returns the photo's thumbnail, made from the image
-    decoded for the encoder (photos.thumbnails).
+    `thumbnail_size` > 0: a decode job also makes the photo's thumbnail from the image decoded for
+    the encoder (photos.thumbnails) and writes it to the cache folder `thumbnail_dir` when it is
+    given (the result says how many bytes), else returns it.
     """
     from photoindex.errors import ImageError
     from photoindex.photos.imaging import decode_for_text, decode_photo, probe
@@ -136,7 +142,19 @@ def process_job(job: DecodeJob, spec: ImageSpec, max_pixels: int, thumbnail_size
             message="ran out of memory while decoding",
             hint="raise the memory limit or lower `[scan] max_image_pixels`",
         )
-    return result(pixels=pixels, info=info, thumbnail=thumbs[0] if thumbs else None)
+    if not thumbs:
+        return result(pixels=pixels, info=info)
+    if thumbnail_dir is None:
+        return result(pixels=pixels, info=info, thumbnail=thumbs[0])
+    # Written here, not by the indexing process: on the board every CPU-ms of that process is taken
+    # from the decode workers (docs/indexing.md, "Keeping both cores busy").
+    from photoindex.photos.thumbnails import ThumbnailStore
+
+    try:
+        written = ThumbnailStore(Path(thumbnail_dir), size=thumbnail_size).write_new(digest, thumbs[0])
+    except OSError as exc:
+        return result(pixels=pixels, info=info, thumbnail_error=str(exc.strerror or exc))
+    return result(pixels=pixels, info=info, thumbnail_bytes=written)
 
 
 def _worker_main(
@@ -146,6 +164,7 @@ def _worker_main(
     crash_on: str | None = None,
     thumbnail_size: int = 0,
     nice: int = 0,
+    thumbnail_dir: str | None = None,
 ) -> None:
     import signal
 
@@ -172,7 +191,10 @@ def _worker_main(
             return
         if crash_on is not None and job.path == crash_on:
             os.kill(os.getpid(), signal.SIGSEGV)  # tests: a decoder that dies as a C library bug would
-        conn.send(process_job(job, spec, max_pixels, thumbnail_size))
+        result = process_job(job, spec, max_pixels, thumbnail_size, thumbnail_dir)
+        if result.thumbnail_error is not None:
+            thumbnail_size, thumbnail_dir = 0, None  # said once: this worker makes no more of them
+        conn.send(result)
 
 
 class _Worker:
@@ -184,10 +206,13 @@ class _Worker:
         crash_on: str | None = None,
         thumbnail_size: int = 0,
         nice: int = 0,
+        thumbnail_dir: str | None = None,
     ) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(
-            target=_worker_main, args=(child, spec, max_pixels, crash_on, thumbnail_size, nice), daemon=True
+            target=_worker_main,
+            args=(child, spec, max_pixels, crash_on, thumbnail_size, nice, thumbnail_dir),
+            daemon=True,
         )
         self.proc.start()
         child.close()
@@ -249,11 +274,14 @@ class DecodePool:
         buffer: int = 64,
         thumbnail_size: int = 0,
         nice: int = 0,
+        thumbnails: ThumbnailStore | None = None,
     ) -> None:
-        """`thumbnail_size` > 0: decode results carry the photo's thumbnail JPEG (photos.thumbnails); `nice` > 0:
-        the workers run at that much lower OS priority (a background pass)."""
+        """`thumbnail_size` > 0: decode results carry the photo's thumbnail JPEG (photos.thumbnails); `thumbnails`:
+        the workers write each photo's thumbnail to that cache instead (at its size) and say how many bytes,
+        which the caller `account`s; `nice` > 0: the workers run at that much lower OS priority (a background pass)."""
         self.spec = spec
-        self.thumbnail_size = thumbnail_size
+        self.thumbnail_size = thumbnails.size if thumbnails is not None else thumbnail_size
+        self.thumbnail_dir = str(thumbnails.folder) if thumbnails is not None else None
         self.nice = nice
         self.workers = workers
         self.max_pixels = max_pixels
@@ -280,7 +308,7 @@ class DecodePool:
             for job in jobs:
                 if self._stop.is_set():
                     return
-                yield process_job(job, self.spec, self.max_pixels, self.thumbnail_size)
+                yield process_job(job, self.spec, self.max_pixels, self.thumbnail_size, self.thumbnail_dir)
             return
         if self._stop.is_set():
             return
@@ -314,7 +342,9 @@ class DecodePool:
             feeder.join()
 
     def _worker(self, ctx: Any) -> _Worker:
-        return _Worker(ctx, self.spec, self.max_pixels, self._crash_on, self.thumbnail_size, self.nice)
+        return _Worker(
+            ctx, self.spec, self.max_pixels, self._crash_on, self.thumbnail_size, self.nice, self.thumbnail_dir
+        )
 
     def _put(self, out: queue.Queue[Any], item: Any, ended: threading.Event) -> bool:
         while not (self._stop.is_set() or ended.is_set()):

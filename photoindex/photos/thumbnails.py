@@ -6,7 +6,8 @@ a request. The folder is a cache: bounded by `[thumbnails] max_cache_mb` (the le
 written go first), safe to delete at any time, and refilled as thumbnails are needed.
 
 Indexing makes them from the image the decode worker already holds for the encoder (no second
-decode); photos indexed before that (or while thumbnails were off) get theirs on first request.
+decode), and the worker writes the file (the indexing process only counts its bytes); photos
+indexed before that (or while thumbnails were off) get theirs on first request.
 """
 
 from __future__ import annotations
@@ -76,10 +77,38 @@ class ThumbnailStore:
         return path if path.is_file() else None
 
     def put(self, content_hash: str, data: bytes) -> Path:
-        """Store a thumbnail atomically (a reader never sees half a file); returns its path."""
+        """Store a thumbnail atomically (a reader never sees half a file) and keep the cache bounded; its path."""
+        path = self._write(self.path_for(content_hash), data)
+        self.account(len(data))
+        return path
+
+    def write_new(self, content_hash: str, data: bytes) -> int:
+        """Store a thumbnail that is not cached yet, atomically, without the bound's bookkeeping; the bytes
+        written (0 when it was there). For the decode workers: the process that owns the store `account`s them."""
         path = self.path_for(content_hash)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
+        if path.is_file():
+            return 0
+        self._write(path, data)
+        return len(data)
+
+    def account(self, written: int) -> None:
+        """Count `written` new bytes in the cache and prune it when it is over its bound."""
+        with self._lock:
+            if self._total is None:
+                self._total = self.usage()[1]  # one walk per process; other writers' files are counted then
+            else:
+                self._total += written
+            due = self._total > self.max_bytes
+        if due:
+            self.prune()
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> Path:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -90,14 +119,6 @@ class ThumbnailStore:
             except OSError:
                 pass
             raise
-        with self._lock:
-            if self._total is None:
-                self._total = self.usage()[1]  # one walk per process; other writers' files are counted then
-            else:
-                self._total += len(data)
-            due = self._total > self.max_bytes
-        if due:
-            self.prune()
         return path
 
     def ensure(self, content_hash: str, photo: Path, *, max_pixels: int) -> Path:

@@ -115,3 +115,34 @@ def test_thumbnails_while_indexing_can_be_off(config: Config, tmp_path: Path, mo
     make_photo(photos / "a.jpg", RED)
     run_index(cfg, [photos])
     assert thumbnail_store(cfg).usage() == (0, 0)
+
+
+def test_decode_workers_write_the_thumbnails_and_say_how_many_bytes(tmp_path: Path) -> None:
+    from photoindex.inference.bundle import ImageSpec
+    from photoindex.photos.decodepool import DecodeJob, DecodePool
+
+    paths = [make_photo(tmp_path / f"{i}.jpg", RED, size=(640, 480), seed=i) for i in range(3)]
+    store = ThumbnailStore(tmp_path / "thumbs", size=160, max_bytes=10**6)
+    pool = DecodePool(ImageSpec(size=64), workers=2, max_pixels=10**8, thumbnails=store)
+    first = list(pool.run(DecodeJob(i, str(p)) for i, p in enumerate(paths)))
+    for r in first:
+        thumb = store.get(r.content_hash or "")
+        assert thumb is not None and r.thumbnail is None  # written by the worker, not handed back
+        assert r.thumbnail_bytes == thumb.stat().st_size > 0
+        with Image.open(thumb) as im:
+            assert im.size == (160, 120)
+    again = list(pool.run(DecodeJob(i, str(p)) for i, p in enumerate(paths)))
+    assert [r.thumbnail_bytes for r in again] == [0, 0, 0]  # already cached: nothing written twice
+
+
+def test_a_thumbnail_folder_that_cannot_be_written_is_said_once(config: Config, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    for i in range(3):
+        make_photo(photos / f"{i}.jpg", RED, size=(640, 480), seed=i)
+    blocked = thumbnail_store(config).folder / str(thumbnail_store(config).size)
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_bytes(b"")  # a file where the folder should be: no thumbnail can be written
+    report = run_index(config, [photos])
+    assert report.added == 3 and report.failed == 0
+    said = [w for w in report.warnings if "cannot write thumbnails" in w]
+    assert len(said) == 1 and str(thumbnail_store(config).folder) in said[0]
