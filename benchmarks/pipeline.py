@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.memory import TreeSampler
+from benchmarks.memory import TreeSampler, tree_cpu_seconds
 
 
 @dataclass
@@ -27,6 +27,8 @@ class IndexRun:
     peak_rss_mib: float = 0.0
     peak_pss_mib: float = 0.0
     processes: int = 0
+    cpu_seconds: float = 0.0  # the process tree's over the run (npu_index: the Indexer's run alone)
+    own_cpu_seconds: float = 0.0  # the indexing process's alone (npu_index: the decode workers excluded)
 
     @property
     def rate(self) -> float:
@@ -103,8 +105,10 @@ def npu_index(photos: Path, home: Path, bundle: Path, workers: int, batch_size: 
         lib.image_encoder = lambda: encoder  # type: ignore[method-assign]  # the board's NPU, stood in
         with lib.db.write() as s:
             root = catalog.add_root(s, photos)
+        cpu, own = tree_cpu_seconds(), time.process_time()
         report = Indexer(lib).run([root])
+        cpu, own = tree_cpu_seconds() - cpu, time.process_time() - own
     wall = time.perf_counter() - start
     if report.failed:
         raise RuntimeError(f"indexing {photos} failed for {report.failed} photos")
-    return IndexRun(report.encoded, report.seconds, wall)
+    return IndexRun(report.encoded, report.seconds, wall, cpu_seconds=cpu, own_cpu_seconds=own)

@@ -18,6 +18,7 @@ from photoindex.inference.sessions.base import FixedSpecs, TensorSpec
 from photoindex.inference.sessions.ort import OrtSession
 from photoindex.photos.decodepool import DecodeJob, DecodePool
 from photoindex.photos.imaging import decode_photo, preprocess
+from photoindex.photos.thumbnails import ThumbnailStore
 
 NPU_SECONDS_PER_IMAGE = 0.0042  # ViT-B/32 image encoder on the AX650N NPU (Axera's published figure)
 
@@ -141,17 +142,27 @@ def decodepool_rate(
     if thumbnail_size > 0:
         import shutil
 
-        from photoindex.photos.thumbnails import ThumbnailStore
-
         assert thumbnail_folder is not None, "thumbnails need a folder"
         shutil.rmtree(thumbnail_folder, ignore_errors=True)
         thumbnails = ThumbnailStore(thumbnail_folder, size=thumbnail_size)
+    return decodepool_pass(paths, spec, workers, max_pixels, thumbnails)[0]
+
+
+def decodepool_pass(
+    paths: Sequence[Path], spec: ImageSpec, workers: int, max_pixels: int, thumbnails: ThumbnailStore | None = None
+) -> tuple[float, float, float]:
+    """(photos per second, CPU seconds of this process tree, of this process alone) of one pass through the
+    indexer's DecodePool, its workers' start included."""
+    from benchmarks.memory import tree_cpu_seconds
+
     pool = DecodePool(spec, workers=workers, max_pixels=max_pixels, thumbnails=thumbnails)
+    cpu, own = tree_cpu_seconds(), time.process_time()
     start = time.perf_counter()
     n = sum(1 for r in pool.run(DecodeJob(i, str(p)) for i, p in enumerate(paths)) if r.ok)
+    seconds = time.perf_counter() - start
     if n != len(paths):
         raise RuntimeError(f"DecodePool decoded {n} of {len(paths)} photos")
-    return n / (time.perf_counter() - start)
+    return n / seconds, tree_cpu_seconds() - cpu, time.process_time() - own
 
 
 def naive_rate(paths: Sequence[Path], encoder: ImageEncoder, spec: ImageSpec) -> float:

@@ -331,8 +331,10 @@ def npu_vs_decode(photos: Path, bundle: Path, work: Path, rounds: int,
             result = json.loads(out.read_text())
             result.update(rss_mib=run.rss_mib, pss_mib=run.pss_mib, wall=run.wall, cpu_s=run.cpu, load=run.load)
             runs[what].append(result)
-            say(f"  {what:13} round {r + 1}: {result['rate']:.1f} photos/s, tree RSS {run.rss_mib:.0f} MiB, "
-                f"PSS {run.pss_mib:.0f} MiB, CPU {run.cpu:.1f} s, load {run.load:.1f}")
+            say(f"  {what:13} round {r + 1}: {result['rate']:.1f} photos/s, "
+                f"{1000 * (result.get('window_cpu_per_photo') or 0):.1f} CPU ms per photo "
+                f"({1000 * (result.get('own_cpu_per_photo') or 0):.1f} in the main process), tree RSS "
+                f"{run.rss_mib:.0f} MiB, PSS {run.pss_mib:.0f} MiB, CPU {run.cpu:.1f} s, load {run.load:.1f}")
     return runs
 
 
@@ -341,19 +343,27 @@ def _child(what: str, photos: Path, bundle: Path, home: Path, out: Path) -> None
     from benchmarks import pipeline, stages
     from photoindex.config import load_config
     from photoindex.inference.bundle import resolve_bundle
+    from photoindex.photos.thumbnails import ThumbnailStore
 
     workers = os.cpu_count() or 1
     config = load_config(environ={}, home=home)
     if what.startswith("decode"):
         paths = sorted(photos.glob("*.jpg"))
         spec = resolve_bundle(str(bundle), home / "models").manifest.image
-        size = config.thumbnails.size if what == "decode-thumbs" else 0
-        rate = stages.decodepool_rate(paths, spec, workers, config.scan.max_image_pixels, size,
-                                      home / "decode-thumbnails")
+        thumbnails = None
+        if what == "decode-thumbs":  # written to a fresh cache, as the indexer's workers do
+            shutil.rmtree(home / "decode-thumbnails", ignore_errors=True)
+            thumbnails = ThumbnailStore(home / "decode-thumbnails", size=config.thumbnails.size)
+        rate, cpu, own = stages.decodepool_pass(paths, spec, workers, config.scan.max_image_pixels, thumbnails)
+        n = len(paths)
     else:
         thumbs = "false" if what == "npu-nothumbs" else "true"
-        rate = pipeline.npu_index(photos, home, bundle, workers, 16, thumbnails_while_indexing=thumbs).rate
-    out.write_text(json.dumps({"rate": rate}))
+        run = pipeline.npu_index(photos, home, bundle, workers, 16, thumbnails_while_indexing=thumbs)
+        rate, cpu, own, n = run.rate, run.cpu_seconds, run.own_cpu_seconds, run.encoded
+    # The measured stretch's CPU seconds per photo, the whole tree's (what the load disturbs least) and the
+    # indexing process's own (its feeder, commits and the rest: what it takes from the decode workers).
+    out.write_text(json.dumps({"rate": rate, "window_cpu_per_photo": cpu / n if n else None,
+                               "own_cpu_per_photo": own / n if n else None}))
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -435,7 +445,23 @@ def report(results: dict[str, Any]) -> str:
             lines += ["", "Beside them, in the same rounds: " + "; ".join(
                 f"{label} {_median([x['rate'] for x in npu[k]]):.1f} photos/s "
                 f"({_median([x['rate'] for x in npu[k]]) / d:.2f} of decoding alone)" for k, label in others) + "."]
+        lines += _npu_cpu_lines(npu)
     return "\n".join(lines) + "\n"
+
+
+def _npu_cpu_lines(npu: dict[str, Any]) -> list[str]:
+    """The NPU stage's CPU per photo: with the NPU spending no CPU and decoding using both cores, the
+    throughput ratio of two sides is their inverse ratio of CPU per photo; a loaded machine disturbs this
+    far less than the rates."""
+    cpu = {k: _median([x["window_cpu_per_photo"] for x in runs if x.get("window_cpu_per_photo")])
+           for k, runs in npu.items() if any(x.get("window_cpu_per_photo") for x in runs)}
+    if "decode" not in cpu or "npu" not in cpu:
+        return []
+    parts = [f"{k} {1000 * v:.1f} ms" for k, v in cpu.items()]
+    pairs = [(a, b) for a, b in (("decode", "npu"), ("decode", "npu-nothumbs"), ("decode-thumbs", "npu"))
+             if a in cpu and b in cpu]
+    return ["", "CPU per photo over the measured stretch, whole process tree (medians): " + ", ".join(parts)
+            + "; as CPU-bound ratios: " + ", ".join(f"{b} / {a} {cpu[a] / cpu[b]:.2f}" for a, b in pairs) + "."]
 
 
 def rewrite_report(path: Path) -> None:
@@ -555,7 +581,12 @@ def main() -> None:
         say(f"  fidelity: {results['fidelity']}")
     if "npu" in stages_wanted:
         say("NPU stand-in against decoding alone, interleaved")
-        results["npu"] = npu_vs_decode(photos, fp32, work, args.rounds)
+        results["npu"] = npu = npu_vs_decode(photos, fp32, work, args.rounds)
+        d = _median([x["rate"] for x in npu["decode"]])
+        say("  rates against decoding alone (medians): " + ", ".join(
+            f"{k} {_median([x['rate'] for x in v]) / d:.2f}" for k, v in npu.items() if k != "decode"))
+        for line in _npu_cpu_lines(npu)[1:]:
+            say("  " + line)
     (out / "versus_rclip.json").write_text(json.dumps(results, indent=1))
     if {"index", "search", "fidelity"} <= stages_wanted:
         (out / "versus_rclip.md").write_text(report(results))
