@@ -64,7 +64,6 @@ class DecodeResult:
     pixels: np.ndarray | None = None
     info: PhotoInfo | None = None
     scale: float | None = None  # "text" jobs: the factor from `pixels` to the photo's displayed pixels
-    thumbnail: bytes | None = None  # JPEG, made from the decoded image when the pool was asked to (no folder)
     thumbnail_bytes: int = 0  # bytes the worker wrote to the pool's thumbnail folder (0: it was cached)
     thumbnail_error: str | None = None  # why the worker could not write the thumbnail there
     reason: str | None = None
@@ -82,9 +81,9 @@ def process_job(
 ) -> DecodeResult:
     """Run one job in the current process (workers call this; so does the in-process mode).
 
-    `thumbnail_size` > 0: a decode job also makes the photo's thumbnail from the image decoded for
-    the encoder (photos.thumbnails) and writes it to the cache folder `thumbnail_dir` when it is
-    given (the result says how many bytes), else returns it.
+    `thumbnail_dir`: a decode job also makes the photo's thumbnail (`thumbnail_size` px) from the
+    image decoded for the encoder and writes it to that cache folder (photos.thumbnails); the result
+    says how many bytes.
     """
     from photoindex.errors import ImageError
     from photoindex.photos.imaging import decode_for_text, decode_photo, probe
@@ -127,7 +126,7 @@ def process_job(
             return result(pixels=pixels, scale=scale)
         thumbs: list[bytes] = []
         keep = None
-        if thumbnail_size > 0:
+        if thumbnail_dir is not None and thumbnail_size > 0:
             from photoindex.photos.thumbnails import thumbnail_jpeg
 
             def keep(im: Any) -> None:
@@ -142,10 +141,8 @@ def process_job(
             message="ran out of memory while decoding",
             hint="raise the memory limit or lower `[scan] max_image_pixels`",
         )
-    if not thumbs:
+    if not thumbs or thumbnail_dir is None:
         return result(pixels=pixels, info=info)
-    if thumbnail_dir is None:
-        return result(pixels=pixels, info=info, thumbnail=thumbs[0])
     # Written here, not by the indexing process: on the board every CPU-ms of that process is taken
     # from the decode workers (docs/indexing.md, "Keeping both cores busy").
     from photoindex.photos.thumbnails import ThumbnailStore
@@ -272,15 +269,14 @@ class DecodePool:
         max_pixels: int,
         timeout: float = 60.0,
         buffer: int = 64,
-        thumbnail_size: int = 0,
         nice: int = 0,
         thumbnails: ThumbnailStore | None = None,
     ) -> None:
-        """`thumbnail_size` > 0: decode results carry the photo's thumbnail JPEG (photos.thumbnails); `thumbnails`:
-        the workers write each photo's thumbnail to that cache instead (at its size) and say how many bytes,
-        which the caller `account`s; `nice` > 0: the workers run at that much lower OS priority (a background pass)."""
+        """`thumbnails`: the workers write each decoded photo's thumbnail to that cache (photos.thumbnails) and
+        say how many bytes, which the caller `account`s; `nice` > 0: the workers run at that much lower OS
+        priority (a background pass)."""
         self.spec = spec
-        self.thumbnail_size = thumbnails.size if thumbnails is not None else thumbnail_size
+        self.thumbnail_size = thumbnails.size if thumbnails is not None else 0
         self.thumbnail_dir = str(thumbnails.folder) if thumbnails is not None else None
         self.nice = nice
         self.workers = workers
