@@ -9,12 +9,11 @@ explicit modes of the lock files.
 
 from __future__ import annotations
 
-import logging
 import os
-import stat
-from pathlib import Path
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # `cli.main` imports UMASK from here first: nothing more at import (cli/served.py)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PRIVATE_FOLDER = 0o700
 PRIVATE_FILE = 0o600
@@ -26,6 +25,9 @@ def make_private_folder(path: Path) -> None:
 
     Tightening happens only to a folder this user owns, and says so once (the next open finds it private).
     """
+    import stat
+    from pathlib import Path
+
     path = Path(path)
     try:
         path.mkdir(mode=PRIVATE_FOLDER, parents=True)
@@ -42,6 +44,9 @@ def make_private_folder(path: Path) -> None:
     mode = stat.S_IMODE(st.st_mode)
     if not mode & 0o077:
         return
+    import logging
+
+    log = logging.getLogger(__name__)
     try:
         os.chmod(path, mode & ~0o077)
     except OSError as exc:

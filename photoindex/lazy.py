@@ -7,8 +7,11 @@ importing the package costs nothing until a name is used (docs/architecture.md, 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself is not imported: `photoindex search` starts here (cli/served.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def public_names(package: str, names: dict[str, str]) -> tuple[Callable[[str], Any], list[str]]:

@@ -6,10 +6,9 @@ app is built (`served`); everything else goes to the app.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from photoindex.lazy import public_names
 
+TYPE_CHECKING = False  # typing is not imported: a served search starts here (cli/served.py)
 if TYPE_CHECKING:
     from photoindex.cli.app import app
 

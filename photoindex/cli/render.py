@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # the served search imports this module: no typing, logging or pathlib at import
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+    from typing import Any
+
     from photoindex.search.duplicates import DuplicateGroup
     from photoindex.search.protocol import Hit
-
-
-class _LevelPrefix(logging.Formatter):
-    """A log formatter that prefixes each message with its level in lowercase (`warning: ...`)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """`level: message` (with the traceback, if any)."""
-        return f"{record.levelname.lower()}: {super().format(record)}"
 
 
 def log_to_stderr() -> None:
@@ -27,17 +20,47 @@ def log_to_stderr() -> None:
     Never to stdout, which `--json` keeps for its document; lowercase like the CLI's own
     `error:`/`hint:` lines. The daemon sets its own level and format.
     """
+    import logging
+
+    class LevelPrefix(logging.Formatter):
+        """Prefixes each message with its level in lowercase (`warning: ...`)."""
+
+        def format(self, record: logging.LogRecord) -> str:
+            return f"{record.levelname.lower()}: {super().format(record)}"
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LevelPrefix("%(message)s"))
+    handler.setFormatter(LevelPrefix("%(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
+
+
+class ShownHit:
+    """The fields of a hit these functions show, from its JSON object (a served search has no `Hit`s)."""
+
+    __slots__ = ("path", "score", "taken_at", "words")
+
+    def __init__(self, path: str, score: float | None, taken_at: str | None, words: Sequence[str]) -> None:
+        self.path, self.score, self.taken_at, self.words = path, score, taken_at, tuple(words)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> ShownHit:
+        """From `Hit.to_json()`'s object; fields of the wrong type are shown empty."""
+        score, taken, words = data.get("score"), data.get("taken_at"), data.get("words")
+        return cls(
+            data["path"],
+            float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
+            taken if isinstance(taken, str) else None,
+            [w for w in words if isinstance(w, str)] if isinstance(words, list) else (),
+        )
 
 
 def json_document(data: Any) -> None:
     """Print `data` (dataclasses and paths included) as one indented JSON document on stdout."""
-    import dataclasses
     import json
 
     def default(o: Any) -> Any:
+        import dataclasses
+        from pathlib import Path
+
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
             return dataclasses.asdict(o)
         if isinstance(o, Path):
@@ -67,7 +90,7 @@ def display(path: str) -> str:
     return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def hits_lines(hits: Sequence[Hit], *, paths_only: bool = False) -> None:
+def hits_lines(hits: Sequence[Hit | ShownHit], *, paths_only: bool = False) -> None:
     """Plain lines for scripts and pipes: `score<TAB>path<TAB>taken` (no header, no padding), or paths only.
 
     A hit found by the words read in it (docs/ocr.md) adds a fourth field: those words, space-separated.
@@ -89,8 +112,10 @@ def hits_lines(hits: Sequence[Hit], *, paths_only: bool = False) -> None:
     out.flush()
 
 
-def hits_table(hits: Sequence[Hit]) -> None:
+def hits_table(hits: Sequence[Hit | ShownHit]) -> None:
     """Score, path (a file:// link where the terminal supports it), when, where and which camera."""
+    from pathlib import Path
+
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

@@ -1,32 +1,30 @@
 """`photoindex search` answered by the running daemon, before the Typer app is even built.
 
 A served search is worth having only if the command around it is quick too: importing Typer and
-Click and building the app costs more than the daemon's answer. So the entry point (`cli.main`)
-hands a plain `search` here first. It reads the options the daemon can take (a text, the page, the
-order, the filters, `--json`, `-f/--paths`), sends them, and prints the hits as the full command
-does, warning about photos the model has not encoded yet from the daemon's own count: the catalog
-is never opened, and nothing heavier than the standard library is imported for piped output
-(docs/daemon.md, "Searches served by the daemon").
+Click, the configuration's and the search's modules costs more than the daemon's answer. So the
+entry point (`cli.main`) hands a plain `search` here first. It reads the options the daemon can
+take (a text, the page, the order, the filters, `--json`, `-f/--paths`) and sends them with its
+working folder and `PHOTOINDEX_*` variables; the daemon loads the configuration for this caller,
+searches, and sends the hits, its count of photos not encoded yet and, when there are none, why
+(docs/daemon.md, "Searches served by the daemon"). This module imports the standard library alone
+(os, sys, socket, json), and rich only to draw a table on a terminal.
 
 Anything else returns None and the full command runs as if this module did not exist: another
 option or a form it does not know (`--image`, `--words`, `--sheet`, `-p`, `--help`, `--opt=`,
-`--`), a value the full command would refuse, no daemon, a declined request, a daemon that does not
-send its count, or a configuration that does not load (the full command reports it). No hits
-are explained from the catalog, as the full command does.
+`--`), a value the option parser would refuse, no daemon, a declined request (another home,
+catalog or model in the caller's configuration, a configuration that does not load: the full
+command reports it), or a daemon that does not send its count.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
-from photoindex.errors import PhotoindexError
-
+TYPE_CHECKING = False  # typing itself is not imported on this path
 if TYPE_CHECKING:
-    from photoindex.config import Config
-    from photoindex.search.client import Served
-    from photoindex.search.protocol import SearchRequest
+    from collections.abc import Sequence
+    from typing import Any
 
 # The options this path reads: name -> (destination, takes a value). Short forms as in `cli.app.search`.
 _OPTIONS: dict[str, tuple[str, bool]] = {
@@ -105,69 +103,63 @@ def search(args: Sequence[str]) -> int | None:
     options = parse(args)
     if options is None:
         return None
+    output = {k: options.pop(k, False) for k in ("as_json", "paths_only")}
+    if "folder" in options and options["folder"].strip():
+        options["folder"] = os.path.realpath(os.path.expanduser(options["folder"]))  # as `resolve_folder` reads it
+    if not options["types"]:
+        del options["types"]
+    home = _home()
+    if home is None:
+        return None
+    env = {k: v for k, v in os.environ.items() if k.startswith("PHOTOINDEX_")}
+    from photoindex.search import wire
+
+    path = os.path.join(home, wire.SOCKET_NAME)
+    if not os.path.exists(path):
+        return None
+    try:
+        answer = wire.exchange(path, {"cli": {"options": options, "cwd": os.getcwd(), "env": env, "home": home}})
+    except (OSError, ValueError):  # no daemon, a stale socket, a timeout, garbage: the full command
+        return None
+    if not isinstance(answer, dict):
+        return None
+    if isinstance(answer.get("error"), str):  # the search refused the request: its own error and hint
+        print(f"error: {answer['error']}", file=sys.stderr)
+        if isinstance(answer.get("hint"), str):
+            print(f"hint: {answer['hint']}", file=sys.stderr)
+        code = answer.get("code")
+        return code if isinstance(code, int) and not isinstance(code, bool) and 0 < code < 126 else 1
+    hits, counted = answer.get("hits"), answer.get("not_encoded")
+    if not isinstance(hits, list) or not all(isinstance(h, dict) and isinstance(h.get("path"), str) for h in hits):
+        return None
+    if not isinstance(counted, dict) or not isinstance(counted.get("photos"), int):
+        return None  # a daemon from before the count: the full command counts in the catalog
     from photoindex.cli import render
 
-    render.log_to_stderr()
-    try:
-        asked = _ask(options)
-    except PhotoindexError as exc:  # the daemon's search refused the request: its own error and hint
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return exc.exit_code
-    if asked is None:
-        return None
-    cfg, request, served = asked
-    if served.not_encoded is None:
-        return None  # a daemon from before the count: the full command counts in the catalog
-    render.not_encoded_warning(*served.not_encoded)
-    if options.get("as_json"):
-        render.json_document([h.to_json() for h in served.hits])
-    elif not served.hits:
-        from photoindex.search.query import why_no_hits  # the catalog says why (rare: worth its imports)
-
-        why, hint = why_no_hits(cfg, request)
-        print(f"no matching photos: {render.display(why)}", file=sys.stderr)
-        print(f"hint: {render.display(hint)}", file=sys.stderr)
-    elif options.get("paths_only") or not sys.stdout.isatty():
-        render.hits_lines(served.hits, paths_only=bool(options.get("paths_only")))
+    render.not_encoded_warning(str(counted.get("model")), counted["photos"])
+    if output["as_json"]:
+        render.json_document(hits)
+    elif not hits:
+        said = answer.get("no_hits")
+        why: dict[str, Any] = said if isinstance(said, dict) else {}
+        print(f"no matching photos: {render.display(str(why.get('why')))}", file=sys.stderr)
+        print(f"hint: {render.display(str(why.get('hint')))}", file=sys.stderr)
     else:
-        render.hits_table(served.hits)
+        shown = [render.ShownHit.of(h) for h in hits]
+        if output["paths_only"] or not sys.stdout.isatty():
+            render.hits_lines(shown, paths_only=bool(output["paths_only"]))
+        else:
+            render.hits_table(shown)
     return 0
 
 
-def _ask(options: dict[str, Any]) -> tuple[Config, SearchRequest, Served] | None:
-    """(config, request, the daemon's answer), or None: no daemon, or something only the full command may report."""
-
-    from photoindex.config import load_config
-    from photoindex.library import bundle_for
-    from photoindex.search.client import serve_request
-    from photoindex.search.filters import Filters
-    from photoindex.search.protocol import SearchRequest
-
-    try:
-        filters = Filters.from_options(
-            folder=options.get("folder"),  # a str: Path("") would be ".", and --folder '' is an error
-            after=options.get("after"),
-            before=options.get("before"),
-            camera=options.get("camera"),
-            place=options.get("place"),
-            near=options.get("near"),
-            types=options["types"],
-        )
-        cfg = load_config()
-        if not cfg.search.use_daemon:
+def _home() -> str | None:
+    """The photoindex home this command would use (`config.default_home`), or None if it cannot say."""
+    home = os.environ.get("PHOTOINDEX_HOME")
+    if not home:
+        try:
+            from platformdirs import user_data_dir
+        except ImportError:
             return None
-        request = SearchRequest.build(
-            text=options["text"],
-            limit=options.get("limit", cfg.search.limit),
-            offset=options.get("offset", 0),
-            min_score=options.get("min_score", cfg.search.min_score),
-            sort=options.get("sort", "score"),
-            filters=filters,
-        )
-        model_id = bundle_for(cfg).manifest.model_id  # one manifest read: no model is loaded
-    except PhotoindexError:
-        return None  # the full command reports it, with the same words as always
-    served = serve_request(cfg.home, request, model_id)
-    return None if served is None else (cfg, request, served)
+        home = user_data_dir("photoindex", appauthor=False)
+    return os.path.abspath(os.path.expanduser(home))

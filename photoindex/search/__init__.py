@@ -4,9 +4,9 @@ over the index -> live photos as `Hit`s; and the daemon's query socket (`protoco
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from photoindex.lazy import public_names
+
+TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: the served search imports this package (search/wire.py)
 
 # Public names, loaded on first use so that importing this package stays cheap
 # (see docs/architecture.md, "Start-up").

@@ -6,67 +6,35 @@ or an error means: search locally, as if no daemon ran.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from photoindex.search import wire
 from photoindex.search.protocol import MAX_LIMIT, Hit, SearchRequest, parse_not_encoded, parse_reply
 
 log = logging.getLogger("photoindex.search")
 
-SOCKET_NAME = "daemon.sock"
 __all__ = ["MAX_LIMIT", "Served", "ask_daemon", "ping", "serve_request", "socket_path"]
-CONNECT_TIMEOUT = 0.2
-ANSWER_TIMEOUT = 30.0  # generous: the daemon's first query loads the text model
-_MAX_ANSWER = 64 * 1024 * 1024  # 10,000 hits of long paths fit; anything larger is garbage
+ANSWER_TIMEOUT = wire.ANSWER_TIMEOUT
 
 
 def socket_path(home: Path) -> Path:
     """Where the daemon of the photoindex home `home` listens."""
-    return home / SOCKET_NAME
+    return home / wire.SOCKET_NAME
 
 
 def _exchange(path: Path, request: dict[str, Any], timeout: float) -> Any:
-    """Send one request line, read one answer line and decode it; None on any failure."""
+    """`wire.exchange`, or None on any failure (logged for debugging)."""
     if not path.exists():
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.settimeout(CONNECT_TIMEOUT)
-        sock.connect(os.fspath(path))
-        deadline = time.monotonic() + timeout  # for the whole answer, not per read
-        sock.settimeout(timeout)
-        # ensure_ascii: lone surrogates (non-UTF-8 names, arguments) travel as \udcXX escapes.
-        sock.sendall(json.dumps(request, ensure_ascii=True).encode("ascii") + b"\n")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("the daemon's answer took too long")
-            sock.settimeout(left)
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            if chunk.endswith(b"\n") or size > _MAX_ANSWER:
-                break
-        data = b"".join(chunks)
-        if not data.endswith(b"\n") or size > _MAX_ANSWER:
-            log.debug("%s: incomplete answer from the daemon", path)
-            return None
-        return json.loads(data)
+        return wire.exchange(os.fspath(path), request, timeout)
     except (OSError, ValueError) as exc:  # no daemon, a stale socket, a timeout, garbage
         log.debug("%s: no answer from the daemon (%s)", path, exc)
         return None
-    finally:
-        sock.close()
 
 
 @dataclass(frozen=True)

@@ -223,8 +223,8 @@ def parse_not_encoded(answer: Any) -> tuple[str, int] | None:
 
 
 def reply_error(exc: PhotoindexError) -> dict[str, Any]:
-    """The reply carrying the search's own error (the client raises it again)."""
-    return {"error": exc.message, "hint": exc.hint}
+    """The reply carrying the search's own error (the client raises it again, or prints it with its exit code)."""
+    return {"error": exc.message, "hint": exc.hint, "code": exc.exit_code}
 
 
 def reply_unavailable(why: object) -> dict[str, Any]:
@@ -247,6 +247,56 @@ def parse_reply(answer: Any) -> list[Hit] | None:
     if isinstance(message, str) and (hint is None or isinstance(hint, str)):
         raise PhotoindexError(message, hint)
     return None
+
+
+# `photoindex search`'s own options, as the command line's client sends them (`cli/served.py`):
+# name -> the JSON types it may have. The daemon applies the caller's configuration to them.
+CLI_OPTIONS: dict[str, tuple[type, ...]] = {
+    "text": (str,), "limit": (int,), "offset": (int,), "min_score": (int, float), "sort": (str,),
+    "folder": (str,), "after": (str,), "before": (str,), "camera": (str,), "place": (str,), "near": (str,),
+    "types": (list,),
+}  # fmt: skip
+
+
+def request_from_options(
+    options: Any, *, limit: int, min_score: float, cwd: str
+) -> SearchRequest:
+    """The request of `photoindex search` for the options its client sent (`CLI_OPTIONS`), with the
+    caller's defaults and working folder; the same checks and errors as the full command.
+
+    Raises `Declined` for options the client would never send, `PhotoindexError` for values the
+    full command refuses (its own words).
+    """
+    if not isinstance(options, dict) or not isinstance(options.get("text"), str) or not os.path.isabs(cwd):
+        raise Declined("the command's options are an object with a text, and an absolute working folder")
+    for name, value in options.items():
+        kinds = CLI_OPTIONS.get(name)
+        if kinds is None or not isinstance(value, kinds) or isinstance(value, bool):
+            raise Declined(f"the option {name!r} is not one the served search takes")
+    types = options.get("types", [])
+    if not all(isinstance(t, str) for t in types):
+        raise Declined("--type values are strings")
+    folder = options.get("folder")
+    if folder is not None and folder.strip():
+        folder = os.path.join(cwd, os.path.expanduser(folder))  # as the caller's own folder would resolve it
+    filters = Filters.from_options(
+        folder=folder,
+        after=options.get("after"),
+        before=options.get("before"),
+        camera=options.get("camera"),
+        place=options.get("place"),
+        near=options.get("near"),
+        types=types,
+    )
+    return SearchRequest.build(
+        text=options["text"],
+        limit=options.get("limit", limit),
+        offset=options.get("offset", 0),
+        min_score=float(options.get("min_score", min_score)),
+        sort=options.get("sort", "score"),
+        filters=filters,
+        cwd=cwd,
+    )
 
 
 def _finite(value: Any) -> bool:

@@ -299,6 +299,8 @@ class QueryServer:
             return {"pong": True}
         started = time.perf_counter()
         try:
+            if isinstance(data, dict) and "cli" in data:
+                return self.answer_command(data["cli"], started)
             request, model = parse_request(data)
             if model != self.lib.model_id:
                 raise Declined(f"the daemon searches model {self.lib.model_id}, not {model}")
@@ -312,6 +314,58 @@ class QueryServer:
             return reply_error(exc)
         self.served += 1
         log.info("served a search: %d hit(s) in %.0f ms", len(answer["hits"]), (time.perf_counter() - started) * 1000)
+        return answer
+
+    def answer_command(self, data: Any, started: float) -> dict[str, Any]:
+        """The reply to `photoindex search`'s own options (`{"cli": {"options", "cwd", "env", "home"}}`).
+
+        The command's client parses its arguments and sends them with its working folder and its
+        `PHOTOINDEX_*` variables; the configuration is loaded here, for that caller, so its
+        defaults (`[search] limit`, `min_score`) are the caller's own and the client imports
+        nothing but the standard library (docs/daemon.md, "Searches served by the daemon"). A
+        caller whose configuration names another home, catalog or model, turns the daemon off or
+        does not load is declined: its own full command runs and says what it must.
+        When nothing is found, the reply says why (`no_hits`), from the catalog, as the command would.
+        Raises `Declined` and `PhotoindexError` like `answer`'s own requests.
+        """
+        from pathlib import Path
+
+        from photoindex.config import load_config
+        from photoindex.errors import ConfigError, ModelError
+        from photoindex.library import bundle_for
+        from photoindex.search.protocol import request_from_options
+
+        if not isinstance(data, dict):
+            raise Declined("the command is an object")
+        env, home, cwd = data.get("env"), data.get("home"), data.get("cwd")
+        if not isinstance(env, dict) or not all(isinstance(k, str) and k.startswith("PHOTOINDEX_")
+                                                and isinstance(v, str) for k, v in env.items()):
+            raise Declined("env holds the caller's PHOTOINDEX_* variables")
+        if not isinstance(home, str) or not isinstance(cwd, str) or not os.path.isabs(home):
+            raise Declined("home and cwd are absolute paths")
+        try:
+            cfg = load_config(environ=env, home=Path(home))
+            model_id = bundle_for(cfg).manifest.model_id
+        except (ConfigError, ModelError) as exc:
+            raise Declined(f"the caller's configuration: {exc}") from None
+        mine = self.lib.config
+        if cfg.home != mine.home or cfg.catalog != mine.catalog or not cfg.search.use_daemon:
+            raise Declined("the caller's configuration names another library, or turns the daemon off")
+        if model_id != self.lib.model_id:
+            raise Declined(f"the daemon searches model {self.lib.model_id}, not {model_id}")
+        request = request_from_options(
+            data.get("options"), limit=cfg.search.limit, min_score=cfg.search.min_score, cwd=cwd
+        )
+        with self._searching:
+            hits = self.search(request)
+            answer = reply_hits(hits, self.not_encoded())
+            if not hits:
+                from photoindex.search.query import why_no_hits
+
+                why, hint = why_no_hits(cfg, request)
+                answer["no_hits"] = {"why": why, "hint": hint}
+        self.served += 1
+        log.info("served a search: %d hit(s) in %.0f ms", len(hits), (time.perf_counter() - started) * 1000)
         return answer
 
     # ------------------------------------------------------------ the search

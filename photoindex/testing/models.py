@@ -471,11 +471,11 @@ def make_text_model(
     """Write only the text encoder a bundle of `kind` would hold (Axera's names: `texts` int32 ids in,
     normalized `text_features` out); cheaper than a whole bundle for tests of the text model alone.
     `layers`: the ViT text transformer's blocks (12 as ViT-B/32; fewer for quick tests of its graph)."""
-    names = {"input_name": "texts", "output_name": "text_features", "id_dtype": "int32", "normalize": True}
+    axera = {"input_name": "texts", "output_name": "text_features", "id_dtype": "int32"}
     if kind == "toy":
-        model = _toy_text_model(tokenizer=tokenizer, batch="batch", **names)
+        model = _toy_text_model(tokenizer=tokenizer, batch="batch", normalize=True, **axera)
     else:
-        model = _vit_text_model(tokenizer=tokenizer, batch="batch", layers=layers, **names)
+        model = _vit_text_model(tokenizer=tokenizer, batch="batch", layers=layers, normalize=True, **axera)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _save(model, path)

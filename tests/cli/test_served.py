@@ -87,6 +87,45 @@ def test_a_served_search_prints_what_the_full_command_prints_and_imports_nothing
     assert {Path(h["path"]).name for h in red} == {"img_0.jpg", "img_1.jpg", "img_2.jpg"}
 
 
+def test_the_served_path_imports_only_what_it_needs(home_env: dict[str, str], served_library: QueryServer) -> None:
+    # The whole command is the cost of a served search: beside the standard library's socket and
+    # json, only the client's own modules (render for the output).
+    proc, imported = run_cli(home_env, "search", "red", "-n", "2")
+    assert proc.returncode == 0 and proc.stdout.count("\n") == 2, proc.stderr
+    ours = {m for m in imported if m.startswith("photoindex")}
+    assert ours <= {"photoindex", "photoindex.cli", "photoindex.cli.served", "photoindex.cli.render",
+                    "photoindex.home", "photoindex.lazy", "photoindex.search", "photoindex.search.wire"}, sorted(ours)
+    assert not imported & {"typing", "logging", "dataclasses", "pathlib", "tomllib"}, sorted(
+        imported & {"typing", "logging", "dataclasses", "pathlib", "tomllib"})
+
+
+def test_the_callers_configuration_and_folder_are_the_daemons_rule(
+    home_env: dict[str, str], served_library: QueryServer, tmp_path: Path
+) -> None:
+    local = {**home_env, "PHOTOINDEX_SEARCH_USE_DAEMON": "0"}
+    # The caller's defaults, not the daemon's: its [search] limit.
+    before = served_library.served
+    two = {**home_env, "PHOTOINDEX_SEARCH_LIMIT": "2"}
+    mine, _ = run_cli(two, "search", "red")
+    assert mine.stdout.count("\n") == 2 and served_library.served == before + 1
+    # A relative --folder is the caller's, as the full command reads it.
+    (tmp_path / "elsewhere").mkdir()
+    for cwd, expected in ((tmp_path, 5), (tmp_path / "elsewhere", 0)):
+        before = served_library.served
+        args = [sys.executable, "-m", "photoindex", "search", "red", "--folder", "photos", "-n", "5", "-f"]
+        mine_run = subprocess.run(args, env={**os.environ, **home_env}, cwd=cwd, capture_output=True, text=True)
+        theirs = subprocess.run(args, env={**os.environ, **local}, cwd=cwd, capture_output=True, text=True)
+        assert (mine_run.stdout, mine_run.stderr) == (theirs.stdout, theirs.stderr)
+        assert len(mine_run.stdout.splitlines()) == expected and served_library.served == before + 1
+    # A caller who turns the daemon off, or whose configuration does not load, is declined: the
+    # full command runs and says what it must.
+    before = served_library.served
+    proc, imported = run_cli(local, "search", "red", "-n", "1")
+    assert proc.returncode == 0 and "photoindex.cli.app" in imported and served_library.served == before
+    proc, imported = run_cli({**home_env, "PHOTOINDEX_SEARCH_LIMMIT": "3"}, "search", "red")
+    assert proc.returncode != 0 and "PHOTOINDEX_SEARCH_LIMMIT" in proc.stderr and served_library.served == before
+
+
 def test_a_served_search_into_a_closed_pipe_ends_quietly_as_the_full_command_does(
     home_env: dict[str, str], served_library: QueryServer
 ) -> None:
@@ -194,16 +233,17 @@ def test_an_answer_without_the_count_is_left_to_the_full_command(
     [
         (["--folder", ""], "error: --folder: empty"),  # not the current folder
         (["--limit", "20000"], "error: --limit 20000: at most 10000 results at a time"),
+        (["--after", "2024-13"], "error: --after '2024-13': no such month"),
     ],
 )
-def test_values_the_full_command_refuses_are_not_served(
-    home_env: dict[str, str], fake_daemon: Callable[[bytes | None], Path], args: list[str], error: str
+def test_values_the_full_command_refuses_are_refused_by_the_daemon_in_its_words(
+    home_env: dict[str, str], served_library: QueryServer, args: list[str], error: str
 ) -> None:
-    env = {**home_env, **canned(fake_daemon, {"hits": [{"path": "/photos/a.jpg", "score": 0.5}],
-                                              "not_encoded": {"model": "toy", "photos": 0}})}
-    proc, _ = run_cli(env, "search", "red", *args)
-    assert proc.returncode == 1 and proc.stderr.startswith(error), proc.stderr
-    assert "/photos/a.jpg" not in proc.stdout
+    local, _ = run_cli({**home_env, "PHOTOINDEX_SEARCH_USE_DAEMON": "0"}, "search", "red", *args)
+    mine, imported = run_cli(home_env, "search", "red", *args)
+    assert mine.returncode == local.returncode == 1 and mine.stderr.startswith(error), mine.stderr
+    assert (mine.stdout, mine.stderr) == (local.stdout, local.stderr)
+    assert "photoindex.cli.app" not in imported  # the daemon's answer, not the full command's
 
 
 def test_the_daemons_error_is_printed_with_its_hint_and_exit_code(
