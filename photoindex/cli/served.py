@@ -1,4 +1,4 @@
-"""`photoindex search` answered by the running daemon, before the Typer app is even built.
+"""`photoindex search` answered before the Typer app is even built: by the running daemon, or here.
 
 A served search is worth having only if the command around it is quick too: importing Typer and
 Click, the configuration's and the search's modules costs more than the daemon's answer. So the
@@ -6,14 +6,16 @@ entry point (`cli.main`) hands a plain `search` here first. It reads the options
 take (a text, the page, the order, the filters, `--json`, `-f/--paths`) and sends them with its
 working folder and `PHOTOINDEX_*` variables; the daemon loads the configuration for this caller,
 searches, and sends the hits, its count of photos not encoded yet and, when there are none, why
-(docs/daemon.md, "Searches served by the daemon"). This module imports the standard library alone
-(os, sys, socket, json), and rich only to draw a table on a terminal.
+(docs/daemon.md, "Searches served by the daemon"). Until then this module imports the standard
+library alone (os, sys, socket, json), and rich only to draw a table on a terminal.
+
+With no daemon (or one that declines: another home, catalog or model in the caller's
+configuration, the daemon turned off) the same search runs in this process, still without the
+Typer app, and prints the same way (docs/search.md, "Start-up").
 
 Anything else returns None and the full command runs as if this module did not exist: another
 option or a form it does not know (`--image`, `--words`, `--sheet`, `-p`, `--help`, `--opt=`,
-`--`), a value the option parser would refuse, no daemon, a declined request (another home,
-catalog or model in the caller's configuration, a configuration that does not load: the full
-command reports it), or a daemon that does not send its count.
+`--`), a value the option parser would refuse, or a daemon that does not send its count.
 """
 
 from __future__ import annotations
@@ -99,7 +101,11 @@ def parse(args: Sequence[str]) -> dict[str, Any] | None:
 
 
 def search(args: Sequence[str]) -> int | None:
-    """Print the daemon's answer to `photoindex search ARGS` and return the exit code; None: run the full command."""
+    """Print the answer to `photoindex search ARGS` and return the exit code; None: run the full command.
+
+    The daemon answers if it runs and takes the request; else the search runs in this process,
+    still without the Typer app.
+    """
     options = parse(args)
     if options is None:
         return None
@@ -108,34 +114,21 @@ def search(args: Sequence[str]) -> int | None:
         options["folder"] = os.path.realpath(os.path.expanduser(options["folder"]))  # as `resolve_folder` reads it
     if not options["types"]:
         del options["types"]
-    home = _home()
-    if home is None:
-        return None
-    env = {k: v for k, v in os.environ.items() if k.startswith("PHOTOINDEX_")}
-    from photoindex.search import wire
-
-    path = os.path.join(home, wire.SOCKET_NAME)
-    if not os.path.exists(path):
-        return None
-    try:
-        answer = wire.exchange(path, {"cli": {"options": options, "cwd": os.getcwd(), "env": env, "home": home}})
-    except (OSError, ValueError):  # no daemon, a stale socket, a timeout, garbage: the full command
-        return None
-    if not isinstance(answer, dict):
-        return None
+    cwd = os.getcwd()
+    answer = _ask_daemon(options, cwd)
+    if answer is None:
+        answer = _search_here(options, cwd)
+        if answer is None:
+            return None
     if isinstance(answer.get("error"), str):  # the search refused the request: its own error and hint
         print(f"error: {answer['error']}", file=sys.stderr)
         if isinstance(answer.get("hint"), str):
             print(f"hint: {answer['hint']}", file=sys.stderr)
         code = answer.get("code")
         return code if isinstance(code, int) and not isinstance(code, bool) and 0 < code < 126 else 1
-    hits, counted = answer.get("hits"), answer.get("not_encoded")
-    if not isinstance(hits, list) or not all(isinstance(h, dict) and isinstance(h.get("path"), str) for h in hits):
-        return None
-    if not isinstance(counted, dict) or not isinstance(counted.get("photos"), int):
-        return None  # a daemon from before the count: the full command counts in the catalog
     from photoindex.cli import render
 
+    hits, counted = answer["hits"], answer["not_encoded"]
     render.not_encoded_warning(str(counted.get("model")), counted["photos"])
     if output["as_json"]:
         render.json_document(hits)
@@ -151,6 +144,55 @@ def search(args: Sequence[str]) -> int | None:
         else:
             render.hits_table(shown)
     return 0
+
+
+def _ask_daemon(options: dict[str, Any], cwd: str) -> dict[str, Any] | None:
+    """The running daemon's reply, if one runs and takes the request (`QueryServer.answer_command`)."""
+    home = _home()
+    if home is None:
+        return None
+    from photoindex.search import wire
+
+    path = os.path.join(home, wire.SOCKET_NAME)
+    if not os.path.exists(path):
+        return None
+    env = {k: v for k, v in os.environ.items() if k.startswith("PHOTOINDEX_")}
+    try:
+        answer = wire.exchange(path, {"cli": {"options": options, "cwd": cwd, "env": env, "home": home}})
+    except (OSError, ValueError):  # no daemon, a stale socket, a timeout, garbage: search here
+        return None
+    if not isinstance(answer, dict):
+        return None
+    if isinstance(answer.get("error"), str):
+        return answer
+    hits, counted = answer.get("hits"), answer.get("not_encoded")
+    if not isinstance(hits, list) or not all(isinstance(h, dict) and isinstance(h.get("path"), str) for h in hits):
+        return None
+    if not isinstance(counted, dict) or not isinstance(counted.get("photos"), int):
+        return None  # a daemon from before the count: the full command counts in the catalog
+    return answer
+
+
+def _search_here(options: dict[str, Any], cwd: str) -> dict[str, Any] | None:
+    """The same reply, made in this process: the full command's search without its Typer app
+    (docs/search.md, "Start-up"); None only for options it would not take (then the full command)."""
+    from photoindex.cli import render
+
+    render.log_to_stderr()
+    from photoindex.config import load_config
+    from photoindex.errors import PhotoindexError
+    from photoindex.search.protocol import Declined, reply_error, request_from_options
+    from photoindex.search.query import command_reply, photos_not_encoded, run_search
+
+    try:
+        cfg = load_config()
+        request = request_from_options(options, limit=cfg.search.limit, min_score=cfg.search.min_score, cwd=cwd)
+        hits = run_search(cfg, request)
+        return command_reply(cfg, request, hits, photos_not_encoded(cfg))
+    except Declined:
+        return None
+    except PhotoindexError as exc:
+        return reply_error(exc)
 
 
 def _home() -> str | None:

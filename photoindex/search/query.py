@@ -392,6 +392,20 @@ def photos_not_encoded(config: Config) -> tuple[str, int]:
         return lib.bundle.manifest.name, reads.photos_without_vector(con, lib.model_id)
 
 
+def command_reply(
+    config: Config, request: SearchRequest, hits: list[Hit], not_encoded: tuple[str, int]
+) -> dict[str, Any]:
+    """What `photoindex search`'s client prints (cli/served.py): the hits, how many photos the
+    model has not encoded yet and, when nothing was found, why (from the daemon or this process)."""
+    from photoindex.search.protocol import reply_hits
+
+    answer = reply_hits(hits, not_encoded)
+    if not hits:
+        why, hint = why_no_hits(config, request)
+        answer["no_hits"] = {"why": why, "hint": hint}
+    return answer
+
+
 def why_no_hits(config: Config, request: SearchRequest) -> tuple[str, str]:
     """Why a search found nothing, as (message, hint) a user can act on; read-only, plain SQLite."""
     from photoindex.paths import within

@@ -356,14 +356,11 @@ class QueryServer:
         request = request_from_options(
             data.get("options"), limit=cfg.search.limit, min_score=cfg.search.min_score, cwd=cwd
         )
+        from photoindex.search.query import command_reply
+
         with self._searching:
             hits = self.search(request)
-            answer = reply_hits(hits, self.not_encoded())
-            if not hits:
-                from photoindex.search.query import why_no_hits
-
-                why, hint = why_no_hits(cfg, request)
-                answer["no_hits"] = {"why": why, "hint": hint}
+            answer = command_reply(cfg, request, hits, self.not_encoded())
         self.served += 1
         log.info("served a search: %d hit(s) in %.0f ms", len(hits), (time.perf_counter() - started) * 1000)
         return answer

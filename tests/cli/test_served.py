@@ -118,12 +118,18 @@ def test_the_callers_configuration_and_folder_are_the_daemons_rule(
         assert (mine_run.stdout, mine_run.stderr) == (theirs.stdout, theirs.stderr)
         assert len(mine_run.stdout.splitlines()) == expected and served_library.served == before + 1
     # A caller who turns the daemon off, or whose configuration does not load, is declined: the
-    # full command runs and says what it must.
+    # search runs in the caller's process (still without the Typer app), as the full command
+    # (`--limit=1`, a form only it reads) would run it, and says what it must.
     before = served_library.served
-    proc, imported = run_cli(local, "search", "red", "-n", "1")
-    assert proc.returncode == 0 and "photoindex.cli.app" in imported and served_library.served == before
-    proc, imported = run_cli({**home_env, "PHOTOINDEX_SEARCH_LIMMIT": "3"}, "search", "red")
-    assert proc.returncode != 0 and "PHOTOINDEX_SEARCH_LIMMIT" in proc.stderr and served_library.served == before
+    here, imported = run_cli(local, "search", "red", "-n", "1")
+    full, full_imported = run_cli(local, "search", "red", "--limit=1")
+    assert here.returncode == 0 and (here.stdout, here.stderr) == (full.stdout, full.stderr)
+    assert "photoindex.cli.app" not in imported and "photoindex.cli.app" in full_imported
+    bad = {**home_env, "PHOTOINDEX_SEARCH_LIMMIT": "3"}
+    here, _ = run_cli(bad, "search", "red")
+    full, _ = run_cli(bad, "search", "red", "--limit=20")
+    assert here.returncode == full.returncode == 1 and (here.stdout, here.stderr) == (full.stdout, full.stderr)
+    assert "PHOTOINDEX_SEARCH_LIMMIT" in here.stderr and served_library.served == before
 
 
 def test_a_served_search_into_a_closed_pipe_ends_quietly_as_the_full_command_does(
@@ -217,15 +223,15 @@ def test_the_warning_about_photos_not_encoded_comes_from_the_daemons_count(
     assert not (Path(env["PHOTOINDEX_HOME"]) / "photoindex.db").exists()
 
 
-def test_an_answer_without_the_count_is_left_to_the_full_command(
+def test_an_answer_without_the_count_is_not_trusted_the_search_runs_here(
     home_env: dict[str, str], fake_daemon: Callable[[bytes | None], Path]
 ) -> None:
-    # A daemon from before the count: the full command asks it too and counts in the catalog itself.
+    # A daemon from before this protocol: its answer is not used, the catalog here answers (empty).
     env = {**home_env, **canned(fake_daemon, {"hits": [{"path": "/photos/a.jpg", "score": 0.5}]})}
     proc, imported = run_cli(env, "search", "red")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("0.500\t/photos/a.jpg")
-    assert "photoindex.cli.app" in imported and "warning" not in proc.stderr
+    assert "/photos/a.jpg" not in proc.stdout and "no matching photos: the library is empty" in proc.stderr
+    assert "photoindex.cli.app" not in imported
 
 
 @pytest.mark.parametrize(
