@@ -72,10 +72,64 @@ def search(
             photos = reads.list_photos(con, request.filters, limit=request.limit, offset=request.offset)
             labels = _place_labels(con, photos)
         return [_hit(p, None, labels, lib.config.mounts.local, matched=None) for p in photos]
+    beside = _IndexBeside.start(lib) if index is None and release_encoders else None
     query = query_vector(lib, request.terms, encode_images=encode_images)
     if release_encoders:
         lib.release_encoders()
+    if beside is not None:
+        index = beside.result()
+        index.save_opportunistically(lib.config.lock_path)
     return search_vector(lib, query, request, index=index)
+
+
+# A one-shot search opens an index file up to this size while the text model loads (docs/search.md,
+# "Start-up"); a larger one is opened after the model is released, so that the process's peak is the
+# larger of the two, not their sum.
+INDEX_BESIDE_MAX = 64 << 20
+
+
+class _IndexBeside:
+    """The vector index, opened in a thread of its own while this one encodes the query.
+
+    Loading an ONNX model and running it release the GIL; importing FAISS and reading the index
+    file and the catalog mostly do not, so the two overlap on a multi-core machine.
+    """
+
+    def __init__(self, lib: Library) -> None:
+        import threading
+
+        self._lib = lib
+        self._handle: IndexHandle | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._open, name="open-index", daemon=True)
+
+    @classmethod
+    def start(cls, lib: Library) -> _IndexBeside | None:
+        """Started when the index is a small local file; None: open it after the query, as usual."""
+        if lib.db.kind != "sqlite":
+            return None
+        try:
+            if lib.index_path().stat().st_size > INDEX_BESIDE_MAX:
+                return None
+        except OSError:
+            return None  # no file yet: it is rebuilt from the catalog, however large that is
+        beside = cls(lib)
+        beside._thread.start()
+        return beside
+
+    def _open(self) -> None:
+        try:
+            self._handle = self._lib.open_index()
+        except BaseException as exc:  # raised again in the caller's thread
+            self._error = exc
+
+    def result(self) -> IndexHandle:
+        """The open index (waits for it); what opening it raised is raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._handle is not None
+        return self._handle
 
 
 def query_vector(
