@@ -11,7 +11,7 @@ library alone (os, sys, socket, json), and rich only to draw a table on a termin
 
 With no daemon (or one that declines: another home, catalog or model in the caller's
 configuration, the daemon turned off) the same search runs in this process, still without the
-Typer app, and prints the same way (docs/search.md, "Start-up").
+Typer app, and prints the same way (docs/architecture.md, "Start-up").
 
 Anything else returns None and the full command runs as if this module did not exist: another
 option or a form it does not know (`--image`, `--words`, `--sheet`, `-p`, `--help`, `--opt=`,
@@ -175,7 +175,7 @@ def _ask_daemon(options: dict[str, Any], cwd: str) -> dict[str, Any] | None:
 
 def _search_here(options: dict[str, Any], cwd: str) -> dict[str, Any] | None:
     """The same reply, made in this process: the full command's search without its Typer app
-    (docs/search.md, "Start-up"); None only for options it would not take (then the full command)."""
+    (docs/architecture.md, "Start-up"); None only for options it would not take (then the full command)."""
     from photoindex.cli import render
 
     render.log_to_stderr()

@@ -39,15 +39,21 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
-import faiss
 import numpy as np
 
 from photoindex.durable import fsync_folder
 from photoindex.errors import VectorIndexError
 from photoindex.vectors.scoring import l2_normalize
 
-# The SWIG callback I/O classes are missing from the FAISS type stubs.
-_faiss: Any = faiss
+
+def _faiss() -> Any:
+    """FAISS, imported on first use: a search of a small exact index file never needs it (`_FlatView`).
+
+    Typed Any: the SWIG callback I/O classes are missing from the FAISS type stubs.
+    """
+    import faiss
+
+    return faiss
 
 Backend = Literal["faiss", "numpy"]
 Kind = Literal["flat", "ivf"]
@@ -95,12 +101,12 @@ def _use_threads(batch: bool) -> None:
     # omp_set_num_threads sets a per-thread value (checked: a thread started later still sees the
     # default), so it is called in the thread that runs each FAISS operation.
     if not batch:
-        faiss.omp_set_num_threads(1)
+        _faiss().omp_set_num_threads(1)
         return
     n = _threads
     if n == 0:
         n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    faiss.omp_set_num_threads(max(1, n))
+    _faiss().omp_set_num_threads(max(1, n))
 
 
 class _ReadWriteLock:
@@ -220,7 +226,7 @@ class _FaissStore:
         self.kind: Kind = kind
         self.dim = int(index.d)
         # IVF is reached through extract_index_ivf so nprobe/nlist work after a deserialize too.
-        self._ivf: Any = faiss.extract_index_ivf(index) if kind == "ivf" else None
+        self._ivf: Any = _faiss().extract_index_ivf(index) if kind == "ivf" else None
 
     @property
     def ntotal(self) -> int:
@@ -241,6 +247,7 @@ class _FaissStore:
 
     @classmethod
     def flat(cls, dim: int) -> _FaissStore:
+        faiss = _faiss()
         return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), "flat")
 
     @classmethod
@@ -249,6 +256,7 @@ class _FaissStore:
         nlist = _nlist_for(n)
         rng = np.random.default_rng(_SEED)
         sample = np.sort(rng.choice(n, size=min(n, _TRAIN_MAX, _TRAIN_PER_LIST * nlist), replace=False))
+        faiss = _faiss()
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         # Spherical k-means keeps centroids on the unit sphere, where inner product is cosine.
@@ -268,7 +276,7 @@ class _FaissStore:
 
     def remove(self, ids: np.ndarray) -> None:
         _use_threads(batch=True)
-        self.index.remove_ids(faiss.IDSelectorBatch(ids))
+        self.index.remove_ids(_faiss().IDSelectorBatch(ids))
 
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None, eligible: int, subset_max: int
@@ -277,7 +285,7 @@ class _FaissStore:
         if self._ivf is None and allowed is not None and len(allowed) <= subset_max:
             # The exact subset: the allowed vectors themselves, scored with one product.
             return _top_k(queries @ self.index.reconstruct_batch(allowed).T, allowed, k)
-        selector = faiss.IDSelectorBatch(allowed) if allowed is not None else None
+        selector = _faiss().IDSelectorBatch(allowed) if allowed is not None else None
         nprobe = self.nprobe
         if self._ivf is not None and allowed is not None:
             # A filter keeps eligible/ntotal of each list: probe proportionally more lists so as many
@@ -296,10 +304,10 @@ class _FaissStore:
         self, queries: np.ndarray, k: int, selector: Any, nprobe: int
     ) -> tuple[np.ndarray, np.ndarray]:
         if self._ivf is not None:
-            params: Any = faiss.SearchParametersIVF()
+            params: Any = _faiss().SearchParametersIVF()
             params.nprobe = nprobe
         else:
-            params = faiss.SearchParameters()
+            params = _faiss().SearchParameters()
         if selector is not None:
             params.sel = selector
         scores, ids = self.index.search(queries, k, params=params)
@@ -308,18 +316,18 @@ class _FaissStore:
     def contents(self) -> tuple[np.ndarray, np.ndarray]:
         if self._ivf is not None:
             raise AssertionError("an IVF index is never rebuilt from itself")
-        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        ids = _faiss().vector_to_array(self.index.id_map).astype(np.int64)
         return ids, self.index.index.reconstruct_n(0, self.ntotal)
 
     def ids(self) -> np.ndarray:
         if self._ivf is None:
-            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+            return _faiss().vector_to_array(self.index.id_map).astype(np.int64)
         invlists = self._ivf.invlists
         parts = []
         for list_no in range(self.nlist):
             size = invlists.list_size(list_no)
             if size:
-                parts.append(faiss.rev_swig_ptr(invlists.get_ids(list_no), size).copy())
+                parts.append(_faiss().rev_swig_ptr(invlists.get_ids(list_no), size).copy())
         return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
 
     def write_payload(self, write: Callable[[bytes | memoryview], None]) -> None:
@@ -327,11 +335,13 @@ class _FaissStore:
             write(chunk)
             return len(chunk)
 
-        faiss.write_index(self.index, _faiss.PyCallbackIOWriter(callback))
+        faiss = _faiss()
+        faiss.write_index(self.index, faiss.PyCallbackIOWriter(callback))
 
     @classmethod
     def read_payload(cls, read: Callable[[int], bytes], kind: Kind) -> _FaissStore:
-        return cls(faiss.read_index(_faiss.PyCallbackIOReader(read)), kind)
+        faiss = _faiss()
+        return cls(faiss.read_index(faiss.PyCallbackIOReader(read)), kind)
 
 
 def _nlist_for(n: int) -> int:
@@ -365,6 +375,7 @@ def _calibrate_nprobe(
     noise = rng.standard_normal(source.shape, dtype=np.float32) / np.float32(math.sqrt(dim))
     queries = l2_normalize(source + noise)
     _use_threads(batch=True)
+    faiss = _faiss()
     _, rows = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
     truth = ids[rows]
     nprobe = 1
@@ -375,6 +386,63 @@ def _calibrate_nprobe(
         nprobe *= 2
     return min(store.nlist, max(nprobe, _MIN_NPROBE))
 
+
+class _FlatView(_NumpyStore):
+    """An exact FAISS index file read without FAISS: its ids and vectors, searched with numpy.
+
+    A one-shot search of a small library needs only this, and importing FAISS would cost it more
+    than the search itself (docs/architecture.md, "Start-up"). Both rank by the same inner products. The
+    index still belongs to the FAISS backend: before anything changes it or writes it,
+    `VectorIndex` turns it into the FAISS index it was (`to_faiss`).
+    """
+
+    # FAISS's serialization of IndexIDMap2(IndexFlatIP) (faiss/impl/index_write.cpp): "IxM2" and an
+    # index header, "IxFI" and a header, the vectors (u64 count of floats, float32s), the ids (u64
+    # count, int64s). A header: d i32, ntotal i64, two i64 placeholders, is_trained u8, metric i32.
+    _HEADER = struct.Struct("<iqqq?i")
+    _INNER_PRODUCT = 0
+
+    @classmethod
+    def parse(cls, data: bytes, dim: int, count: int) -> _FlatView:
+        """The view of a `faiss.write_index` payload of that kind; ValueError for anything else."""
+        at = 0
+
+        def take(size: int) -> memoryview:
+            nonlocal at
+            if at + size > len(data):
+                raise ValueError("the FAISS payload ends early")
+            part = memoryview(data)[at : at + size]
+            at += size
+            return part
+
+        for fourcc in (b"IxM2", b"IxFI"):
+            if bytes(take(4)) != fourcc:
+                raise ValueError(f"not a FAISS {fourcc.decode()} index")
+            d, ntotal, _, _, _, metric = cls._HEADER.unpack(take(cls._HEADER.size))
+            if (d, ntotal, metric) != (dim, count, cls._INNER_PRODUCT):
+                raise ValueError("the FAISS header does not match the file's")
+        (floats,) = struct.unpack("<Q", take(8))
+        if floats != count * dim:
+            raise ValueError("the FAISS vectors do not match the header")
+        vectors = np.frombuffer(take(4 * floats), dtype="<f4").reshape(count, dim)
+        (n,) = struct.unpack("<Q", take(8))
+        if n != count:
+            raise ValueError("the FAISS ids do not match the header")
+        ids = np.frombuffer(take(8 * n), dtype="<i8")
+        if at != len(data):
+            raise ValueError("unexpected bytes after the FAISS index")
+        return cls(dim, ids, vectors)
+
+    def to_faiss(self) -> _FaissStore:
+        """The FAISS index this view was read from."""
+        store = _FaissStore.flat(self.dim)
+        if self.ntotal:
+            store.add(self._ids[: self._n], self._mat[: self._n])
+        return store
+
+
+# An exact FAISS index file up to this size is read as a `_FlatView` (at 512 dimensions, ~32,000 vectors).
+FLAT_VIEW_MAX = 64 << 20
 
 Store = _NumpyStore | _FaissStore
 
@@ -465,12 +533,20 @@ class VectorIndex:
         """All ids, sorted int64."""
         return self._ids.copy()
 
+    def _as_faiss(self) -> None:
+        """A `_FlatView` becomes the FAISS index it was read from (call it holding `_writer`)."""
+        if isinstance(self._store, _FlatView):
+            store = self._store.to_faiss()
+            with self._lock.write():
+                self._store = store
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors under new ids; an id already present or repeated raises ValueError and adds nothing."""
         with self._writer:
             ids, vectors = _checked(ids, vectors, self.dim, self._ids)
             if not len(ids):
                 return
+            self._as_faiss()
             merged = _merge_sorted(self._ids, ids)
             store = self._store
             if (
@@ -496,6 +572,7 @@ class VectorIndex:
             present = ids[np.isin(ids, self._ids, assume_unique=True)]
             if not len(present):
                 return 0
+            self._as_faiss()
             with self._lock.write():
                 self._store.remove(present)
                 self._ids = np.setdiff1d(self._ids, present, assume_unique=True)
@@ -544,6 +621,7 @@ class VectorIndex:
         # The single-writer lock file (docs/architecture.md, invariant 4) keeps two processes from sharing it.
         tmp = path.with_name(f".{path.name}.tmp")
         with self._writer:  # no add/remove during the save; searches carry on
+            self._as_faiss()
             expected = self._ids
             try:
                 with open(tmp, "wb") as f:
@@ -740,6 +818,13 @@ def _parse(path: Path, f: IO[bytes]) -> tuple[dict[str, Any], Store]:
     store: Store
     if backend == "numpy":
         store = _NumpyStore.read_payload(read, dim, count)
+    elif kind == "flat" and payload_len <= FLAT_VIEW_MAX:
+        data = read(payload_len)
+        try:
+            store = _FlatView.parse(data, dim, count)
+        except ValueError:  # another FAISS version's layout: FAISS itself reads it
+            faiss = _faiss()
+            store = _FaissStore(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), kind)
     else:
         store = _FaissStore.read_payload(read, kind)
         store.nprobe = int(header["nprobe"])

@@ -176,7 +176,7 @@ def test_add_remove_save_load_round_trip(
     assert loaded.meta == index.meta and loaded.backend == backend and loaded.kind == "flat"
     before, after = index.search(queries, 5), loaded.search(queries, 5)
     np.testing.assert_array_equal(before[1], after[1])
-    np.testing.assert_allclose(before[0], after[0])
+    np.testing.assert_allclose(before[0], after[0], atol=1e-6)  # a small FAISS file is searched by numpy
     assert not np.isin(after[1], gone).any()
     assert os.listdir(path.parent) == ["clip.vindex"]
 
@@ -331,3 +331,38 @@ def test_the_index_file_and_its_folder_are_fsynced_in_that_order(tmp_path: Path,
     index.save(target)
     assert fsynced == [str(tmp_path / ".x.idx.tmp"), str(tmp_path)]
     assert len(VectorIndex.load(target)) == 3
+
+
+def test_a_small_exact_faiss_file_is_read_and_searched_without_faiss(
+    tmp_path: Path, data: tuple[np.ndarray, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photoindex.vectors import index as vindex
+
+    ids, vectors, queries = data
+    built = VectorIndex.build(ids, vectors)  # FAISS, exact
+    path = tmp_path / "clip.vindex"
+    built.save(path)
+    expected = [built.search(queries, 10, allowed=a) for a in (None, ids[::5])]
+    # FAISS's own layout, parsed here: a FAISS that wrote another would leave the view unused (caught here).
+    monkeypatch.setattr(vindex, "_faiss", lambda: pytest.fail("FAISS was needed to read or search"))
+    view = VectorIndex.load(path)
+    assert isinstance(view._store, vindex._FlatView) and view.backend == "faiss" and view.kind == "flat"
+    for a, (s1, i1) in zip((None, ids[::5]), expected, strict=True):
+        s2, i2 = view.search(queries, 10, allowed=a)
+        np.testing.assert_array_equal(i1, i2)
+        np.testing.assert_allclose(s1, s2, atol=1e-6)
+    monkeypatch.undo()
+    # Changing or saving it makes it the FAISS index it was, with nothing lost.
+    extra = clustered(3, seed=9)
+    view.add(np.array([10**6, 10**6 + 1, 10**6 + 2]), extra)
+    assert isinstance(view._store, vindex._FaissStore) and len(view) == len(ids) + 3
+    assert view.search(extra[1], 1)[1][0, 0] == 10**6 + 1
+    view.save(path)
+    assert isinstance(VectorIndex.load(path)._store, vindex._FlatView)
+    # Larger files are read by FAISS, and a layout the view does not know falls back to FAISS too.
+    monkeypatch.setattr(vindex, "FLAT_VIEW_MAX", 0)
+    assert isinstance(VectorIndex.load(path)._store, vindex._FaissStore)
+    monkeypatch.setattr(vindex, "FLAT_VIEW_MAX", 64 << 20)
+    monkeypatch.setattr(vindex._FlatView, "_INNER_PRODUCT", 7)  # as if the metric code had moved
+    fallback = VectorIndex.load(path)
+    assert isinstance(fallback._store, vindex._FaissStore) and len(fallback) == len(ids) + 3
