@@ -82,7 +82,7 @@ def search(
     return search_vector(lib, query, request, index=index)
 
 
-# A one-shot search opens an index file up to this size while the text model loads (docs/search.md,
+# A one-shot search opens an index file up to this size while the text model loads (docs/architecture.md,
 # "Start-up"); a larger one is opened after the model is released, so that the process's peak is the
 # larger of the two, not their sum.
 INDEX_BESIDE_MAX = 64 << 20
