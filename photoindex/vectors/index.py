@@ -612,6 +612,10 @@ class VectorIndex:
                 scores, ids = store.search(q, k, allowed)
             else:
                 scores, ids = store.search(q, k, allowed, eligible, self.exact_subset_max)
+                # Equal scores in id order, as numpy's `_top_k` gives them: the same answer from a
+                # `_FlatView` of this index as from FAISS itself.
+                order = np.lexsort((ids, -scores), axis=1)
+                scores, ids = np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
         return scores.astype(np.float32, copy=False), ids.astype(np.int64, copy=False)
 
     def save(self, path: Path) -> None:
