@@ -266,7 +266,7 @@ def index_rounds(rounds: int, tools: dict[str, Any], photos: Path, state: Path) 
 
 def daemon_searches(bundle: Path, home: Path, reps: int) -> list[Run]:
     """`photoindex search` while `photoindex daemon` runs on `home` (started here, stopped after)."""
-    from photoindex.daemon.loop import TEXT_READY
+    from photoindex.library import TEXT_READY
 
     env = pi_env(home, bundle)
     log = open(home / "bench-daemon.log", "w")

@@ -236,6 +236,23 @@ class Library:
         except Exception as exc:  # an onnxruntime that does not import is reported when a model is loaded
             logger.info("no fast-loading copy of %s: %s", path, exc)
 
+    def ready_text_model(self) -> None:
+        """The text model's fast copy made and checked, then the model loaded and run once, in a
+        process that answers many queries (the daemon, `serve`): its first query is as quick as any.
+
+        Logs `TEXT_READY` when done. Never raises: a model that does not load is reported by the
+        query that needs it. Like any loaded text model it is released after minutes without a
+        query (`search/server.py`).
+        """
+        started = time.monotonic()
+        self.prepare_text_model(check=True)
+        try:
+            self.text_encoder().encode(["a photo"])
+        except Exception as exc:
+            logger.info("the text model was not loaded ahead of the first query: %s", exc)
+            return
+        logger.info("%s: %.1f s", TEXT_READY, time.monotonic() - started)
+
     def _text_runs_on_cpu(self) -> bool:
         """Whether queries will run the text model on the CPU (on the NPU its CPU copy is never loaded)."""
         from photoindex.inference.select import plan_runtime
@@ -293,6 +310,9 @@ class Library:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+TEXT_READY = "the text model is ready for queries"  # logged by `Library.ready_text_model` (benchmarks wait for it)
 
 
 def open_library(config: Config) -> Library:

@@ -19,6 +19,7 @@ in a thread of its own, from the same library and in-memory index.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -563,27 +564,6 @@ def _watch_limit(environ: Mapping[str, str]) -> int | None:
         raise ConfigError(f"{WATCH_LIMIT_ENV}: {raw!r} is not a number", "unset it (it is a test hook)") from None
 
 
-TEXT_READY = "the text model is ready for queries"  # logged once it is (benchmarks wait for it)
-
-
-def _ready_for_queries(lib: Library, load: bool) -> None:
-    """The text model's fast copy, made and checked now; and, when the daemon answers searches
-    (`load`), the model itself loaded and run once, so that its first query is as quick as any.
-
-    Like any loaded text model it is released after minutes without a query (`search/server.py`).
-    """
-    started = time.monotonic()
-    lib.prepare_text_model(check=True)
-    if not load:
-        return
-    try:
-        lib.text_encoder().encode(["a photo"])
-    except Exception as exc:  # a model that does not load is reported by the query that needs it
-        log.info("the text model was not loaded ahead of the first query: %s", exc)
-        return
-    log.info("%s: %.1f s", TEXT_READY, time.monotonic() - started)
-
-
 def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT (or until `stop` is set, when embedded); returns the exit code.
 
@@ -605,8 +585,11 @@ def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:
     try:
         with only_daemon(config.home), open_library(config) as lib:
             lib.warm_text = True  # its text model answers many queries (docs/search.md, "Query text")
+            # The text model's fast copy made and checked now; loaded too when this daemon answers searches.
             answers = config.search.use_daemon or bool(config.web.listen.strip())
-            threading.Thread(target=_ready_for_queries, args=(lib, answers), name="text-model", daemon=True).start()
+            ready = lib.ready_text_model if answers else functools.partial(lib.prepare_text_model, check=True)
+            text_model = threading.Thread(target=ready, name="text-model", daemon=True)
+            text_model.start()
             daemon = Daemon(lib, stop, watch_limit=_watch_limit(os.environ))
             try:
                 return daemon.run()
@@ -616,6 +599,8 @@ def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:
                 log.exception("the daemon stopped on an unexpected error")
                 daemon.state.update(state="stopped", last_error=f"{_now_iso()} crashed: {exc!r}", force=True)
                 return EXIT_CRASHED
+            finally:
+                text_model.join()  # a thread inside ONNX Runtime must not outlive the library nor the interpreter
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

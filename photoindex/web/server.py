@@ -121,8 +121,15 @@ def serve(
             service = WebService(lib)
             app, login, secret_file = _app(service, host)
             server = _uvicorn(app)
-            on_ready(Listening(_url(sock, host), login, secret_file))
-            server.run(sockets=[sock])
+            # Loaded while the page is opened, so the first search is as quick as any; joined before
+            # the library closes (a thread inside ONNX Runtime must not outlive the interpreter).
+            ready = threading.Thread(target=lib.ready_text_model, name="text-model", daemon=True)
+            ready.start()
+            try:
+                on_ready(Listening(_url(sock, host), login, secret_file))
+                server.run(sockets=[sock])
+            finally:
+                ready.join()
     finally:
         sock.close()
 

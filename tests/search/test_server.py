@@ -22,8 +22,8 @@ import daemonproc as td
 import pytest
 
 from photoindex.config import Config
-from photoindex.daemon.loop import TEXT_READY
 from photoindex.errors import PhotoindexError
+from photoindex.library import TEXT_READY
 from photoindex.search.client import ask_daemon, ping, socket_path
 from photoindex.search.protocol import Declined, Hit, SearchRequest, parse_request
 from photoindex.search.server import QueryServer
