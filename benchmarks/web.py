@@ -216,6 +216,7 @@ BREAKDOWN = """(() => {
     return {
         before_request: r.startTime - start,
         request_to_first_byte: r.responseStart - r.startTime,
+        server_queue: server.queue,
         server_vector: server.vector,
         server_search: server.search,
         server_thumbnails: server.thumbnails,
@@ -398,9 +399,10 @@ def markdown(r: dict[str, Any]) -> str:
         part = {name: f"{v['p50']:.0f}" for name, v in enter.get("inline_parts", {}).items()}
         if part:
             rows.append(("of which (inline, p50 of each part, from the page's Performance API): before the request "
-                         "/ request to its first byte (the server's Server-Timing: query vector / search / "
-                         "thumbnails / JSON) / download / the answer to the thumbnails' paint",
-                         f"{part['before_request']} / {part['request_to_first_byte']} ({part['server_vector']} / "
+                         "/ request to its first byte (the server's Server-Timing: hand-over to its worker thread / "
+                         "query vector / search / thumbnails / JSON) / download / the answer to the thumbnails' paint",
+                         f"{part['before_request']} / {part['request_to_first_byte']} ({part['server_queue']} / "
+                         f"{part['server_vector']} / "
                          f"{part['server_search']} / "
                          f"{part['server_thumbnails']} / {part['server_json']}) / {part['download']} / "
                          f"{part['answer_to_paint']} ms", "", ""))

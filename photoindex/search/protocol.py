@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 from photoindex.errors import PhotoindexError
@@ -183,7 +183,9 @@ class Hit:
 
     def to_json(self) -> dict[str, Any]:
         """The object printed by `--json` and sent by the daemon."""
-        data = asdict(self)
+        # Every field is a plain value but `words`: a dict of them is what `asdict` returns, without
+        # its deep copy of each (9 ms of a web search's 60 hits at 100,000 photos, docs/web.md "Speed").
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["words"] = list(self.words)
         return data
 

@@ -96,6 +96,7 @@ def create_app(service: WebService, *, login: bool, secret: str | None = None) -
     # ------------------------------------------------------------ the API
 
     async def api_search(request: Request) -> Response:
+        arrived = time.perf_counter()
         q = request.query_params
         text = q.get("q") or None
         if text is not None and len(text) > MAX_TEXT:
@@ -129,7 +130,8 @@ def create_app(service: WebService, *, login: bool, secret: str | None = None) -
         inline = _int(q.get("inline", "0"), "inline", low=0, high=MAX_INLINE)
 
         def run() -> Response:
-            seconds: dict[str, float] = {}
+            # From the request's arrival to this worker thread (the hand-over, an upload's body).
+            seconds: dict[str, float] = {"queue": time.perf_counter() - arrived}
             hits = service.search(search, seconds)
             for hit in hits:
                 hit["thumbnail"] = f"/api/photos/{hit['id']}/thumbnail"

@@ -93,7 +93,7 @@ class WebService:
 
         `timings`, when given, gets the seconds spent on the query vector (`vector`: encoding the
         text, reading or encoding the example) and on the rest (`search`: the index kept current,
-        the top-k, the photos' rows).
+        the top-k, the photos' rows, the hits as JSON objects).
         """
         import dataclasses
 
@@ -135,12 +135,12 @@ class WebService:
             else:
                 vectored = time.perf_counter()
                 hits = search(self.lib, request)  # the filtered photos, newest first
-            done = time.perf_counter()
             self.searches += 1
             self.last_search = time.monotonic()
+        found = [h.to_json() for h in hits]
         if timings is not None:
-            timings.update(vector=vectored - start, search=done - vectored)
-        return [h.to_json() for h in hits]
+            timings.update(vector=vectored - start, search=time.perf_counter() - vectored)
+        return found
 
     def inline_thumbnails(self, photo_ids: Sequence[int]) -> dict[str, str]:
         """The cached thumbnails of these photos as `data:image/jpeg;base64,...` URLs, by id (as text).

@@ -3,6 +3,7 @@ language splits where it should."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -31,6 +32,16 @@ def test_a_request_round_trips_through_its_json_line(tmp_path: Path) -> None:
     assert parse_request(json.loads(line)) == (request, "model/x")
     hits = [Hit("/p/\udcff.jpg", 0.5, 640, 480, "2024-06-15T18:30:00+08:00", place="Hangzhou, China"), Hit("/q", None)]
     assert parse_reply(json.loads(json.dumps({"hits": [h.to_json() for h in hits]}, ensure_ascii=True))) == hits
+
+
+def test_a_hit_as_json_has_every_field_as_asdict_gives_it() -> None:
+    hit = Hit("/p/a.jpg", 0.25, 640, 480, "2024-06-15T18:30:00+08:00", 1234, "JPEG", "Pixel 8", "exif", "lens",
+              30.25, 120.15, 12.5, "Hangzhou, China", "clip+words", ("coffee", "bar"), 7)
+    expected = dataclasses.asdict(hit)
+    expected["words"] = ["coffee", "bar"]
+    assert hit.to_json() == expected
+    assert list(hit.to_json()) == [f.name for f in dataclasses.fields(Hit)]  # the order `--json` prints
+    assert Hit.from_json(hit.to_json()) == hit
 
 
 @pytest.mark.parametrize(

@@ -75,12 +75,13 @@ def test_a_search_carries_its_first_thumbnails_inline_when_asked(server: Server,
 
 
 def test_a_search_answer_says_where_the_server_s_time_went(server: Server) -> None:
-    """Server-Timing: the query vector, the search, the inline thumbnails' reads and the JSON encoding, in
-    ms (the page's Performance API shows them beside the browser's own times; benchmarks/web.py reports them)."""
+    """Server-Timing: the hand-over to the worker thread, the query vector, the search, the inline thumbnails'
+    reads and the JSON encoding, in ms (the page's Performance API shows them beside the browser's own times;
+    benchmarks/web.py reports them)."""
     status, headers, body = request(server, "GET", "/api/search?q=red&limit=8&inline=5")
     assert status == 200 and len(json.loads(body)["inline_thumbnails"]) == 5
     parts = dict(part.strip().split(";dur=") for part in headers["server-timing"].split(","))
-    assert list(parts) == ["vector", "search", "thumbnails", "json"]
+    assert list(parts) == ["queue", "vector", "search", "thumbnails", "json"]
     assert all(float(ms) >= 0 for ms in parts.values())
 
 

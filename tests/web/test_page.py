@@ -133,7 +133,7 @@ def test_enter_to_thumbnails_ends_at_the_paint_of_the_first_screen(server: Serve
     assert shown == min(20, seen["onScreen"].count(True))
     assert len(seen["painted"]) == shown and min(seen["painted"]) > seen["start"]
     assert max(seen["painted"]) == pytest.approx(seen["end"], abs=0.01)
-    assert seen["server"] == ["vector", "search", "thumbnails", "json"]
+    assert seen["server"] == ["queue", "vector", "search", "thumbnails", "json"]
     assert not page.errors
 
 
