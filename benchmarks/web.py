@@ -8,7 +8,9 @@
   100,000 photos with a warm server; each query in a fresh browser context (nothing cached), once
   as the page runs (the first screenful inline in the search's answer) and once with the `inline`
   parameter taken off its request by a script added to the page (every thumbnail by URL),
-  alternating: an A/B in one run.
+  alternating: an A/B in one run. Both press Enter right after typing (the main figure: nothing
+  warmed); a third row pauses before Enter until the page's warm request (a pause in typing has the
+  server encode the text) has been answered, and reports that separately.
 - A cached thumbnail's time over loopback (one keep-alive connection: the server's time plus
   one local round trip), p50 and p90.
 - The RSS the page adds to the daemon (`[web] listen` or not, after the same warm-up).
@@ -150,7 +152,10 @@ def get(port: int, path: str, con: http.client.HTTPConnection | None = None) -> 
 def enter_to_thumbnails(url: str, queries: list[str]) -> dict[str, Any]:
     """The page's `enter-to-thumbnails` measure for each query, each in a fresh browser context, as the
     page runs ("inline") and with every thumbnail asked for by URL ("by_url": a script added to the
-    page takes the `inline` parameter off its search requests), alternating."""
+    page takes the `inline` parameter off its search requests), both with Enter right after typing,
+    and as the page runs after a pause in typing ("warmed": Enter once the page's `/api/warm` request
+    for the text has been answered), in rotating order. A no-pause sample during which the page sent
+    a warm request anyway (the benchmark stalled past its pause) is dropped and counted."""
     from playwright.sync_api import sync_playwright
 
     by_url = """(() => {
@@ -165,21 +170,31 @@ def enter_to_thumbnails(url: str, queries: list[str]) -> dict[str, Any]:
             return fetched(resource, options);
         };
     })();"""
-    times: dict[str, list[float]] = {"inline": [], "by_url": []}
+    times: dict[str, list[float]] = {"inline": [], "by_url": [], "warmed": []}
     parts: dict[str, list[float]] = {}
+    warmed_parts: dict[str, list[float]] = {}
+    interfered = 0  # no-pause samples dropped because a warm request left before Enter anyway
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
         try:
+            modes = ("inline", "by_url", "warmed")
             for i, text in enumerate(queries):
-                order = ("inline", "by_url") if i % 2 == 0 else ("by_url", "inline")
+                order = modes[i % 3:] + modes[: i % 3]
                 for k, mode in enumerate(order):
                     context = browser.new_context(viewport={"width": 1280, "height": 900})
                     if mode == "by_url":
                         context.add_init_script(by_url)
                     page = context.new_page()
                     page.goto(url + "/")
+                    warms = _warm_requests(page)
                     # Every text new to the server: a library keeps the vectors of recent query texts.
-                    page.fill("#q", f"{text} {2 * i + k}")
+                    typed = f"{text} {3 * i + k}"
+                    if mode == "warmed":
+                        # A pause in typing before Enter: the page has the server encode the text meanwhile.
+                        with page.expect_response("**/api/warm?*"):
+                            page.fill("#q", typed)
+                    else:
+                        page.fill("#q", typed)  # Enter right after typing: nothing warmed
                     page.press("#q", "Enter")
                     # The page measures itself; waiting for its figure polls rarely, so the waiting does
                     # not take the cores the page and the server need (a 5 ms poll of the page did).
@@ -190,18 +205,34 @@ def enter_to_thumbnails(url: str, queries: list[str]) -> dict[str, Any]:
                             raise RuntimeError("the page did not paint its results")
                         time.sleep(0.1)
                     inlined = page.evaluate("document.querySelectorAll('.cell img[src^=\"data:\"]').length")
-                    assert (inlined > 0) == (mode == "inline"), (mode, inlined)
-                    if i > 0:  # the first query of the run warms the browser binary's own caches
+                    assert (inlined > 0) == (mode != "by_url"), (mode, inlined)
+                    if mode != "warmed" and warms:
+                        interfered += 1  # the machine stalled the benchmark past the page's pause
+                    elif i > 0:  # the first query of the run warms the browser binary's own caches
                         times[mode].append(float(page.evaluate("document.body.dataset.searchMs")))
-                        if mode == "inline":
+                        if mode != "by_url":
                             for name, ms in page.evaluate(BREAKDOWN).items():
-                                parts.setdefault(name, []).append(ms)
+                                (parts if mode == "inline" else warmed_parts).setdefault(name, []).append(ms)
                     context.close()
         finally:
             browser.close()
     result: dict[str, Any] = {mode: percentiles(samples) for mode, samples in times.items()}
     result["inline_parts"] = {name: percentiles(samples) for name, samples in parts.items()}
+    result["warmed_parts"] = {name: percentiles(samples) for name, samples in warmed_parts.items()}
+    result["dropped_warmed_anyway"] = interfered
     return result
+
+
+def _warm_requests(page: Any) -> list[str]:
+    """The URLs of the page's warm requests (a pause in typing), as they are sent."""
+    sent: list[str] = []
+
+    def on_request(request: Any) -> None:
+        if "/api/warm?" in request.url:
+            sent.append(request.url)
+
+    page.on("request", on_request)
+    return sent
 
 
 # Where the page's Enter-to-thumbnails went, from the page's own Performance API entries: before the
@@ -396,6 +427,13 @@ def markdown(r: dict[str, Any]) -> str:
                      met(inline["p50"] <= 300)))
         rows.append(("the same with every thumbnail by URL (the page before inlining), p50 (p90)",
                      f"{by_url['p50']:.0f} ms ({by_url['p90']:.0f})", "", ""))
+        if enter.get("warmed", {}).get("n"):
+            warmed = enter["warmed"]
+            vector = enter.get("warmed_parts", {}).get("server_vector", {}).get("p50")
+            rows.append(("the same after a pause in typing (Enter once the page's warm request has encoded the "
+                         "text; not the figure above), p50 (p90)",
+                         f"{warmed['p50']:.0f} ms ({warmed['p90']:.0f})"
+                         + (f", query vector {vector:.1f} ms" if vector is not None else ""), "", ""))
         part = {name: f"{v['p50']:.0f}" for name, v in enter.get("inline_parts", {}).items()}
         if part:
             rows.append(("of which (inline, p50 of each part, from the page's Performance API): before the request "

@@ -203,6 +203,11 @@ class Library:
             found.update(made_now)
         return found
 
+    def remembers_text(self, text: str) -> bool:
+        """Whether `text`'s vector is among the recent query texts kept in memory (a search of it encodes nothing)."""
+        with self._text_vectors_lock:
+            return text in self._text_vectors
+
     def prepare_text_model(self, *, check: bool = False) -> None:
         """Make the text model's fast-loading copy now if there is none (no model is loaded: disk work only).
 

@@ -149,6 +149,12 @@ def create_app(service: WebService, *, login: bool, secret: str | None = None) -
 
         return await run_in_threadpool(run)
 
+    async def api_warm(request: Request) -> Response:
+        text = request.query_params.get("q") or ""
+        if len(text) > MAX_TEXT:  # its search is refused with the reason
+            return JSONResponse({"encoded": 0})
+        return JSONResponse({"encoded": await run_in_threadpool(service.warm, text)})
+
     async def api_photo(request: Request) -> Response:
         words = request.query_params.getlist("word")
         if len(words) > MAX_WORDS or any(len(w) > MAX_TEXT for w in words):
@@ -221,6 +227,7 @@ def create_app(service: WebService, *, login: bool, secret: str | None = None) -
             Route("/login", login_post, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/api/search", api_search, methods=["GET", "POST"]),
+            Route("/api/warm", api_warm),
             Route("/api/status", api_status),
             Route("/api/duplicates", api_duplicates),
             *photo_routes,

@@ -142,6 +142,30 @@ class WebService:
             timings.update(vector=vectored - start, search=time.perf_counter() - vectored)
         return found
 
+    def warm(self, text: str) -> int:
+        """Encode the texts of a query being typed, so that its search finds their vectors among the
+        library's recent query texts; how many were encoded now (0: all known already, or nothing to
+        encode: no text, a file term, a query that does not parse; its search will say why).
+
+        The page asks for it after a pause in typing (docs/web.md, "Speed"). It holds the search lock:
+        a search asked for meanwhile waits for it and then finds the vector, instead of encoding the
+        same text again at the same time on the same cores.
+        """
+        from photoindex.search.terms import parse_query
+
+        try:
+            terms = parse_query(text) if text.strip() else ()
+        except PhotoindexError:
+            return 0
+        if any(t.image is not None for t in terms):
+            return 0
+        texts = list(dict.fromkeys(t.text for t in terms if t.text is not None))
+        with self._search_lock:
+            new = [t for t in texts if not self.lib.remembers_text(t)]
+            if new:
+                self.lib.text_vectors(new)
+        return len(new)
+
     def inline_thumbnails(self, photo_ids: Sequence[int]) -> dict[str, str]:
         """The cached thumbnails of these photos as `data:image/jpeg;base64,...` URLs, by id (as text).
 

@@ -85,6 +85,22 @@ def test_a_search_answer_says_where_the_server_s_time_went(server: Server) -> No
     assert all(float(ms) >= 0 for ms in parts.values())
 
 
+def test_warming_a_query_encodes_its_texts_once_and_its_search_reuses_them(server: Server) -> None:
+    """`/api/warm` (the page's pause in typing) encodes the query's texts into the library's recent ones."""
+    assert get_json(server, "/api/warm?q=a%20crimson%20kite") == (200, {"encoded": 1})
+    assert get_json(server, "/api/warm?q=a%20crimson%20kite") == (200, {"encoded": 0})  # kept
+    assert get_json(server, "/api/warm?q=a%20crimson%20kite%20%2B%20sky%20-%20sand") == (200, {"encoded": 2})
+    # A search keeps its texts too, and finds the same photos after a warm as without one.
+    _, cold = get_json(server, "/api/search?q=teal%20water&limit=5")
+    assert get_json(server, "/api/warm?q=teal%20water") == (200, {"encoded": 0})
+    _, warmed = get_json(server, "/api/search?q=a%20crimson%20kite&limit=5")
+    _, again = get_json(server, "/api/search?q=a%20crimson%20kite&limit=5")
+    assert [h["id"] for h in warmed["hits"]] == [h["id"] for h in again["hits"]] and len(cold["hits"]) == 5
+    # Nothing to encode is not an error (the page does not show warm answers; the search says why).
+    for query in ("", "%20%20", "-%20", "x" * 4097):
+        assert get_json(server, f"/api/warm?q={query}") == (200, {"encoded": 0}), query
+
+
 def test_photo_thumbnail_and_view(server: Server) -> None:
     _, data = get_json(server, "/api/search?q=blue&limit=1")
     hit = data["hits"][0]

@@ -137,6 +137,18 @@ def test_enter_to_thumbnails_ends_at_the_paint_of_the_first_screen(server: Serve
     assert not page.errors
 
 
+def test_a_pause_in_typing_warms_the_query_and_enter_then_searches_it(server: Server, page: PageWithLog) -> None:
+    """After a pause in typing the page asks the server to encode the text (once per text); Enter searches."""
+    p = page.page
+    p.goto(server.url + "/")
+    with p.expect_response("**/api/warm?*") as warmed:
+        p.fill("#q", "blue umbrella")
+    assert warmed.value.url.endswith("/api/warm?q=blue%20umbrella") and warmed.value.json() == {"encoded": 1}
+    search_and_wait(p, lambda: p.press("#q", "Enter"))
+    assert shown_colours(p, 3) == ["blue"] * 3
+    assert not page.errors
+
+
 def test_a_search_from_further_down_shows_and_times_its_results_from_the_top(
     server: Server, page: PageWithLog
 ) -> None:

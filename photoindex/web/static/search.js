@@ -85,7 +85,25 @@
   }
   new ResizeObserver(measureScreen).observe(grid);
 
+  // A pause in typing asks the server to encode the text now (its vector is then among the recent
+  // query texts the library keeps), so that Enter after a pause waits only for the search
+  // (docs/web.md, "Speed"). Enter while typing cancels it: the search encodes the text itself.
+  const WARM_AFTER = 300; // ms without typing
+  let warmTimer = 0;
+  let warmed = "";
+  function warm() {
+    const text = q.value.trim();
+    if (!text || text === warmed) return;
+    warmed = text;
+    fetch(`/api/warm?q=${encodeURIComponent(text)}`).catch(() => undefined);
+  }
+  q.addEventListener("input", () => {
+    clearTimeout(warmTimer);
+    warmTimer = setTimeout(warm, WARM_AFTER);
+  });
+
   async function search(more) {
+    clearTimeout(warmTimer);
     const mine = ++seq;
     const p = params();
     if (!p.has("q") && !p.has("like") && !example && !filtered(p)) {
