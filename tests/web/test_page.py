@@ -87,6 +87,9 @@ def test_typing_red_shows_red_photos_first(server: Server, page: PageWithLog, tm
                         "c.getBoundingClientRect().top < innerHeight).length")
     assert screen >= SHOWN and all(src.startswith("data:image/jpeg;base64,") for src in sources[:screen])
     assert any(src.startswith("/api/photos/") for src in sources[screen:])
+    # The inline ones are decoded for the frame that shows them, together; the rest off that frame.
+    decoding = p.evaluate("Array.from(document.querySelectorAll('.cell img'), img => img.decoding)")
+    assert all(d == ("sync" if s.startswith("data:") else "async") for d, s in zip(decoding, sources, strict=True))
     # The score is shown on hover.
     p.hover(".cell >> nth=0")
     score = p.locator(".cell >> nth=0").locator(".score")
