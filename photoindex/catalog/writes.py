@@ -529,19 +529,52 @@ _PHOTO_UPSERTS: dict[tuple[str, tuple[str, ...]], Any] = {}
 
 def _upsert_photo(session: Session, values: dict[str, Any], now: datetime) -> None:
     """Insert the photo at values["path"], or update the columns given; first_seen is kept."""
-    if values.get("status") != "pending":  # done with: no indexer's claim on it any more
-        values = {**values, "claimed_by": None, "claim_until": None}
-    params = {"first_seen": now, "updated_at": now, **values}
-    key = ("postgresql" if _postgres(session) else "sqlite", tuple(params))
-    statement = _PHOTO_UPSERTS.get(key)
-    if statement is None:
-        insert = _upsert(session, _PHOTOS)
-        changes = {name: insert.excluded[name] for name in values if name != "path"}
-        changes["updated_at"] = insert.excluded["updated_at"]
-        statement = _PHOTO_UPSERTS[key] = insert.on_conflict_do_update(
-            index_elements=[_PHOTOS.c.path], set_=changes
-        )
-    session.execute(statement, params)
+    _upsert_photos(session, [values], now)
+
+
+def _upsert_photos(session: Session, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+    """`_upsert_photo` for each of `rows` (distinct paths): one execution per set of columns, not per photo
+    (a statement's execution costs ~0.3 ms of the committing thread's CPU, a row in an executemany far less)."""
+    groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+    dialect = "postgresql" if _postgres(session) else "sqlite"
+    for values in rows:
+        if values.get("status") != "pending":  # done with: no indexer's claim on it any more
+            values = {**values, "claimed_by": None, "claim_until": None}
+        params = {"first_seen": now, "updated_at": now, **values}
+        groups.setdefault((dialect, tuple(params)), []).append(params)
+    for key, params_list in groups.items():
+        statement = _PHOTO_UPSERTS.get(key)
+        if statement is None:
+            insert = _upsert(session, _PHOTOS)
+            changes = {name: insert.excluded[name] for name in key[1] if name not in ("path", "first_seen")}
+            statement = _PHOTO_UPSERTS[key] = insert.on_conflict_do_update(
+                index_elements=[_PHOTOS.c.path], set_=changes
+            )
+        session.execute(statement, params_list if len(params_list) > 1 else params_list[0])
+
+
+@dataclass(frozen=True)
+class IndexedPhoto:
+    """A photo whose content has a stored vector, as `store_indexed_many` records it."""
+
+    root_id: int
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+    info: ImageFacts | None
+
+
+def store_indexed_many(session: Session, photos: Sequence[IndexedPhoto], *, now: datetime | None = None) -> None:
+    """`store_indexed` for a batch of photos at distinct paths, in as few statements as their column sets allow."""
+    rows = []
+    for p in photos:
+        values = dict(root_id=p.root_id, path=p.path, size=p.size, mtime_ns=p.mtime_ns,
+                      content_hash=p.content_hash, status="indexed", error=None, **_NO_FAILURE)
+        values.update(_info_values(session, p.info, p.mtime_ns))
+        rows.append(values)
+    if rows:
+        _upsert_photos(session, rows, now or _now())
 
 
 def store_indexed(

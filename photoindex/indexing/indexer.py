@@ -938,8 +938,7 @@ class Indexer:
             try:
                 with self.lib.db.write() as s:
                     new_ids = catalog.add_vectors(s, self.lib.model_id, fresh) if fresh else []
-                    for _, p, r in todo:
-                        self._store(s, p, r)
+                    self._store(s, [(p, r) for _, p, r in todo])
                     for p, linked, digest, _ in batch.linked:
                         self._link(s, p, linked, digest)
                     for p, r in batch.failed:
@@ -961,23 +960,21 @@ class Indexer:
             if keep:
                 index.add(np.asarray([i for i, _ in keep], np.int64), np.stack([v for _, v in keep]), state, anchor)
 
-    def _store(self, s: Session, p: _Pending, r: DecodeResult) -> None:
-        assert r.content_hash is not None
-        catalog.store_indexed(
-            s,
-            root_id=p.root_id,
-            path=p.fact.path,
-            size=r.size or p.fact.size,
-            mtime_ns=r.mtime_ns or p.fact.mtime_ns,
-            content_hash=r.content_hash,
-            info=r.info,
-        )
-        if p.known is None:
-            self.report.added += 1
-        elif p.why != "changed":
-            self._count_unchanged_work(p)
-        else:
-            self.report.updated += 1
+    def _store(self, s: Session, encoded: list[tuple[_Pending, DecodeResult]]) -> None:
+        """Record a batch's encoded photos as indexed (their vectors are stored) and count them."""
+        photos = []
+        for p, r in encoded:
+            assert r.content_hash is not None
+            photos.append(catalog.IndexedPhoto(p.root_id, p.fact.path, r.size or p.fact.size,
+                                               r.mtime_ns or p.fact.mtime_ns, r.content_hash, r.info))
+        catalog.store_indexed_many(s, photos)
+        for p, _ in encoded:
+            if p.known is None:
+                self.report.added += 1
+            elif p.why != "changed":
+                self._count_unchanged_work(p)
+            else:
+                self.report.updated += 1
 
     def _count_unchanged_work(self, p: _Pending) -> None:
         if p.why == "model":
