@@ -589,10 +589,7 @@ def store_indexed(
     now: datetime | None = None,
 ) -> None:
     """Record a photo whose content now has a stored vector (status 'indexed')."""
-    values = dict(root_id=root_id, path=os.fspath(path), size=size, mtime_ns=mtime_ns,
-                  content_hash=content_hash, status="indexed", error=None, **_NO_FAILURE)
-    values.update(_info_values(session, info, mtime_ns))
-    _upsert_photo(session, values, now or _now())
+    store_indexed_many(session, [IndexedPhoto(root_id, os.fspath(path), size, mtime_ns, content_hash, info)], now=now)
 
 
 def store_failed(

@@ -240,6 +240,30 @@ def test_store_keeps_first_seen_and_replaces_facts(db: Database, tmp_path: Path)
     )
 
 
+def test_a_batch_of_indexed_photos_is_stored_as_one_by_one(db: Database, tmp_path: Path) -> None:
+    """store_indexed_many: rows of different column sets (with and without metadata), new and known paths."""
+    with db.write() as s:
+        root = catalog.add_root(s, tmp_path)
+        known = str(tmp_path / "known.jpg")
+        catalog.store_pending(s, root_id=root.id, path=known, size=1, mtime_ns=1, now=T0)
+        batch = [
+            catalog.IndexedPhoto(root.id, known, 2, 2, "h-known", Info()),
+            catalog.IndexedPhoto(root.id, str(tmp_path / "bare.png"), 3, 3, "h-bare", None),
+            catalog.IndexedPhoto(root.id, str(tmp_path / "new.jpg"), 4, 4, "h-new", Info(camera_make="Nikon")),
+        ]
+        catalog.store_indexed_many(s, batch, now=T0 + timedelta(hours=1))
+    with db.read() as s:
+        photos = {p.path: catalog.get_photo(s, p.path) for p in batch}
+    for p in batch:
+        got = photos[p.path]
+        assert got is not None
+        assert (got.status, got.size, got.mtime_ns, got.content_hash) == ("indexed", p.size, p.mtime_ns, p.content_hash)
+        assert got.updated_at == T0 + timedelta(hours=1)
+    assert photos[known].first_seen == T0  # kept from its pending row
+    assert photos[str(tmp_path / "new.jpg")].camera_make == "Nikon"
+    assert photos[str(tmp_path / "bare.png")].width is None
+
+
 def test_naive_timestamps_are_refused(db: Database, tmp_path: Path) -> None:
     with pytest.raises(Exception, match="timezone-aware"):
         with db.write() as s:
