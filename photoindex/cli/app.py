@@ -223,6 +223,12 @@ class _StopOnInterrupt:
 
 
 def _run_indexing(ctx: typer.Context, paths: list[Path] | None, quiet: bool, as_json: bool, dry_run: bool) -> None:
+    if not dry_run:
+        from photoindex.photos.decodepool import start_server
+
+        # The decode workers' server imports the decoders on the other core while this process
+        # imports the indexer (SQLAlchemy: ~0.8 CPU s) and opens the library.
+        start_server()
     from photoindex.indexing.indexer import run_index
 
     cfg = _config(ctx)
