@@ -140,6 +140,32 @@ def test_enter_to_thumbnails_ends_at_the_paint_of_the_first_screen(server: Serve
     assert not page.errors
 
 
+def test_a_search_writes_its_first_screen_at_once_and_the_rest_after_its_paint(
+    server: Server, page: PageWithLog
+) -> None:
+    """The cells the first screen shows go into the page in one write; the rest only once it is painted."""
+    p = page.page
+    p.goto(server.url + "/")
+    p.evaluate("""() => {
+        window.writes = [];
+        new MutationObserver((records) => {
+            for (const r of records) {
+                if (r.addedNodes.length) window.writes.push([r.addedNodes.length, "searchMs" in document.body.dataset]);
+            }
+        }).observe(document.getElementById("grid"), { childList: true });
+    }""")
+    p.fill("#q", "green")
+    search_and_wait(p, lambda: p.press("#q", "Enter"))
+    wait_js(p, "window.writes.length > 1")
+    screen = p.evaluate("Array.from(document.querySelectorAll('.cell')).filter(c => "
+                        "c.getBoundingClientRect().top < innerHeight).length")
+    cells = p.evaluate("document.querySelectorAll('.cell').length")
+    writes = p.evaluate("window.writes")
+    assert cells > screen  # the library has more matches than one screen shows
+    assert writes == [[screen, False], [cells - screen, True]]
+    assert not page.errors
+
+
 def test_a_pause_in_typing_warms_the_query_and_enter_then_searches_it(server: Server, page: PageWithLog) -> None:
     """After a pause in typing the page asks the server to encode the text (once per text); Enter searches."""
     p = page.page

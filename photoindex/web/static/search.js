@@ -152,6 +152,9 @@
     hits = more ? hits.concat(list) : list;
     $("more").hidden = list.length < limit;
     const cells = document.createDocumentFragment();
+    // Below the first screen: added once it is painted, so that its frame styles and lays out only
+    // the cells it shows (docs/web.md, "Speed").
+    const restCells = document.createDocumentFragment();
     const first = []; // the first thumbnails, timed from Enter to their paint
     const later = [];
     list.forEach((hit, n) => {
@@ -195,7 +198,7 @@
       score.className = "score";
       score.textContent = hit.score === null ? hit.taken_at || "" : hit.score.toFixed(3);
       cell.append(img, score);
-      cells.append(cell);
+      (more || n < firstScreen ? cells : restCells).append(cell);
     });
     if (more) grid.append(cells);
     else {
@@ -210,6 +213,7 @@
     // so that nothing competes with it; or after a while, if it is not painted (a hidden tab).
     let rest = () => {
       rest = () => {};
+      if (mine === seq) grid.append(restCells);
       for (const [img, src] of later) img.src = src;
     };
     setTimeout(() => mine === seq && rest(), 2000);
