@@ -213,7 +213,7 @@
     // so that nothing competes with it; or after a while, if it is not painted (a hidden tab).
     let rest = () => {
       rest = () => {};
-      if (mine === seq) grid.append(restCells);
+      grid.append(restCells);
       for (const [img, src] of later) img.src = src;
     };
     setTimeout(() => mine === seq && rest(), 2000);
