@@ -246,11 +246,14 @@ class Library:
         process that answers many queries (the daemon, `serve`): its first query is as quick as any.
 
         Logs `TEXT_READY` when done. Never raises: a model that does not load is reported by the
-        query that needs it. Like any loaded text model it is released after minutes without a
-        query (`search/server.py`).
+        query that needs it. Fetches nothing: a bundle still to be downloaded is left to the first
+        query. The daemon releases the loaded model after minutes without a query (`search/server.py`);
+        `serve` keeps it.
         """
         started = time.monotonic()
         self.prepare_text_model(check=True)
+        if self.bundle.missing():
+            return
         try:
             self.text_encoder().encode(["a photo"])
         except Exception as exc:
@@ -318,6 +321,7 @@ class Library:
 
 
 TEXT_READY = "the text model is ready for queries"  # logged by `Library.ready_text_model` (benchmarks wait for it)
+READY_JOIN_SECONDS = 5.0  # how long a stopping daemon or `serve` waits for `ready_text_model`
 
 
 def open_library(config: Config) -> Library:

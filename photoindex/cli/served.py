@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
+    from photoindex.config import Config
+
 # The options this path reads: name -> (destination, takes a value). Short forms as in `cli.app.search`.
 _OPTIONS: dict[str, tuple[str, bool]] = {
     "--limit": ("limit", True),
@@ -114,7 +116,10 @@ def search(args: Sequence[str]) -> int | None:
         options["folder"] = os.path.realpath(os.path.expanduser(options["folder"]))  # as `resolve_folder` reads it
     if not options["types"]:
         del options["types"]
-    cwd = os.getcwd()
+    try:
+        cwd = os.getcwd()
+    except OSError:  # run from a folder deleted since: the full command copes
+        return None
     answer = _ask_daemon(options, cwd)
     if answer is None:
         answer = _search_here(options, cwd)
@@ -149,7 +154,7 @@ def search(args: Sequence[str]) -> int | None:
 def _ask_daemon(options: dict[str, Any], cwd: str) -> dict[str, Any] | None:
     """The running daemon's reply, if one runs and takes the request (`QueryServer.answer_command`)."""
     home = _home()
-    if home is None:
+    if home is None or not _daemon_wanted(home):
         return None
     from photoindex.search import wire
 
@@ -158,7 +163,8 @@ def _ask_daemon(options: dict[str, Any], cwd: str) -> dict[str, Any] | None:
         return None
     env = {k: v for k, v in os.environ.items() if k.startswith("PHOTOINDEX_")}
     try:
-        answer = wire.exchange(path, {"cli": {"options": options, "cwd": cwd, "env": env, "home": home}})
+        answer = wire.exchange(path, {"cli": {"options": options, "cwd": cwd, "env": env, "home": home,
+                                              "user_home": os.environ.get("HOME")}})
     except (OSError, ValueError):  # no daemon, a stale socket, a timeout, garbage: search here
         return None
     if not isinstance(answer, dict):
@@ -184,15 +190,45 @@ def _search_here(options: dict[str, Any], cwd: str) -> dict[str, Any] | None:
     from photoindex.search.protocol import Declined, reply_error, request_from_options
     from photoindex.search.query import command_reply, photos_not_encoded, run_search
 
+    loaded: list[Config] = []
+
+    def defaults() -> tuple[int, float]:  # loaded once the filters are read, as the full command does
+        loaded.append(load_config())
+        return loaded[0].search.limit, loaded[0].search.min_score
+
     try:
-        cfg = load_config()
-        request = request_from_options(options, limit=cfg.search.limit, min_score=cfg.search.min_score, cwd=cwd)
+        request = request_from_options(options, cwd=cwd, defaults=defaults)
+        cfg = loaded[0]
         hits = run_search(cfg, request)
         return command_reply(cfg, request, hits, photos_not_encoded(cfg))
     except Declined:
         return None
     except PhotoindexError as exc:
         return reply_error(exc)
+
+
+def _daemon_wanted(home: str) -> bool:
+    """False when this caller's `[search] use_daemon` is off, read without loading the configuration:
+    its variable, else its file's key (the file is parsed only if it mentions the key). A value
+    the configuration would refuse counts as off: the search here then loads it and says so."""
+    value = os.environ.get("PHOTOINDEX_SEARCH_USE_DAEMON")
+    if value is not None:
+        return value.strip().lower() in ("1", "true", "yes", "on")  # config.py's spellings of true
+    path = os.path.expanduser(os.environ.get("PHOTOINDEX_CONFIG") or os.path.join(home, "config.toml"))
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return True  # no file: the default (on); an unreadable one: the daemon's load says so
+    if b"use_daemon" not in raw:
+        return True
+    import tomllib
+
+    try:
+        section = tomllib.loads(raw.decode("utf-8")).get("search")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return not isinstance(section, dict) or section.get("use_daemon", True) is True
 
 
 def _home() -> str | None:

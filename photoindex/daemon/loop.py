@@ -44,7 +44,7 @@ from photoindex.daemon.settle import Settler
 from photoindex.daemon.watcher import Event, Hint, Trouble, Watcher
 from photoindex.errors import ConfigError, LockedError, PhotoindexError
 from photoindex.indexing.indexer import Indexer, IndexReport, noting_progress
-from photoindex.library import Library, open_library
+from photoindex.library import READY_JOIN_SECONDS, Library, open_library
 from photoindex.paths import within
 from photoindex.search.server import QueryServer
 
@@ -147,7 +147,8 @@ class StateFile:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(self.data, ensure_ascii=False) + "\n", encoding="utf-8")
+            # ensure_ascii: a photo path that is not UTF-8 (lone surrogates) must not stop the daemon.
+            tmp.write_text(json.dumps(self.data, ensure_ascii=True) + "\n", encoding="ascii")
             # No fsync: it is a status display rewritten often (SD cards wear), not data.
             os.replace(tmp, self.path)
         except OSError as exc:
@@ -600,7 +601,9 @@ def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:
                 daemon.state.update(state="stopped", last_error=f"{_now_iso()} crashed: {exc!r}", force=True)
                 return EXIT_CRASHED
             finally:
-                text_model.join()  # a thread inside ONNX Runtime must not outlive the library nor the interpreter
+                # A thread inside ONNX Runtime should not outlive the library nor the interpreter; a
+                # load takes seconds at most, and a stop must not wait longer than that for it.
+                text_model.join(READY_JOIN_SECONDS)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

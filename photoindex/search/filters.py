@@ -166,7 +166,8 @@ def resolve_folder(folder: str | os.PathLike[str]) -> str:
     """
     if not os.fspath(folder).strip():
         raise FilterError("--folder: empty", "give a folder, e.g. --folder ~/Pictures/2024 (or . for this one)")
-    return str(Path(folder).expanduser().resolve())
+    # os.path.expanduser leaves `~nosuchuser` as it is, where Path.expanduser raises RuntimeError.
+    return str(Path(os.path.expanduser(os.fspath(folder))).resolve())
 
 
 def parse_period(value: str, option: str) -> tuple[str, str]:
@@ -242,6 +243,13 @@ def _text(value: str | None, option: str) -> str | None:
     value = value.strip()
     if not value:
         raise FilterError(f"{option}: empty", f"give some text to match, or leave out {option}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not text in the terminal's encoding (a lone surrogate)
+        raise FilterError(
+            f"{option} {value.encode('utf-8', 'backslashreplace').decode()}: not valid text",
+            "type the name again; the catalog stores camera and place names as UTF-8",
+        ) from None
     return value
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
@@ -261,10 +262,11 @@ CLI_OPTIONS: dict[str, tuple[type, ...]] = {
 
 
 def request_from_options(
-    options: Any, *, limit: int, min_score: float, cwd: str
+    options: Any, *, cwd: str, defaults: Callable[[], tuple[int, float]]
 ) -> SearchRequest:
     """The request of `photoindex search` for the options its client sent (`CLI_OPTIONS`), with the
-    caller's defaults and working folder; the same checks and errors as the full command.
+    caller's working folder and defaults (`[search] limit` and `min_score`, asked for once the
+    filters are read); the same checks and errors, in the same order, as the full command.
 
     Raises `Declined` for options the client would never send, `PhotoindexError` for values the
     full command refuses (its own words).
@@ -290,6 +292,7 @@ def request_from_options(
         near=options.get("near"),
         types=types,
     )
+    limit, min_score = defaults()
     return SearchRequest.build(
         text=options["text"],
         limit=options.get("limit", limit),

@@ -85,6 +85,25 @@ def nesting_depth(raw: bytes) -> int:
     return deepest
 
 
+def _relative_to(env: dict[str, str], cwd: str) -> str | None:
+    """The first of the caller's PHOTOINDEX_* variables that names a path relative to its folder
+    `cwd`, when that is not this process's folder (loaded here, it would name another file)."""
+    try:
+        if os.path.samefile(cwd, os.getcwd()):
+            return None
+    except OSError:
+        pass
+    for name in ("PHOTOINDEX_CONFIG", "PHOTOINDEX_RUNTIME_MODEL_CACHE", "PHOTOINDEX_MODEL_BUNDLE"):
+        value = env.get(name, "").strip()
+        if not value or os.path.isabs(value) or value.startswith("~") or value.lower() in ("off", "false", "no", "0"):
+            continue
+        # A bundle is a name unless it looks like a path or names a folder there (config._bundle_spec).
+        if name != "PHOTOINDEX_MODEL_BUNDLE" or "/" in value or value.startswith(".") \
+                or os.path.isdir(os.path.join(cwd, value)):
+            return name
+    return None
+
+
 def _peer_uid(conn: socket.socket) -> int | None:
     """The connecting process's uid (Linux SO_PEERCRED), or None where the platform does not say."""
     if not sys.platform.startswith("linux"):
@@ -343,6 +362,11 @@ class QueryServer:
             raise Declined("env holds the caller's PHOTOINDEX_* variables")
         if not isinstance(home, str) or not isinstance(cwd, str) or not os.path.isabs(home):
             raise Declined("home and cwd are absolute paths")
+        if data.get("user_home") != os.environ.get("HOME"):
+            raise Declined("the caller's HOME is not the daemon's (~ would mean another folder)")
+        relative = _relative_to(env, cwd)
+        if relative is not None:
+            raise Declined(f"the caller's {relative} is relative to its folder, which is not the daemon's")
         try:
             cfg = load_config(environ=env, home=Path(home))
             model_id = bundle_for(cfg).manifest.model_id
@@ -354,7 +378,7 @@ class QueryServer:
         if model_id != self.lib.model_id:
             raise Declined(f"the daemon searches model {self.lib.model_id}, not {model_id}")
         request = request_from_options(
-            data.get("options"), limit=cfg.search.limit, min_score=cfg.search.min_score, cwd=cwd
+            data.get("options"), cwd=cwd, defaults=lambda: (cfg.search.limit, cfg.search.min_score)
         )
         from photoindex.search.query import command_reply
 

@@ -269,3 +269,59 @@ def test_the_count_travels_in_the_reply_and_a_bad_one_is_ignored(config: Config)
         assert parse_not_encoded({"hits": [], "not_encoded": bad}) is None
     # No daemon: no answer.
     assert serve_request(config.home, SearchRequest.build(text="red"), "m") is None
+
+
+# ---------------------------------------------------------------- the review's cases
+
+
+def test_use_daemon_off_in_the_callers_variable_or_file_never_asks_the_daemon(
+    home_env: dict[str, str], fake_daemon: Callable[[bytes | None], Path], tmp_path: Path
+) -> None:
+    # A daemon that never answers (stopped, stuck): the caller who turned it off must not wait for it.
+    env = {**home_env, "PHOTOINDEX_HOME": str(fake_daemon(None))}
+    proc, _ = run_cli({**env, "PHOTOINDEX_SEARCH_USE_DAEMON": "off"}, "search", "red")
+    assert proc.returncode == 0 and "no matching photos: the library is empty" in proc.stderr, proc.stderr
+    config = tmp_path / "off.toml"
+    config.write_text("[search]\nuse_daemon = false\n")
+    proc, _ = run_cli({**env, "PHOTOINDEX_CONFIG": str(config)}, "search", "red")
+    assert proc.returncode == 0 and "no matching photos: the library is empty" in proc.stderr, proc.stderr
+
+
+def test_a_relative_config_of_another_folder_than_the_daemons_is_read_by_the_caller(
+    home_env: dict[str, str], served_library: QueryServer, tmp_path: Path
+) -> None:
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    (caller / "cfg.toml").write_text("[search]\nlimit = 2\n")
+    (tmp_path / "gone").mkdir()
+    before = served_library.served
+    args = [sys.executable, "-m", "photoindex", "search", "red", "-f"]
+    env = {**os.environ, **home_env, "PHOTOINDEX_CONFIG": "cfg.toml"}
+    proc = subprocess.run(args, env=env, cwd=caller, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 2, proc.stderr
+    assert served_library.served == before  # declined: the daemon would have read its own folder's file
+    # A caller whose folder was deleted meanwhile still gets its answer.
+    gone = subprocess.run([*args[:-1], "-n", "1"], env={**os.environ, **home_env}, cwd=tmp_path / "gone",
+                          capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: os.rmdir(tmp_path / "gone"))
+    assert gone.returncode == 0 and gone.stdout.count("img_") == 1, gone.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["red", "--folder", "~nosuchuser/x"],  # no such user: a folder like any other, no traceback
+        ["red", "--place", "\udcff"],  # not text: the filter's own error
+        ["red", "--after", "nope"],  # with a broken configuration too: the filter's error comes first
+    ],
+)
+def test_odd_values_get_the_full_commands_answer_whoever_answers(
+    home_env: dict[str, str], served_library: QueryServer, args: list[str]
+) -> None:
+    env = {**home_env, "PHOTOINDEX_SEARCH_LIMMIT": "1"} if "nope" in args else home_env
+    local = {**env, "PHOTOINDEX_SEARCH_USE_DAEMON": "0"}
+    for asker in (env, local):
+        mine, _ = run_cli(asker, "search", *args)
+        full, _ = run_cli(asker, "search", *args, "--limit=20")
+        assert (mine.returncode, mine.stdout, mine.stderr) == (full.returncode, full.stdout, full.stderr)
+        assert "Traceback" not in mine.stderr and mine.stderr, mine.stderr

@@ -324,3 +324,43 @@ def test_a_failing_unit_of_work_is_logged_shown_in_status_and_retried(
         thread.join(timeout=10)
     assert result == [0]
     assert daemon_status(config).running is False
+
+
+def test_the_status_file_takes_a_path_that_is_not_utf8(tmp_path: Path) -> None:
+    from photoindex.daemon.loop import StateFile
+
+    state = StateFile(tmp_path / "daemon.json")
+    name = os.fsdecode(b"/photos/caf\xe9.jpg")  # a Latin-1 name: a lone surrogate in Python
+    state.update(last_batch=f"indexed {name}", force=True)
+    assert json.loads((tmp_path / "daemon.json").read_text())["last_batch"] == f"indexed {name}"
+
+
+def test_the_text_model_is_not_fetched_ahead_of_a_query(
+    tmp_path: Path, toy_bundle: Path, home_env: dict[str, str]
+) -> None:
+    # A bundle still to be downloaded (first start): getting ready fetches nothing, so a stop never waits on it.
+    import socket
+
+    from photoindex.config import load_config
+    from photoindex.library import open_library
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    server.setblocking(False)
+    bundle = tmp_path / "bundle"
+    shutil.copytree(toy_bundle, bundle)
+    manifest = bundle / "manifest.toml"
+    text = next(p for p in bundle.iterdir() if p.suffix == ".onnx" and "text" in p.name)
+    text.unlink()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/{text.name}"
+    manifest.write_text(manifest.read_text().replace(f'name = "{text.name}"', f'name = "{text.name}"\nurl = "{url}"'))
+    try:
+        with open_library(load_config(environ={**home_env, "PHOTOINDEX_MODEL_BUNDLE": str(bundle)})) as lib:
+            assert lib.bundle.missing()
+            lib.ready_text_model()
+            assert lib._text is None and not text.exists()
+        with pytest.raises(BlockingIOError):
+            server.accept()  # nobody asked the bundle's server for anything
+    finally:
+        server.close()
