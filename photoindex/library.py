@@ -212,11 +212,11 @@ class Library:
         """Make the text model's fast-loading copy now if there is none (no model is loaded: disk work only).
 
         Called while indexing and when the daemon starts, so the first search afterwards loads the
-        text model in milliseconds instead of writing its copy. `check` (the daemon) also loads
-        the model once to check its short-query graph (docs/search.md, "Query text"), so the first
-        query does not pay for that either; the indexer leaves it to the first search, because a
-        second model in memory while photos are encoded would raise the indexing peak. Never
-        raises: the copy is a cache.
+        text model in milliseconds instead of writing its copy. `check` also loads the model once
+        to check its short-query graph (docs/search.md, "Query text"), so the first query does not
+        pay for that either: the daemon at start, and the indexer at its end, once its image model
+        is released (a second model in memory while photos are encoded would raise its peak).
+        Never raises: the copy is a cache.
         """
         cache = self.config.runtime.model_cache_dir
         path = self.bundle.path("text")

@@ -1319,12 +1319,19 @@ class _TextCopy:
         self._process.start()
 
     def finish(self, interrupted: bool) -> None:
-        """Wait for the copy; an interrupted run does not (the copy is a cache: its temporary files are swept)."""
-        if self._process is None:
+        """Wait for the copy, then check its short-query graph once, so that the first search
+        afterwards is as quick as any (docs/search.md, "Query text"). The image model is released
+        first: the check's text model then never shares the process's memory with it, and the
+        run's peak stays the encoding's. An interrupted run does neither (the copy is a cache: its
+        temporary files are swept)."""
+        if self._process is not None:
+            if interrupted:
+                self._process.kill()
+            self._process.join()
+        if interrupted or not self._started:
             return
-        if interrupted:
-            self._process.kill()
-        self._process.join()
+        self._lib.release_encoders()
+        self._lib.prepare_text_model(check=True)  # nothing to do once checked: a second run pays nothing
 
 
 def _waiting_for(root: str) -> None:

@@ -34,8 +34,8 @@ logger = logging.getLogger("photoindex")
 # The queries a short copy is checked on before use: a short and a long one, so the cut lengths
 # differ (4 and 16 tokens with CLIP's BPE) and, run together, the short one has padding inside.
 # The graph sees token ids only, so what matters is the lengths, not the language; plain ASCII is
-# tokenized without importing ftfy. Two rather than more: the first search after indexing pays
-# for the check (each probe is run at the model's full length), ~0.5 s less than with four.
+# tokenized without importing ftfy. Two rather than more: whoever checks (the indexer at its end,
+# the daemon at start, else the first search) runs each probe at the model's full length.
 PROBE_TEXTS = (
     "a dog",
     "a red car parked on a long street at night next to the river",

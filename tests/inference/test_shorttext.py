@@ -301,3 +301,25 @@ def test_a_check_that_ran_out_of_memory_is_made_again_next_time(tmp_path: Path) 
     assert not session.trims_tokens and session.loaded_from is not None
     assert modelcache.short_copy(session.loaded_from) == (session.loaded_from.parent / modelcache.SHORT, None)
     assert OrtSession(model, cache_dir=tmp_path / "cache", text_probe=probe()).trims_tokens
+
+
+def test_photoindex_index_checks_the_copy_at_its_end_so_the_first_search_does_not(
+    vit_text: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers import cli
+
+    from photoindex.testing.models import make_bundle
+    from photoindex.testing.photos import make_photo
+
+    bundle = make_bundle(tmp_path / "bundle", "toy")
+    (bundle / "text_encoder.onnx").unlink()
+    (bundle / "text_encoder.onnx").symlink_to(vit_text)
+    for key in [k for k in os.environ if k.startswith("PHOTOINDEX_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PHOTOINDEX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PHOTOINDEX_MODEL_BUNDLE", str(bundle))
+    monkeypatch.setenv("PHOTOINDEX_OCR_ENABLED", "0")
+    make_photo(tmp_path / "photos" / "a.jpg", (200, 30, 30), size=(64, 48))
+    cli("index", str(tmp_path / "photos"))
+    copy = modelcache.lookup(vit_text, tmp_path / "home" / "cache" / "models", onnxruntime.__version__)
+    assert copy is not None and modelcache.short_copy(copy) == (copy.parent / modelcache.SHORT, True)
