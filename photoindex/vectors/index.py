@@ -47,7 +47,7 @@ from photoindex.vectors.scoring import l2_normalize
 
 
 def _faiss() -> Any:
-    """FAISS, imported on first use: a search of a small exact index file never needs it (`_FlatView`).
+    """FAISS, imported on first use: a small exact index never needs it (`_FlatView`).
 
     Typed Any: the SWIG callback I/O classes are missing from the FAISS type stubs.
     """
@@ -206,8 +206,8 @@ class _NumpyStore:
         return self._ids[: self._n].copy()
 
     def write_payload(self, write: Callable[[bytes | memoryview], None]) -> None:
-        write(np.ascontiguousarray(self._ids[: self._n]).data.cast("B"))
-        write(np.ascontiguousarray(self._mat[: self._n]).data.cast("B"))
+        write(_bytes_of(self._ids[: self._n], "<i8"))
+        write(_bytes_of(self._mat[: self._n], "<f4"))
 
     @classmethod
     def read_payload(cls, read: Callable[[int], bytes], dim: int, count: int) -> _NumpyStore:
@@ -349,6 +349,11 @@ def _nlist_for(n: int) -> int:
     return max(1, min(round(4 * math.sqrt(n)), min(n, _TRAIN_MAX) // _MIN_POINTS_PER_CENTROID))
 
 
+def _bytes_of(array: np.ndarray, dtype: str) -> memoryview:
+    """The bytes of `array` as `dtype`, without a copy when it already is (an empty one too)."""
+    return memoryview(np.ascontiguousarray(array, dtype=dtype).reshape(-1).view(np.uint8))
+
+
 def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The best `k` of each row of `scores` [Q, M] (columns named by `ids`), best first; ties by id."""
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
@@ -388,12 +393,13 @@ def _calibrate_nprobe(
 
 
 class _FlatView(_NumpyStore):
-    """An exact FAISS index file read without FAISS: its ids and vectors, searched with numpy.
+    """A small exact index of the FAISS backend, held and searched with numpy, read and written in
+    FAISS's own file layout, without importing FAISS.
 
-    A one-shot search of a small library needs only this, and importing FAISS would cost it more
-    than the search itself (docs/architecture.md, "Start-up"). Both rank by the same inner products. The
-    index still belongs to the FAISS backend: before anything changes it or writes it,
-    `VectorIndex` turns it into the FAISS index it was (`to_faiss`).
+    A one-shot search of a small library, or an indexer's or daemon's run over one, needs no more,
+    and importing FAISS would cost it more than its searches (~0.1 CPU s; docs/architecture.md,
+    "Start-up"). Both rank by the same inner products. Past `FLAT_VIEW_MAX` bytes, or on the way to
+    the IVF index, `VectorIndex` turns it into the FAISS index it stands for (`to_faiss`).
     """
 
     # FAISS's serialization of IndexIDMap2(IndexFlatIP) (faiss/impl/index_write.cpp): "IxM2" and an
@@ -433,15 +439,29 @@ class _FlatView(_NumpyStore):
             raise ValueError("unexpected bytes after the FAISS index")
         return cls(dim, ids, vectors)
 
+    def write_payload(self, write: Callable[[bytes | memoryview], None]) -> None:
+        """What `faiss.write_index` writes for IndexIDMap2(IndexFlatIP) of these vectors (`parse` reads it)."""
+        n, dim = self._n, self.dim
+        header = self._HEADER.pack(dim, n, 1 << 20, 1 << 20, True, self._INNER_PRODUCT)
+        write(b"IxM2" + header + b"IxFI" + header + struct.pack("<Q", n * dim))
+        write(_bytes_of(self._mat[:n], "<f4"))
+        write(struct.pack("<Q", n))
+        write(_bytes_of(self._ids[:n], "<i8"))
+
+    @staticmethod
+    def fits(count: int, dim: int) -> bool:
+        """Whether an exact index of `count` vectors of `dim` stays a view (`FLAT_VIEW_MAX`)."""
+        return 4 * count * dim <= FLAT_VIEW_MAX
+
     def to_faiss(self) -> _FaissStore:
-        """The FAISS index this view was read from."""
+        """The FAISS index this view stands for."""
         store = _FaissStore.flat(self.dim)
         if self.ntotal:
             store.add(self._ids[: self._n], self._mat[: self._n])
         return store
 
 
-# An exact FAISS index file up to this size is read as a `_FlatView` (at 512 dimensions, ~32,000 vectors).
+# An exact FAISS index of vectors up to this size is a `_FlatView` (at 512 dimensions, ~32,000 vectors).
 FLAT_VIEW_MAX = 64 << 20
 
 Store = _NumpyStore | _FaissStore
@@ -474,7 +494,7 @@ class VectorIndex:
         """An empty index of `dim`-dimensional vectors."""
         if dim <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
-        store: Store = _NumpyStore(dim) if _backend(backend) == "numpy" else _FaissStore.flat(dim)
+        store: Store = _NumpyStore(dim) if _backend(backend) == "numpy" else _FlatView(dim)
         return cls(store, backend, approximate_threshold, {})
 
     @classmethod
@@ -498,6 +518,8 @@ class VectorIndex:
             store = _NumpyStore(dim, ids, vectors)
         elif len(ids) >= approximate_threshold:
             store = _FaissStore.ivf(ids, vectors)
+        elif _FlatView.fits(len(ids), dim):
+            store = _FlatView(dim, ids, vectors)
         else:
             store = _FaissStore.flat(dim)
             if len(ids):
@@ -533,21 +555,19 @@ class VectorIndex:
         """All ids, sorted int64."""
         return self._ids.copy()
 
-    def _as_faiss(self) -> None:
-        """A `_FlatView` becomes the FAISS index it was read from (call it holding `_writer`)."""
-        if isinstance(self._store, _FlatView):
-            store = self._store.to_faiss()
-            with self._lock.write():
-                self._store = store
-
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors under new ids; an id already present or repeated raises ValueError and adds nothing."""
         with self._writer:
             ids, vectors = _checked(ids, vectors, self.dim, self._ids)
             if not len(ids):
                 return
-            self._as_faiss()
             merged = _merge_sorted(self._ids, ids)
+            if isinstance(self._store, _FlatView) and (
+                not _FlatView.fits(len(merged), self.dim) or len(merged) >= self.approximate_threshold
+            ):
+                grown = self._store.to_faiss()  # grown past a view: the FAISS index it stands for
+                with self._lock.write():
+                    self._store = grown
             store = self._store
             if (
                 isinstance(store, _FaissStore)
@@ -572,7 +592,6 @@ class VectorIndex:
             present = ids[np.isin(ids, self._ids, assume_unique=True)]
             if not len(present):
                 return 0
-            self._as_faiss()
             with self._lock.write():
                 self._store.remove(present)
                 self._ids = np.setdiff1d(self._ids, present, assume_unique=True)
@@ -625,7 +644,6 @@ class VectorIndex:
         # The single-writer lock file (docs/architecture.md, invariant 4) keeps two processes from sharing it.
         tmp = path.with_name(f".{path.name}.tmp")
         with self._writer:  # no add/remove during the save; searches carry on
-            self._as_faiss()
             expected = self._ids
             try:
                 with open(tmp, "wb") as f:

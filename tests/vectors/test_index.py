@@ -12,6 +12,7 @@ import pytest
 from helpers import needs_proc
 
 from photoindex.errors import VectorIndexError
+from photoindex.vectors import index as vindex
 from photoindex.vectors.index import VectorIndex, recall_at_k
 from photoindex.vectors.scoring import feature_matmul, l2_normalize
 
@@ -33,6 +34,14 @@ def clustered(n: int, dim: int = 64, *, centres: int = 200, seed: int = 0) -> np
 def ids_for(n: int, start: int = 1) -> np.ndarray:
     # Primary keys of the vectors table: increasing, with gaps left by deletions.
     return np.arange(start, start + 3 * n, 3, dtype=np.int64)
+
+
+@pytest.fixture(autouse=True, params=["small-as-view", "faiss-flat"])
+def flat_view(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: small exact FAISS-backend indexes held as numpy views, and as FAISS indexes."""
+    if request.param == "faiss-flat":
+        monkeypatch.setattr(vindex, "FLAT_VIEW_MAX", 0)
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -333,36 +342,47 @@ def test_the_index_file_and_its_folder_are_fsynced_in_that_order(tmp_path: Path,
     assert len(VectorIndex.load(target)) == 3
 
 
-def test_a_small_exact_faiss_file_is_read_and_searched_without_faiss(
+def test_a_small_exact_index_is_read_changed_and_written_without_faiss(
     tmp_path: Path, data: tuple[np.ndarray, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from photoindex.vectors import index as vindex
-
     ids, vectors, queries = data
-    built = VectorIndex.build(ids, vectors)  # FAISS, exact
+    monkeypatch.setattr(vindex, "FLAT_VIEW_MAX", 0)
+    built = VectorIndex.build(ids, vectors)  # by FAISS itself
+    assert isinstance(built._store, vindex._FaissStore)
     path = tmp_path / "clip.vindex"
     built.save(path)
     expected = [built.search(queries, 10, allowed=a) for a in (None, ids[::5])]
+    real_faiss = vindex._faiss
+    monkeypatch.setattr(vindex, "FLAT_VIEW_MAX", 64 << 20)
+    monkeypatch.setattr(vindex, "_faiss", lambda: pytest.fail("FAISS was needed"))
     # FAISS's own layout, parsed here: a FAISS that wrote another would leave the view unused (caught here).
-    monkeypatch.setattr(vindex, "_faiss", lambda: pytest.fail("FAISS was needed to read or search"))
     view = VectorIndex.load(path)
     assert isinstance(view._store, vindex._FlatView) and view.backend == "faiss" and view.kind == "flat"
     for a, (s1, i1) in zip((None, ids[::5]), expected, strict=True):
         s2, i2 = view.search(queries, 10, allowed=a)
         np.testing.assert_array_equal(i1, i2)
         np.testing.assert_allclose(s1, s2, atol=1e-6)
-    monkeypatch.undo()
-    # Changing or saving it makes it the FAISS index it was, with nothing lost.
+    # Added to, removed from and saved, still without FAISS.
     extra = clustered(3, seed=9)
-    view.add(np.array([10**6, 10**6 + 1, 10**6 + 2]), extra)
-    assert isinstance(view._store, vindex._FaissStore) and len(view) == len(ids) + 3
-    assert view.search(extra[1], 1)[1][0, 0] == 10**6 + 1
+    new_ids = np.array([10**6, 10**6 + 1, 10**6 + 2])
+    view.add(new_ids, extra)
+    assert view.remove(ids[:10]) == 10
     view.save(path)
-    assert isinstance(VectorIndex.load(path)._store, vindex._FlatView)
-    # Larger files are read by FAISS, and a layout the view does not know falls back to FAISS too.
+    assert view.search(extra[1], 1)[1][0, 0] == 10**6 + 1
+    # FAISS reads what the view wrote, and answers as the view does.
+    monkeypatch.setattr(vindex, "_faiss", real_faiss)
     monkeypatch.setattr(vindex, "FLAT_VIEW_MAX", 0)
-    assert isinstance(VectorIndex.load(path)._store, vindex._FaissStore)
+    by_faiss = VectorIndex.load(path)
+    assert isinstance(by_faiss._store, vindex._FaissStore) and len(by_faiss) == len(ids) - 10 + 3
+    (s1, i1), (s2, i2) = by_faiss.search(queries, 10), view.search(queries, 10)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_allclose(s1, s2, atol=1e-6)
+    # Grown past a view's size, it becomes the FAISS index it stands for.
+    monkeypatch.setattr(vindex, "FLAT_VIEW_MAX", 4 * 64 * len(view))
+    view.add(np.array([2 * 10**6]), clustered(1, seed=10))
+    assert isinstance(view._store, vindex._FaissStore) and len(view) == len(ids) - 10 + 4
+    # A layout the view does not know falls back to FAISS.
     monkeypatch.setattr(vindex, "FLAT_VIEW_MAX", 64 << 20)
     monkeypatch.setattr(vindex._FlatView, "_INNER_PRODUCT", 7)  # as if the metric code had moved
     fallback = VectorIndex.load(path)
-    assert isinstance(fallback._store, vindex._FaissStore) and len(fallback) == len(ids) + 3
+    assert isinstance(fallback._store, vindex._FaissStore) and len(fallback) == len(ids) - 10 + 3
