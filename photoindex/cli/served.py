@@ -175,7 +175,7 @@ def _ask_daemon(options: dict[str, Any], cwd: str) -> dict[str, Any] | None:
     if not isinstance(hits, list) or not all(isinstance(h, dict) and isinstance(h.get("path"), str) for h in hits):
         return None
     if not isinstance(counted, dict) or not isinstance(counted.get("photos"), int):
-        return None  # a daemon from before the count: the full command counts in the catalog
+        return None  # a daemon from before this protocol: the search runs here
     return answer
 
 

@@ -343,7 +343,8 @@ class QueryServer:
         defaults (`[search] limit`, `min_score`) are the caller's own and the client imports
         nothing but the standard library (docs/daemon.md, "Searches served by the daemon"). A
         caller whose configuration names another home, catalog or model, turns the daemon off or
-        does not load is declined: its own full command runs and says what it must.
+        does not load is declined (so is one whose HOME, or a relative path it names, would mean
+        other files here): the search then runs in the caller's process, which says what it must.
         When nothing is found, the reply says why (`no_hits`), from the catalog, as the command would.
         Raises `Declined` and `PhotoindexError` like `answer`'s own requests.
         """

@@ -1,6 +1,6 @@
 """One request and its answer on the daemon's socket: a JSON line each way (`protocol.py`).
 
-Standard library only, and only what this needs (os, socket, json, time): the served path of
+Standard library only, and only what this needs (socket, json, time): the served path of
 `photoindex search` (`cli/served.py`) imports it before anything else, and its whole start-up is
 what a served search costs (docs/daemon.md, "Searches served by the daemon").
 """
