@@ -200,14 +200,8 @@ def test_an_unreadable_verdict_is_checked_again(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_daemon_checks_the_copy_at_start_and_the_first_search_trims_without_checking(
-    vit_text: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A bundle with the ViT-B/32 text model: `prepare_text_model(check=True)` (what the daemon runs at
-    start) makes the copy and its verdict; the library's text encoder then trims without a new check,
-    and its vectors are the full model's."""
-    from photoindex.config import load_config
-    from photoindex.library import open_library
+def use_vit_text_bundle(vit_text: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The toy bundle with the ViT-B/32 text model, as this process's only PHOTOINDEX_* settings."""
     from photoindex.testing.models import make_bundle
 
     bundle = make_bundle(tmp_path / "bundle", "toy")
@@ -217,6 +211,19 @@ def test_the_daemon_checks_the_copy_at_start_and_the_first_search_trims_without_
         monkeypatch.delenv(key)
     monkeypatch.setenv("PHOTOINDEX_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PHOTOINDEX_MODEL_BUNDLE", str(bundle))
+    return bundle
+
+
+def test_the_daemon_checks_the_copy_at_start_and_the_first_search_trims_without_checking(
+    vit_text: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bundle with the ViT-B/32 text model: `prepare_text_model(check=True)` (what the daemon runs at
+    start) makes the copy and its verdict; the library's text encoder then trims without a new check,
+    and its vectors are the full model's."""
+    from photoindex.config import load_config
+    from photoindex.library import open_library
+
+    use_vit_text_bundle(vit_text, tmp_path, monkeypatch)
     with open_library(load_config()) as lib:
         lib.prepare_text_model()  # the indexer's: the copy with its short graph, not checked
         copy = modelcache.lookup(vit_text, lib.config.runtime.model_cache_dir, onnxruntime.__version__)
@@ -308,16 +315,9 @@ def test_photoindex_index_checks_the_copy_at_its_end_so_the_first_search_does_no
 ) -> None:
     from helpers import cli
 
-    from photoindex.testing.models import make_bundle
     from photoindex.testing.photos import make_photo
 
-    bundle = make_bundle(tmp_path / "bundle", "toy")
-    (bundle / "text_encoder.onnx").unlink()
-    (bundle / "text_encoder.onnx").symlink_to(vit_text)
-    for key in [k for k in os.environ if k.startswith("PHOTOINDEX_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("PHOTOINDEX_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("PHOTOINDEX_MODEL_BUNDLE", str(bundle))
+    use_vit_text_bundle(vit_text, tmp_path, monkeypatch)
     monkeypatch.setenv("PHOTOINDEX_OCR_ENABLED", "0")
     make_photo(tmp_path / "photos" / "a.jpg", (200, 30, 30), size=(64, 48))
     cli("index", str(tmp_path / "photos"))
