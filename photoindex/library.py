@@ -6,12 +6,14 @@ on first use so a search does not load the image encoder and a status does not l
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -241,9 +243,26 @@ class Library:
         except Exception as exc:  # an onnxruntime that does not import is reported when a model is loaded
             logger.info("no fast-loading copy of %s: %s", path, exc)
 
+    @contextmanager
+    def answering_queries(self, *, load: bool = True) -> Iterator[None]:
+        """While a process answers many queries (the daemon, `serve`): its text model is loaded for
+        speed per query (`warm_text`), and a background thread makes and checks its fast copy now
+        and, with `load`, loads it and runs it once (`ready_text_model`). On leaving, that thread is
+        waited for `_READY_JOIN_SECONDS` at most: a thread inside ONNX Runtime should not outlive
+        the library nor the interpreter, and a stop must not wait longer than a load takes.
+        """
+        self.warm_text = True
+        ready = self.ready_text_model if load else functools.partial(self.prepare_text_model, check=True)
+        thread = threading.Thread(target=ready, name="text-model", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join(_READY_JOIN_SECONDS)
+
     def ready_text_model(self) -> None:
         """The text model's fast copy made and checked, then the model loaded and run once, in a
-        process that answers many queries (the daemon, `serve`): its first query is as quick as any.
+        process that answers many queries (`answering_queries`): its first query is as quick as any.
 
         Logs `TEXT_READY` when done. Never raises: a model that does not load is reported by the
         query that needs it. Fetches nothing: a bundle still to be downloaded is left to the first
@@ -321,7 +340,7 @@ class Library:
 
 
 TEXT_READY = "the text model is ready for queries"  # logged by `Library.ready_text_model` (benchmarks wait for it)
-READY_JOIN_SECONDS = 5.0  # how long a stopping daemon or `serve` waits for `ready_text_model`
+_READY_JOIN_SECONDS = 5.0  # how long a stopping daemon or `serve` waits for `ready_text_model`
 
 
 def open_library(config: Config) -> Library:

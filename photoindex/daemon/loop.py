@@ -19,7 +19,6 @@ in a thread of its own, from the same library and in-memory index.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import os
@@ -44,7 +43,7 @@ from photoindex.daemon.settle import Settler
 from photoindex.daemon.watcher import Event, Hint, Trouble, Watcher
 from photoindex.errors import ConfigError, LockedError, PhotoindexError
 from photoindex.indexing.indexer import Indexer, IndexReport, noting_progress
-from photoindex.library import READY_JOIN_SECONDS, Library, open_library
+from photoindex.library import Library, open_library
 from photoindex.paths import within
 from photoindex.search.server import QueryServer
 
@@ -584,13 +583,10 @@ def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, _on_signal)
     try:
-        with only_daemon(config.home), open_library(config) as lib:
-            lib.warm_text = True  # its text model answers many queries (docs/search.md, "Query text")
-            # The text model's fast copy made and checked now; loaded too when this daemon answers searches.
-            answers = config.search.use_daemon or bool(config.web.listen.strip())
-            ready = lib.ready_text_model if answers else functools.partial(lib.prepare_text_model, check=True)
-            text_model = threading.Thread(target=ready, name="text-model", daemon=True)
-            text_model.start()
+        # The text model's fast copy made and checked at start; the model loaded too when this
+        # daemon answers searches (docs/daemon.md, "Searches served by the daemon").
+        answers = config.search.use_daemon or bool(config.web.listen.strip())
+        with only_daemon(config.home), open_library(config) as lib, lib.answering_queries(load=answers):
             daemon = Daemon(lib, stop, watch_limit=_watch_limit(os.environ))
             try:
                 return daemon.run()
@@ -600,10 +596,6 @@ def run_daemon(config: Config, *, stop: threading.Event | None = None) -> int:
                 log.exception("the daemon stopped on an unexpected error")
                 daemon.state.update(state="stopped", last_error=f"{_now_iso()} crashed: {exc!r}", force=True)
                 return EXIT_CRASHED
-            finally:
-                # A thread inside ONNX Runtime should not outlive the library nor the interpreter; a
-                # load takes seconds at most, and a stop must not wait longer than that for it.
-                text_model.join(READY_JOIN_SECONDS)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -111,25 +111,18 @@ def serve(
     config: Config, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, on_ready: Callable[[Listening], None]
 ) -> None:
     """`photoindex serve`: serve the page until Ctrl-C/SIGTERM, over a library of its own."""
-    from photoindex.library import READY_JOIN_SECONDS, open_library
+    from photoindex.library import open_library
     from photoindex.web.service import WebService
 
     sock = bind(host, port)
     try:
         with open_library(config) as lib:
-            lib.warm_text = True  # its text model answers many queries (docs/search.md, "Query text")
             service = WebService(lib)
             app, login, secret_file = _app(service, host)
             server = _uvicorn(app)
-            # Loaded while the page is opened, so the first search is as quick as any; waited for
-            # (a little) before the library closes: a thread inside ONNX Runtime should not outlive it.
-            ready = threading.Thread(target=lib.ready_text_model, name="text-model", daemon=True)
-            ready.start()
-            try:
+            with lib.answering_queries():  # the text model loads while the page is opened
                 on_ready(Listening(_url(sock, host), login, secret_file))
                 server.run(sockets=[sock])
-            finally:
-                ready.join(READY_JOIN_SECONDS)
     finally:
         sock.close()
 
