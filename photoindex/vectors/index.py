@@ -351,7 +351,7 @@ def _nlist_for(n: int) -> int:
 
 def _bytes_of(array: np.ndarray, dtype: str) -> memoryview:
     """The bytes of `array` as `dtype`, without a copy when it already is (an empty one too)."""
-    return memoryview(np.ascontiguousarray(array, dtype=dtype).reshape(-1).view(np.uint8))
+    return np.ascontiguousarray(array, dtype=dtype).reshape(-1).view(np.uint8).data
 
 
 def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -840,7 +840,7 @@ def _parse(path: Path, f: IO[bytes]) -> tuple[dict[str, Any], Store]:
     store: Store
     if backend == "numpy":
         store = _NumpyStore.read_payload(read, dim, count)
-    elif kind == "flat" and payload_len <= FLAT_VIEW_MAX:
+    elif kind == "flat" and _FlatView.fits(count, dim):
         data = read(payload_len)
         try:
             store = _FlatView.parse(data, dim, count)
