@@ -3,8 +3,11 @@
 Both tools get the very same ONNX files (open_clip ViT-B-32-256 as rclip's convert script exports
 it, random weights: `benchmarks/peer/make_random_model.py`) and the same synthetic 12 MP JPEGs.
 Every timed command runs offline (`unshare -n` where allowed) on a fresh home, A/B interleaved
-(the order flips every round, so a busy moment of the shared machine hits each tool alike), with
-the memory and CPU time of its whole process tree sampled from /proc (`benchmarks/memory.py`).
+(the order flips every round, so a busy moment of the shared machine hits each tool alike). Timed
+runs are not sampled: their wall time and the exact CPU time of their whole process tree come from
+`benchmarks.memory.exact_run`. Peak memory comes from separate runs of the same commands whose
+process tree is sampled from /proc (`--memory-rounds`, `benchmarks/memory.py`): sampling takes ~17%
+of a core from the command it watches, so those runs are not timed.
 
 Measured: indexing (rclip, photoindex fp32 and int8, fresh homes: the fast model copies are made
 in the run), the first search after indexing, cold searches, searches served by the daemon,
@@ -34,7 +37,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.memory import TreeSampler  # noqa: E402
+from benchmarks.memory import TreeSampler, exact_run  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -172,7 +175,7 @@ def setup_bundles(work: Path, datadir: Path) -> tuple[Path, Path]:
 
 @dataclass
 class Run:
-    """One timed command: wall seconds, whole-tree CPU seconds and peak memory."""
+    """One command: wall seconds and whole-tree CPU seconds (exact), or peak memory (`sampled`)."""
 
     tool: str
     what: str
@@ -182,6 +185,7 @@ class Run:
     pss_mib: float
     processes: int
     load: float
+    sampled: bool = False  # a memory run: rss/pss are its peaks, its wall and CPU are not figures
 
     @property
     def cpu_percent(self) -> float:
@@ -200,9 +204,18 @@ def _offline() -> list[str]:
 OFFLINE = _offline()
 
 
-def timed(tool: str, what: str, args: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[Run, str]:
-    """Run `args` offline, sampling its process tree; (the run, its stdout)."""
+def timed(tool: str, what: str, args: list[str], env: dict[str, str], cwd: Path | None = None, *,
+          memory: bool = False) -> tuple[Run, str]:
+    """Run `args` offline; (the run, its stdout). Timed unsampled (wall and exact whole-tree CPU), or,
+    with `memory`, its process tree sampled for peak RSS and PSS (and its time not to be quoted)."""
     load = os.getloadavg()[0]
+    if not memory:
+        r = exact_run([*OFFLINE, *args], env, cwd)
+        if r.returncode != 0:
+            raise RuntimeError(f"{tool} {what}: {' '.join(args)} exited {r.returncode}:\n{r.stderr[-3000:]}")
+        if not r.exact:
+            say(f"  ({tool} {what}: no child subreaper here, so orphaned processes' CPU is not counted)")
+        return Run(tool, what, r.wall, r.cpu_seconds, 0.0, 0.0, 0, load), r.stdout
     start = time.perf_counter()
     proc = subprocess.Popen([*OFFLINE, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -212,7 +225,7 @@ def timed(tool: str, what: str, args: list[str], env: dict[str, str], cwd: Path 
     if proc.returncode != 0:
         raise RuntimeError(f"{tool} {what}: {' '.join(args)} exited {proc.returncode}:\n{err[-3000:]}")
     p = sampler.peak
-    return Run(tool, what, wall, p.cpu_seconds, p.rss_mib, p.pss_mib, p.processes, load), out
+    return Run(tool, what, wall, p.cpu_seconds, p.rss_mib, p.pss_mib, p.processes, load, sampled=True), out
 
 
 def photoindex_cmd() -> list[str]:
@@ -251,16 +264,21 @@ def _median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-def index_rounds(rounds: int, tools: dict[str, Any], photos: Path, state: Path) -> list[Run]:
-    """Each tool indexes the photos from nothing, `rounds` times, order flipped every round."""
+def index_rounds(rounds: int, tools: dict[str, Any], memory_rounds: int = 1) -> list[Run]:
+    """Each tool indexes the photos from nothing, `rounds` timed times, order flipped every round; then
+    `memory_rounds` more times with its process tree sampled for the peak memory (`Run.sampled`)."""
     runs: list[Run] = []
     names = list(tools)
-    for r in range(rounds):
+    for r in range(rounds + memory_rounds):
+        memory = r >= rounds
         for name in names if r % 2 == 0 else names[::-1]:
-            run = tools[name](r)
+            run = tools[name](r, memory=memory)
             runs.append(run)
-            say(f"  index {name:6} round {r + 1}: {run.wall:6.2f} s, CPU {run.cpu_percent:4.0f}%, "
-                f"tree RSS {run.rss_mib:5.0f} MiB, PSS {run.pss_mib:5.0f} MiB, load {run.load:.1f}")
+            if memory:
+                say(f"  index {name:6} memory run: tree peak RSS {run.rss_mib:5.0f} MiB, PSS {run.pss_mib:5.0f} MiB")
+            else:
+                say(f"  index {name:6} round {r + 1}: {run.wall:6.2f} s, CPU {run.cpu:5.1f} s = "
+                    f"{run.cpu_percent:4.0f}%, load {run.load:.1f}")
     return runs
 
 
@@ -352,25 +370,33 @@ NPU_SIDES = ("decode", "decode-thumbs", "npu", "npu-nothumbs")
 
 
 def npu_vs_decode(photos: Path, bundle: Path, work: Path, rounds: int,
-                  sides: tuple[str, ...] = NPU_SIDES) -> dict[str, Any]:
+                  sides: tuple[str, ...] = NPU_SIDES) -> tuple[dict[str, Any], dict[str, float]]:
     """Decoding alone (the indexer's DecodePool) against indexing with the NPU stand-in, interleaved
-    (the order turns every round), each in its own process so the whole tree's memory is its own."""
+    (the order turns every round), each in its own process so the whole tree's memory is its own.
+    The rounds are unsampled; one more run of the NPU side, its tree sampled, gives the peak memory:
+    (the rounds' results by side, {"rss_mib", "pss_mib"})."""
     runs: dict[str, list[dict[str, Any]]] = {what: [] for what in sides}
+
+    def child(what: str, r: int, memory: bool) -> tuple[Run, dict[str, Any]]:
+        out = work / f"npu-{what}-{r}.json"
+        run, _ = timed("photoindex", what, [sys.executable, "-m", "benchmarks.versus_rclip", "--child", what,
+                                            str(photos), str(bundle), str(work / f"home-npu-{r}"), str(out)],
+                       {**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, memory=memory)
+        return run, json.loads(out.read_text())
+
     for r in range(rounds):
         k = r % len(sides)
         for what in sides[k:] + sides[:k]:
-            out = work / f"npu-{what}-{r}.json"
-            run, _ = timed("photoindex", what, [sys.executable, "-m", "benchmarks.versus_rclip", "--child", what,
-                                                str(photos), str(bundle), str(work / f"home-npu-{r}"), str(out)],
-                           {**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
-            result = json.loads(out.read_text())
-            result.update(rss_mib=run.rss_mib, pss_mib=run.pss_mib, wall=run.wall, cpu_s=run.cpu, load=run.load)
+            run, result = child(what, r, memory=False)
+            result.update(wall=run.wall, cpu_s=run.cpu, load=run.load)
             runs[what].append(result)
             say(f"  {what:13} round {r + 1}: {result['rate']:.1f} photos/s, "
                 f"{1000 * (result.get('window_cpu_per_photo') or 0):.1f} CPU ms per photo "
-                f"({1000 * (result.get('own_cpu_per_photo') or 0):.1f} in the main process), tree RSS "
-                f"{run.rss_mib:.0f} MiB, PSS {run.pss_mib:.0f} MiB, CPU {run.cpu:.1f} s, load {run.load:.1f}")
-    return runs
+                f"({1000 * (result.get('own_cpu_per_photo') or 0):.1f} in the main process), "
+                f"CPU {run.cpu:.1f} s, load {run.load:.1f}")
+    run, _ = child("npu", rounds, memory=True)
+    say(f"  npu memory run: tree peak RSS {run.rss_mib:.0f} MiB, PSS {run.pss_mib:.0f} MiB")
+    return runs, {"rss_mib": run.rss_mib, "pss_mib": run.pss_mib}
 
 
 def _child(what: str, photos: Path, bundle: Path, home: Path, out: Path) -> None:
@@ -404,11 +430,13 @@ def _child(what: str, photos: Path, bundle: Path, home: Path, out: Path) -> None
 # --- the report ------------------------------------------------------------------------------
 
 
-def _fmt_runs(runs: list[Run]) -> dict[str, float]:
-    return {"wall": _median([r.wall for r in runs]), "cpu_percent": _median([r.cpu_percent for r in runs]),
-            "cpu_s": _median([r.cpu for r in runs]),
-            "rss_max": max(r.rss_mib for r in runs), "pss_max": max(r.pss_mib for r in runs),
-            "rss_median": _median([r.rss_mib for r in runs])}
+def _fmt_runs(runs: list[Run], memory: list[Run] | None = None) -> dict[str, float]:
+    """Medians of timed runs; the peak memory of `memory`'s sampled runs (0 when there are none)."""
+    out = {"wall": _median([r.wall for r in runs]), "cpu_percent": _median([r.cpu_percent for r in runs]),
+           "cpu_s": _median([r.cpu for r in runs])}
+    if memory:
+        out.update(rss_max=max(r.rss_mib for r in memory), pss_max=max(r.pss_mib for r in memory))
+    return out
 
 
 def report(results: dict[str, Any]) -> str:
@@ -418,20 +446,21 @@ def report(results: dict[str, Any]) -> str:
     lines = [
         "# photoindex against rclip on rclip's own model",
         "",
-        f"{m['when']} · {m['cpu']} · {m['cores']} cores, shared with other work (load average at start "
+        f"{m['when']} · {m['cpu']} · {m['cores']} cores (load average at start "
         f"{m['load'][0]:.1f}) · onnxruntime {m['onnxruntime']} · "
         f"rclip {results['rclip'] or 'not run: ' + results['rclip_why']}",
         "",
         f"Model: open_clip ViT-B-32-256 exported as rclip's convert script does (`visual.onnx` 256x256 fp32, "
         f"`textual.onnx`), random weights, the same files for both tools. Photos: {n} synthetic 4000x3000 JPEGs "
         f"(q90). Command: `python -m benchmarks.versus_rclip --photos {n} --rounds {results['rounds']}`. Every "
-        "command offline, on a fresh home, A/B interleaved; memory and CPU summed over the whole process tree. "
-        "The machine was loaded by other work during the run: compare tools within this run, not with other runs.",
+        "command offline, on a fresh home, A/B interleaved. Times and CPU: unsampled runs, the exact CPU of the "
+        "whole process tree (`benchmarks.memory.exact_run`). Peak memory: separate runs whose process tree is "
+        "sampled (not timed). Compare tools within this run, not with other runs: this machine's speed drifts.",
         "",
         "## Indexing from nothing (whole command, medians)",
         "",
         "| tool | seconds | photos/s | vs rclip | CPU s per photo (vs rclip) | CPU use (2 cores = 200%) "
-        "| peak RSS tree, max | peak PSS tree, max |",
+        "| peak RSS tree | peak PSS tree |",
         "|---|---|---|---|---|---|---|---|",
     ]
     base = idx.get("rclip", {}).get("wall")
@@ -444,13 +473,13 @@ def report(results: dict[str, Any]) -> str:
         ratio = f"{base / s['wall']:.2f}x" if base else ""
         cpu = f"{s['cpu_s'] / n:.3f}" + (f" ({base_cpu / s['cpu_s']:.2f}x)" if base_cpu else "")
         lines.append(f"| {label} | {s['wall']:.2f} | {n / s['wall']:.1f} | {ratio} | {cpu} | "
-                     f"{s['cpu_percent']:.0f}% | {s['rss_max']:.0f} MiB | {s['pss_max']:.0f} MiB |")
+                     f"{s['cpu_percent']:.0f}% | {s.get('rss_max', 0):.0f} MiB | {s.get('pss_max', 0):.0f} MiB |")
     per_round = results.get("index_ratio_per_round", {})
     if per_round:
         lines += ["", "Per-round ratios (each round's runs back to back): " + "; ".join(
             f"{k}: {', '.join(f'{x:.2f}x' for x in v)}" for k, v in per_round.items()) + "."]
     s = results["search"]
-    lines += ["", "## Searching (whole command, medians)", "", "| what | seconds | peak RSS tree |", "|---|---|---|"]
+    lines += ["", "## Searching (whole command, medians)", "", "| what | seconds | CPU s |", "|---|---|---|"]
     for key, label in (("python", "the interpreter alone: python -c pass"),
                        ("floor", "the floor: import numpy + onnxruntime, load the text model, run it once"),
                        ("first_pi32", "photoindex search, first after indexing (fp32)"),
@@ -459,7 +488,7 @@ def report(results: dict[str, Any]) -> str:
                        ("daemon_pi32", "photoindex search served by the daemon, fp32"),
                        ("daemon_pi8", "photoindex search served by the daemon, int8")):
         if key in s:
-            lines.append(f"| {label} | {s[key]['wall']:.3f} | {s[key]['rss_max']:.0f} MiB |")
+            lines.append(f"| {label} | {s[key]['wall']:.3f} | {s[key]['cpu_s']:.3f} |")
     f = results["fidelity"]
     lines += ["", "## Same vectors", ""]
     if "photoindex_vs_rclip" in f:
@@ -471,11 +500,13 @@ def report(results: dict[str, Any]) -> str:
     if "npu" in results:
         npu = results["npu"]
         d, p = _median([x["rate"] for x in npu["decode"]]), _median([x["rate"] for x in npu["npu"]])
-        rss, pss = max(x["rss_mib"] for x in npu["npu"]), max(x["pss_mib"] for x in npu["npu"])
+        # Runs before the sampled memory run (2026-12-03 and earlier) carried each round's peaks.
+        mem = results.get("npu_memory") or {k: max(x[k] for x in npu["npu"]) for k in ("rss_mib", "pss_mib")}
+        rss, pss = mem["rss_mib"], mem["pss_mib"]
         lines += ["", "## On the board's budget (NPU stand-in, 4.2 ms per image, no CPU)", "",
                   f"Decoding alone (the indexer's decode pool, {m['cores']} workers): {d:.1f} photos/s; indexing "
                   f"with the NPU stand-in: {p:.1f} photos/s = **{p / d:.2f}** of decoding alone; whole tree peak "
-                  f"RSS {rss:.0f} MiB, PSS {pss:.0f} MiB (medians of {len(npu['npu'])} interleaved rounds)."]
+                  f"RSS {rss:.0f} MiB, PSS {pss:.0f} MiB (rates: medians of {len(npu['npu'])} interleaved rounds)."]
         others = [(k, label) for k, label in (("decode-thumbs", "decoding with thumbnails (as the indexer's workers)"),
                                               ("npu-nothumbs", "NPU indexing without thumbnails")) if npu.get(k)]
         if others:
@@ -517,6 +548,8 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=120)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--search-reps", type=int, default=5)
+    ap.add_argument("--memory-rounds", type=int, default=1,
+                    help="sampled runs per tool for the peak memory (not timed), after the timed rounds")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "photoindex-peers")
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--no-rclip", action="store_true", help="photoindex only (rclip is not installed or run)")
@@ -555,18 +588,21 @@ def main() -> None:
     }
 
     def pi_index(tool: str, bundle: Path) -> Any:
-        def go(r: int) -> Run:
+        def go(r: int, memory: bool = False) -> Run:
             home = state / f"{tool}_r{r}"
             shutil.rmtree(home, ignore_errors=True)
-            run, _ = timed(tool, "index", [*photoindex_cmd(), "index", str(photos), "--quiet"], pi_env(home, bundle))
+            run, _ = timed(tool, "index", [*photoindex_cmd(), "index", str(photos), "--quiet"], pi_env(home, bundle),
+                           memory=memory)
+            if memory:
+                shutil.rmtree(home, ignore_errors=True)  # ~0.6 GB of model copies, used by nothing after
             return run
         return go
 
-    def rclip_index(r: int) -> Run:
+    def rclip_index(r: int, memory: bool = False) -> Run:
         assert venv is not None
         d = rclip_datadir(state / f"rclip_r{r}", datadir)
         run, _ = timed("rclip", "index", [str(venv / "bin" / "rclip"), "-f", "-t", "10", QUERY], rclip_env(d),
-                       cwd=photos)
+                       cwd=photos, memory=memory)
         return run
 
     tools: dict[str, Any] = {}
@@ -576,11 +612,12 @@ def main() -> None:
     last = args.rounds - 1
     if "index" in stages_wanted:
         say(f"indexing {args.photos} photos from nothing, {args.rounds} rounds interleaved")
-        runs = index_rounds(args.rounds, tools, photos, state)
+        runs = index_rounds(args.rounds, tools, args.memory_rounds)
         by: dict[str, list[Run]] = {}
+        mem: dict[str, list[Run]] = {}
         for run in runs:
-            by.setdefault(run.tool, []).append(run)
-        results["index"] = {t: _fmt_runs(rs) for t, rs in by.items()}
+            (mem if run.sampled else by).setdefault(run.tool, []).append(run)
+        results["index"] = {t: _fmt_runs(rs, mem.get(t, [])) for t, rs in by.items()}
         results["index_runs"] = [asdict(r) for r in runs]
         if "rclip" in by:
             results["index_ratio_per_round"] = {
@@ -624,7 +661,7 @@ def main() -> None:
         say(f"  fidelity: {results['fidelity']}")
     if "npu" in stages_wanted:
         say("NPU stand-in against decoding alone, interleaved")
-        results["npu"] = npu = npu_vs_decode(photos, fp32, work, args.rounds)
+        results["npu"], results["npu_memory"] = npu, _ = npu_vs_decode(photos, fp32, work, args.rounds)
         d = _median([x["rate"] for x in npu["decode"]])
         say("  rates against decoding alone (medians): " + ", ".join(
             f"{k} {_median([x['rate'] for x in v]) / d:.2f}" for k, v in npu.items() if k != "decode"))
